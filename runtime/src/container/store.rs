@@ -1,0 +1,165 @@
+//! The state store: `<root>/<id>/` per container, holding `state.json` (written
+//! atomically: temp file + rename) and `exec.fifo`, with an flock per container.
+
+use std::fs::File;
+use std::io::Write;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+
+use super::State;
+
+/// Errors of the state store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("container {0:?} does not exist")]
+    NotFound(String),
+    #[error("container {0:?} already exists")]
+    Exists(String),
+    #[error("invalid container id {0:?}: use letters, digits, '_', '+', '-' and '.', not starting with '.'")]
+    BadId(String),
+    #[error("{step} {path}: {source}")]
+    Io { step: &'static str, path: PathBuf, source: std::io::Error },
+    #[error("parse {path}: {source}")]
+    Parse { path: PathBuf, source: serde_json::Error },
+}
+
+/// Check a container id (the same rule as runc: no path separators, no `..`).
+pub fn validate_id(id: &str) -> Result<(), StoreError> {
+    let ok = !id.is_empty()
+        && id.len() <= 1024
+        && !id.starts_with('.')
+        && id.chars().all(|c| c.is_ascii_alphanumeric() || "_+-.".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(StoreError::BadId(id.into()))
+    }
+}
+
+/// The state root (`--root`, default `/run/capsa`).
+#[derive(Debug, Clone)]
+pub struct Store {
+    root: PathBuf,
+}
+
+/// An flock held on a container directory; released on drop.
+pub struct Lock(#[allow(dead_code)] File);
+
+impl Store {
+    /// A store at `root` (created on first use, mode 0700).
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Store { root: root.into() }
+    }
+
+    /// The root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// `<root>/<id>`.
+    pub fn dir(&self, id: &str) -> PathBuf {
+        self.root.join(id)
+    }
+
+    /// `<root>/<id>/exec.fifo`.
+    pub fn fifo(&self, id: &str) -> PathBuf {
+        self.dir(id).join("exec.fifo")
+    }
+
+    /// Make `<root>/<id>` exclusively: fails with `Exists` if the id is taken.
+    pub fn create_dir(&self, id: &str) -> Result<PathBuf, StoreError> {
+        validate_id(id)?;
+        fn io<'a>(step: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> StoreError + 'a {
+            move |source| StoreError::Io { step, path: path.into(), source }
+        }
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&self.root).map_err(io("create state root", &self.root))?;
+        let dir = self.dir(id);
+        match std::fs::DirBuilder::new().mode(0o711).create(&dir) {
+            Ok(()) => Ok(dir),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(StoreError::Exists(id.into())),
+            Err(e) => Err(StoreError::Io { step: "create state dir", path: dir, source: e }),
+        }
+    }
+
+    /// Take the per-container lock (blocking). Errors if the container does not exist.
+    pub fn lock(&self, id: &str) -> Result<Lock, StoreError> {
+        validate_id(id)?;
+        let dir = self.dir(id);
+        let f = File::open(&dir).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => StoreError::NotFound(id.into()),
+            _ => StoreError::Io { step: "open state dir", path: dir.clone(), source: e },
+        })?;
+        // SAFETY: flock on an fd we own; no memory is involved.
+        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
+            return Err(StoreError::Io { step: "flock", path: dir, source: std::io::Error::last_os_error() });
+        }
+        Ok(Lock(f))
+    }
+
+    /// Read `state.json`. A directory without one is a create that never got far:
+    /// reported as `NotFound` (and `delete --force` removes the directory).
+    pub fn load(&self, id: &str) -> Result<State, StoreError> {
+        validate_id(id)?;
+        let path = self.dir(id).join("state.json");
+        let data = std::fs::read(&path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => StoreError::NotFound(id.into()),
+            _ => StoreError::Io { step: "read", path: path.clone(), source: e },
+        })?;
+        serde_json::from_slice(&data).map_err(|source| StoreError::Parse { path, source })
+    }
+
+    /// Write `state.json` atomically.
+    pub fn save(&self, st: &State) -> Result<(), StoreError> {
+        let dir = self.dir(&st.id);
+        let tmp = dir.join(".state.json.tmp");
+        let path = dir.join("state.json");
+        let data = serde_json::to_vec(st).expect("state serializes");
+        fn io<'a>(step: &'static str, p: &'a Path) -> impl FnOnce(std::io::Error) -> StoreError + 'a {
+            move |source| StoreError::Io { step, path: p.into(), source }
+        }
+        let mut f = File::create(&tmp).map_err(io("create", &tmp))?;
+        f.write_all(&data).map_err(io("write", &tmp))?;
+        std::fs::rename(&tmp, &path).map_err(io("rename", &path))?;
+        Ok(())
+    }
+
+    /// Remove `<root>/<id>` and everything in it.
+    pub fn remove(&self, id: &str) -> Result<(), StoreError> {
+        validate_id(id)?;
+        let dir = self.dir(id);
+        match std::fs::remove_dir_all(&dir) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(StoreError::Io { step: "remove state dir", path: dir, source: e }),
+        }
+    }
+
+    /// Ids of every container directory, sorted.
+    pub fn list(&self) -> Vec<String> {
+        let mut ids: Vec<String> = match std::fs::read_dir(&self.root) {
+            Ok(rd) => rd
+                .filter_map(|e| e.ok())
+                .filter(|e| e.file_type().map(|t| t.is_dir()).unwrap_or(false))
+                .filter_map(|e| e.file_name().into_string().ok())
+                .filter(|n| validate_id(n).is_ok())
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        ids.sort();
+        ids
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids() {
+        assert!(validate_id("abc-1_2+x.y").is_ok());
+        for bad in ["", ".", "..", "a/b", "../x", "a b", ".hidden"] {
+            assert!(validate_id(bad).is_err(), "{bad}");
+        }
+    }
+}

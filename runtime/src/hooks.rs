@@ -1,0 +1,64 @@
+//! OCI hooks: run a program with the container state on stdin, with a timeout.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::spec::Hook;
+use crate::sys::SysError;
+
+/// Run `hooks` (of kind `kind`) in order; the first failure stops the list.
+pub fn run(kind: &str, hooks: &[Hook], state: &serde_json::Value) -> Result<(), SysError> {
+    let input = serde_json::to_vec(state).expect("state serializes");
+    for (i, h) in hooks.iter().enumerate() {
+        run_one(kind, i, h, &input)?;
+    }
+    Ok(())
+}
+
+fn run_one(kind: &str, i: usize, h: &Hook, input: &[u8]) -> Result<(), SysError> {
+    let what = format!("{kind} hook #{i} {}", h.path);
+    tracing::debug!("running {what} with the container state on stdin");
+    let mut cmd = Command::new(&h.path);
+    if let Some((argv0, rest)) = h.args.split_first() {
+        use std::os::unix::process::CommandExt;
+        cmd.arg0(argv0).args(rest);
+    }
+    cmd.env_clear();
+    for e in &h.env {
+        if let Some((k, v)) = e.split_once('=') {
+            cmd.env(k, v);
+        }
+    }
+    cmd.stdin(Stdio::piped()).stdout(Stdio::inherit()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().map_err(|e| SysError::io(format!("start {what}"), &e))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        // A hook that does not read its stdin is fine: ignore EPIPE.
+        let _ = stdin.write_all(input);
+    }
+    let deadline = h.timeout.map(|t| Instant::now() + Duration::from_secs(t as u64));
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => {
+                if status.success() {
+                    return Ok(());
+                }
+                let mut err = String::new();
+                if let Some(mut e) = child.stderr.take() {
+                    use std::io::Read;
+                    let _ = e.read_to_string(&mut err);
+                }
+                let err = err.trim();
+                return Err(SysError::msg(what, format!("{status}{}{err}", if err.is_empty() { "" } else { ": " })));
+            }
+            Ok(None) => {}
+            Err(e) => return Err(SysError::io(format!("wait for {what}"), &e)),
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(SysError::msg(what, format!("timed out after {}s and was killed", h.timeout.unwrap_or(0))));
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}

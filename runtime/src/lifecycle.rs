@@ -1,0 +1,173 @@
+//! The verbs after `create`: start, state, kill, delete, pause, resume, ps, list.
+
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use crate::container::{State, Status, Store};
+use crate::error::{Error, Result};
+use crate::sys::SysError;
+
+/// A container loaded with its live status.
+pub struct Loaded {
+    pub state: State,
+    pub status: Status,
+}
+
+/// Load a container and derive its status.
+pub fn load(store: &Store, id: &str) -> Result<Loaded> {
+    let state = store.load(id)?;
+    let status = Status::of(&state, store.fifo(id).exists());
+    Ok(Loaded { state, status })
+}
+
+/// `start`: release the init (it is blocked reading exec.fifo), then run poststart hooks.
+pub fn start(store: &Store, id: &str) -> Result<()> {
+    let _lock = store.lock(id)?;
+    let c = load(store, id)?;
+    if c.status != Status::Created {
+        return Err(Error::BadState { id: id.into(), status: c.status.as_str(), op: "start (only a created container can start)" });
+    }
+    let fifo = store.fifo(id);
+    let f = crate::sys::open(&fifo, libc::O_WRONLY | libc::O_NONBLOCK, 0)
+        .map_err(|e| if e.errno == libc::ENXIO { e.hint("the container's init is gone") } else { e })?;
+    let mut file = std::fs::File::from(f);
+    file.write_all(b"0").map_err(|e| SysError::io(format!("write {}", fifo.display()), &e))?;
+    drop(file);
+    let _ = std::fs::remove_file(&fifo);
+    if let Some(h) = &c.state.hooks {
+        if let Err(e) = crate::hooks::run("poststart", &h.poststart, &c.state.oci("running")) {
+            tracing::warn!("{e}");
+        }
+    }
+    Ok(())
+}
+
+/// `state`: the OCI state document.
+pub fn state(store: &Store, id: &str) -> Result<serde_json::Value> {
+    let c = load(store, id)?;
+    Ok(c.state.oci(c.status.as_str()))
+}
+
+/// `kill`: signal the init, or (`all`) every process in the container's cgroup.
+pub fn kill(store: &Store, id: &str, sig: i32, all: bool) -> Result<()> {
+    let c = load(store, id)?;
+    if matches!(c.status, Status::Stopped | Status::Creating) && !all {
+        return Err(Error::BadState { id: id.into(), status: c.status.as_str(), op: "kill (container not running)" });
+    }
+    if all {
+        if let Some(cg) = &c.state.cgroup {
+            return Ok(cg.kill_all(sig)?);
+        }
+    }
+    if c.status == Status::Stopped {
+        return Ok(());
+    }
+    tracing::debug!("kill({}, {sig})", c.state.pid);
+    // SAFETY: kill with integer arguments; the pid was checked against its start time.
+    if unsafe { libc::kill(c.state.pid, sig) } < 0 {
+        return Err(SysError::last(format!("kill pid {} with signal {sig}", c.state.pid)).into());
+    }
+    Ok(())
+}
+
+/// `delete`: remove a stopped (or created) container; `force` kills a running one first.
+pub fn delete(store: &Store, id: &str, force: bool) -> Result<()> {
+    let lock = match store.lock(id) {
+        Ok(l) => l,
+        Err(crate::container::StoreError::NotFound(_)) if force => return Ok(()),
+        Err(e) => return Err(e.into()),
+    };
+    let c = match load(store, id) {
+        Ok(c) => c,
+        // A directory with no state.json: a create that never got far.
+        Err(Error::Store(crate::container::StoreError::NotFound(_))) => {
+            store.remove(id)?;
+            return if force { Ok(()) } else { Err(crate::container::StoreError::NotFound(id.into()).into()) };
+        }
+        Err(e) => return Err(e),
+    };
+    match c.status {
+        Status::Stopped => {}
+        Status::Created | Status::Creating => kill_and_wait(&c.state)?,
+        Status::Running | Status::Paused if force => kill_and_wait(&c.state)?,
+        s => return Err(Error::BadState { id: id.into(), status: s.as_str(), op: "delete (stop it first, or use --force)" }),
+    }
+    destroy(store, &c.state)?;
+    drop(lock);
+    Ok(())
+}
+
+/// SIGKILL every process of the container and wait until the init is gone.
+fn kill_and_wait(st: &State) -> Result<()> {
+    if let Some(cg) = &st.cgroup {
+        let _ = cg.kill_all(libc::SIGKILL);
+        let _ = cg.thaw();
+    }
+    if st.pid > 0 && crate::container::proc_start_time(st.pid).is_some_and(|(s, _)| s == st.pid_start) {
+        // SAFETY: kill with integer arguments; pid identity checked just above.
+        unsafe { libc::kill(st.pid, libc::SIGKILL) };
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while st.pid > 0 && Instant::now() < deadline {
+        match crate::container::proc_start_time(st.pid) {
+            Some((s, zombie)) if s == st.pid_start && !zombie => {
+                // Our own child (e.g. `run`)? Reap it.
+                // SAFETY: waitpid with WNOHANG on a pid; harmless if not our child.
+                unsafe { libc::waitpid(st.pid, std::ptr::null_mut(), libc::WNOHANG) };
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            _ => break,
+        }
+    }
+    Ok(())
+}
+
+/// Run poststop hooks, remove the cgroups and the state dir.
+pub fn destroy(store: &Store, st: &State) -> Result<()> {
+    if let Some(cg) = &st.cgroup {
+        cg.destroy()?;
+    }
+    store.remove(&st.id)?;
+    if let Some(h) = &st.hooks {
+        if let Err(e) = crate::hooks::run("poststop", &h.poststop, &st.oci("stopped")) {
+            tracing::warn!("{e}");
+        }
+    }
+    Ok(())
+}
+
+/// `pause`: freeze every process of the container.
+pub fn pause(store: &Store, id: &str) -> Result<()> {
+    let _lock = store.lock(id)?;
+    let c = load(store, id)?;
+    if !matches!(c.status, Status::Running | Status::Created) {
+        return Err(Error::BadState { id: id.into(), status: c.status.as_str(), op: "pause (container not running)" });
+    }
+    let cg = c.state.cgroup.as_ref().ok_or_else(|| Error::msg("pause needs the container's cgroup (freezer)"))?;
+    Ok(cg.freeze()?)
+}
+
+/// `resume`: thaw a paused container.
+pub fn resume(store: &Store, id: &str) -> Result<()> {
+    let _lock = store.lock(id)?;
+    let c = load(store, id)?;
+    if c.status != Status::Paused {
+        return Err(Error::BadState { id: id.into(), status: c.status.as_str(), op: "resume (container not paused)" });
+    }
+    let cg = c.state.cgroup.as_ref().ok_or_else(|| Error::msg("resume needs the container's cgroup"))?;
+    Ok(cg.thaw()?)
+}
+
+/// `ps`: host pids of the container's processes.
+pub fn pids(store: &Store, id: &str) -> Result<Vec<i32>> {
+    let c = load(store, id)?;
+    match &c.state.cgroup {
+        Some(cg) => Ok(cg.pids()?),
+        None => Ok(if c.status == Status::Stopped { vec![] } else { vec![c.state.pid] }),
+    }
+}
+
+/// `list`: every container with its status.
+pub fn list(store: &Store) -> Vec<Loaded> {
+    store.list().iter().filter_map(|id| load(store, id).ok()).collect()
+}

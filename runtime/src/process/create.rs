@@ -1,0 +1,307 @@
+//! `create`: the parent side. Validates the bundle, makes the state dir and cgroups,
+//! clones the init directly (no re-exec of the runtime), drives the sync protocol,
+//! and leaves the init waiting on exec.fifo.
+
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::path::{Path, PathBuf};
+
+use super::init::{self, InitArgs};
+use super::sync::{Channel, Msg};
+use crate::cgroups::{self, Manager};
+use crate::container::{proc_start_time, Phase, State, Store};
+use crate::error::{Error, Result};
+use crate::namespaces::{self, NsPlan};
+use crate::spec::{self, LinuxDeviceCgroup, Spec};
+use crate::sys::{check, SysError};
+
+/// Options of `create` (and `run`).
+#[derive(Debug, Clone, Default)]
+pub struct CreateOpts {
+    pub id: String,
+    pub bundle: PathBuf,
+    pub pid_file: Option<PathBuf>,
+    pub console_socket: Option<PathBuf>,
+    pub no_pivot: bool,
+    pub no_new_keyring: bool,
+    pub preserve_fds: i32,
+}
+
+/// A created container, as the caller needs it.
+pub struct Created {
+    pub pid: i32,
+    pub state: State,
+    /// For a foreground `run` with a terminal: the pty master.
+    pub console_master: Option<OwnedFd>,
+}
+
+/// Undo a failed create: kill the init, remove the cgroups and the state dir.
+struct Cleanup<'a> {
+    store: &'a Store,
+    id: &'a str,
+    cgroup: Option<Manager>,
+    pids: Vec<i32>,
+    armed: bool,
+}
+
+impl Drop for Cleanup<'_> {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        for &p in &self.pids {
+            // SAFETY: signalling and reaping our own children.
+            unsafe {
+                libc::kill(p, libc::SIGKILL);
+                libc::waitpid(p, std::ptr::null_mut(), 0);
+            }
+        }
+        if let Some(cg) = &self.cgroup {
+            if let Err(e) = cg.destroy() {
+                tracing::warn!("cleanup after failed create: {e}");
+            }
+        }
+        let _ = self.store.remove(self.id);
+    }
+}
+
+/// Load and validate `<bundle>/config.json`; returns (spec, absolute bundle, rootfs).
+pub fn load_bundle(bundle: &Path) -> Result<(Spec, PathBuf, PathBuf)> {
+    let bundle = std::fs::canonicalize(bundle).map_err(|e| SysError::io(format!("bundle {}", bundle.display()), &e))?;
+    let cfg = bundle.join("config.json");
+    let spec = spec::load(&cfg)?;
+    spec::validate(&spec, &cfg)?;
+    if spec.process.is_none() {
+        return Err(Error::msg(format!("{}: process: missing (nothing to run)", cfg.display())));
+    }
+    let root = &spec.root.as_ref().expect("validated").path;
+    let rootfs = bundle.join(root);
+    let rootfs = std::fs::canonicalize(&rootfs).map_err(|e| SysError::io(format!("rootfs {} (root.path in {})", rootfs.display(), cfg.display()), &e))?;
+    if !rootfs.is_dir() {
+        return Err(SysError::from_errno(format!("rootfs {}", rootfs.display()), libc::ENOTDIR).into());
+    }
+    Ok((spec, bundle, rootfs))
+}
+
+/// The device rules a container's cgroup gets: the spec's, then the default devices
+/// and `linux.devices` allowed (runc's order).
+fn device_rules(spec: &Spec) -> Vec<LinuxDeviceCgroup> {
+    let linux = spec.linux();
+    let mut rules = linux.resources.as_ref().map(|r| r.devices.clone()).unwrap_or_default();
+    rules.extend(cgroups::default_allowed_devices());
+    for d in &linux.devices {
+        rules.push(LinuxDeviceCgroup {
+            allow: true,
+            r#type: Some(if d.typ == "u" { "c".into() } else { d.typ.clone() }),
+            major: Some(d.major),
+            minor: Some(d.minor),
+            access: Some("rwm".into()),
+        });
+    }
+    rules
+}
+
+/// Create the container. `foreground_tty`: a `run` in the foreground with a terminal
+/// and no console socket (the caller proxies the pty).
+pub fn create(store: &Store, opts: &CreateOpts, foreground_tty: bool) -> Result<Created> {
+    let (spec, bundle, rootfs) = load_bundle(&opts.bundle)?;
+    let process = spec.process.clone().expect("checked");
+    if process.terminal && opts.console_socket.is_none() && !foreground_tty {
+        return Err(Error::msg("process.terminal is true: --console-socket is required (the pty master is sent there)"));
+    }
+    crate::security::rlimits::validate(&process.rlimits).map_err(|e| Error::msg(e.to_string()))?;
+    let ns = NsPlan::from_spec(&spec)?;
+
+    store.create_dir(&opts.id)?;
+    let mut guard = Cleanup { store, id: &opts.id, cgroup: None, pids: Vec::new(), armed: true };
+    let linux = spec.linux();
+
+    // Cgroups first (cheap mkdirs and writes), so a bad limit fails before any process exists.
+    let host = cgroups::detect()?;
+    let cg_path = cgroups::resolve_path(linux.cgroups_path.as_deref().unwrap_or(""), &opts.id)?;
+    let mut mgr = Manager::new(&host, &cg_path);
+    guard.cgroup = Some(mgr.clone());
+    mgr.create()?;
+    guard.cgroup = Some(mgr.clone());
+    let mut res = linux.resources.clone().unwrap_or_default();
+    res.devices = device_rules(&spec);
+    mgr.apply(&res)?;
+
+    let mut state = State {
+        oci_version: spec.oci_version.clone(),
+        id: opts.id.clone(),
+        phase: Phase::Creating,
+        pid: 0,
+        pid_start: 0,
+        bundle: bundle.clone(),
+        rootfs: rootfs.clone(),
+        created: crate::time::now_rfc3339(),
+        annotations: spec.annotations.clone(),
+        cgroup: Some(mgr.clone()),
+        process: Some(process.clone()),
+        seccomp: linux.seccomp.clone(),
+        hooks: spec.hooks.clone(),
+        user_ns: spec.namespace("user").is_some(),
+    };
+    store.save(&state)?;
+
+    let fifo_path = store.fifo(&opts.id);
+    let cfifo = crate::sys::cstr(&fifo_path)?;
+    // SAFETY: mkfifo on a valid C string.
+    check(unsafe { libc::mkfifo(cfifo.as_ptr(), 0o600) }, || format!("mkfifo {}", fifo_path.display()))?;
+    let fifo = crate::sys::open(&fifo_path, libc::O_RDWR, 0)?;
+
+    let mut tty_pair: Option<(OwnedFd, OwnedFd)> = None;
+    let console: Option<OwnedFd> = match &opts.console_socket {
+        Some(p) => Some(super::console::connect(p)?),
+        None if process.terminal => {
+            let (a, b) = std::os::unix::net::UnixStream::pair().map_err(|e| SysError::io("socketpair for the terminal", &e))?;
+            let (a, b) = (OwnedFd::from(a), OwnedFd::from(b));
+            let dup = a.try_clone().map_err(|e| SysError::io("dup", &e))?;
+            tty_pair = Some((dup, b));
+            Some(a)
+        }
+        None => None,
+    };
+
+    let (parent_chan, child_chan) = Channel::pair()?;
+    if let Some(j) = &ns.join_pid {
+        namespaces::setns(j)?;
+    }
+    let hooks = spec.hooks.clone().unwrap_or_default();
+    let want_hooks = !(hooks.prestart.is_empty() && hooks.create_runtime.is_empty() && hooks.create_container.is_empty() && hooks.start_container.is_empty());
+    let args = InitArgs {
+        spec: &spec,
+        process: &process,
+        rootfs: &rootfs,
+        bundle: &bundle,
+        ns: &ns,
+        chan: &child_chan,
+        fifo: fifo.as_raw_fd(),
+        console: console.as_ref().map(|c| c.as_raw_fd()),
+        preserve_fds: opts.preserve_fds,
+        no_pivot: opts.no_pivot,
+        want_hooks,
+    };
+    if !opts.no_new_keyring {
+        // A fresh session keyring per container is the runc default; best effort
+        // (done in the child below, before anything else).
+    }
+    let clone_flags = libc::SIGCHLD | if ns.new_pid && !ns.new_user { libc::CLONE_NEWPID } else { 0 };
+    tracing::debug!(
+        "clone the container init (flags: {}), then unshare {}",
+        if clone_flags & libc::CLONE_NEWPID != 0 { "CLONE_NEWPID" } else { "none" },
+        namespaces::describe(ns.unshare | if ns.new_user { libc::CLONE_NEWUSER } else { 0 })
+    );
+    // SAFETY: raw clone without CLONE_VM is fork with namespace flags; the runtime is
+    // single-threaded, so the child can run Rust code until it execs or _exits.
+    let pid = unsafe { libc::syscall(libc::SYS_clone, clone_flags as libc::c_ulong, 0, 0, 0, 0) } as i32;
+    if pid == 0 {
+        drop(parent_chan);
+        if !opts.no_new_keyring {
+            // SAFETY: keyctl(JOIN_SESSION_KEYRING, NULL) with integer/NULL arguments.
+            unsafe { libc::syscall(libc::SYS_keyctl, 1, std::ptr::null::<libc::c_char>()) };
+        }
+        init::child_main(&args);
+    }
+    let pid = check(pid, || "clone the container init".into())?;
+    drop(child_chan);
+    drop(console);
+    guard.pids.push(pid);
+
+    tracing::debug!("move pid {pid} into its cgroups ({})", mgr.paths().iter().map(|(c, p)| format!("{c}:{}", p.display())).collect::<Vec<_>>().join(" "));
+    mgr.add_pid(pid)?;
+    parent_chan.send(&Msg::CgroupJoined)?;
+
+    let mut init_pid = pid;
+    if ns.new_user {
+        expect(&parent_chan, pid, "UserNsReady", |m| matches!(m, Msg::UserNsReady))?;
+        write_id_maps(pid, &linux)?;
+        parent_chan.send(&Msg::MapsWritten)?;
+        match expect(&parent_chan, pid, "InitPid", |m| matches!(m, Msg::InitPid(_)))? {
+            Msg::InitPid(p) => init_pid = p,
+            _ => unreachable!(),
+        }
+        guard.pids.insert(0, init_pid);
+        // SAFETY: reaping the intermediate child, which exits right after sending InitPid.
+        unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
+        guard.pids.retain(|&p| p != pid);
+    }
+    state.pid = init_pid;
+    state.pid_start = proc_start_time(init_pid).map(|s| s.0).unwrap_or(0);
+    store.save(&state)?;
+
+    loop {
+        match expect(&parent_chan, init_pid, "Ready", |m| matches!(m, Msg::Ready | Msg::RunHooks))? {
+            Msg::RunHooks => {
+                let st = state.oci("creating");
+                crate::hooks::run("prestart", &hooks.prestart, &st)?;
+                crate::hooks::run("createRuntime", &hooks.create_runtime, &st)?;
+                parent_chan.send(&Msg::HooksDone(st.to_string()))?;
+            }
+            _ => break,
+        }
+    }
+
+    state.phase = Phase::Created;
+    store.save(&state)?;
+    if let Some(pf) = &opts.pid_file {
+        write_pid_file(pf, init_pid)?;
+    }
+    let console_master = match tty_pair {
+        Some((_, ours)) => Some(super::console::recv_fd(ours.as_raw_fd())?),
+        None => None,
+    };
+    guard.armed = false;
+    Ok(Created { pid: init_pid, state, console_master })
+}
+
+/// Receive the next message, turning `Error` and EOF into errors.
+fn expect(chan: &Channel, pid: i32, what: &str, want: impl Fn(&Msg) -> bool) -> Result<Msg> {
+    match chan.recv()? {
+        Some(Msg::Error(e)) => Err(Error::Sys(SysError { step: format!("container init: {}", e.step), ..e })),
+        Some(m) if want(&m) => Ok(m),
+        Some(m) => Err(Error::msg(format!("sync with the container init: expected {what}, got {m:?}"))),
+        None => {
+            let mut status = 0;
+            // SAFETY: reaping our own child; status is a valid out-pointer.
+            let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+            let how = if r == pid { describe_status(status) } else { "closed the sync channel".into() };
+            Err(Error::msg(format!("container init (pid {pid}) {how} before it finished setting up")))
+        }
+    }
+}
+
+/// "exited with status 1" / "was killed by signal 9".
+pub fn describe_status(status: i32) -> String {
+    if libc::WIFEXITED(status) {
+        format!("exited with status {}", libc::WEXITSTATUS(status))
+    } else if libc::WIFSIGNALED(status) {
+        format!("was killed by signal {}", libc::WTERMSIG(status))
+    } else {
+        format!("changed state ({status:#x})")
+    }
+}
+
+fn write_id_maps(pid: i32, linux: &spec::Linux) -> Result<()> {
+    let fmt = |m: &[spec::IdMapping]| m.iter().map(|m| format!("{} {} {}\n", m.container_id, m.host_id, m.size)).collect::<String>();
+    let uid = fmt(&linux.uid_mappings);
+    let gid = fmt(&linux.gid_mappings);
+    tracing::debug!("write /proc/{pid}/uid_map {uid:?} and gid_map {gid:?}");
+    crate::sys::write_file(Path::new(&format!("/proc/{pid}/uid_map")), &uid)?;
+    crate::sys::write_file(Path::new(&format!("/proc/{pid}/gid_map")), &gid)?;
+    Ok(())
+}
+
+/// Write the pid file atomically (temp file + rename), as runc does.
+pub fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let tmp = dir.join(format!(".{}.capsa-tmp", path.file_name().and_then(|n| n.to_str()).unwrap_or("pid")));
+    std::fs::write(&tmp, pid.to_string()).map_err(|e| SysError::io(format!("write pid file {}", tmp.display()), &e))?;
+    std::fs::rename(&tmp, path).map_err(|e| SysError::io(format!("rename pid file to {}", path.display()), &e))?;
+    Ok(())
+}
+
+/// The raw fd of an optional owned fd.
+pub fn raw(fd: &Option<OwnedFd>) -> Option<RawFd> {
+    fd.as_ref().map(|f| f.as_raw_fd())
+}

@@ -1,0 +1,174 @@
+//! `exec`: run a new process inside a running container (join its namespaces and
+//! cgroups, apply the process's user, capabilities and seccomp, exec).
+
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::path::PathBuf;
+
+use super::finalize;
+use super::sync::{Channel, Msg};
+use crate::container::{Status, Store};
+use crate::error::{Error, Result};
+use crate::namespaces::{self, Join};
+use crate::spec::Process;
+use crate::sys::{check, SysError, SysResult};
+
+/// Options of `exec`.
+pub struct ExecOpts {
+    pub process: Process,
+    pub detach: bool,
+    pub pid_file: Option<PathBuf>,
+    pub console_socket: Option<PathBuf>,
+    pub preserve_fds: i32,
+}
+
+/// A started exec: its host pid, and the pty master for a foreground terminal.
+pub struct Execed {
+    pub pid: i32,
+    pub console_master: Option<OwnedFd>,
+}
+
+const ORDER: [&str; 7] = ["user", "ipc", "uts", "network", "cgroup", "pid", "mount"];
+
+/// Start the process. The caller waits for it (foreground) or exits (detach).
+pub fn exec(store: &Store, id: &str, opts: &ExecOpts) -> Result<Execed> {
+    let c = crate::lifecycle::load(store, id)?;
+    match c.status {
+        Status::Running | Status::Created => {}
+        s => return Err(Error::BadState { id: id.into(), status: s.as_str(), op: "exec (the container must be running)" }),
+    }
+    let st = &c.state;
+    let p = &opts.process;
+    if p.terminal && opts.console_socket.is_none() && opts.detach {
+        return Err(Error::msg("exec -t -d needs --console-socket (the pty master is sent there)"));
+    }
+    let pid = st.pid.to_string();
+    let mut joins = Vec::new();
+    let mut join_pid = None;
+    for typ in ORDER {
+        let name = namespaces::proc_name(typ);
+        if namespaces::ns_id(&pid, name).is_none() || namespaces::ns_id(&pid, name) == namespaces::ns_id("self", name) {
+            continue;
+        }
+        let path = format!("/proc/{pid}/ns/{name}");
+        let fd = crate::sys::open(std::path::Path::new(&path), libc::O_RDONLY, 0)?;
+        let j = Join { typ: typ.into(), fd, path };
+        if typ == "pid" {
+            join_pid = Some(j);
+        } else {
+            joins.push(j);
+        }
+    }
+    let root = crate::sys::open(std::path::Path::new(&format!("/proc/{pid}/root")), libc::O_RDONLY | libc::O_DIRECTORY, 0)?;
+    let mut tty_pair = None;
+    let console: Option<OwnedFd> = match &opts.console_socket {
+        Some(path) => Some(super::console::connect(path)?),
+        None if p.terminal => {
+            let (a, b) = std::os::unix::net::UnixStream::pair().map_err(|e| SysError::io("socketpair for the terminal", &e))?;
+            tty_pair = Some(OwnedFd::from(b));
+            Some(OwnedFd::from(a))
+        }
+        None => None,
+    };
+    let (parent_chan, child_chan) = Channel::pair()?;
+    if let Some(j) = &join_pid {
+        namespaces::setns(j)?;
+    }
+    // SAFETY: raw clone without CLONE_VM is fork; the runtime is single-threaded.
+    let child = unsafe { libc::syscall(libc::SYS_clone, libc::SIGCHLD as libc::c_ulong, 0, 0, 0, 0) } as i32;
+    if child == 0 {
+        drop(parent_chan);
+        let e = match child_setup(&joins, root.as_raw_fd(), console.as_ref().map(|c| c.as_raw_fd()), &child_chan, st.seccomp.as_ref(), p) {
+            Ok(prep) => finalize::finalize_and_exec(p, &prep, opts.preserve_fds),
+            Err(e) => e,
+        };
+        let _ = child_chan.send(&Msg::Error(e));
+        // SAFETY: _exit ends the child without running the parent's destructors.
+        unsafe { libc::_exit(127) };
+    }
+    let child = check(child, || "fork the exec process".into())?;
+    drop(child_chan);
+    drop(console);
+    if let Some(cg) = &st.cgroup {
+        if let Err(e) = cg.add_pid(child) {
+            kill_reap(child);
+            return Err(e.into());
+        }
+    }
+    parent_chan.send(&Msg::CgroupJoined)?;
+    // EOF means the child exec'd (the channel is close-on-exec); a message is an error.
+    match parent_chan.recv()? {
+        None => {}
+        Some(Msg::Error(e)) => {
+            kill_reap(child);
+            return Err(Error::Sys(SysError { step: format!("exec in container {id}: {}", e.step), ..e }));
+        }
+        Some(m) => {
+            kill_reap(child);
+            return Err(Error::msg(format!("exec: unexpected message {m:?}")));
+        }
+    }
+    if let Some(pf) = &opts.pid_file {
+        super::create::write_pid_file(pf, child)?;
+    }
+    let console_master = match tty_pair {
+        Some(ours) => Some(super::console::recv_fd(ours.as_raw_fd())?),
+        None => None,
+    };
+    Ok(Execed { pid: child, console_master })
+}
+
+fn kill_reap(pid: i32) {
+    // SAFETY: our own child.
+    unsafe {
+        libc::kill(pid, libc::SIGKILL);
+        libc::waitpid(pid, std::ptr::null_mut(), 0);
+    }
+}
+
+fn child_setup(
+    joins: &[Join],
+    root: RawFd,
+    console: Option<RawFd>,
+    chan: &Channel,
+    seccomp: Option<&crate::spec::LinuxSeccomp>,
+    p: &Process,
+) -> SysResult<finalize::Prepared> {
+    finalize::reset_signals();
+    // SAFETY: prctl with integer arguments: keep /proc/<us>/exe (the runtime binary)
+    // out of the container's reach until we exec (CVE-2019-5736).
+    unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
+    match chan.recv()? {
+        Some(Msg::CgroupJoined) => {}
+        other => return Err(SysError::msg("wait for the cgroup join", format!("got {other:?}"))),
+    }
+    for j in joins {
+        namespaces::setns(j)?;
+    }
+    // SAFETY: fchdir/chroot on an fd/static string: enter the container's root (also
+    // right for --no-pivot containers, whose root is a chroot).
+    unsafe {
+        check(libc::fchdir(root), || "chdir to the container's root".into())?;
+        check(libc::chroot(c".".as_ptr()), || "chroot to the container's root".into())?;
+    }
+    if p.terminal {
+        // SAFETY: setsid takes no arguments.
+        unsafe { libc::setsid() };
+        let sock = console.ok_or_else(|| SysError::msg("exec with a terminal", "no console socket"))?;
+        let (master, slave, name) = super::console::open_pty()?;
+        if let Some(size) = p.console_size {
+            super::console::set_size(master.as_raw_fd(), size)?;
+        }
+        super::console::send_fd(sock, master.as_raw_fd(), &name)?;
+        drop(master);
+        for fd in 0..3 {
+            crate::sys::dup2(slave.as_raw_fd(), fd)?;
+        }
+        // SAFETY: ioctl with an integer argument on our stdin.
+        check(unsafe { libc::ioctl(0, libc::TIOCSCTTY, 0) }, || "TIOCSCTTY".into())?;
+    }
+    crate::security::rlimits::apply(&p.rlimits).map_err(|e| SysError::msg("set rlimits", e.to_string()))?;
+    if let Some(adj) = p.oom_score_adj {
+        let _ = crate::sys::write_file(std::path::Path::new("/proc/self/oom_score_adj"), &adj.to_string());
+    }
+    finalize::prepare(p, seccomp)
+}

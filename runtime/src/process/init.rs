@@ -1,0 +1,244 @@
+//! The container's init, from clone to execve. Runs in the child: every error before
+//! `Ready` travels to the parent over the sync channel; after it, to stderr.
+
+use std::os::fd::{AsRawFd, RawFd};
+use std::path::Path;
+
+use super::finalize::{self, Prepared};
+use super::sync::{Channel, Msg};
+use crate::namespaces::{self, NsPlan};
+use crate::rootfs::{self, RootfsConfig, Stage};
+use crate::spec::{Process, Spec};
+use crate::sys::{check, SysError, SysResult};
+
+/// What the init needs; built by the parent before clone (the child sees a copy).
+pub struct InitArgs<'a> {
+    pub spec: &'a Spec,
+    pub process: &'a Process,
+    pub rootfs: &'a Path,
+    pub bundle: &'a Path,
+    pub ns: &'a NsPlan,
+    pub chan: &'a Channel,
+    /// exec.fifo opened O_RDWR: the init blocks reading it until `start` writes.
+    pub fifo: RawFd,
+    /// Connected console socket, when `process.terminal`.
+    pub console: Option<RawFd>,
+    pub preserve_fds: i32,
+    pub no_pivot: bool,
+    /// Hooks the init needs the parent for (prestart/createRuntime) or the state for.
+    pub want_hooks: bool,
+}
+
+struct Sync<'a> {
+    chan: &'a Channel,
+    cgroup_joined: bool,
+    cgroupns_done: bool,
+    new_cgroupns: bool,
+}
+
+impl Sync<'_> {
+    /// Wait for a message accepted by `want`, noting `CgroupJoined` whenever it passes.
+    fn wait(&mut self, what: &str, want: impl Fn(&Msg) -> bool) -> SysResult<Msg> {
+        loop {
+            match self.chan.recv()? {
+                None => return Err(SysError::msg(format!("wait for {what}"), "the runtime went away")),
+                Some(Msg::CgroupJoined) => {
+                    self.cgroup_joined = true;
+                    if want(&Msg::CgroupJoined) {
+                        return Ok(Msg::CgroupJoined);
+                    }
+                }
+                Some(m) if want(&m) => return Ok(m),
+                Some(m) => return Err(SysError::msg(format!("wait for {what}"), format!("unexpected message {m:?}"))),
+            }
+        }
+    }
+
+    /// Be in the container's cgroups, then enter a new cgroup namespace rooted there.
+    fn ensure_cgroup(&mut self) -> SysResult<()> {
+        if !self.cgroup_joined {
+            self.wait("the runtime to place us in our cgroup", |m| matches!(m, Msg::CgroupJoined))?;
+        }
+        if self.new_cgroupns && !self.cgroupns_done {
+            namespaces::unshare(libc::CLONE_NEWCGROUP)?;
+            self.cgroupns_done = true;
+        }
+        Ok(())
+    }
+}
+
+/// Entry point of the cloned child. Never returns.
+pub fn child_main(a: &InitArgs) -> ! {
+    let mut ready = false;
+    let err = match run(a, &mut ready) {
+        Ok(never) => match never {},
+        Err(e) => e,
+    };
+    if ready {
+        eprintln!("capsa: container init: {err}");
+    } else {
+        let _ = a.chan.send(&Msg::Error(err));
+    }
+    // SAFETY: _exit is async-signal-safe and ends this process without running the
+    // parent's atexit handlers or destructors (which belong to the parent).
+    unsafe { libc::_exit(if ready { 127 } else { 1 }) }
+}
+
+fn run(a: &InitArgs, ready: &mut bool) -> SysResult<std::convert::Infallible> {
+    finalize::reset_signals();
+    // SAFETY: prctl with integer arguments. Die if the runtime dies mid-create, and be
+    // non-dumpable so the container cannot open /proc/<us>/exe (the runtime binary,
+    // CVE-2019-5736) before we exec.
+    unsafe {
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
+        libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
+        libc::umask(0);
+    }
+    let mut sync = Sync { chan: a.chan, cgroup_joined: false, cgroupns_done: false, new_cgroupns: a.ns.new_cgroup };
+    for j in &a.ns.joins {
+        namespaces::setns(j)?;
+    }
+    if a.ns.new_user {
+        namespaces::unshare(libc::CLONE_NEWUSER)?;
+        a.chan.send(&Msg::UserNsReady)?;
+        sync.wait("the runtime to write our uid/gid maps", |m| matches!(m, Msg::MapsWritten))?;
+        // SAFETY: credential syscalls with integer arguments.
+        unsafe {
+            check(libc::setresgid(0, 0, 0), || "setresgid(0) in the new user namespace".into())?;
+            check(libc::setresuid(0, 0, 0), || "setresuid(0) in the new user namespace".into())?;
+        }
+        // The pid namespace must be owned by the new user namespace (else the
+        // container cannot mount its /proc): unshare it now and fork the real init.
+        sync.ensure_cgroup()?;
+        let flags = a.ns.unshare | if a.ns.new_pid { libc::CLONE_NEWPID } else { 0 };
+        namespaces::unshare(flags)?;
+        // SAFETY: raw clone without CLONE_VM behaves like fork; the process is
+        // single-threaded, so the child may keep running Rust code.
+        let pid = unsafe { libc::syscall(libc::SYS_clone, (libc::CLONE_PARENT | libc::SIGCHLD) as libc::c_ulong, 0, 0, 0, 0) };
+        let pid = check(pid as i32, || "fork the container init in its new pid namespace".into())?;
+        if pid > 0 {
+            a.chan.send(&Msg::InitPid(pid))?;
+            // SAFETY: see child_main.
+            unsafe { libc::_exit(0) };
+        }
+        // SAFETY: prctl with integer arguments (the death signal is not inherited).
+        unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
+    } else {
+        namespaces::unshare(a.ns.unshare)?;
+    }
+    if a.ns.new_net {
+        namespaces::loopback_up()?;
+    }
+    set_names(a.spec)?;
+    rootfs::apply_sysctls(a.spec)?;
+    if let Some(adj) = a.process.oom_score_adj {
+        crate::sys::write_file(Path::new("/proc/self/oom_score_adj"), &adj.to_string())
+            .map_err(|e| if e.errno == libc::EACCES { e.hint("lowering oom_score_adj needs CAP_SYS_RESOURCE") } else { e })?;
+    }
+    if a.spec.namespace("mount").is_none() {
+        return Err(SysError::msg("set up the rootfs", "linux.namespaces must include a mount namespace"));
+    }
+
+    let mut hook_state = None;
+    let cfg = RootfsConfig {
+        spec: a.spec,
+        rootfs: a.rootfs,
+        bundle: a.bundle,
+        userns: a.ns.new_user || a.ns.joins.iter().any(|j| j.typ == "user"),
+        cgroupns: a.ns.new_cgroup,
+        no_pivot: a.no_pivot,
+        cwd: &a.process.cwd,
+    };
+    rootfs::setup(&cfg, &mut |stage| match stage {
+        Stage::BeforeCgroupMount => sync.ensure_cgroup(),
+        Stage::BeforePivot => {
+            if a.want_hooks {
+                a.chan.send(&Msg::RunHooks)?;
+                let Msg::HooksDone(state) = sync.wait("prestart/createRuntime hooks", |m| matches!(m, Msg::HooksDone(_)))? else {
+                    unreachable!()
+                };
+                if let Some(h) = &a.spec.hooks {
+                    let v: serde_json::Value = serde_json::from_str(&state).unwrap_or_default();
+                    crate::hooks::run("createContainer", &h.create_container, &v)?;
+                }
+                hook_state = Some(state);
+            }
+            Ok(())
+        }
+    })?;
+
+    // SAFETY: setsid takes no arguments; the init leads a new session.
+    unsafe { libc::setsid() };
+    if a.process.terminal {
+        setup_terminal(a)?;
+    }
+    sync.ensure_cgroup()?;
+    crate::security::rlimits::apply(&a.process.rlimits).map_err(|e| SysError::msg("set rlimits", e.to_string()))?;
+    let seccomp = a.spec.linux.as_ref().and_then(|l| l.seccomp.as_ref());
+    let prep: Prepared = finalize::prepare(a.process, seccomp)?;
+
+    // SAFETY: prctl with integer arguments: from here the init outlives `create`.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, 0, 0, 0, 0) };
+    a.chan.send(&Msg::Ready)?;
+    *ready = true;
+
+    wait_fifo(a.fifo)?;
+    if let (Some(h), Some(state)) = (&a.spec.hooks, &hook_state) {
+        let mut v: serde_json::Value = serde_json::from_str(state).unwrap_or_default();
+        v["status"] = "created".into();
+        crate::hooks::run("startContainer", &h.start_container, &v)?;
+    }
+    Err(finalize::finalize_and_exec(a.process, &prep, a.preserve_fds))
+}
+
+fn set_names(spec: &Spec) -> SysResult<()> {
+    if let Some(h) = spec.hostname.as_deref().filter(|h| !h.is_empty()) {
+        // SAFETY: pointer and length of a live string.
+        check(unsafe { libc::sethostname(h.as_ptr().cast(), h.len()) }, || format!("sethostname({h:?}) in the new uts namespace"))?;
+    }
+    if let Some(d) = spec.domainname.as_deref().filter(|d| !d.is_empty()) {
+        // SAFETY: as above.
+        check(unsafe { libc::setdomainname(d.as_ptr().cast(), d.len()) }, || format!("setdomainname({d:?})"))?;
+    }
+    Ok(())
+}
+
+/// Block until `start` writes to exec.fifo.
+fn wait_fifo(fd: RawFd) -> SysResult<()> {
+    let mut b = [0u8; 1];
+    loop {
+        // SAFETY: reading into a 1-byte local buffer.
+        let r = unsafe { libc::read(fd, b.as_mut_ptr().cast(), 1) };
+        if r == 1 {
+            return Ok(());
+        }
+        if r < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
+            continue;
+        }
+        return Err(SysError::last("wait on exec.fifo for `start`"));
+    }
+}
+
+/// A pty in the container's devpts: the master goes to the console socket, the slave
+/// becomes stdio, the controlling terminal and /dev/console.
+fn setup_terminal(a: &InitArgs) -> SysResult<()> {
+    let sock = a.console.ok_or_else(|| SysError::msg("set up the terminal", "process.terminal is true but no --console-socket was given"))?;
+    let (master, slave, name) = super::console::open_pty()?;
+    if let Some(size) = a.process.console_size {
+        super::console::set_size(master.as_raw_fd(), size)?;
+    }
+    super::console::send_fd(sock, master.as_raw_fd(), &name)?;
+    drop(master);
+    // /dev/console: bind the slave over it, as runc does (best effort on a ro /dev).
+    if let Ok(t) = crate::rootfs::paths::create_file_in_root(libc::AT_FDCWD, Path::new("dev/console")) {
+        let src = crate::sys::cstr(&name)?;
+        let _ = crate::sys::mount(Some(&src), &crate::sys::fd_path(t.as_raw_fd()), None, libc::MS_BIND, None, || String::new());
+    }
+    let s = slave.as_raw_fd();
+    for fd in 0..3 {
+        crate::sys::dup2(s, fd)?;
+    }
+    // SAFETY: ioctl with an integer argument on our stdin.
+    check(unsafe { libc::ioctl(0, libc::TIOCSCTTY, 0) }, || "make the pty the controlling terminal (TIOCSCTTY)".into())?;
+    Ok(())
+}

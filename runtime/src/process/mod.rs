@@ -1,0 +1,11 @@
+//! Processes: creating the container's init, exec'ing into it, the sync protocol,
+//! terminals, and foreground waiting.
+
+pub mod console;
+pub mod create;
+pub mod exec;
+pub mod finalize;
+pub mod init;
+pub mod signal;
+pub mod sync;
+pub mod wait;

@@ -1,0 +1,82 @@
+//! The parent ↔ init protocol, over one `SOCK_SEQPACKET` socketpair (one message per
+//! packet, JSON-encoded: small, debuggable with strace).
+//!
+//! ```text
+//! init → parent   UserNsReady        init unshared its user namespace: write its id maps
+//! parent → init   MapsWritten        uid_map/gid_map are written
+//! parent → init   CgroupJoined       the init is in its cgroups (sent right after clone)
+//! init → parent   InitPid(pid)       user-ns path only: the real init (forked after
+//!                                    unsharing the pid namespace); the first child exits
+//! init → parent   RunHooks           mounts done, pivot_root next: run prestart and
+//!                                    createRuntime hooks now
+//! parent → init   HooksDone(state)   hooks succeeded; the OCI state for the init's own hooks
+//! init → parent   Ready              setup complete; init now waits on exec.fifo
+//! init → parent   Error(e)           setup failed: the step, path and errno
+//! ```
+//! EOF from the init before `Ready` means it died; the parent reports its exit status.
+
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+use serde::{Deserialize, Serialize};
+
+use crate::sys::{SysError, SysResult};
+
+/// One message of the protocol.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum Msg {
+    UserNsReady,
+    MapsWritten,
+    CgroupJoined,
+    InitPid(i32),
+    RunHooks,
+    HooksDone(String),
+    Ready,
+    Error(SysError),
+}
+
+/// One end of the socketpair.
+pub struct Channel(pub OwnedFd);
+
+impl Channel {
+    /// A connected pair (both ends close-on-exec).
+    pub fn pair() -> SysResult<(Channel, Channel)> {
+        let mut fds = [0; 2];
+        // SAFETY: fds is a valid 2-element out array.
+        let r = unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC, 0, fds.as_mut_ptr()) };
+        crate::sys::check(r, || "socketpair for the parent/init sync channel".into())?;
+        // SAFETY: fresh fds from the kernel, owned only here.
+        Ok(unsafe { (Channel(OwnedFd::from_raw_fd(fds[0])), Channel(OwnedFd::from_raw_fd(fds[1]))) })
+    }
+
+    /// Send one message.
+    pub fn send(&self, m: &Msg) -> SysResult<()> {
+        let data = serde_json::to_vec(m).expect("message serializes");
+        // SAFETY: data is a valid buffer of the given length.
+        let r = unsafe { libc::send(self.0.as_raw_fd(), data.as_ptr().cast(), data.len(), libc::MSG_NOSIGNAL) };
+        if r < 0 {
+            return Err(SysError::last(format!("send {m:?} on the sync channel")));
+        }
+        Ok(())
+    }
+
+    /// Receive one message; `None` when the other side is gone.
+    pub fn recv(&self) -> SysResult<Option<Msg>> {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            // SAFETY: buf is valid for writes of its length.
+            let r = unsafe { libc::recv(self.0.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+            if r < 0 {
+                if std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
+                    continue;
+                }
+                return Err(SysError::last("recv on the sync channel"));
+            }
+            if r == 0 {
+                return Ok(None);
+            }
+            return serde_json::from_slice(&buf[..r as usize])
+                .map(Some)
+                .map_err(|e| SysError::msg("decode a sync message", e.to_string()));
+        }
+    }
+}

@@ -1,0 +1,195 @@
+//! Resolving paths *inside* the container's rootfs without ever leaving it.
+//!
+//! Every lookup goes through `openat2(2)` with `RESOLVE_IN_ROOT`: `..` and absolute
+//! symlinks are resolved as if the rootfs were `/`, so a hostile image cannot point a
+//! mount target at the host (`/etc -> /../../../etc`). Missing directories are made one
+//! component at a time with `mkdirat` on an fd, never through a path that could change.
+
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::path::{Component, Path, PathBuf};
+
+use crate::sys::{SysError, SysResult};
+
+const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
+const RESOLVE_IN_ROOT: u64 = 0x10;
+
+#[repr(C)]
+struct OpenHow {
+    flags: u64,
+    mode: u64,
+    resolve: u64,
+}
+
+/// Lexically clean a container path: make it relative to the root, drop `.`, and
+/// keep `..` (openat2 clamps it at the root). Used for messages and lookups.
+pub fn rel(path: &str) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in Path::new(path).components() {
+        match c {
+            Component::Normal(n) => out.push(n),
+            Component::ParentDir => out.push(".."),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// `openat2(root, path, flags, RESOLVE_IN_ROOT)`: open `path` as seen from inside `root`.
+pub fn open_in_root(root: RawFd, path: &Path, flags: i32) -> SysResult<OwnedFd> {
+    let p = if path.as_os_str().is_empty() { Path::new(".") } else { path };
+    let c = crate::sys::cstr(p)?;
+    let how = OpenHow {
+        flags: (flags | libc::O_CLOEXEC) as u64,
+        mode: 0,
+        resolve: RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
+    };
+    // SAFETY: `c` and `how` live across the call; size matches the struct we pass.
+    let fd = unsafe {
+        libc::syscall(libc::SYS_openat2, root, c.as_ptr(), &how as *const OpenHow, std::mem::size_of::<OpenHow>())
+    };
+    if fd < 0 {
+        return Err(SysError::last(format!("openat2 {} (inside the rootfs)", Path::new("/").join(path).display())));
+    }
+    // SAFETY: a fresh fd returned by the kernel, owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+fn errno_of(e: &SysError) -> i32 {
+    e.errno
+}
+
+/// Make every missing directory of `path` inside `root` (mode 0755) and return an
+/// `O_PATH` fd of the final directory.
+pub fn mkdir_all_in_root(root: RawFd, path: &Path) -> SysResult<OwnedFd> {
+    match open_in_root(root, path, libc::O_PATH | libc::O_DIRECTORY) {
+        Ok(fd) => return Ok(fd),
+        Err(e) if errno_of(&e) == libc::ENOENT => {}
+        Err(e) => return Err(e),
+    }
+    let mut cur = PathBuf::new();
+    // SAFETY: dup of an fd we were given; the result is owned below.
+    let mut dir = unsafe { OwnedFd::from_raw_fd(check_fd(libc::fcntl(root, libc::F_DUPFD_CLOEXEC, 0), "dup rootfs fd")?) };
+    for c in path.components() {
+        let Component::Normal(name) = c else {
+            if matches!(c, Component::ParentDir) {
+                cur.push("..");
+                dir = open_in_root(root, &cur, libc::O_PATH | libc::O_DIRECTORY)?;
+            }
+            continue;
+        };
+        cur.push(name);
+        match open_in_root(root, &cur, libc::O_PATH | libc::O_DIRECTORY) {
+            Ok(fd) => dir = fd,
+            Err(e) if errno_of(&e) == libc::ENOENT => {
+                let cname = crate::sys::cstr(name)?;
+                // SAFETY: `cname` is a single path component; mkdirat works on our dir fd.
+                let r = unsafe { libc::mkdirat(dir.as_raw_fd(), cname.as_ptr(), 0o755) };
+                if r < 0 && std::io::Error::last_os_error().raw_os_error() != Some(libc::EEXIST) {
+                    return Err(SysError::last(format!("mkdir {} (inside the rootfs)", Path::new("/").join(&cur).display())));
+                }
+                dir = open_in_root(root, &cur, libc::O_PATH | libc::O_DIRECTORY)?;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(dir)
+}
+
+fn check_fd(r: i32, what: &str) -> SysResult<RawFd> {
+    if r < 0 {
+        Err(SysError::last(what))
+    } else {
+        Ok(r)
+    }
+}
+
+/// Make sure a regular file exists at `path` inside `root` (its parent directories
+/// too) and return an `O_PATH` fd of it: the target of a file bind mount.
+pub fn create_file_in_root(root: RawFd, path: &Path) -> SysResult<OwnedFd> {
+    if let Ok(fd) = open_in_root(root, path, libc::O_PATH) {
+        return Ok(fd);
+    }
+    let parent = path.parent().unwrap_or(Path::new(""));
+    let name = path.file_name().ok_or_else(|| SysError::from_errno(format!("mount target {} has no file name", path.display()), libc::EINVAL))?;
+    let dir = mkdir_all_in_root(root, parent)?;
+    let dfd = reopen_dir(&dir)?;
+    let cname = crate::sys::cstr(name)?;
+    // SAFETY: single component name relative to a directory fd we own; O_NOFOLLOW and
+    // O_EXCL-free create: an existing symlink there makes the call fail instead of following.
+    let fd = unsafe {
+        libc::openat(dfd.as_raw_fd(), cname.as_ptr(), libc::O_CREAT | libc::O_WRONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC, 0o644)
+    };
+    if fd < 0 {
+        let e = std::io::Error::last_os_error().raw_os_error().unwrap_or(0);
+        if e != libc::ELOOP && e != libc::EEXIST {
+            return Err(SysError::last(format!("create {} (inside the rootfs)", Path::new("/").join(path).display())));
+        }
+    } else {
+        // SAFETY: we own fd.
+        unsafe { libc::close(fd) };
+    }
+    open_in_root(root, path, libc::O_PATH)
+}
+
+/// Turn an `O_PATH` directory fd into a real directory fd (needed for `*at` calls
+/// that create entries).
+pub fn reopen_dir(fd: &OwnedFd) -> SysResult<OwnedFd> {
+    crate::sys::open(Path::new(&format!("/proc/self/fd/{}", fd.as_raw_fd())), libc::O_RDONLY | libc::O_DIRECTORY, 0)
+}
+
+/// `lstat` of `path` inside `root`, not following the final symlink.
+pub fn lstat_in_root(root: RawFd, path: &Path) -> SysResult<Option<libc::stat>> {
+    match open_in_root(root, path, libc::O_PATH | libc::O_NOFOLLOW) {
+        Ok(fd) => Ok(Some(fstat(fd.as_raw_fd())?)),
+        Err(e) if errno_of(&e) == libc::ENOENT => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// `fstat(2)`.
+pub fn fstat(fd: RawFd) -> SysResult<libc::stat> {
+    // SAFETY: zeroed stat is a valid value to be overwritten by the kernel.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: st is a valid out-pointer for the duration of the call.
+    if unsafe { libc::fstat(fd, &mut st) } < 0 {
+        return Err(SysError::last(format!("fstat fd {fd}")));
+    }
+    Ok(st)
+}
+
+/// A C string for a path, for messages and syscalls.
+pub fn c(p: &Path) -> SysResult<CString> {
+    crate::sys::cstr(p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    #[test]
+    fn symlinks_stay_inside() {
+        let t = std::env::temp_dir().join(format!("capsa-paths-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&t);
+        std::fs::create_dir_all(t.join("etc")).unwrap();
+        symlink("/../../../../etc", t.join("evil")).unwrap();
+        let root = crate::sys::open(&t, libc::O_PATH | libc::O_DIRECTORY, 0).unwrap();
+        // A directory created through the symlink must land inside the root.
+        let fd = mkdir_all_in_root(root.as_raw_fd(), &rel("/evil/capsa-made")).unwrap();
+        drop(fd);
+        assert!(t.join("etc/capsa-made").is_dir());
+        assert!(!Path::new("/etc/capsa-made").exists());
+        let fd = create_file_in_root(root.as_raw_fd(), &rel("/../../x/y")).unwrap();
+        drop(fd);
+        assert!(t.join("x/y").is_file());
+        std::fs::remove_dir_all(&t).unwrap();
+    }
+
+    #[test]
+    fn rel_paths() {
+        assert_eq!(rel("/a/./b/"), PathBuf::from("a/b"));
+        assert_eq!(rel("/../x"), PathBuf::from("../x"));
+        assert_eq!(rel("/"), PathBuf::new());
+    }
+}

@@ -1,0 +1,545 @@
+//! Linux capabilities (OCI `process.capabilities`).
+//!
+//! Order of application in the container init (as runc does):
+//! 1. [`drop_bounding`] — drop every capability not in `bounding`;
+//! 2. [`keep_caps_for_setuid`] — so the following setresuid keeps permitted caps;
+//! 3. the caller switches gid/uid;
+//! 4. [`apply_sets`] — clear keep-caps, capset(2) effective/permitted/inheritable,
+//!    then reset and raise the ambient set.
+
+use serde::{Deserialize, Serialize};
+
+use super::SecurityError;
+
+/// Capability names indexed by number (CAP_CHOWN = 0 … CAP_CHECKPOINT_RESTORE = 40).
+const CAP_NAMES: [&str; 41] = [
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_DAC_READ_SEARCH",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETPCAP",
+    "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_NET_BROADCAST",
+    "CAP_NET_ADMIN",
+    "CAP_NET_RAW",
+    "CAP_IPC_LOCK",
+    "CAP_IPC_OWNER",
+    "CAP_SYS_MODULE",
+    "CAP_SYS_RAWIO",
+    "CAP_SYS_CHROOT",
+    "CAP_SYS_PTRACE",
+    "CAP_SYS_PACCT",
+    "CAP_SYS_ADMIN",
+    "CAP_SYS_BOOT",
+    "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE",
+    "CAP_SYS_TIME",
+    "CAP_SYS_TTY_CONFIG",
+    "CAP_MKNOD",
+    "CAP_LEASE",
+    "CAP_AUDIT_WRITE",
+    "CAP_AUDIT_CONTROL",
+    "CAP_SETFCAP",
+    "CAP_MAC_OVERRIDE",
+    "CAP_MAC_ADMIN",
+    "CAP_SYSLOG",
+    "CAP_WAKE_ALARM",
+    "CAP_BLOCK_SUSPEND",
+    "CAP_AUDIT_READ",
+    "CAP_PERFMON",
+    "CAP_BPF",
+    "CAP_CHECKPOINT_RESTORE",
+];
+
+/// Highest capability number this module knows by name.
+pub const MAX_KNOWN_CAP: u32 = CAP_NAMES.len() as u32 - 1;
+
+const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
+
+/// OCI `process.capabilities`.
+#[derive(Serialize, Deserialize, Default, Clone, Debug, PartialEq, Eq)]
+pub struct LinuxCapabilities {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bounding: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub effective: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inheritable: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permitted: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ambient: Option<Vec<String>>,
+}
+
+/// Resolved capability sets as bitmasks (bit N = capability N). A missing
+/// set in the spec is empty.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CapSets {
+    pub bounding: u64,
+    pub effective: u64,
+    pub inheritable: u64,
+    pub permitted: u64,
+    pub ambient: u64,
+    /// The kernel's highest capability, as seen when the sets were built.
+    pub last_cap: u32,
+}
+
+/// Resolves "CAP_NET_ADMIN" or "NET_ADMIN" (any case) to its number.
+pub fn cap_from_name(name: &str) -> Result<u32, SecurityError> {
+    let upper = name.trim().to_ascii_uppercase();
+    let full = if upper.starts_with("CAP_") {
+        upper
+    } else {
+        format!("CAP_{upper}")
+    };
+    CAP_NAMES
+        .iter()
+        .position(|n| *n == full)
+        .map(|i| i as u32)
+        .ok_or_else(|| SecurityError::UnknownCapability(name.to_string()))
+}
+
+/// The canonical name of capability `cap`, if known.
+pub fn cap_name(cap: u32) -> Option<&'static str> {
+    CAP_NAMES.get(cap as usize).copied()
+}
+
+/// The kernel's highest capability number from /proc/sys/kernel/cap_last_cap
+/// (40 if it cannot be read).
+pub fn last_cap() -> u32 {
+    std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+        .ok()
+        .and_then(|s| s.trim().parse::<u32>().ok())
+        .filter(|&n| n < 64)
+        .unwrap_or(MAX_KNOWN_CAP)
+}
+
+/// Formats a mask as "CAP_A|CAP_B" for log and error messages.
+pub fn mask_names(mask: u64) -> String {
+    let names: Vec<String> = (0..64u32)
+        .filter(|c| mask & (1u64 << c) != 0)
+        .map(|c| cap_name(c).map_or_else(|| format!("cap{c}"), str::to_string))
+        .collect();
+    names.join("|")
+}
+
+/// "CAP_" followed by upper-case letters, digits and '_' (any case accepted).
+fn well_formed(name: &str) -> bool {
+    let upper = name.trim().to_ascii_uppercase();
+    let rest = upper.strip_prefix("CAP_").unwrap_or(&upper);
+    !rest.is_empty()
+        && rest.starts_with(|c: char| c.is_ascii_alphabetic())
+        && rest
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+}
+
+impl CapSets {
+    /// Resolves the OCI names against this kernel.
+    ///
+    /// A known capability above the kernel's `cap_last_cap` is skipped with a
+    /// warning (runc does the same). A well-formed but unknown name is skipped
+    /// with a warning only when the kernel has capabilities this table lacks
+    /// (`cap_last_cap` > 40: it may be one of them); otherwise it is an error,
+    /// as is any malformed name.
+    pub fn from_spec(spec: &LinuxCapabilities) -> Result<CapSets, SecurityError> {
+        Self::from_spec_with_last_cap(spec, last_cap())
+    }
+
+    fn from_spec_with_last_cap(
+        spec: &LinuxCapabilities,
+        last: u32,
+    ) -> Result<CapSets, SecurityError> {
+        let resolve = |set: &'static str, names: &Option<Vec<String>>| {
+            let mut mask = 0u64;
+            for name in names.iter().flatten() {
+                match cap_from_name(name) {
+                    Ok(cap) if cap <= last => mask |= 1u64 << cap,
+                    Ok(cap) => tracing::warn!(
+                        capability = %name,
+                        cap,
+                        last_cap = last,
+                        set,
+                        "ignoring capability unavailable on this kernel"
+                    ),
+                    Err(_) if well_formed(name) && last > MAX_KNOWN_CAP => tracing::warn!(
+                        capability = %name,
+                        set,
+                        "ignoring unknown capability (kernel has capabilities newer than this runtime)"
+                    ),
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok(mask)
+        };
+        Ok(CapSets {
+            bounding: resolve("bounding", &spec.bounding)?,
+            effective: resolve("effective", &spec.effective)?,
+            inheritable: resolve("inheritable", &spec.inheritable)?,
+            permitted: resolve("permitted", &spec.permitted)?,
+            ambient: resolve("ambient", &spec.ambient)?,
+            last_cap: last,
+        })
+    }
+}
+
+fn prctl(op: &str, option: libc::c_int, arg2: libc::c_ulong) -> Result<libc::c_int, SecurityError> {
+    // SAFETY: the prctl options used here take only integer arguments.
+    let r = unsafe {
+        libc::prctl(
+            option,
+            arg2,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+        )
+    };
+    if r < 0 {
+        return Err(SecurityError::last_os(op));
+    }
+    Ok(r)
+}
+
+fn cap_label(cap: u32) -> String {
+    cap_name(cap).map_or_else(|| cap.to_string(), str::to_string)
+}
+
+/// Step 1: drops every capability not in `sets.bounding` from the bounding
+/// set (PR_CAPBSET_DROP). Capabilities already absent, or unknown to the
+/// kernel, are skipped. Needs CAP_SETPCAP.
+pub fn drop_bounding(sets: &CapSets) -> Result<(), SecurityError> {
+    for cap in 0..=sets.last_cap.min(63) {
+        if sets.bounding & (1u64 << cap) != 0 {
+            continue;
+        }
+        // SAFETY: PR_CAPBSET_READ takes an integer capability number.
+        let present = unsafe { libc::prctl(libc::PR_CAPBSET_READ, cap as libc::c_ulong, 0, 0, 0) };
+        if present <= 0 {
+            // 0: already dropped; -1 (EINVAL): kernel does not know this cap.
+            continue;
+        }
+        prctl(
+            &format!("prctl(PR_CAPBSET_DROP, {})", cap_label(cap)),
+            libc::PR_CAPBSET_DROP,
+            cap as libc::c_ulong,
+        )?;
+    }
+    Ok(())
+}
+
+/// Step 2: prctl(PR_SET_KEEPCAPS, 1), so a following setresuid() away from
+/// uid 0 keeps the permitted set.
+pub fn keep_caps_for_setuid() -> Result<(), SecurityError> {
+    prctl("prctl(PR_SET_KEEPCAPS, 1)", libc::PR_SET_KEEPCAPS, 1).map(drop)
+}
+
+#[repr(C)]
+struct CapUserHeader {
+    version: u32,
+    pid: libc::c_int,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct CapUserData {
+    effective: u32,
+    permitted: u32,
+    inheritable: u32,
+}
+
+fn split(mask: u64) -> (u32, u32) {
+    (mask as u32, (mask >> 32) as u32)
+}
+
+fn capset(effective: u64, permitted: u64, inheritable: u64) -> Result<(), SecurityError> {
+    let mut header = CapUserHeader {
+        version: LINUX_CAPABILITY_VERSION_3,
+        pid: 0,
+    };
+    let mut data = [CapUserData::default(); 2];
+    for (i, d) in data.iter_mut().enumerate() {
+        let pick = |m: u64| if i == 0 { split(m).0 } else { split(m).1 };
+        d.effective = pick(effective);
+        d.permitted = pick(permitted);
+        d.inheritable = pick(inheritable);
+    }
+    // SAFETY: header is a valid v3 header and data holds the two u32-triples
+    // that _LINUX_CAPABILITY_VERSION_3 requires; both outlive the call.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_capset,
+            &mut header as *mut CapUserHeader,
+            data.as_ptr(),
+        )
+    };
+    if r < 0 {
+        return Err(SecurityError::last_os(format!(
+            "capset(effective={effective:#x}, permitted={permitted:#x}, inheritable={inheritable:#x})"
+        )));
+    }
+    Ok(())
+}
+
+/// Steps 3+4, after the caller switched uid/gid: PR_SET_KEEPCAPS 0, capset(2)
+/// for effective/permitted/inheritable, then PR_CAP_AMBIENT_CLEAR_ALL and
+/// PR_CAP_AMBIENT_RAISE for each ambient cap. An ambient raise that fails
+/// (e.g. cap not in both permitted and inheritable) is only a warning, like runc.
+pub fn apply_sets(sets: &CapSets) -> Result<(), SecurityError> {
+    prctl("prctl(PR_SET_KEEPCAPS, 0)", libc::PR_SET_KEEPCAPS, 0)?;
+    capset(sets.effective, sets.permitted, sets.inheritable)?;
+
+    // SAFETY: PR_CAP_AMBIENT with CLEAR_ALL takes only integer arguments.
+    let r = unsafe {
+        libc::prctl(
+            libc::PR_CAP_AMBIENT,
+            libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+        )
+    };
+    if r < 0 {
+        let err = SecurityError::last_os("prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL)");
+        if sets.ambient == 0 && err.errno() == Some(libc::EINVAL) {
+            // Kernel without ambient capabilities (< 4.3): nothing to clear.
+            tracing::debug!("ambient capabilities not supported by the kernel");
+            return Ok(());
+        }
+        return Err(err);
+    }
+    for cap in (0..64u32).filter(|c| sets.ambient & (1u64 << c) != 0) {
+        // SAFETY: PR_CAP_AMBIENT_RAISE takes an integer capability number.
+        let r = unsafe {
+            libc::prctl(
+                libc::PR_CAP_AMBIENT,
+                libc::PR_CAP_AMBIENT_RAISE as libc::c_ulong,
+                cap as libc::c_ulong,
+                0 as libc::c_ulong,
+                0 as libc::c_ulong,
+            )
+        };
+        if r < 0 {
+            tracing::debug!(
+                "ambient capability {} not raised (it must also be permitted and inheritable): prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE): {}",
+                cap_label(cap),
+                std::io::Error::last_os_error()
+            );
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::security::testutil::{assert_child_ok, in_child, Outcome};
+
+    fn names(list: &[&str]) -> Option<Vec<String>> {
+        Some(list.iter().map(|s| s.to_string()).collect())
+    }
+
+    #[test]
+    fn parses_names() {
+        assert_eq!(cap_from_name("CAP_NET_ADMIN").unwrap(), 12);
+        assert_eq!(cap_from_name("NET_ADMIN").unwrap(), 12);
+        assert_eq!(cap_from_name("cap_net_admin").unwrap(), 12);
+        assert_eq!(cap_from_name("net_admin").unwrap(), 12);
+        assert_eq!(cap_from_name("CAP_CHOWN").unwrap(), 0);
+        assert_eq!(cap_from_name("CAP_SYS_RESOURCE").unwrap(), 24);
+        assert_eq!(cap_from_name("CAP_AUDIT_READ").unwrap(), 37);
+        assert_eq!(cap_from_name("CAP_CHECKPOINT_RESTORE").unwrap(), 40);
+        for (i, n) in CAP_NAMES.iter().enumerate() {
+            assert_eq!(cap_from_name(n).unwrap(), i as u32);
+            assert_eq!(cap_name(i as u32), Some(*n));
+        }
+        for bad in ["", "CAP_", "CAP_FOO", "NET ADMIN", "CAP_NET_ADMIN2"] {
+            let e = cap_from_name(bad).unwrap_err();
+            assert_eq!(e.to_string(), format!("unknown capability {bad:?}"));
+        }
+    }
+
+    #[test]
+    fn last_cap_matches_kernel() {
+        let lc = last_cap();
+        assert!((36..64).contains(&lc), "cap_last_cap = {lc}");
+    }
+
+    #[test]
+    fn from_spec_masks_and_unknowns() {
+        let spec = LinuxCapabilities {
+            bounding: names(&["CAP_CHOWN", "kill", "CAP_CHECKPOINT_RESTORE"]),
+            effective: names(&["CAP_KILL"]),
+            inheritable: None,
+            permitted: names(&["CAP_CHOWN", "CAP_KILL"]),
+            ambient: Some(vec![]),
+        };
+        let s = CapSets::from_spec_with_last_cap(&spec, 40).unwrap();
+        assert_eq!(s.bounding, 1 | 1 << 5 | 1 << 40);
+        assert_eq!(s.effective, 1 << 5);
+        assert_eq!(s.permitted, 0x21);
+        assert_eq!((s.inheritable, s.ambient), (0, 0));
+        assert_eq!(
+            mask_names(s.bounding),
+            "CAP_CHOWN|CAP_KILL|CAP_CHECKPOINT_RESTORE"
+        );
+
+        // Known but above an older kernel's last cap: skipped with a warning.
+        let s = CapSets::from_spec_with_last_cap(&spec, 39).unwrap();
+        assert_eq!(s.bounding, 0x21);
+
+        // Unknown, well-formed: error unless the kernel has caps we don't know.
+        let future = LinuxCapabilities {
+            bounding: names(&["CAP_FUTURE_THING"]),
+            ..Default::default()
+        };
+        assert!(CapSets::from_spec_with_last_cap(&future, 40).is_err());
+        assert_eq!(
+            CapSets::from_spec_with_last_cap(&future, 42)
+                .unwrap()
+                .bounding,
+            0
+        );
+        let garbage = LinuxCapabilities {
+            permitted: names(&["CAP_CHOWN", "not a cap!"]),
+            ..Default::default()
+        };
+        let e = CapSets::from_spec_with_last_cap(&garbage, 42).unwrap_err();
+        assert_eq!(e.to_string(), "unknown capability \"not a cap!\"");
+    }
+
+    #[test]
+    fn serde_keys() {
+        let json = r#"{"bounding":["CAP_KILL"],"effective":["CAP_KILL"],"inheritable":[],
+            "permitted":["CAP_KILL"],"ambient":["CAP_KILL"]}"#;
+        let c: LinuxCapabilities = serde_json::from_str(json).unwrap();
+        assert_eq!(c.ambient, names(&["CAP_KILL"]));
+        assert_eq!(c.inheritable, Some(vec![]));
+        let back = serde_json::to_value(&c).unwrap();
+        assert_eq!(back["permitted"][0], "CAP_KILL");
+        let empty: LinuxCapabilities = serde_json::from_str("{}").unwrap();
+        assert_eq!(empty, LinuxCapabilities::default());
+    }
+
+    /// Reads the Cap* lines of /proc/self/status.
+    fn proc_caps() -> Result<[u64; 5], String> {
+        let status = std::fs::read_to_string("/proc/self/status").map_err(|e| e.to_string())?;
+        let mut out = [u64::MAX; 5];
+        for (i, key) in ["CapInh:", "CapPrm:", "CapEff:", "CapBnd:", "CapAmb:"]
+            .iter()
+            .enumerate()
+        {
+            let line = status
+                .lines()
+                .find(|l| l.starts_with(key))
+                .ok_or(format!("no {key}"))?;
+            out[i] =
+                u64::from_str_radix(line[key.len()..].trim(), 16).map_err(|e| e.to_string())?;
+        }
+        Ok(out)
+    }
+
+    fn small_set() -> LinuxCapabilities {
+        let two = names(&["CAP_CHOWN", "CAP_KILL"]);
+        LinuxCapabilities {
+            bounding: two.clone(),
+            effective: two.clone(),
+            inheritable: two.clone(),
+            permitted: two.clone(),
+            ambient: two,
+        }
+    }
+
+    #[test]
+    fn applies_small_set_in_child() {
+        let sets = CapSets::from_spec(&small_set()).unwrap();
+        assert_child_ok(|| {
+            drop_bounding(&sets).map_err(|e| e.to_string())?;
+            keep_caps_for_setuid().map_err(|e| e.to_string())?;
+            apply_sets(&sets).map_err(|e| e.to_string())?;
+            let [inh, prm, eff, bnd, amb] = proc_caps()?;
+            if [inh, prm, eff, bnd, amb] != [0x21; 5] {
+                return Err(format!(
+                    "inh={inh:#x} prm={prm:#x} eff={eff:#x} bnd={bnd:#x} amb={amb:#x}"
+                ));
+            }
+            Ok(0)
+        });
+    }
+
+    #[test]
+    fn keeps_caps_across_setuid_in_child() {
+        let mut sets = CapSets::from_spec(&small_set()).unwrap();
+        sets.ambient = 1 << 5; // only CAP_KILL ambient
+        assert_child_ok(|| {
+            drop_bounding(&sets).map_err(|e| e.to_string())?;
+            keep_caps_for_setuid().map_err(|e| e.to_string())?;
+            // SAFETY: plain syscalls with integer ids in a single-threaded child.
+            if unsafe { libc::setresgid(65534, 65534, 65534) } != 0
+                || unsafe { libc::setresuid(65534, 65534, 65534) } != 0
+            {
+                return Err(format!("setres[ug]id: {}", std::io::Error::last_os_error()));
+            }
+            let [_, prm, eff, ..] = proc_caps()?;
+            if prm & 0x21 != 0x21 || eff != 0 {
+                return Err(format!("after setuid prm={prm:#x} eff={eff:#x}"));
+            }
+            apply_sets(&sets).map_err(|e| e.to_string())?;
+            let [inh, prm, eff, bnd, amb] = proc_caps()?;
+            if [inh, prm, eff, bnd, amb] != [0x21, 0x21, 0x21, 0x21, 0x20] {
+                return Err(format!(
+                    "inh={inh:#x} prm={prm:#x} eff={eff:#x} bnd={bnd:#x} amb={amb:#x}"
+                ));
+            }
+            Ok(0)
+        });
+    }
+
+    #[test]
+    fn ambient_outside_inheritable_only_warns() {
+        let mut sets = CapSets::from_spec(&small_set()).unwrap();
+        sets.inheritable = 1; // CAP_CHOWN only; CAP_KILL raise must fail softly
+        assert_child_ok(|| {
+            apply_sets(&sets).map_err(|e| e.to_string())?;
+            let amb = proc_caps()?[4];
+            if amb != 1 {
+                return Err(format!("amb={amb:#x}"));
+            }
+            Ok(0)
+        });
+    }
+
+    #[test]
+    fn capset_error_names_request_and_errno() {
+        // CAP_SYS_RESOURCE is not in this machine's bounding/permitted set, so
+        // asking for it must fail; if a machine has it, drop it first.
+        let want = 1u64 | 1 << 24;
+        let (outcome, msg) = in_child(|| {
+            // SAFETY: PR_CAPBSET_DROP takes an integer capability number.
+            unsafe { libc::prctl(libc::PR_CAPBSET_DROP, 24, 0, 0, 0) };
+            let sets = CapSets {
+                effective: want,
+                permitted: want,
+                last_cap: last_cap(),
+                ..Default::default()
+            };
+            // Permitted may only shrink: remove CAP_SYS_RESOURCE from it first.
+            capset(1, 1, 0).map_err(|e| e.to_string())?;
+            match apply_sets(&sets) {
+                Ok(()) => Err("capset unexpectedly succeeded".into()),
+                Err(e) if e.errno() == Some(libc::EPERM) => Err(e.to_string()),
+                Err(e) => Err(format!("wrong errno: {e}")),
+            }
+        });
+        assert_eq!(outcome, Outcome::Exited(100));
+        assert_eq!(
+            msg,
+            "capset(effective=0x1000001, permitted=0x1000001, inheritable=0x0): \
+             Operation not permitted (os error 1)"
+        );
+    }
+}

@@ -1,0 +1,599 @@
+//! OCI `linux.seccomp` profiles, compiled and loaded with libseccomp.
+//!
+//! Semantics follow runc's libcontainer/seccomp:
+//! - syscall names libseccomp does not know are skipped (debug log);
+//! - rules whose action equals the default action are skipped;
+//! - a rule with several conditions on the same argument index becomes one
+//!   libseccomp rule per condition (OR); distinct indexes make one rule (AND);
+//! - `SCMP_ACT_KILL` means kill-thread; ERRNO/TRACE without `errnoRet` use EPERM;
+//! - the filter's NO_NEW_PRIVS attribute is off: the runtime sets
+//!   no_new_privs itself when the spec asks for it.
+//!
+//! SCMP_ACT_NOTIFY and `listenerPath` are rejected as unsupported.
+
+use libseccomp::{
+    ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterAttr, ScmpFilterContext,
+    ScmpSyscall,
+};
+use serde::{Deserialize, Serialize};
+
+use super::SecurityError;
+
+/// OCI `linux.seccomp`.
+#[derive(Serialize, Deserialize, Default, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct LinuxSeccomp {
+    pub default_action: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_errno_ret: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub architectures: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flags: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listener_path: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listener_metadata: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub syscalls: Option<Vec<LinuxSyscall>>,
+}
+
+/// OCI `linux.seccomp.syscalls[]`.
+#[derive(Serialize, Deserialize, Default, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct LinuxSyscall {
+    pub names: Vec<String>,
+    pub action: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub errno_ret: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub args: Option<Vec<LinuxSeccompArg>>,
+}
+
+/// OCI `linux.seccomp.syscalls[].args[]`. For SCMP_CMP_MASKED_EQ, `value` is
+/// the mask and `valueTwo` the value compared against (absent = 0).
+#[derive(Serialize, Deserialize, Default, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct LinuxSeccompArg {
+    pub index: u32,
+    pub value: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value_two: Option<u64>,
+    pub op: String,
+}
+
+/// Syscalls take at most six arguments.
+const MAX_ARGS: usize = 6;
+
+const ARCHES: [(&str, ScmpArch); 23] = [
+    ("SCMP_ARCH_X86", ScmpArch::X86),
+    ("SCMP_ARCH_X86_64", ScmpArch::X8664),
+    ("SCMP_ARCH_X32", ScmpArch::X32),
+    ("SCMP_ARCH_ARM", ScmpArch::Arm),
+    ("SCMP_ARCH_AARCH64", ScmpArch::Aarch64),
+    ("SCMP_ARCH_LOONGARCH64", ScmpArch::Loongarch64),
+    ("SCMP_ARCH_M68K", ScmpArch::M68k),
+    ("SCMP_ARCH_MIPS", ScmpArch::Mips),
+    ("SCMP_ARCH_MIPS64", ScmpArch::Mips64),
+    ("SCMP_ARCH_MIPS64N32", ScmpArch::Mips64N32),
+    ("SCMP_ARCH_MIPSEL", ScmpArch::Mipsel),
+    ("SCMP_ARCH_MIPSEL64", ScmpArch::Mipsel64),
+    ("SCMP_ARCH_MIPSEL64N32", ScmpArch::Mipsel64N32),
+    ("SCMP_ARCH_PPC", ScmpArch::Ppc),
+    ("SCMP_ARCH_PPC64", ScmpArch::Ppc64),
+    ("SCMP_ARCH_PPC64LE", ScmpArch::Ppc64Le),
+    ("SCMP_ARCH_S390", ScmpArch::S390),
+    ("SCMP_ARCH_S390X", ScmpArch::S390X),
+    ("SCMP_ARCH_PARISC", ScmpArch::Parisc),
+    ("SCMP_ARCH_PARISC64", ScmpArch::Parisc64),
+    ("SCMP_ARCH_RISCV64", ScmpArch::Riscv64),
+    ("SCMP_ARCH_SH", ScmpArch::Sh),
+    ("SCMP_ARCH_SHEB", ScmpArch::Sheb),
+];
+
+/// Maps an OCI filter flag to the libseccomp attribute that requests it.
+fn parse_flag(flag: &str) -> Result<ScmpFilterAttr, SecurityError> {
+    match flag {
+        "SECCOMP_FILTER_FLAG_TSYNC" => Ok(ScmpFilterAttr::CtlTsync),
+        "SECCOMP_FILTER_FLAG_LOG" => Ok(ScmpFilterAttr::CtlLog),
+        "SECCOMP_FILTER_FLAG_SPEC_ALLOW" => Ok(ScmpFilterAttr::CtlSsb),
+        "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV" => Err(SecurityError::SeccompUnsupported(
+            format!("flag {flag} (only meaningful with SCMP_ACT_NOTIFY)"),
+        )),
+        _ => Err(SecurityError::Seccomp(format!("unknown flag {flag:?}"))),
+    }
+}
+
+fn parse_arch(arch: &str) -> Result<ScmpArch, SecurityError> {
+    ARCHES
+        .iter()
+        .find(|(n, _)| *n == arch)
+        .map(|&(_, a)| a)
+        .ok_or_else(|| SecurityError::Seccomp(format!("unknown architecture {arch:?}")))
+}
+
+/// `for syscalls [a, b]` or `as default action`, for messages.
+fn rule_ctx(names: Option<&[String]>) -> String {
+    match names {
+        Some(n) => format!("for syscalls [{}]", n.join(", ")),
+        None => "as default action".to_string(),
+    }
+}
+
+/// Maps an OCI action (plus optional errnoRet) to libseccomp's.
+fn parse_action(
+    name: &str,
+    errno_ret: Option<u32>,
+    names: Option<&[String]>,
+) -> Result<ScmpAction, SecurityError> {
+    let code = || -> Result<u16, SecurityError> {
+        let v = errno_ret.unwrap_or(libc::EPERM as u32);
+        u16::try_from(v).map_err(|_| {
+            SecurityError::Seccomp(format!(
+                "errnoRet {v} out of range (max 65535) {}",
+                rule_ctx(names)
+            ))
+        })
+    };
+    let action = match name {
+        "SCMP_ACT_KILL" | "SCMP_ACT_KILL_THREAD" => ScmpAction::KillThread,
+        "SCMP_ACT_KILL_PROCESS" => ScmpAction::KillProcess,
+        "SCMP_ACT_TRAP" => ScmpAction::Trap,
+        "SCMP_ACT_ALLOW" => ScmpAction::Allow,
+        "SCMP_ACT_LOG" => ScmpAction::Log,
+        "SCMP_ACT_ERRNO" => return Ok(ScmpAction::Errno(i32::from(code()?))),
+        "SCMP_ACT_TRACE" => return Ok(ScmpAction::Trace(code()?)),
+        "SCMP_ACT_NOTIFY" => {
+            return Err(SecurityError::SeccompUnsupported(format!(
+                "action SCMP_ACT_NOTIFY {}",
+                rule_ctx(names)
+            )))
+        }
+        _ => {
+            return Err(SecurityError::Seccomp(format!(
+                "unknown action {name:?} {}",
+                rule_ctx(names)
+            )))
+        }
+    };
+    if let Some(v) = errno_ret {
+        return Err(SecurityError::Seccomp(format!(
+            "errnoRet {v} given with action {name} {} (only SCMP_ACT_ERRNO and SCMP_ACT_TRACE take one)",
+            rule_ctx(names)
+        )));
+    }
+    Ok(action)
+}
+
+/// Maps an OCI argument condition to a libseccomp comparison.
+fn parse_arg(arg: &LinuxSeccompArg, names: &[String]) -> Result<ScmpArgCompare, SecurityError> {
+    if arg.index as usize >= MAX_ARGS {
+        return Err(SecurityError::Seccomp(format!(
+            "argument index {} out of range (max {}) {}",
+            arg.index,
+            MAX_ARGS - 1,
+            rule_ctx(Some(names))
+        )));
+    }
+    let (op, datum) = match arg.op.as_str() {
+        "SCMP_CMP_NE" => (ScmpCompareOp::NotEqual, arg.value),
+        "SCMP_CMP_LT" => (ScmpCompareOp::Less, arg.value),
+        "SCMP_CMP_LE" => (ScmpCompareOp::LessOrEqual, arg.value),
+        "SCMP_CMP_EQ" => (ScmpCompareOp::Equal, arg.value),
+        "SCMP_CMP_GE" => (ScmpCompareOp::GreaterEqual, arg.value),
+        "SCMP_CMP_GT" => (ScmpCompareOp::Greater, arg.value),
+        "SCMP_CMP_MASKED_EQ" => (
+            ScmpCompareOp::MaskedEqual(arg.value),
+            arg.value_two.unwrap_or(0),
+        ),
+        other => {
+            return Err(SecurityError::Seccomp(format!(
+                "unknown operator {other:?} in argument {} {}",
+                arg.index,
+                rule_ctx(Some(names))
+            )))
+        }
+    };
+    Ok(ScmpArgCompare::new(arg.index, op, datum))
+}
+
+/// Checks actions, errnoRet, operators, indexes, architectures and flags
+/// without calling into libseccomp, so a bad profile fails before fork.
+pub fn validate(spec: &LinuxSeccomp) -> Result<(), SecurityError> {
+    if let Some(path) = &spec.listener_path {
+        return Err(SecurityError::SeccompUnsupported(format!(
+            "listenerPath {path:?} (seccomp user notification)"
+        )));
+    }
+    parse_action(&spec.default_action, spec.default_errno_ret, None)?;
+    for arch in spec.architectures.iter().flatten() {
+        parse_arch(arch)?;
+    }
+    for flag in spec.flags.iter().flatten() {
+        parse_flag(flag)?;
+    }
+    for call in spec.syscalls.iter().flatten() {
+        if call.names.is_empty() || call.names.iter().any(|n| n.is_empty()) {
+            return Err(SecurityError::Seccomp(format!(
+                "empty syscall name in rule with action {} {}",
+                call.action,
+                rule_ctx(Some(&call.names))
+            )));
+        }
+        parse_action(&call.action, call.errno_ret, Some(&call.names))?;
+        for arg in call.args.iter().flatten() {
+            parse_arg(arg, &call.names)?;
+        }
+    }
+    Ok(())
+}
+
+/// Formats a libseccomp error with the errno it carries, if any.
+fn scmp_err(what: &str, e: libseccomp::error::SeccompError) -> SecurityError {
+    let errno = e
+        .sysrawrc()
+        .map(|rc| format!(": {}", std::io::Error::from_raw_os_error(rc.abs())))
+        .unwrap_or_default();
+    SecurityError::Seccomp(format!("{what}: {e}{errno}"))
+}
+
+/// Compiles the profile into a libseccomp filter (not yet loaded).
+pub fn build_filter(spec: &LinuxSeccomp) -> Result<ScmpFilterContext, SecurityError> {
+    validate(spec)?;
+    let default = parse_action(&spec.default_action, spec.default_errno_ret, None)?;
+    let mut ctx = ScmpFilterContext::new(default)
+        .map_err(|e| scmp_err(&format!("seccomp_init({})", spec.default_action), e))?;
+    // Report the kernel's errno from seccomp_load instead of a generic ECANCELED.
+    if let Err(e) = ctx.set_api_sysrawrc(true) {
+        tracing::debug!("seccomp: SCMP_FLTATR_API_SYSRAWRC unavailable: {e}");
+    }
+    ctx.set_ctl_nnp(false)
+        .map_err(|e| scmp_err("seccomp_attr_set(SCMP_FLTATR_CTL_NNP, 0)", e))?;
+    for name in spec.architectures.iter().flatten() {
+        ctx.add_arch(parse_arch(name)?)
+            .map_err(|e| scmp_err(&format!("seccomp_arch_add({name})"), e))?;
+    }
+    for name in spec.flags.iter().flatten() {
+        ctx.set_filter_attr(parse_flag(name)?, 1)
+            .map_err(|e| scmp_err(&format!("seccomp_attr_set for flag {name}"), e))?;
+    }
+    let calls = spec.syscalls.as_deref().unwrap_or_default();
+    if calls.len() > 8 {
+        // Binary-tree optimisation for long rule sets, like runc; not fatal.
+        if let Err(e) = ctx.set_ctl_optimize(2) {
+            tracing::debug!("seccomp: binary tree optimization not available: {e}");
+        }
+    }
+    for call in calls {
+        add_call(&mut ctx, call, default)?;
+    }
+    Ok(ctx)
+}
+
+fn add_call(
+    ctx: &mut ScmpFilterContext,
+    call: &LinuxSyscall,
+    default: ScmpAction,
+) -> Result<(), SecurityError> {
+    let action = parse_action(&call.action, call.errno_ret, Some(&call.names))?;
+    if action == default {
+        // libseccomp rejects rules equal to the default action; they are no-ops.
+        tracing::debug!(syscalls = ?call.names, "seccomp: rule equals default action, skipped");
+        return Ok(());
+    }
+    let args = call.args.as_deref().unwrap_or_default();
+    let conds = args
+        .iter()
+        .map(|a| parse_arg(a, &call.names))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut per_index = [0usize; MAX_ARGS];
+    for a in args {
+        per_index[a.index as usize] += 1;
+    }
+    // Same index twice cannot be ANDed meaningfully: one rule per condition.
+    let one_rule_per_cond = per_index.iter().any(|&n| n > 1);
+    for name in &call.names {
+        let Ok(syscall) = ScmpSyscall::from_name(name) else {
+            tracing::debug!(syscall = %name, "seccomp: syscall unknown to libseccomp, ignored");
+            continue;
+        };
+        let what = || format!("seccomp_rule_add({name}, {}, {args:?})", call.action);
+        if one_rule_per_cond {
+            for c in &conds {
+                ctx.add_rule_conditional(action, syscall, std::slice::from_ref(c))
+                    .map_err(|e| scmp_err(&what(), e))?;
+            }
+        } else {
+            ctx.add_rule_conditional(action, syscall, &conds)
+                .map_err(|e| scmp_err(&what(), e))?;
+        }
+    }
+    Ok(())
+}
+
+/// Loads the filter into the calling process (seccomp(SECCOMP_SET_MODE_FILTER)).
+/// Without no_new_privs this needs CAP_SYS_ADMIN, so load it before dropping
+/// capabilities in that case (as runc does).
+pub fn load(ctx: &ScmpFilterContext) -> Result<(), SecurityError> {
+    ctx.load().map_err(|e| {
+        let errno = e.sysrawrc().map_or(libc::ECANCELED, i32::abs);
+        SecurityError::Syscall {
+            op: "seccomp_load(SECCOMP_SET_MODE_FILTER)".to_string(),
+            err: std::io::Error::from_raw_os_error(errno),
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::security::testutil::{assert_child_ok, in_child, Outcome};
+
+    /// Excerpt in the style of moby/podman's default profile (x86 family).
+    const PROFILE: &str = include_str!("testdata/seccomp_profile.json");
+
+    fn profile() -> LinuxSeccomp {
+        serde_json::from_str(PROFILE).unwrap()
+    }
+
+    fn rule(names: &[&str], action: &str, errno_ret: Option<u32>) -> LinuxSyscall {
+        LinuxSyscall {
+            names: names.iter().map(|s| s.to_string()).collect(),
+            action: action.to_string(),
+            errno_ret,
+            args: None,
+        }
+    }
+
+    fn allow_with(rules: Vec<LinuxSyscall>) -> LinuxSeccomp {
+        LinuxSeccomp {
+            default_action: "SCMP_ACT_ALLOW".into(),
+            syscalls: Some(rules),
+            ..Default::default()
+        }
+    }
+
+    fn build(r: LinuxSyscall) -> ScmpFilterContext {
+        build_filter(&allow_with(vec![r])).unwrap()
+    }
+
+    fn pfc(ctx: &ScmpFilterContext) -> String {
+        let path = std::env::temp_dir().join(format!("capsa-pfc-{}", std::process::id()));
+        ctx.export_pfc(std::fs::File::create(&path).unwrap())
+            .unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        text
+    }
+
+    #[test]
+    fn parses_realistic_profile() {
+        let p = profile();
+        assert_eq!(
+            (&*p.default_action, p.default_errno_ret),
+            ("SCMP_ACT_ERRNO", Some(1))
+        );
+        let calls = p.syscalls.as_ref().unwrap();
+        assert_eq!((calls.len(), calls[0].names.len()), (7, 30));
+        let clone = &calls[2].args.as_ref().unwrap()[0];
+        assert_eq!((clone.value, clone.value_two), (2114060288, Some(0)));
+        validate(&p).unwrap();
+        let v = serde_json::to_value(&p).unwrap();
+        assert_eq!(v["defaultErrnoRet"], 1);
+        assert_eq!(v["syscalls"][2]["args"][0]["valueTwo"], 0);
+        assert_eq!(v["syscalls"][5]["errnoRet"], 38);
+        assert!(v.get("listenerPath").is_none());
+    }
+
+    #[test]
+    fn builds_profile_with_runc_semantics() {
+        let ctx = build_filter(&profile()).unwrap();
+        let text = pfc(&ctx);
+        assert!(!text.contains("nonexistent_syscall_xyz"));
+        assert!(
+            !text.contains("reboot"),
+            "rule equal to default must be skipped"
+        );
+        // Three OR'ed personality conditions, one AND'ed getpriority rule.
+        let personality = text.split("\"personality\"").nth(1).unwrap();
+        let block = personality.split("# filter for syscall").next().unwrap();
+        for v in ["0", "8", "131072"] {
+            assert!(block.contains(&format!("$a0.lo32 == {v}")), "{block}");
+        }
+        assert!(text.contains("\"clone3\""));
+        assert!(ctx.get_ctl_nnp().is_ok_and(|nnp| !nnp));
+    }
+
+    fn arg(index: u32, value: u64, op: &str) -> LinuxSeccompArg {
+        let op = op.to_string();
+        LinuxSeccompArg {
+            index,
+            value,
+            value_two: None,
+            op,
+        }
+    }
+
+    #[test]
+    fn validate_errors_are_clear() {
+        let with_args = |args| {
+            let r = rule(&["personality"], "SCMP_ACT_ERRNO", None);
+            allow_with(vec![LinuxSyscall {
+                args: Some(args),
+                ..r
+            }])
+        };
+        let base = allow_with(vec![]);
+        let cases = [
+            (
+                allow_with(vec![rule(&["read"], "SCMP_ACT_FOO", None)]),
+                r#"seccomp: unknown action "SCMP_ACT_FOO" for syscalls [read]"#,
+            ),
+            (
+                allow_with(vec![rule(&["read", "write"], "SCMP_ACT_ALLOW", Some(5))]),
+                "seccomp: errnoRet 5 given with action SCMP_ACT_ALLOW for syscalls [read, write] \
+                 (only SCMP_ACT_ERRNO and SCMP_ACT_TRACE take one)",
+            ),
+            (
+                with_args(vec![arg(0, 1, "SCMP_CMP_BOGUS")]),
+                r#"seccomp: unknown operator "SCMP_CMP_BOGUS" in argument 0 for syscalls [personality]"#,
+            ),
+            (
+                with_args(vec![arg(6, 1, "SCMP_CMP_EQ")]),
+                "seccomp: argument index 6 out of range (max 5) for syscalls [personality]",
+            ),
+            (
+                LinuxSeccomp { architectures: Some(vec!["SCMP_ARCH_VAX".into()]), ..base.clone() },
+                r#"seccomp: unknown architecture "SCMP_ARCH_VAX""#,
+            ),
+            (
+                LinuxSeccomp { flags: Some(vec!["SECCOMP_FILTER_FLAG_NOPE".into()]), ..base.clone() },
+                r#"seccomp: unknown flag "SECCOMP_FILTER_FLAG_NOPE""#,
+            ),
+            (
+                LinuxSeccomp { default_errno_ret: Some(1), ..base.clone() },
+                "seccomp: errnoRet 1 given with action SCMP_ACT_ALLOW as default action \
+                 (only SCMP_ACT_ERRNO and SCMP_ACT_TRACE take one)",
+            ),
+            (
+                LinuxSeccomp { default_action: "SCMP_ACT_NOTIFY".into(), ..base.clone() },
+                "seccomp: action SCMP_ACT_NOTIFY as default action is unsupported in this version of capsa",
+            ),
+            (
+                allow_with(vec![rule(&["ioctl"], "SCMP_ACT_NOTIFY", None)]),
+                "seccomp: action SCMP_ACT_NOTIFY for syscalls [ioctl] is unsupported in this version of capsa",
+            ),
+            (
+                LinuxSeccomp { listener_path: Some("/run/a.sock".into()), ..base.clone() },
+                "seccomp: listenerPath \"/run/a.sock\" (seccomp user notification) \
+                 is unsupported in this version of capsa",
+            ),
+        ];
+        for (spec, want) in cases {
+            assert_eq!(validate(&spec).unwrap_err().to_string(), want);
+            assert_eq!(build_filter(&spec).unwrap_err().to_string(), want);
+        }
+        let flags = ["TSYNC", "LOG", "SPEC_ALLOW"];
+        let flags = flags.map(|f| format!("SECCOMP_FILTER_FLAG_{f}")).to_vec();
+        build_filter(&LinuxSeccomp {
+            flags: Some(flags),
+            ..base
+        })
+        .unwrap();
+    }
+
+    #[test]
+    fn all_arches_and_actions_map() {
+        for (name, _) in ARCHES {
+            parse_arch(name).unwrap();
+        }
+        let expect = [
+            ("SCMP_ACT_KILL", ScmpAction::KillThread),
+            ("SCMP_ACT_KILL_THREAD", ScmpAction::KillThread),
+            ("SCMP_ACT_KILL_PROCESS", ScmpAction::KillProcess),
+            ("SCMP_ACT_TRAP", ScmpAction::Trap),
+            ("SCMP_ACT_ERRNO", ScmpAction::Errno(libc::EPERM)),
+            ("SCMP_ACT_TRACE", ScmpAction::Trace(libc::EPERM as u16)),
+            ("SCMP_ACT_ALLOW", ScmpAction::Allow),
+            ("SCMP_ACT_LOG", ScmpAction::Log),
+        ];
+        for (name, act) in expect {
+            assert_eq!(parse_action(name, None, None).unwrap(), act);
+        }
+        assert_eq!(
+            parse_action("SCMP_ACT_ERRNO", Some(38), None).unwrap(),
+            ScmpAction::Errno(38)
+        );
+        assert!(parse_action("SCMP_ACT_ERRNO", Some(70000), None).is_err());
+    }
+
+    fn errno() -> i32 {
+        std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
+    }
+
+    #[test]
+    fn errno_rule_in_child() {
+        let ctx = build(rule(&["mkdir", "mkdirat"], "SCMP_ACT_ERRNO", Some(38)));
+        let path = format!("/tmp/capsa-seccomp-{}\0", std::process::id());
+        assert_child_ok(|| {
+            load(&ctx).map_err(|e| e.to_string())?;
+            // SAFETY: path is NUL-terminated and outlives the call.
+            let r = unsafe { libc::mkdir(path.as_ptr().cast(), 0o700) };
+            match (r, errno()) {
+                (-1, 38) => Ok(0),
+                (r, e) => Err(format!("mkdir returned {r}, errno {e}")),
+            }
+        });
+    }
+
+    #[test]
+    fn kill_process_rule_in_child() {
+        let ctx = build(rule(&["getpid"], "SCMP_ACT_KILL_PROCESS", None));
+        // Not calling getpid: exits normally.
+        assert_child_ok(|| load(&ctx).map(|()| 0).map_err(|e| e.to_string()));
+        // Calling it: killed by SIGSYS.
+        let (outcome, msg) = in_child(|| {
+            load(&ctx).map_err(|e| e.to_string())?;
+            // SAFETY: getpid has no preconditions.
+            unsafe { libc::getpid() };
+            Ok(0)
+        });
+        assert_eq!(outcome, Outcome::Signaled(libc::SIGSYS), "{msg}");
+    }
+
+    #[test]
+    #[cfg(target_arch = "x86_64")]
+    fn realistic_profile_in_child() {
+        use libc::{SYS_clone3, SYS_getpid, SYS_getpriority, SYS_mkdir, SYS_personality};
+        let ctx = build_filter(&profile()).unwrap();
+        let dir = c"/tmp/capsa-seccomp-denied".as_ptr() as libc::c_long;
+        // (label, syscall, args, expected errno or None for success)
+        let cases = [
+            ("mkdir", SYS_mkdir, [dir, 0o700], Some(libc::EPERM)),
+            ("getpid", SYS_getpid, [0, 0], None),
+            ("personality(8)", SYS_personality, [8, 0], None),
+            ("personality(0)", SYS_personality, [0, 0], None),
+            ("personality(4)", SYS_personality, [4, 0], Some(libc::EPERM)),
+            ("getpriority(PROCESS, 0)", SYS_getpriority, [0, 0], None),
+            (
+                "getpriority(PGRP, 0)",
+                SYS_getpriority,
+                [1, 0],
+                Some(libc::EPERM),
+            ),
+            ("clone3", SYS_clone3, [0, 0], Some(libc::ENOSYS)),
+            ("reboot", libc::SYS_reboot, [0, 0], Some(libc::EPERM)),
+        ];
+        assert_child_ok(|| {
+            load(&ctx).map_err(|e| e.to_string())?;
+            let mut errs = Vec::new();
+            for (what, nr, [a, b], want) in cases {
+                // SAFETY: integer args or a valid C string; failures are only inspected.
+                let r = unsafe { libc::syscall(nr, a, b, 0, 0) };
+                let got = if r == -1 { Some(errno()) } else { None };
+                if got != want {
+                    errs.push(format!("{what}: r={r} errno={got:?}, want {want:?}"));
+                }
+            }
+            errs.is_empty().then_some(0).ok_or(errs.join("; "))
+        });
+    }
+
+    #[test]
+    fn load_error_has_errno() {
+        let ctx = build(rule(&["mkdir"], "SCMP_ACT_ERRNO", None));
+        // Without CAP_SYS_ADMIN and without no_new_privs the kernel refuses.
+        let (outcome, msg) = in_child(|| {
+            // SAFETY: capset-free way to lose CAP_SYS_ADMIN: become nobody (no keep-caps).
+            if unsafe { libc::setresuid(65534, 65534, 65534) } != 0 {
+                return Err("setresuid failed".into());
+            }
+            Err(load(&ctx).map_or_else(|e| e.to_string(), |()| "loaded".into()))
+        });
+        assert_eq!(outcome, Outcome::Exited(100));
+        assert_eq!(
+            msg,
+            "seccomp_load(SECCOMP_SET_MODE_FILTER): Permission denied (os error 13)"
+        );
+    }
+}

@@ -1,0 +1,197 @@
+//! Thin wrappers over the system calls capsa makes, each returning a [`SysError`]
+//! that names the step, the path and the errno: what the kernel was asked to do.
+
+use std::ffi::{CStr, CString};
+use std::fmt;
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::path::Path;
+
+/// A failed system call, with enough context for a student to see what was asked.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct SysError {
+    /// What capsa was doing, e.g. `mount proc on /proc`.
+    pub step: String,
+    /// The errno the kernel returned (0 when not from a syscall).
+    pub errno: i32,
+    /// Extra explanation (a hint for the usual cause), if any.
+    pub hint: Option<String>,
+}
+
+impl SysError {
+    /// Error from the current `errno`.
+    pub fn last(step: impl Into<String>) -> Self {
+        Self::from_errno(step, std::io::Error::last_os_error().raw_os_error().unwrap_or(0))
+    }
+
+    /// Error from an explicit errno.
+    pub fn from_errno(step: impl Into<String>, errno: i32) -> Self {
+        SysError { step: step.into(), errno, hint: None }
+    }
+
+    /// Error from an `io::Error`.
+    pub fn io(step: impl Into<String>, e: &std::io::Error) -> Self {
+        match e.raw_os_error() {
+            Some(n) => Self::from_errno(step, n),
+            None => SysError { step: step.into(), errno: 0, hint: Some(e.to_string()) },
+        }
+    }
+
+    /// A logical error that is not an errno.
+    pub fn msg(step: impl Into<String>, hint: impl Into<String>) -> Self {
+        SysError { step: step.into(), errno: 0, hint: Some(hint.into()) }
+    }
+
+    /// Attach a hint explaining the usual cause.
+    pub fn hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    /// The errno name, e.g. `EPERM`.
+    pub fn errno_name(&self) -> &'static str {
+        errno_name(self.errno)
+    }
+}
+
+impl fmt::Display for SysError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.step)?;
+        if self.errno != 0 {
+            let msg = std::io::Error::from_raw_os_error(self.errno);
+            let text = msg.to_string();
+            let text = text.split(" (os error").next().unwrap_or(&text);
+            write!(f, ": {} ({})", self.errno_name(), text)?;
+        }
+        if let Some(h) = &self.hint {
+            if self.errno != 0 {
+                write!(f, " [{h}]")?;
+            } else {
+                write!(f, ": {h}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for SysError {}
+
+/// Result of a syscall wrapper.
+pub type SysResult<T> = Result<T, SysError>;
+
+/// Symbolic name of an errno value.
+pub fn errno_name(e: i32) -> &'static str {
+    match e {
+        libc::EPERM => "EPERM",
+        libc::ENOENT => "ENOENT",
+        libc::ESRCH => "ESRCH",
+        libc::EINTR => "EINTR",
+        libc::EIO => "EIO",
+        libc::ENXIO => "ENXIO",
+        libc::E2BIG => "E2BIG",
+        libc::ENOEXEC => "ENOEXEC",
+        libc::EBADF => "EBADF",
+        libc::ECHILD => "ECHILD",
+        libc::EAGAIN => "EAGAIN",
+        libc::ENOMEM => "ENOMEM",
+        libc::EACCES => "EACCES",
+        libc::EFAULT => "EFAULT",
+        libc::EBUSY => "EBUSY",
+        libc::EEXIST => "EEXIST",
+        libc::EXDEV => "EXDEV",
+        libc::ENODEV => "ENODEV",
+        libc::ENOTDIR => "ENOTDIR",
+        libc::EISDIR => "EISDIR",
+        libc::EINVAL => "EINVAL",
+        libc::ENFILE => "ENFILE",
+        libc::EMFILE => "EMFILE",
+        libc::ENOTTY => "ENOTTY",
+        libc::ETXTBSY => "ETXTBSY",
+        libc::EFBIG => "EFBIG",
+        libc::ENOSPC => "ENOSPC",
+        libc::ESPIPE => "ESPIPE",
+        libc::EROFS => "EROFS",
+        libc::EMLINK => "EMLINK",
+        libc::EPIPE => "EPIPE",
+        libc::ERANGE => "ERANGE",
+        libc::ENAMETOOLONG => "ENAMETOOLONG",
+        libc::ENOSYS => "ENOSYS",
+        libc::ENOTEMPTY => "ENOTEMPTY",
+        libc::ELOOP => "ELOOP",
+        libc::EOPNOTSUPP => "EOPNOTSUPP",
+        libc::ECONNREFUSED => "ECONNREFUSED",
+        libc::ETIMEDOUT => "ETIMEDOUT",
+        _ => "errno",
+    }
+}
+
+/// Turn a `-1` return into a [`SysError`] built lazily from `step`.
+pub fn check<F: FnOnce() -> String>(ret: libc::c_int, step: F) -> SysResult<libc::c_int> {
+    if ret < 0 {
+        Err(SysError::last(step()))
+    } else {
+        Ok(ret)
+    }
+}
+
+/// A path as a C string (paths with NUL bytes are rejected).
+pub fn cstr(p: impl AsRef<Path>) -> SysResult<CString> {
+    use std::os::unix::ffi::OsStrExt;
+    let p = p.as_ref();
+    CString::new(p.as_os_str().as_bytes())
+        .map_err(|_| SysError::from_errno(format!("path {} contains a NUL byte", p.display()), libc::EINVAL))
+}
+
+/// `open(2)` returning an owned fd; `O_CLOEXEC` is always added.
+pub fn open(path: &Path, flags: libc::c_int, mode: libc::mode_t) -> SysResult<OwnedFd> {
+    let c = cstr(path)?;
+    // SAFETY: `c` is a valid NUL-terminated string that outlives the call.
+    let fd = unsafe { libc::open(c.as_ptr(), flags | libc::O_CLOEXEC, mode as libc::c_uint) };
+    let fd = check(fd, || format!("open {}", path.display()))?;
+    // SAFETY: the kernel just returned this fd to us; nobody else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// `mount(2)` with optional source, fstype and data.
+pub fn mount(
+    source: Option<&CStr>,
+    target: &CStr,
+    fstype: Option<&CStr>,
+    flags: libc::c_ulong,
+    data: Option<&CStr>,
+    step: impl FnOnce() -> String,
+) -> SysResult<()> {
+    let p = |s: Option<&CStr>| s.map_or(std::ptr::null(), |s| s.as_ptr());
+    // SAFETY: all pointers are NUL-terminated strings or NULL, valid for the call.
+    let r = unsafe {
+        libc::mount(p(source), target.as_ptr(), p(fstype), flags, p(data).cast::<libc::c_void>())
+    };
+    check(r, step).map(|_| ())
+}
+
+/// The `/proc/self/fd/N` magic link for an fd (mount targets are given this way so that
+/// a path swapped after resolution cannot redirect the mount: runc CVE-2021-30465).
+pub fn fd_path(fd: RawFd) -> CString {
+    CString::new(format!("/proc/self/fd/{fd}")).expect("no NUL")
+}
+
+/// Write a whole string to a file (for /proc and /sys knobs), with context.
+pub fn write_file(path: &Path, data: &str) -> SysResult<()> {
+    std::fs::write(path, data).map_err(|e| SysError::io(format!("write {data:?} to {}", path.display()), &e))
+}
+
+/// Set the close-on-exec flag on an fd.
+pub fn set_cloexec(fd: RawFd, on: bool) -> SysResult<()> {
+    // SAFETY: fcntl on an fd number has no memory-safety requirements.
+    let flags = check(unsafe { libc::fcntl(fd, libc::F_GETFD) }, || format!("fcntl F_GETFD fd {fd}"))?;
+    let nf = if on { flags | libc::FD_CLOEXEC } else { flags & !libc::FD_CLOEXEC };
+    // SAFETY: as above.
+    check(unsafe { libc::fcntl(fd, libc::F_SETFD, nf) }, || format!("fcntl F_SETFD fd {fd}"))?;
+    Ok(())
+}
+
+/// `dup2`-style move of an fd onto a target number.
+pub fn dup2(old: RawFd, new: RawFd) -> SysResult<()> {
+    // SAFETY: dup2 on fd numbers has no memory-safety requirements.
+    check(unsafe { libc::dup2(old, new) }, || format!("dup2 fd {old} -> {new}"))?;
+    Ok(())
+}

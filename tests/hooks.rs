@@ -1,0 +1,241 @@
+//! OCI hooks: order of the six hook points, state JSON on stdin, env,
+//! failure and timeout handling.
+
+mod common;
+
+use common::{Bundle, Rt};
+use serde_json::{json, Value};
+use std::fs;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+const POINTS: [&str; 6] = [
+    "prestart",
+    "createRuntime",
+    "createContainer",
+    "startContainer",
+    "poststart",
+    "poststop",
+];
+
+/// A hook running `/bin/sh -c script`. The log dir is bind-mounted into the
+/// container at its host path, so the same script works whether the hook
+/// runs with the host's view of the filesystem (prestart, createRuntime,
+/// poststart, poststop; createContainer in runc) or the container's
+/// (startContainer, which resolves /bin/sh to the rootfs's busybox).
+fn sh_hook(script: &str) -> Value {
+    json!({"path": "/bin/sh", "args": ["sh", "-c", script]})
+}
+
+/// Bundle whose every hook point appends its name to `<log>/log` and saves
+/// its stdin to `<log>/<name>.json`.
+fn logging_bundle(log: &Path, args: &[&str]) -> Bundle {
+    let dir = log.to_str().unwrap().to_string();
+    let d = dir.clone();
+    Bundle::new("hooks", args)
+        .edit(move |c| {
+            let mut hooks = json!({});
+            for p in POINTS {
+                hooks[p] = json!([sh_hook(&format!("echo {p} >> {d}/log; cat > {d}/{p}.json"))]);
+            }
+            c["hooks"] = hooks;
+        })
+        .mount(json!({"destination": dir, "type": "bind", "source": dir, "options": ["rbind"]}))
+}
+
+fn log_lines(dir: &Path) -> Vec<String> {
+    fs::read_to_string(dir.join("log"))
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+fn pos(log: &[String], p: &str) -> usize {
+    log.iter()
+        .position(|l| l == p)
+        .unwrap_or_else(|| panic!("{p} did not run: {log:?}"))
+}
+
+/// Every hook point runs exactly once: prestart, createRuntime and
+/// createContainer during `create` (in that order), startContainer during
+/// `start`, poststop last during `delete`.
+#[test]
+fn all_hook_points_run_in_order() {
+    if !common::require_root() {
+        return;
+    }
+    let rt = Rt::new();
+    let log = common::host_dir();
+    let b = logging_bundle(log.path(), &["true"]);
+    let _c = rt.create(&b);
+    let after_create = log_lines(log.path());
+    assert_eq!(
+        after_create[..3],
+        ["prestart", "createRuntime", "createContainer"],
+        "after create: {after_create:?}"
+    );
+    rt.cmd(&["start", &b.id]).ok();
+    rt.wait_status(&b.id, "stopped");
+    let after_start = log_lines(log.path());
+    assert!(
+        after_start.contains(&"startContainer".to_string()),
+        "{after_start:?}"
+    );
+    assert!(
+        !after_start.contains(&"poststop".to_string()),
+        "{after_start:?}"
+    );
+    rt.cmd(&["delete", &b.id]).ok();
+    let all = log_lines(log.path());
+    let mut sorted = all.clone();
+    sorted.sort();
+    let mut want: Vec<String> = POINTS.iter().map(|s| s.to_string()).collect();
+    want.sort();
+    assert_eq!(sorted, want, "each hook exactly once: {all:?}");
+    assert_eq!(all.last().unwrap(), "poststop");
+}
+
+/// Spec order: poststart runs after the user process started, i.e. during
+/// `start` and after startContainer.
+/// capsa-only: runc 1.1 runs poststart hooks at the end of `create`.
+#[test]
+fn poststart_runs_at_start_after_start_container() {
+    if !common::require_root() || !common::is_capsa() {
+        return;
+    }
+    let rt = Rt::new();
+    let log = common::host_dir();
+    let b = logging_bundle(log.path(), &["true"]);
+    let _c = rt.create(&b);
+    assert_eq!(
+        log_lines(log.path()),
+        ["prestart", "createRuntime", "createContainer"]
+    );
+    rt.cmd(&["start", &b.id]).ok();
+    rt.wait_status(&b.id, "stopped");
+    rt.cmd(&["delete", &b.id]).ok();
+    let all = log_lines(log.path());
+    assert_eq!(all, POINTS);
+    assert!(pos(&all, "startContainer") < pos(&all, "poststart"));
+}
+
+/// Each hook gets the container state as JSON on stdin. Hooks run in the
+/// runtime's namespaces see the init's host pid; createContainer and
+/// startContainer run inside the container's pid namespace, where runc
+/// reports pid 1. poststop's state has no pid.
+#[test]
+fn hooks_receive_state_on_stdin() {
+    if !common::require_root() {
+        return;
+    }
+    let rt = Rt::new();
+    let log = common::host_dir();
+    let b = logging_bundle(log.path(), &["sleep", "30"]);
+    let _c = rt.start_new(&b);
+    let pid = rt.pid(&b.id);
+    rt.cmd(&["delete", "--force", &b.id]).ok();
+    for p in POINTS {
+        let text = fs::read_to_string(log.path().join(format!("{p}.json")))
+            .unwrap_or_else(|e| panic!("{p} hook did not run: {e}"));
+        let st: Value = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("{p} stdin not JSON ({e}): {text}"));
+        assert_eq!(st["id"], b.id.as_str(), "{p}: {st}");
+        assert_eq!(st["bundle"], b.path_str(), "{p}: {st}");
+        assert!(st["ociVersion"].is_string(), "{p}: {st}");
+        let want_status = match p {
+            "prestart" | "createRuntime" | "createContainer" => "creating",
+            "startContainer" => "created",
+            "poststop" => "stopped",
+            // runc 1.1 runs poststart during create ("created"); after
+            // start the process is running.
+            _ => {
+                if common::is_capsa() {
+                    "running"
+                } else {
+                    "created"
+                }
+            }
+        };
+        assert_eq!(st["status"], want_status, "{p}: {st}");
+        match p {
+            "createContainer" | "startContainer" => {
+                assert!(st["pid"] == 1 || st["pid"] == pid, "{p}: {st}")
+            }
+            "poststop" => {}
+            _ => assert_eq!(st["pid"], pid, "{p}: {st}"),
+        }
+    }
+}
+
+/// Hook `env` and `args` are used as given.
+#[test]
+fn hook_env_and_args() {
+    if !common::require_root() {
+        return;
+    }
+    let rt = Rt::new();
+    let log = common::host_dir();
+    let out = log.path().join("out");
+    let b = Bundle::new("hook-env", &["true"]).edit(|c| {
+        c["hooks"] = json!({"createRuntime": [{
+            "path": "/bin/sh",
+            "args": ["sh", "-c", format!("echo \"$0 $1 $HOOKVAR\" > {}", out.display()), "arg0", "arg1"],
+            "env": ["HOOKVAR=from-env"]
+        }]});
+    });
+    let _c = rt.create(&b);
+    assert_eq!(fs::read_to_string(&out).unwrap(), "arg0 arg1 from-env\n");
+}
+
+/// A failing createRuntime hook fails `create` and the runtime cleans up
+/// everything it had set up.
+#[test]
+fn failing_create_runtime_hook_fails_create_and_cleans_up() {
+    if !common::require_root() {
+        return;
+    }
+    let rt = Rt::new();
+    let b = Bundle::new("hook-fail", &["sleep", "30"])
+        .edit(|c| c["hooks"] = json!({"createRuntime": [sh_hook("exit 7")]}));
+    let (out, _c) = rt.try_create(&b, &[]);
+    out.failed();
+    common::assert_no_leftovers(&rt, &b);
+}
+
+#[test]
+fn failing_prestart_hook_fails_create() {
+    if !common::require_root() {
+        return;
+    }
+    let rt = Rt::new();
+    let b = Bundle::new("prestart-fail", &["sleep", "30"])
+        .edit(|c| c["hooks"] = json!({"prestart": [sh_hook("exit 1")]}));
+    let (out, _c) = rt.try_create(&b, &[]);
+    out.failed();
+    common::assert_no_leftovers(&rt, &b);
+}
+
+/// A hook exceeding its `timeout` (seconds) is killed and fails `create`
+/// promptly instead of after the hook's natural runtime.
+#[test]
+fn hook_timeout_fails_create() {
+    if !common::require_root() {
+        return;
+    }
+    let rt = Rt::new();
+    let b = Bundle::new("hook-timeout", &["sleep", "30"]).edit(|c| {
+        c["hooks"] = json!({"createRuntime": [
+            {"path": "/bin/sleep", "args": ["sleep", "5"], "timeout": 1}
+        ]})
+    });
+    let started = Instant::now();
+    let (out, _c) = rt.try_create(&b, &[]);
+    let took = started.elapsed();
+    out.failed();
+    assert!(
+        took < Duration::from_millis(3500),
+        "create took {took:?} with a 1 s hook timeout"
+    );
+    common::assert_no_leftovers(&rt, &b);
+}

@@ -1,0 +1,464 @@
+//! Container lifecycle: run/create/start/state/kill/delete/list/ps/pause/exec.
+
+mod common;
+
+use common::{without_ns, Bundle, Rt};
+use serde_json::{json, Value};
+use std::fs;
+use std::time::Duration;
+
+fn sleeper(prefix: &str) -> Bundle {
+    Bundle::new(prefix, &["sleep", "30"])
+}
+
+fn host_pid_alive(pid: i32) -> bool {
+    // A zombie still has /proc/<pid>; treat it as dead.
+    match fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(s) => !s
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .starts_with('Z'),
+        Err(_) => false,
+    }
+}
+
+#[test]
+fn run_prints_stdout_and_returns_exit_code() {
+    if !common::require_root() {
+        return;
+    }
+    let rt = Rt::new();
+    let b = Bundle::sh("run-exit", "echo hello-out; exit 3");
+    let out = rt.run(&b);
+    assert_eq!(out.code, 3, "{out:?}");
+    assert_eq!(out.stdout, "hello-out\n");
+}
+
+// The two tests below drop the pid namespace: a pid-namespace init ignores
+// default-action signals sent from inside its namespace (even SIGKILL), so
+// only a shell that is not an init can die from a signal it sends itself.
+
+#[test]
+fn run_reports_death_by_sigkill_as_137() {
+    if !common::require_root() {
+        return;
+    }
+    let rt = Rt::new();
+    let b = Bundle::sh("run-kill9", "kill -9 $$; sleep 5").edit(|c| without_ns(c, "pid"));
+    let out = rt.run(&b);
+    assert_eq!(out.code, 137, "{out:?}");
+}
+
+#[test]
+fn run_reports_death_by_sigterm_as_143() {
+    if !common::require_root() {
+        return;
+    }
+    let rt = Rt::new();
+    let b = Bundle::sh("run-term", "kill -TERM $$; sleep 5").edit(|c| without_ns(c, "pid"));
+    let out = rt.run(&b);
+    assert_eq!(out.code, 143, "{out:?}");
+}
+
+#[test]
+fn create_reports_created_state_and_writes_pid_file() {
+    if !common::require_root() {
+        return;
+    }
+    let rt = Rt::new();
+    let b = sleeper("create");
+    let pidfile = b.path().join("init.pid");
+    let (out, _c) = rt.try_create(&b, &["--pid-file", pidfile.to_str().unwrap()]);
+    out.ok();
+    let st = rt.state(&b.id);
+    assert_eq!(st["status"], "created");
+    assert_eq!(st["id"], b.id.as_str());
+    assert_eq!(st["bundle"], b.path_str());
+    let pid = st["pid"].as_i64().unwrap();
+    assert!(pid > 0);
+    // The init process exists (blocked before exec'ing the user process).
+    assert!(host_pid_alive(pid as i32));
+    let written = fs::read_to_string(&pidfile).unwrap();
+    assert_eq!(written.trim().parse::<i64>().unwrap(), pid);
+}
+
+#[test]
+fn start_makes_container_running() {
+    if !common::require_root() {
+        return;
+    }
+    let rt = Rt::new();
+    let b = sleeper("start");
+    let _c = rt.create(&b);
+    rt.cmd(&["start", &b.id]).ok();
+    assert_eq!(rt.status(&b.id), "running");
+    // The init process now runs the user's program.
+    let pid = rt.pid(&b.id);
+    let cmdline = fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap();
+    assert!(cmdline.starts_with("sleep\0"), "{cmdline:?}");
+}
+
+#[test]
+fn kill_accepts_name_number_and_sig_prefix() {
+    if !common::require_root() {
+        return;
+    }
+    let rt = Rt::new();
+    for sig in ["KILL", "9", "SIGKILL"] {
+        let b = sleeper("kill-form");
+        let _c = rt.start_new(&b);
+        rt.cmd(&["kill", &b.id, sig]).ok();
+        rt.wait_status(&b.id, "stopped");
+    }
+}
+
+#[test]
+fn kill_term_reaches_a_trapping_init() {
+    if !common::require_root() {
+        return;
+    }
+    let rt = Rt::new();
+    let host = common::host_dir();
+    // A pid-namespace init only receives signals it has a handler for.
+    let b = Bundle::sh(
+        "kill-term",
+        "trap 'echo got-term > /h/term; exit 0' TERM; while true; do sleep 0.1; done",
+    )
+    .bind(host.path(), "/h", &[]);
+    let _c = rt.start_new(&b);
+    rt.cmd(&["kill", &b.id, "TERM"]).ok();
+    rt.wait_status(&b.id, "stopped");
+    assert_eq!(
+        fs::read_to_string(host.path().join("term")).unwrap(),
+        "got-term\n"
+    );
+}
+
+#[test]
+fn kill_defaults_to_sigterm() {
+    if !common::require_root() {
+        return;
+    }
+    let rt = Rt::new();
+    let host = common::host_dir();
+    let b = Bundle::sh(
+        "kill-default",
+        "trap 'echo term > /h/sig; exit 0' TERM; while true; do sleep 0.1; done",
+    )
+    .bind(host.path(), "/h", &[]);
+    let _c = rt.start_new(&b);
+    rt.cmd(&["kill", &b.id]).ok();
+    rt.wait_status(&b.id, "stopped");
+    assert_eq!(
+        fs::read_to_string(host.path().join("sig")).unwrap(),
+        "term\n"
+    );
+}
+
+#[test]
+fn state_becomes_stopped_after_process_exits() {
+    if !common::require_root() {
+        return;
+    }
+    let rt = Rt::new();
+    let b = Bundle::new("stopped", &["true"]);
+    let _c = rt.start_new(&b);
+    rt.wait_status(&b.id, "stopped");
+}
+
+#[test]
+fn delete_removes_container() {
+    if !common::require_root() {
+        return;
+    }
+    let rt = Rt::new();
+    let b = Bundle::new("delete", &["true"]);
+    let _c = rt.start_new(&b);
+    rt.wait_status(&b.id, "stopped");
+    rt.cmd(&["delete", &b.id]).ok();
+    rt.cmd(&["state", &b.id]).failed();
+    assert!(rt.list_ids().is_empty());
+    assert!(common::leftover_cgroups(&b.id).is_empty());
+}
+
+#[test]
+fn state_of_unknown_id_fails() {
+    if !common::require_root() {
+        return;
+    }
+    let rt = Rt::new();
+    let out = rt.cmd(&["state", "no-such-container"]).failed();
+    assert!(out.stdout.is_empty(), "{out:?}");
+}
+
+#[test]
+fn list_shows_table_json_and_quiet_forms() {
+    if !common::require_root() {
+        return;
+    }
+    let rt = Rt::new();
+    let b = sleeper("list");
+    let _c = rt.start_new(&b);
+
+    let table = rt.cmd(&["list"]).ok().stdout;
+    let header = table.lines().next().unwrap_or("");
+    assert!(header.starts_with("ID"), "{table}");
+    assert!(header.contains("STATUS"), "{table}");
+    let row = table
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(b.id.as_str()))
+        .unwrap_or_else(|| panic!("no row for {}: {table}", b.id));
+    assert!(row.contains("running"), "{row}");
+
+    let js: Value = serde_json::from_str(&rt.cmd(&["list", "--format", "json"]).ok().stdout)
+        .expect("list --format json");
+    let entries = js.as_array().expect("array");
+    assert_eq!(entries.len(), 1, "{js}");
+    assert_eq!(entries[0]["id"], b.id.as_str());
+    assert_eq!(entries[0]["status"], "running");
+    assert_eq!(entries[0]["bundle"], b.path_str());
+    assert_eq!(entries[0]["pid"], rt.pid(&b.id));
+
+    assert_eq!(rt.list_ids(), vec![b.id.clone()]);
+}
+
+#[test]
+fn list_of_empty_root_is_empty_json_array_or_null() {
+    if !common::require_root() {
+        return;
+    }
+    let rt = Rt::new();
+    let js: Value =
+        serde_json::from_str(&rt.cmd(&["list", "--format", "json"]).ok().stdout).unwrap();
+    // runc prints `null` for no containers.
+    assert!(
+        js.is_null() || js.as_array().is_some_and(|a| a.is_empty()),
+        "{js}"
+    );
+    assert!(rt.list_ids().is_empty());
+}
+
+#[test]
+fn ps_json_lists_init_pid() {
+    if !common::require_root() {
+        return;
+    }
+    let rt = Rt::new();
+    let b = sleeper("ps");
+    let _c = rt.start_new(&b);
+    let pid = rt.pid(&b.id);
+    let js: Value =
+        serde_json::from_str(&rt.cmd(&["ps", "--format", "json", &b.id]).ok().stdout).unwrap();
+    let pids: Vec<i64> = js
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|v| v.as_i64().unwrap())
+        .collect();
+    assert_eq!(pids, vec![pid as i64]);
+}
+
+#[test]
+fn pause_and_resume_change_state() {
+    if !common::require_root() {
+        return;
+    }
+    let rt = Rt::new();
+    let b = sleeper("pause");
+    let _c = rt.start_new(&b);
+    rt.cmd(&["pause", &b.id]).ok();
+    assert_eq!(rt.status(&b.id), "paused");
+    // The freezer cgroup really froze the tasks.
+    let frozen = common::cgroup_hierarchies()
+        .iter()
+        .map(|h| {
+            h.join(common::CGROUP_PARENT)
+                .join(&b.id)
+                .join("freezer.state")
+        })
+        .find(|p| p.exists());
+    if let Some(f) = frozen {
+        assert_eq!(fs::read_to_string(&f).unwrap().trim(), "FROZEN");
+    }
+    rt.cmd(&["resume", &b.id]).ok();
+    assert_eq!(rt.status(&b.id), "running");
+}
+
+#[test]
+fn kill_all_signals_every_process() {
+    if !common::require_root() {
+        return;
+    }
+    let rt = Rt::new();
+    // Without a pid namespace, killing init does not take its children with
+    // it; only --all (signal every task in the cgroup) does.
+    let b = Bundle::sh("kill-all", "sleep 30 & sleep 31 & wait").edit(|c| without_ns(c, "pid"));
+    let _c = rt.start_new(&b);
+    let mut pids: Vec<i64> = Vec::new();
+    assert!(common::wait_until(Duration::from_secs(5), || {
+        let out = rt.cmd(&["ps", "--format", "json", &b.id]).ok();
+        pids = serde_json::from_str::<Vec<i64>>(&out.stdout).unwrap();
+        pids.len() == 3
+    }));
+    rt.cmd(&["kill", "--all", &b.id, "KILL"]).ok();
+    assert!(
+        common::wait_until(Duration::from_secs(5), || pids
+            .iter()
+            .all(|p| !host_pid_alive(*p as i32))),
+        "some of {pids:?} survived kill --all"
+    );
+    rt.wait_status(&b.id, "stopped");
+}
+
+#[test]
+fn delete_of_running_container_needs_force() {
+    if !common::require_root() {
+        return;
+    }
+    let rt = Rt::new();
+    let b = sleeper("del-force");
+    let _c = rt.start_new(&b);
+    let pid = rt.pid(&b.id);
+    rt.cmd(&["delete", &b.id]).failed();
+    assert_eq!(rt.status(&b.id), "running");
+    rt.cmd(&["delete", "--force", &b.id]).ok();
+    rt.cmd(&["state", &b.id]).failed();
+    assert!(common::wait_until(Duration::from_secs(5), || {
+        !host_pid_alive(pid)
+    }));
+    assert!(common::leftover_cgroups(&b.id).is_empty());
+}
+
+#[test]
+fn delete_force_of_created_container() {
+    if !common::require_root() {
+        return;
+    }
+    let rt = Rt::new();
+    let b = sleeper("del-created");
+    let _c = rt.create(&b);
+    let pid = rt.pid(&b.id);
+    rt.cmd(&["delete", "--force", &b.id]).ok();
+    rt.cmd(&["state", &b.id]).failed();
+    assert!(common::wait_until(Duration::from_secs(5), || {
+        !host_pid_alive(pid)
+    }));
+}
+
+#[test]
+fn run_detach_returns_while_container_runs() {
+    if !common::require_root() {
+        return;
+    }
+    let rt = Rt::new();
+    let b = sleeper("run-d");
+    let _c = rt.guard(&b);
+    rt.cmd(&["run", "--detach", "--bundle", b.path_str(), &b.id])
+        .ok();
+    assert_eq!(rt.status(&b.id), "running");
+}
+
+#[test]
+fn exec_prints_output_and_returns_exit_code() {
+    if !common::require_root() {
+        return;
+    }
+    let rt = Rt::new();
+    let b = sleeper("exec");
+    let _c = rt.start_new(&b);
+    let out = rt.exec(&b.id, &[], &["echo", "hi"]).ok();
+    assert_eq!(out.stdout, "hi\n");
+    let out = rt.exec(&b.id, &[], &["sh", "-c", "exit 5"]);
+    assert_eq!(out.code, 5, "{out:?}");
+}
+
+#[test]
+fn exec_process_file() {
+    if !common::require_root() {
+        return;
+    }
+    let rt = Rt::new();
+    let b = sleeper("exec-proc");
+    let _c = rt.start_new(&b);
+    let mut process = b.config["process"].clone();
+    process["args"] = json!(["sh", "-c", "echo from-file $WHO; pwd"]);
+    process["env"] = json!(["PATH=/bin:/usr/bin", "WHO=process-json"]);
+    process["cwd"] = json!("/etc");
+    let pf = b.path().join("process.json");
+    fs::write(&pf, process.to_string()).unwrap();
+    let out = rt
+        .exec(&b.id, &["--process", pf.to_str().unwrap()], &[])
+        .ok();
+    assert_eq!(out.stdout, "from-file process-json\n/etc\n");
+}
+
+#[test]
+fn exec_env_cwd_and_user() {
+    if !common::require_root() {
+        return;
+    }
+    let rt = Rt::new();
+    let b = sleeper("exec-opts");
+    let _c = rt.start_new(&b);
+    let out = rt
+        .exec(
+            &b.id,
+            &["--env", "FOO=bar", "--cwd", "/tmp", "--user", "1000:1000"],
+            &["sh", "-c", "echo $FOO; pwd; id -u; id -g"],
+        )
+        .ok();
+    assert_eq!(out.stdout, "bar\n/tmp\n1000\n1000\n");
+}
+
+#[test]
+fn exec_detached_writes_pid_file() {
+    if !common::require_root() {
+        return;
+    }
+    let rt = Rt::new();
+    let b = sleeper("exec-d");
+    let _c = rt.start_new(&b);
+    let init = rt.pid(&b.id);
+    let pf = b.path().join("exec.pid");
+    rt.exec(
+        &b.id,
+        &["-d", "--pid-file", pf.to_str().unwrap()],
+        &["sleep", "29"],
+    )
+    .ok();
+    let pid: i32 = fs::read_to_string(&pf).unwrap().trim().parse().unwrap();
+    assert_ne!(pid, init);
+    let cmdline = fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap();
+    assert_eq!(cmdline.split('\0').collect::<Vec<_>>(), ["sleep", "29", ""]);
+    // The exec'd process lives in the container's pid namespace.
+    let ns = |p: i32| fs::read_link(format!("/proc/{p}/ns/pid")).unwrap();
+    assert_eq!(ns(pid), ns(init));
+}
+
+#[test]
+fn exec_joins_init_pid_namespace() {
+    if !common::require_root() {
+        return;
+    }
+    let rt = Rt::new();
+    let b = sleeper("exec-pidns");
+    let _c = rt.start_new(&b);
+    let out = rt
+        .exec(&b.id, &[], &["sh", "-c", "tr '\\0' ' ' < /proc/1/cmdline"])
+        .ok();
+    assert_eq!(out.stdout.trim(), "sleep 30");
+}
+
+#[test]
+fn exec_in_stopped_container_fails() {
+    if !common::require_root() {
+        return;
+    }
+    let rt = Rt::new();
+    let b = Bundle::new("exec-stopped", &["true"]);
+    let _c = rt.start_new(&b);
+    rt.wait_status(&b.id, "stopped");
+    rt.exec(&b.id, &[], &["true"]).failed();
+}

@@ -1,0 +1,416 @@
+//! The container process: args/env/cwd, user and groups, umask, rlimits,
+//! capabilities, no_new_privs, OOM score, seccomp, terminal and stdio.
+
+mod common;
+
+use common::{Bundle, Rt};
+use serde_json::{json, Value};
+use std::io::Write;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::time::{Duration, Instant};
+
+fn run(b: &Bundle) -> String {
+    Rt::new().run(b).ok().stdout
+}
+
+/// Value of a `Key:\tvalue` line of /proc/self/status as printed inside.
+fn status_field<'a>(status: &'a str, key: &str) -> &'a str {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}:")))
+        .unwrap_or_else(|| panic!("{key} missing from {status}"))
+        .trim()
+}
+
+#[test]
+fn args_env_and_cwd() {
+    if !common::require_root() {
+        return;
+    }
+    let b = Bundle::new(
+        "args",
+        &["sh", "-c", "echo \"$0|$1|$FOO\"; pwd", "zero", "one two"],
+    )
+    .edit(|c| {
+        c["process"]["env"] = json!(["PATH=/bin:/usr/bin", "FOO=bar baz"]);
+        c["process"]["cwd"] = json!("/etc");
+    });
+    assert_eq!(run(&b), "zero|one two|bar baz\n/etc\n");
+}
+
+/// Only the spec's env reaches the process; nothing leaks from the runtime's
+/// own environment.
+#[test]
+fn env_is_exactly_the_spec_env() {
+    if !common::require_root() {
+        return;
+    }
+    let b = Bundle::new("env", &["env"])
+        .edit(|c| c["process"]["env"] = json!(["PATH=/bin:/usr/bin", "A=1"]));
+    let rt = Rt::new();
+    let mut cmd = rt.command(&["run", "--bundle", b.path_str(), &b.id]);
+    cmd.env("CAPSA_LEAK_CHECK", "leaked");
+    let _guard = rt.guard(&b);
+    let out = common::run_cmd(cmd, common::TIMEOUT).ok();
+    let mut vars: Vec<&str> = out.stdout.lines().collect();
+    vars.sort();
+    // runc adds HOME (from /etc/passwd) when the spec has none.
+    vars.retain(|v| !v.starts_with("HOME="));
+    assert_eq!(vars, ["A=1", "PATH=/bin:/usr/bin"]);
+}
+
+/// A missing cwd is created by the runtime.
+#[test]
+fn missing_cwd_is_created() {
+    if !common::require_root() {
+        return;
+    }
+    let b = Bundle::sh("cwd-new", "pwd").edit(|c| c["process"]["cwd"] = json!("/work/dir"));
+    assert_eq!(run(&b), "/work/dir\n");
+    assert!(b.rootfs().join("work/dir").is_dir());
+}
+
+#[test]
+fn user_uid_gid_and_additional_gids() {
+    if !common::require_root() {
+        return;
+    }
+    let b = Bundle::sh(
+        "user",
+        "id -u; id -g; grep -E '^(Uid|Gid|Groups):' /proc/self/status",
+    )
+    .edit(|c| {
+        c["process"]["user"] = json!({"uid": 1000, "gid": 1000, "additionalGids": [5, 65534]})
+    });
+    let out = run(&b);
+    let mut lines = out.lines();
+    assert_eq!(lines.next(), Some("1000"));
+    assert_eq!(lines.next(), Some("1000"));
+    let rest: String = lines.collect::<Vec<_>>().join("\n");
+    // Real, effective, saved and fs ids all switched.
+    assert_eq!(status_field(&rest, "Uid"), "1000\t1000\t1000\t1000");
+    assert_eq!(status_field(&rest, "Gid"), "1000\t1000\t1000\t1000");
+    assert_eq!(status_field(&rest, "Groups"), "5 65534");
+}
+
+/// Without additionalGids the supplementary group list is empty (root's
+/// host groups are dropped).
+#[test]
+fn supplementary_groups_empty_by_default() {
+    if !common::require_root() {
+        return;
+    }
+    let b = Bundle::sh("groups", "grep '^Groups:' /proc/self/status")
+        .edit(|c| c["process"]["user"] = json!({"uid": 1000, "gid": 1000}));
+    assert_eq!(status_field(&run(&b), "Groups"), "");
+}
+
+#[test]
+fn umask_from_spec() {
+    if !common::require_root() {
+        return;
+    }
+    let b = Bundle::sh("umask", "umask; touch /tmp/f; stat -c %a /tmp/f")
+        .edit(|c| c["process"]["user"]["umask"] = json!(0o027));
+    assert_eq!(run(&b), "0027\n640\n");
+}
+
+#[test]
+fn rlimit_nofile() {
+    if !common::require_root() {
+        return;
+    }
+    let b = Bundle::sh("rlimit", "ulimit -Sn; ulimit -Hn").edit(|c| {
+        c["process"]["rlimits"] = json!([{"type": "RLIMIT_NOFILE", "soft": 512, "hard": 512}])
+    });
+    assert_eq!(run(&b), "512\n512\n");
+}
+
+/// Soft limit below the hard one; a second rlimit type too.
+#[test]
+fn rlimit_soft_below_hard_and_nproc() {
+    if !common::require_root() {
+        return;
+    }
+    let b = Bundle::sh("rlimit2", "ulimit -Sn; ulimit -Hn; ulimit -Su").edit(|c| {
+        c["process"]["rlimits"] = json!([
+            {"type": "RLIMIT_NOFILE", "soft": 256, "hard": 1024},
+            {"type": "RLIMIT_NPROC", "soft": 300, "hard": 400}
+        ])
+    });
+    assert_eq!(run(&b), "256\n1024\n300\n");
+}
+
+/// Prints the capability sets (hex bit masks) from /proc/self/status.
+const CAPS: &str = "grep -E '^Cap(Inh|Prm|Eff|Bnd|Amb):' /proc/self/status";
+
+#[test]
+fn capabilities_only_chown() {
+    if !common::require_root() {
+        return;
+    }
+    let b = Bundle::sh(
+        "caps",
+        &format!(
+            "{CAPS}; touch /tmp/f; chown 1000 /tmp/f && echo chown-ok; \
+             mknod /tmp/n c 1 3 || echo mknod-denied"
+        ),
+    )
+    .edit(|c| common::set_caps(c, &["CAP_CHOWN"]));
+    let out = run(&b);
+    for set in ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"] {
+        assert_eq!(status_field(&out, set), "0000000000000001", "{set}: {out}");
+    }
+    // CAP_CHOWN works, CAP_MKNOD is gone.
+    assert!(out.contains("chown-ok\n"), "{out}");
+    assert!(out.contains("mknod-denied\n"), "{out}");
+}
+
+/// The default spec grants CAP_AUDIT_WRITE(29), CAP_KILL(5) and
+/// CAP_NET_BIND_SERVICE(10), nothing else.
+#[test]
+fn capabilities_default_spec() {
+    if !common::require_root() {
+        return;
+    }
+    let b = Bundle::sh("caps-default", CAPS);
+    let out = run(&b);
+    let want = format!("{:016x}", (1u64 << 29) | (1 << 5) | (1 << 10));
+    for set in ["CapPrm", "CapEff", "CapBnd"] {
+        assert_eq!(status_field(&out, set), want, "{set}: {out}");
+    }
+}
+
+/// A non-root user keeps the spec's effective caps only via ambient caps.
+#[test]
+fn capabilities_for_non_root_user() {
+    if !common::require_root() {
+        return;
+    }
+    let b = Bundle::sh("caps-user", CAPS).edit(|c| {
+        common::set_caps(c, &["CAP_KILL"]);
+        c["process"]["user"] = json!({"uid": 1000, "gid": 1000});
+    });
+    let out = run(&b);
+    for set in ["CapPrm", "CapEff", "CapAmb", "CapBnd"] {
+        assert_eq!(status_field(&out, set), "0000000000000020", "{set}: {out}");
+    }
+}
+
+#[test]
+fn no_new_privileges() {
+    if !common::require_root() {
+        return;
+    }
+    for (nnp, want) in [(true, "1"), (false, "0")] {
+        let b = Bundle::sh("nnp", "grep NoNewPrivs /proc/self/status")
+            .edit(|c| c["process"]["noNewPrivileges"] = json!(nnp));
+        assert_eq!(status_field(&run(&b), "NoNewPrivs"), want, "nnp={nnp}");
+    }
+}
+
+#[test]
+fn oom_score_adj() {
+    if !common::require_root() {
+        return;
+    }
+    let b = Bundle::sh("oom", "cat /proc/self/oom_score_adj")
+        .edit(|c| c["process"]["oomScoreAdj"] = json!(500));
+    assert_eq!(run(&b), "500\n");
+}
+
+fn seccomp(c: &mut Value, syscalls: Value) {
+    c["linux"]["seccomp"] = json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "architectures": ["SCMP_ARCH_X86_64"],
+        "syscalls": syscalls
+    });
+}
+
+/// An errno rule makes the kernel fail the syscall with errnoRet (1 = EPERM)
+/// while everything else is allowed.
+#[test]
+fn seccomp_errno_rule() {
+    if !common::require_root() {
+        return;
+    }
+    let b = Bundle::sh(
+        "seccomp",
+        "mkdir /tmp/x 2>&1; touch /tmp/y && echo touch-ok",
+    )
+    .edit(|c| {
+        seccomp(
+            c,
+            json!([{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]),
+        )
+    });
+    let out = run(&b);
+    assert!(out.contains("Operation not permitted"), "{out}");
+    assert!(out.ends_with("touch-ok\n"), "{out}");
+    assert!(!b.rootfs().join("tmp/x").exists());
+}
+
+/// A rule with an argument condition only matches when the argument
+/// compares equal: chmod to 0777 fails, chmod to 0755 works.
+#[test]
+fn seccomp_rule_with_arg_condition() {
+    if !common::require_root() {
+        return;
+    }
+    let b = Bundle::sh(
+        "seccomp-args",
+        "touch /tmp/f; chmod 755 /tmp/f && echo 755-ok; chmod 777 /tmp/f 2>&1; stat -c %a /tmp/f",
+    )
+    .edit(|c| {
+        seccomp(
+            c,
+            json!([
+                {"names": ["chmod"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13,
+                 "args": [{"index": 1, "value": 0o777, "op": "SCMP_CMP_EQ"}]},
+                {"names": ["fchmodat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13,
+                 "args": [{"index": 2, "value": 0o777, "op": "SCMP_CMP_EQ"}]}
+            ]),
+        )
+    });
+    let out = run(&b);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "755-ok", "{out}");
+    // errnoRet 13 = EACCES.
+    assert!(lines[1].contains("Permission denied"), "{out}");
+    assert_eq!(lines[2], "755", "{out}");
+}
+
+/// SCMP_ACT_ERRNO without errnoRet defaults to EPERM.
+#[test]
+fn seccomp_errno_default_is_eperm() {
+    if !common::require_root() {
+        return;
+    }
+    let b = Bundle::sh("seccomp-def", "mkdir /tmp/x 2>&1").edit(|c| {
+        seccomp(
+            c,
+            json!([{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO"}]),
+        )
+    });
+    let out = Rt::new().run(&b);
+    assert!(out.stdout.contains("Operation not permitted"), "{out:?}");
+}
+
+/// Receives one fd sent with SCM_RIGHTS on `stream`.
+fn recv_fd(stream: &UnixStream) -> OwnedFd {
+    let mut buf = [0u8; 4096];
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    let mut cmsg = [0u64; 16];
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = cmsg.as_mut_ptr().cast();
+    msg.msg_controllen = std::mem::size_of_val(&cmsg);
+    let n = unsafe { libc::recvmsg(stream.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) };
+    assert!(n >= 0, "recvmsg: {}", std::io::Error::last_os_error());
+    unsafe {
+        let c = libc::CMSG_FIRSTHDR(&msg);
+        assert!(!c.is_null(), "no control message on the console socket");
+        assert_eq!((*c).cmsg_level, libc::SOL_SOCKET);
+        assert_eq!((*c).cmsg_type, libc::SCM_RIGHTS);
+        OwnedFd::from_raw_fd(std::ptr::read_unaligned(libc::CMSG_DATA(c) as *const i32))
+    }
+}
+
+/// Reads from `fd` until `want` appears or the deadline passes.
+fn read_until(fd: &OwnedFd, want: &str, timeout: Duration) -> String {
+    let deadline = Instant::now() + timeout;
+    let mut got = Vec::new();
+    while Instant::now() < deadline && !String::from_utf8_lossy(&got).contains(want) {
+        let mut pfd = libc::pollfd {
+            fd: fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        if unsafe { libc::poll(&mut pfd, 1, 100) } <= 0 {
+            continue;
+        }
+        let mut buf = [0u8; 1024];
+        let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+        if n <= 0 {
+            break;
+        }
+        got.extend_from_slice(&buf[..n as usize]);
+    }
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+/// terminal: true with --console-socket: the runtime sends the pty master
+/// over the unix socket (SCM_RIGHTS); the process's stdio is the pty slave.
+#[test]
+fn terminal_via_console_socket() {
+    if !common::require_root() {
+        return;
+    }
+    let rt = Rt::new();
+    let b = Bundle::sh("tty", "tty; echo hello; sleep 5")
+        .edit(|c| c["process"]["terminal"] = json!(true));
+    let sockdir = tempfile::tempdir().unwrap();
+    let sock = sockdir.path().join("console.sock");
+    let listener = UnixListener::bind(&sock).unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let (_guard, master) = std::thread::scope(|s| {
+        let create = s.spawn(|| rt.try_create(&b, &["--console-socket", sock.to_str().unwrap()]));
+        let deadline = Instant::now() + common::TIMEOUT;
+        let stream = loop {
+            match listener.accept() {
+                Ok((st, _)) => break Some(st),
+                Err(_) if Instant::now() < deadline && !create.is_finished() => {
+                    std::thread::sleep(Duration::from_millis(10))
+                }
+                Err(_) => break None,
+            }
+        };
+        let master = stream.map(|st| {
+            st.set_nonblocking(false).unwrap();
+            recv_fd(&st)
+        });
+        let (out, guard) = create.join().unwrap();
+        out.ok();
+        (guard, master)
+    });
+    let master = master.expect("runtime never connected to the console socket");
+    rt.cmd(&["start", &b.id]).ok();
+    let text = read_until(&master, "hello", Duration::from_secs(10));
+    // The pty turns "\n" into "\r\n".
+    assert!(text.contains("/dev/pts/0\r\n"), "{text:?}");
+    assert!(text.contains("hello\r\n"), "{text:?}");
+}
+
+#[test]
+fn stdout_and_stderr_are_separate() {
+    if !common::require_root() {
+        return;
+    }
+    let b = Bundle::sh("stdio", "echo to-out; echo to-err >&2; echo more-out");
+    let out = Rt::new().run(&b).ok();
+    assert_eq!(out.stdout, "to-out\nmore-out\n");
+    assert_eq!(out.stderr, "to-err\n");
+}
+
+/// Without a terminal the runtime's stdin is the process's stdin.
+#[test]
+fn stdin_is_passed_through() {
+    if !common::require_root() {
+        return;
+    }
+    let rt = Rt::new();
+    let b = Bundle::new("stdin", &["cat"]);
+    let mut input = tempfile::tempfile().unwrap();
+    input.write_all(b"through-stdin\n").unwrap();
+    use std::io::Seek;
+    input.rewind().unwrap();
+    let _guard = rt.guard(&b);
+    let cmd = rt.command(&["run", "--bundle", b.path_str(), &b.id]);
+    let out = common::run_cmd_stdin(cmd, input, common::TIMEOUT).ok();
+    assert_eq!(out.stdout, "through-stdin\n");
+}

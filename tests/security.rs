@@ -1,0 +1,219 @@
+//! Isolation properties: no leaked file descriptors, no escape from the
+//! rootfs through cwd or symlinked mount destinations, refusing /proc on a
+//! symlink.
+
+mod common;
+
+use common::{Bundle, Rt};
+use serde_json::json;
+use std::fs;
+use std::io::Write;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::symlink;
+
+/// Runs the bundle with the runtime process holding `file` at `target`
+/// (without FD_CLOEXEC) and `extra` flags for `run`.
+fn run_with_fd(b: &Bundle, file: &fs::File, target: i32, extra: &[&str]) -> common::Output {
+    let rt = Rt::new();
+    let _guard = rt.guard(b);
+    let mut args = vec!["run", "--bundle", b.path_str()];
+    args.extend_from_slice(extra);
+    args.push(&b.id);
+    let mut cmd = rt.command(&args);
+    common::with_inherited_fd(&mut cmd, file.as_raw_fd(), target);
+    common::run_cmd(cmd, common::TIMEOUT)
+}
+
+fn fds(listing: &str) -> Vec<u32> {
+    let mut v: Vec<u32> = listing
+        .split_whitespace()
+        .map(|s| s.parse().unwrap())
+        .collect();
+    v.sort();
+    v
+}
+
+/// Descriptors the runtime inherited (here fd 3 and fd 9, without
+/// FD_CLOEXEC) never reach the container process: it sees 0, 1, 2 and the
+/// directory fd `ls` itself opened (3).
+#[test]
+fn inherited_fds_are_not_leaked() {
+    if !common::require_root() {
+        return;
+    }
+    let null = fs::File::open("/dev/null").unwrap();
+    let b = Bundle::new("fd-leak", &["ls", "/proc/self/fd"]);
+    let rt = Rt::new();
+    let _guard = rt.guard(&b);
+    let mut cmd = rt.command(&["run", "--bundle", b.path_str(), &b.id]);
+    common::with_inherited_fd(&mut cmd, null.as_raw_fd(), 9);
+    common::with_inherited_fd(&mut cmd, null.as_raw_fd(), 3);
+    let out = common::run_cmd(cmd, common::TIMEOUT).ok();
+    assert_eq!(fds(&out.stdout), [0, 1, 2, 3], "{out:?}");
+}
+
+/// --preserve-fds N passes fds 3..3+N through to the process.
+#[test]
+fn preserve_fds_passes_fd_3() {
+    if !common::require_root() {
+        return;
+    }
+    let mut f = tempfile::tempfile().unwrap();
+    f.write_all(b"preserved-content\n").unwrap();
+    use std::io::Seek;
+    f.rewind().unwrap();
+    let b = Bundle::sh("fd-preserve", "cat <&3; ls /proc/self/fd");
+    let out = run_with_fd(&b, &f, 3, &["--preserve-fds", "1"]).ok();
+    let mut lines = out.stdout.splitn(2, '\n');
+    assert_eq!(lines.next(), Some("preserved-content"), "{out:?}");
+    // 0-2, the preserved 3, and ls's own directory fd 4.
+    assert_eq!(fds(lines.next().unwrap_or("")), [0, 1, 2, 3, 4], "{out:?}");
+}
+
+/// Without --preserve-fds the same fd 3 is closed in the container.
+#[test]
+fn fd_3_not_passed_without_preserve_fds() {
+    if !common::require_root() {
+        return;
+    }
+    let f = tempfile::tempfile().unwrap();
+    let b = Bundle::sh("fd-nopreserve", "cat <&3 && echo readable || echo closed");
+    let out = run_with_fd(&b, &f, 3, &[]).ok();
+    assert!(out.stdout.ends_with("closed\n"), "{out:?}");
+}
+
+/// A cwd full of ".." cannot climb above the container's root.
+#[test]
+fn cwd_dotdot_stays_inside_rootfs() {
+    if !common::require_root() {
+        return;
+    }
+    let b = Bundle::sh("cwd-dotdot", "pwd; ls /etc/passwd; cd ..; pwd")
+        .edit(|c| c["process"]["cwd"] = json!("/../../../"));
+    let out = Rt::new().run(&b).ok();
+    assert_eq!(out.stdout, "/\n/etc/passwd\n/\n");
+}
+
+/// A mount destination that is a symlink in the rootfs pointing to an
+/// absolute host path (via "/../../..") is resolved inside the rootfs: the
+/// mount appears at that path inside the container, and the host directory
+/// is left alone.
+#[test]
+fn symlinked_mount_destination_stays_in_rootfs() {
+    if !common::require_root() {
+        return;
+    }
+    let victim = common::host_dir();
+    let victim_path = victim.path().to_str().unwrap().to_string();
+    let b = Bundle::sh("mnt-symlink", "touch /evil/x; cat /proc/self/mounts").mount(json!({
+        "destination": "/evil", "type": "tmpfs", "source": "tmpfs", "options": ["size=1m"]
+    }));
+    symlink(format!("/../../..{victim_path}"), b.rootfs().join("evil")).unwrap();
+    let out = Rt::new().run(&b).ok().stdout;
+    // The tmpfs landed on <rootfs>/<victim path>, seen inside at that path.
+    assert!(
+        out.lines()
+            .any(|l| l.split_whitespace().nth(1) == Some(victim_path.as_str())),
+        "{out}"
+    );
+    assert_eq!(fs::read_dir(victim.path()).unwrap().count(), 0);
+    let mounts = fs::read_to_string("/proc/self/mounts").unwrap();
+    assert!(!mounts.contains(&victim_path), "{mounts}");
+}
+
+/// Same with a relative symlink climbing out with "../../..".
+#[test]
+fn relative_symlinked_mount_destination_stays_in_rootfs() {
+    if !common::require_root() {
+        return;
+    }
+    let victim = common::host_dir();
+    let victim_path = victim.path().to_str().unwrap().to_string();
+    let source = common::host_dir();
+    fs::write(source.path().join("marker"), "m").unwrap();
+    let b = Bundle::sh("mnt-relsym", "ls /up/marker; cat /proc/self/mounts").bind(
+        source.path(),
+        "/up",
+        &["ro"],
+    );
+    symlink(
+        format!("../../../../../../../..{victim_path}"),
+        b.rootfs().join("up"),
+    )
+    .unwrap();
+    let out = Rt::new().run(&b).ok().stdout;
+    assert!(out.starts_with("/up/marker\n"), "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.split_whitespace().nth(1) == Some(victim_path.as_str())),
+        "{out}"
+    );
+    assert_eq!(fs::read_dir(victim.path()).unwrap().count(), 0);
+}
+
+/// procfs must be mounted on a real directory: a /proc that is a symlink
+/// (which could redirect the mount to a host path) makes create fail.
+#[test]
+fn proc_on_symlink_is_refused() {
+    if !common::require_root() {
+        return;
+    }
+    let rt = Rt::new();
+    let b = Bundle::new("proc-symlink", &["true"]);
+    fs::remove_dir(b.rootfs().join("proc")).unwrap();
+    fs::create_dir(b.rootfs().join("fakeproc")).unwrap();
+    symlink("/fakeproc", b.rootfs().join("proc")).unwrap();
+    let (out, _c) = rt.try_create(&b, &[]);
+    out.failed();
+    common::assert_no_leftovers(&rt, &b);
+    assert_eq!(
+        fs::read_dir(b.rootfs().join("fakeproc")).unwrap().count(),
+        0
+    );
+}
+
+/// Without CAP_SYS_ADMIN (default spec) the process cannot mount, so it
+/// cannot undo masked or read-only paths.
+#[test]
+fn cannot_unmask_without_cap_sys_admin() {
+    if !common::require_root() {
+        return;
+    }
+    let b = Bundle::sh(
+        "unmask",
+        "umount /proc/keys 2>/dev/null && echo umounted; \
+         mount -o remount,rw /proc/sys 2>/dev/null && echo remounted; \
+         wc -c < /proc/keys",
+    );
+    let out = Rt::new().run(&b).ok().stdout;
+    assert_eq!(out.trim(), "0");
+}
+
+/// The container cannot see or signal host processes.
+#[test]
+fn host_processes_are_invisible() {
+    if !common::require_root() {
+        return;
+    }
+    let me = std::process::id();
+    let b = Bundle::sh(
+        "hostpid",
+        &format!("test -e /proc/{me} && echo visible; kill -0 {me} 2>/dev/null && echo signalled; echo done"),
+    );
+    assert_eq!(Rt::new().run(&b).ok().stdout, "done\n");
+}
+
+/// Harness check: the fd handed to the runtime by `with_inherited_fd` really
+/// is inherited across exec (so the leak tests above can fail).
+#[test]
+fn inherited_fd_helper_passes_fd() {
+    if !common::require_root() {
+        return;
+    }
+    let null = fs::File::open("/dev/null").unwrap();
+    let mut cmd = std::process::Command::new("/bin/ls");
+    cmd.arg("/proc/self/fd");
+    common::with_inherited_fd(&mut cmd, null.as_raw_fd(), 9);
+    let out = common::run_cmd(cmd, common::TIMEOUT).ok();
+    assert!(fds(&out.stdout).contains(&9), "{out:?}");
+}
