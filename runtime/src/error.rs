@@ -17,7 +17,11 @@ pub enum Error {
     #[error(transparent)]
     Sys(#[from] SysError),
     #[error("container {id:?} is {status}: cannot {op}")]
-    BadState { id: String, status: &'static str, op: &'static str },
+    BadState {
+        id: String,
+        status: &'static str,
+        op: &'static str,
+    },
     #[error("{0}")]
     Msg(String),
 }

@@ -25,13 +25,23 @@ pub fn start(store: &Store, id: &str) -> Result<()> {
     let _lock = store.lock(id)?;
     let c = load(store, id)?;
     if c.status != Status::Created {
-        return Err(Error::BadState { id: id.into(), status: c.status.as_str(), op: "start (only a created container can start)" });
+        return Err(Error::BadState {
+            id: id.into(),
+            status: c.status.as_str(),
+            op: "start (only a created container can start)",
+        });
     }
     let fifo = store.fifo(id);
-    let f = crate::sys::open(&fifo, libc::O_WRONLY | libc::O_NONBLOCK, 0)
-        .map_err(|e| if e.errno == libc::ENXIO { e.hint("the container's init is gone") } else { e })?;
+    let f = crate::sys::open(&fifo, libc::O_WRONLY | libc::O_NONBLOCK, 0).map_err(|e| {
+        if e.errno == libc::ENXIO {
+            e.hint("the container's init is gone")
+        } else {
+            e
+        }
+    })?;
     let mut file = std::fs::File::from(f);
-    file.write_all(b"0").map_err(|e| SysError::io(format!("write {}", fifo.display()), &e))?;
+    file.write_all(b"0")
+        .map_err(|e| SysError::io(format!("write {}", fifo.display()), &e))?;
     drop(file);
     let _ = std::fs::remove_file(&fifo);
     if let Some(h) = &c.state.hooks {
@@ -52,7 +62,11 @@ pub fn state(store: &Store, id: &str) -> Result<serde_json::Value> {
 pub fn kill(store: &Store, id: &str, sig: i32, all: bool) -> Result<()> {
     let c = load(store, id)?;
     if matches!(c.status, Status::Stopped | Status::Creating) && !all {
-        return Err(Error::BadState { id: id.into(), status: c.status.as_str(), op: "kill (container not running)" });
+        return Err(Error::BadState {
+            id: id.into(),
+            status: c.status.as_str(),
+            op: "kill (container not running)",
+        });
     }
     if all {
         if let Some(cg) = &c.state.cgroup {
@@ -82,7 +96,11 @@ pub fn delete(store: &Store, id: &str, force: bool) -> Result<()> {
         // A directory with no state.json: a create that never got far.
         Err(Error::Store(crate::container::StoreError::NotFound(_))) => {
             store.remove(id)?;
-            return if force { Ok(()) } else { Err(crate::container::StoreError::NotFound(id.into()).into()) };
+            return if force {
+                Ok(())
+            } else {
+                Err(crate::container::StoreError::NotFound(id.into()).into())
+            };
         }
         Err(e) => return Err(e),
     };
@@ -90,7 +108,13 @@ pub fn delete(store: &Store, id: &str, force: bool) -> Result<()> {
         Status::Stopped => {}
         Status::Created | Status::Creating => kill_and_wait(&c.state)?,
         Status::Running | Status::Paused if force => kill_and_wait(&c.state)?,
-        s => return Err(Error::BadState { id: id.into(), status: s.as_str(), op: "delete (stop it first, or use --force)" }),
+        s => {
+            return Err(Error::BadState {
+                id: id.into(),
+                status: s.as_str(),
+                op: "delete (stop it first, or use --force)",
+            })
+        }
     }
     destroy(store, &c.state)?;
     drop(lock);
@@ -103,7 +127,9 @@ fn kill_and_wait(st: &State) -> Result<()> {
         let _ = cg.kill_all(libc::SIGKILL);
         let _ = cg.thaw();
     }
-    if st.pid > 0 && crate::container::proc_start_time(st.pid).is_some_and(|(s, _)| s == st.pid_start) {
+    if st.pid > 0
+        && crate::container::proc_start_time(st.pid).is_some_and(|(s, _)| s == st.pid_start)
+    {
         // SAFETY: kill with integer arguments; pid identity checked just above.
         unsafe { libc::kill(st.pid, libc::SIGKILL) };
     }
@@ -141,9 +167,17 @@ pub fn pause(store: &Store, id: &str) -> Result<()> {
     let _lock = store.lock(id)?;
     let c = load(store, id)?;
     if !matches!(c.status, Status::Running | Status::Created) {
-        return Err(Error::BadState { id: id.into(), status: c.status.as_str(), op: "pause (container not running)" });
+        return Err(Error::BadState {
+            id: id.into(),
+            status: c.status.as_str(),
+            op: "pause (container not running)",
+        });
     }
-    let cg = c.state.cgroup.as_ref().ok_or_else(|| Error::msg("pause needs the container's cgroup (freezer)"))?;
+    let cg = c
+        .state
+        .cgroup
+        .as_ref()
+        .ok_or_else(|| Error::msg("pause needs the container's cgroup (freezer)"))?;
     Ok(cg.freeze()?)
 }
 
@@ -152,9 +186,17 @@ pub fn resume(store: &Store, id: &str) -> Result<()> {
     let _lock = store.lock(id)?;
     let c = load(store, id)?;
     if c.status != Status::Paused {
-        return Err(Error::BadState { id: id.into(), status: c.status.as_str(), op: "resume (container not paused)" });
+        return Err(Error::BadState {
+            id: id.into(),
+            status: c.status.as_str(),
+            op: "resume (container not paused)",
+        });
     }
-    let cg = c.state.cgroup.as_ref().ok_or_else(|| Error::msg("resume needs the container's cgroup"))?;
+    let cg = c
+        .state
+        .cgroup
+        .as_ref()
+        .ok_or_else(|| Error::msg("resume needs the container's cgroup"))?;
     Ok(cg.thaw()?)
 }
 
@@ -163,11 +205,19 @@ pub fn pids(store: &Store, id: &str) -> Result<Vec<i32>> {
     let c = load(store, id)?;
     match &c.state.cgroup {
         Some(cg) => Ok(cg.pids()?),
-        None => Ok(if c.status == Status::Stopped { vec![] } else { vec![c.state.pid] }),
+        None => Ok(if c.status == Status::Stopped {
+            vec![]
+        } else {
+            vec![c.state.pid]
+        }),
     }
 }
 
 /// `list`: every container with its status.
 pub fn list(store: &Store) -> Vec<Loaded> {
-    store.list().iter().filter_map(|id| load(store, id).ok()).collect()
+    store
+        .list()
+        .iter()
+        .filter_map(|id| load(store, id).ok())
+        .collect()
 }

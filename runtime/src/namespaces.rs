@@ -65,17 +65,30 @@ impl NsPlan {
     /// Build the plan, opening every namespace path (errors name the path).
     pub fn from_spec(spec: &Spec) -> SysResult<NsPlan> {
         let mut plan = NsPlan::default();
-        let Some(linux) = &spec.linux else { return Ok(plan) };
+        let Some(linux) = &spec.linux else {
+            return Ok(plan);
+        };
         for ns in &linux.namespaces {
             let f = flag(&ns.typ);
             if ns.typ == "time" {
-                return Err(SysError::from_errno("time namespaces are not supported by this capsa version", libc::EOPNOTSUPP));
+                return Err(SysError::from_errno(
+                    "time namespaces are not supported by this capsa version",
+                    libc::EOPNOTSUPP,
+                ));
             }
             match &ns.path {
                 Some(p) => {
-                    let fd = crate::sys::open(Path::new(p), libc::O_RDONLY, 0)
-                        .map_err(|e| SysError { step: format!("open {} namespace {p}", ns.typ), ..e })?;
-                    let j = Join { typ: ns.typ.clone(), fd, path: p.clone() };
+                    let fd = crate::sys::open(Path::new(p), libc::O_RDONLY, 0).map_err(|e| {
+                        SysError {
+                            step: format!("open {} namespace {p}", ns.typ),
+                            ..e
+                        }
+                    })?;
+                    let j = Join {
+                        typ: ns.typ.clone(),
+                        fd,
+                        path: p.clone(),
+                    };
                     if ns.typ == "pid" {
                         plan.join_pid = Some(j);
                     } else if ns.typ == "user" {
@@ -97,7 +110,8 @@ impl NsPlan {
             }
         }
         // Joining a mount namespace must come last: after it, paths mean something else.
-        plan.joins.sort_by_key(|j| (j.typ != "user", j.typ == "mount"));
+        plan.joins
+            .sort_by_key(|j| (j.typ != "user", j.typ == "mount"));
         Ok(plan)
     }
 }
@@ -105,8 +119,17 @@ impl NsPlan {
 /// `setns(2)` into a joined namespace.
 pub fn setns(j: &Join) -> SysResult<()> {
     // SAFETY: setns on an fd we own.
-    check(unsafe { libc::setns(j.fd.as_raw_fd(), flag(&j.typ)) }, || format!("setns into the {} namespace {}", j.typ, j.path))
-        .map_err(|e| if e.errno == libc::EINVAL { e.hint(format!("{} is not a {} namespace", j.path, j.typ)) } else { e })?;
+    check(
+        unsafe { libc::setns(j.fd.as_raw_fd(), flag(&j.typ)) },
+        || format!("setns into the {} namespace {}", j.typ, j.path),
+    )
+    .map_err(|e| {
+        if e.errno == libc::EINVAL {
+            e.hint(format!("{} is not a {} namespace", j.path, j.typ))
+        } else {
+            e
+        }
+    })?;
     Ok(())
 }
 
@@ -116,7 +139,9 @@ pub fn unshare(flags: libc::c_int) -> SysResult<()> {
         return Ok(());
     }
     // SAFETY: unshare takes only flags.
-    check(unsafe { libc::unshare(flags) }, || format!("unshare({}) to create new namespaces", describe(flags)))?;
+    check(unsafe { libc::unshare(flags) }, || {
+        format!("unshare({}) to create new namespaces", describe(flags))
+    })?;
     Ok(())
 }
 
@@ -131,14 +156,22 @@ pub fn describe(flags: libc::c_int) -> String {
         (libc::CLONE_NEWUTS, "uts"),
         (libc::CLONE_NEWCGROUP, "cgroup"),
     ];
-    names.iter().filter(|(f, _)| flags & f != 0).map(|(_, n)| *n).collect::<Vec<_>>().join("|")
+    names
+        .iter()
+        .filter(|(f, _)| flags & f != 0)
+        .map(|(_, n)| *n)
+        .collect::<Vec<_>>()
+        .join("|")
 }
 
 /// Bring the loopback interface up in a new network namespace (runc does too:
 /// containers expect 127.0.0.1 to work).
 pub fn loopback_up() -> SysResult<()> {
     // SAFETY: creating a socket has no memory-safety requirements.
-    let s = check(unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) }, || "socket(AF_INET) to configure lo".into())?;
+    let s = check(
+        unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) },
+        || "socket(AF_INET) to configure lo".into(),
+    )?;
     // SAFETY: ifreq is plain data; zeroed is valid.
     let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
     for (i, b) in b"lo\0".iter().enumerate() {
@@ -153,7 +186,13 @@ pub fn loopback_up() -> SysResult<()> {
             libc::ioctl(s, libc::SIOCSIFFLAGS, &ifr)
         }
     };
-    let err = if r < 0 { Some(SysError::last("bring up the loopback interface lo (SIOCSIFFLAGS IFF_UP)")) } else { None };
+    let err = if r < 0 {
+        Some(SysError::last(
+            "bring up the loopback interface lo (SIOCSIFFLAGS IFF_UP)",
+        ))
+    } else {
+        None
+    };
     // SAFETY: closing our own socket.
     unsafe { libc::close(s) };
     err.map_or(Ok(()), Err)

@@ -63,8 +63,10 @@ pub struct ExecArgs {
 
 fn build_process(store: &Store, a: &ExecArgs) -> Result<Process> {
     if let Some(p) = &a.process {
-        let data = std::fs::read(p).with_context(|| format!("read process file {}", p.display()))?;
-        let proc: Process = serde_json::from_slice(&data).with_context(|| format!("parse process file {}", p.display()))?;
+        let data =
+            std::fs::read(p).with_context(|| format!("read process file {}", p.display()))?;
+        let proc: Process = serde_json::from_slice(&data)
+            .with_context(|| format!("parse process file {}", p.display()))?;
         if proc.args.is_empty() {
             bail!("{}: args is empty", p.display());
         }
@@ -88,15 +90,24 @@ fn build_process(store: &Store, a: &ExecArgs) -> Result<Process> {
     }
     if let Some(u) = &a.user {
         let (uid, gid) = u.split_once(':').unwrap_or((u, "0"));
-        p.user.uid = uid.parse().with_context(|| format!("--user {u:?}: uid must be a number"))?;
-        p.user.gid = gid.parse().with_context(|| format!("--user {u:?}: gid must be a number"))?;
+        p.user.uid = uid
+            .parse()
+            .with_context(|| format!("--user {u:?}: uid must be a number"))?;
+        p.user.gid = gid
+            .parse()
+            .with_context(|| format!("--user {u:?}: gid must be a number"))?;
     }
     if !a.additional_gids.is_empty() {
         p.user.additional_gids = a.additional_gids.clone();
     }
     if !a.cap.is_empty() {
         let mut caps = p.capabilities.unwrap_or_default();
-        for set in [&mut caps.bounding, &mut caps.effective, &mut caps.permitted, &mut caps.ambient] {
+        for set in [
+            &mut caps.bounding,
+            &mut caps.effective,
+            &mut caps.permitted,
+            &mut caps.ambient,
+        ] {
             let v = set.get_or_insert_with(Vec::new);
             v.extend(a.cap.iter().cloned());
         }
@@ -113,7 +124,13 @@ pub fn exec(store: &Store, a: ExecArgs) -> Result<i32> {
     if !a.detach {
         wait::block_signals();
     }
-    let opts = ExecOpts { process, detach: a.detach, pid_file: a.pid_file.clone(), console_socket: a.console_socket.clone(), preserve_fds: a.preserve_fds };
+    let opts = ExecOpts {
+        process,
+        detach: a.detach,
+        pid_file: a.pid_file.clone(),
+        console_socket: a.console_socket.clone(),
+        preserve_fds: a.preserve_fds,
+    };
     let e = rexec::exec(store, &a.id, &opts)?;
     if a.detach {
         return Ok(0);

@@ -35,7 +35,8 @@ pub fn run(store: &Store, c: &CreateArgs, detach: bool) -> Result<i32> {
     if !detach {
         wait::block_signals();
     }
-    let created = create::create(store, &opts(c), !detach && c.console_socket.is_none()).with_context(|| format!("create container {}", c.id))?;
+    let created = create::create(store, &opts(c), !detach && c.console_socket.is_none())
+        .with_context(|| format!("create container {}", c.id))?;
     if let Err(e) = lifecycle::start(store, &c.id) {
         let _ = lifecycle::delete(store, &c.id, true);
         return Err(e).with_context(|| format!("start container {}", c.id));
@@ -44,7 +45,8 @@ pub fn run(store: &Store, c: &CreateArgs, detach: bool) -> Result<i32> {
         return Ok(0);
     }
     let code = wait::forward_and_wait(created.pid, created.console_master)?;
-    lifecycle::delete(store, &c.id, true).with_context(|| format!("delete container {} after it exited", c.id))?;
+    lifecycle::delete(store, &c.id, true)
+        .with_context(|| format!("delete container {} after it exited", c.id))?;
     Ok(code)
 }
 
@@ -55,7 +57,9 @@ pub fn state(store: &Store, id: &str) -> Result<i32> {
 }
 
 pub fn kill(store: &Store, id: &str, sig: &str, all: bool) -> Result<i32> {
-    let n = signal::parse(sig).with_context(|| format!("invalid signal {sig:?} (use a name like TERM/SIGKILL or a number)"))?;
+    let n = signal::parse(sig).with_context(|| {
+        format!("invalid signal {sig:?} (use a name like TERM/SIGKILL or a number)")
+    })?;
     lifecycle::kill(store, id, n, all).with_context(|| format!("kill container {id}"))?;
     Ok(0)
 }

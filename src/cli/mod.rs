@@ -13,7 +13,12 @@ use capsa_runtime::container::Store;
 
 /// capsa: a lightweight OCI container runtime (runc-compatible CLI).
 #[derive(Parser, Debug)]
-#[command(name = "capsa", about, disable_help_subcommand = true, disable_version_flag = true)]
+#[command(
+    name = "capsa",
+    about,
+    disable_help_subcommand = true,
+    disable_version_flag = true
+)]
 pub struct Cli {
     /// Directory for container state.
     #[arg(long, global = true, default_value = "/run/capsa")]
@@ -155,7 +160,11 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
     let store = Store::new(&cli.root);
     let Some(cmd) = cli.cmd else {
         if cli.version {
-            println!("capsa version {}\nspec: {}", env!("CARGO_PKG_VERSION"), capsa_runtime::spec::OCI_VERSION_MAX);
+            println!(
+                "capsa version {}\nspec: {}",
+                env!("CARGO_PKG_VERSION"),
+                capsa_runtime::spec::OCI_VERSION_MAX
+            );
             return Ok(0);
         }
         anyhow::bail!("no command given (see capsa --help)");
@@ -168,7 +177,11 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Cmd::Kill { all, id, signal } => lifecycle::kill(&store, &id, &signal, all),
         Cmd::Delete { force, id } => lifecycle::delete(&store, &id, force),
         Cmd::List { format, quiet } => info::list(&store, &format, quiet),
-        Cmd::Ps { format, id, ps_args } => info::ps(&store, &id, &format, &ps_args),
+        Cmd::Ps {
+            format,
+            id,
+            ps_args,
+        } => info::ps(&store, &id, &format, &ps_args),
         Cmd::Exec(a) => exec::exec(&store, a),
         Cmd::Pause { id } => info::pause(&store, &id),
         Cmd::Resume { id } => info::resume(&store, &id),

@@ -19,9 +19,16 @@ pub enum StoreError {
     #[error("invalid container id {0:?}: use letters, digits, '_', '+', '-' and '.', not starting with '.'")]
     BadId(String),
     #[error("{step} {path}: {source}")]
-    Io { step: &'static str, path: PathBuf, source: std::io::Error },
+    Io {
+        step: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("parse {path}: {source}")]
-    Parse { path: PathBuf, source: serde_json::Error },
+    Parse {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
 }
 
 /// Check a container id (the same rule as runc: no path separators, no `..`).
@@ -29,7 +36,9 @@ pub fn validate_id(id: &str) -> Result<(), StoreError> {
     let ok = !id.is_empty()
         && id.len() <= 1024
         && !id.starts_with('.')
-        && id.chars().all(|c| c.is_ascii_alphanumeric() || "_+-.".contains(c));
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_+-.".contains(c));
     if ok {
         Ok(())
     } else {
@@ -70,15 +79,32 @@ impl Store {
     /// Make `<root>/<id>` exclusively: fails with `Exists` if the id is taken.
     pub fn create_dir(&self, id: &str) -> Result<PathBuf, StoreError> {
         validate_id(id)?;
-        fn io<'a>(step: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> StoreError + 'a {
-            move |source| StoreError::Io { step, path: path.into(), source }
+        fn io<'a>(
+            step: &'static str,
+            path: &'a Path,
+        ) -> impl FnOnce(std::io::Error) -> StoreError + 'a {
+            move |source| StoreError::Io {
+                step,
+                path: path.into(),
+                source,
+            }
         }
-        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&self.root).map_err(io("create state root", &self.root))?;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&self.root)
+            .map_err(io("create state root", &self.root))?;
         let dir = self.dir(id);
         match std::fs::DirBuilder::new().mode(0o711).create(&dir) {
             Ok(()) => Ok(dir),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(StoreError::Exists(id.into())),
-            Err(e) => Err(StoreError::Io { step: "create state dir", path: dir, source: e }),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                Err(StoreError::Exists(id.into()))
+            }
+            Err(e) => Err(StoreError::Io {
+                step: "create state dir",
+                path: dir,
+                source: e,
+            }),
         }
     }
 
@@ -88,11 +114,19 @@ impl Store {
         let dir = self.dir(id);
         let f = File::open(&dir).map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => StoreError::NotFound(id.into()),
-            _ => StoreError::Io { step: "open state dir", path: dir.clone(), source: e },
+            _ => StoreError::Io {
+                step: "open state dir",
+                path: dir.clone(),
+                source: e,
+            },
         })?;
         // SAFETY: flock on an fd we own; no memory is involved.
         if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
-            return Err(StoreError::Io { step: "flock", path: dir, source: std::io::Error::last_os_error() });
+            return Err(StoreError::Io {
+                step: "flock",
+                path: dir,
+                source: std::io::Error::last_os_error(),
+            });
         }
         Ok(Lock(f))
     }
@@ -104,7 +138,11 @@ impl Store {
         let path = self.dir(id).join("state.json");
         let data = std::fs::read(&path).map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => StoreError::NotFound(id.into()),
-            _ => StoreError::Io { step: "read", path: path.clone(), source: e },
+            _ => StoreError::Io {
+                step: "read",
+                path: path.clone(),
+                source: e,
+            },
         })?;
         serde_json::from_slice(&data).map_err(|source| StoreError::Parse { path, source })
     }
@@ -115,8 +153,15 @@ impl Store {
         let tmp = dir.join(".state.json.tmp");
         let path = dir.join("state.json");
         let data = serde_json::to_vec(st).expect("state serializes");
-        fn io<'a>(step: &'static str, p: &'a Path) -> impl FnOnce(std::io::Error) -> StoreError + 'a {
-            move |source| StoreError::Io { step, path: p.into(), source }
+        fn io<'a>(
+            step: &'static str,
+            p: &'a Path,
+        ) -> impl FnOnce(std::io::Error) -> StoreError + 'a {
+            move |source| StoreError::Io {
+                step,
+                path: p.into(),
+                source,
+            }
         }
         let mut f = File::create(&tmp).map_err(io("create", &tmp))?;
         f.write_all(&data).map_err(io("write", &tmp))?;
@@ -131,7 +176,11 @@ impl Store {
         match std::fs::remove_dir_all(&dir) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(StoreError::Io { step: "remove state dir", path: dir, source: e }),
+            Err(e) => Err(StoreError::Io {
+                step: "remove state dir",
+                path: dir,
+                source: e,
+            }),
         }
     }
 

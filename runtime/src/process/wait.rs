@@ -11,7 +11,17 @@ fn forwardable() -> libc::sigset_t {
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
         for s in 1..32 {
-            if ![libc::SIGKILL, libc::SIGSTOP, libc::SIGSEGV, libc::SIGBUS, libc::SIGILL, libc::SIGFPE, libc::SIGTRAP].contains(&s) {
+            if ![
+                libc::SIGKILL,
+                libc::SIGSTOP,
+                libc::SIGSEGV,
+                libc::SIGBUS,
+                libc::SIGILL,
+                libc::SIGFPE,
+                libc::SIGTRAP,
+            ]
+            .contains(&s)
+            {
                 libc::sigaddset(&mut set, s);
             }
         }
@@ -83,7 +93,10 @@ fn copy_winsize(from: RawFd, to: RawFd) {
 pub fn forward_and_wait(pid: i32, master: Option<OwnedFd>) -> SysResult<i32> {
     let set = forwardable();
     // SAFETY: signalfd on a valid set; the returned fd is owned below.
-    let sfd = check(unsafe { libc::signalfd(-1, &set, libc::SFD_CLOEXEC) }, || "signalfd".into())?;
+    let sfd = check(
+        unsafe { libc::signalfd(-1, &set, libc::SFD_CLOEXEC) },
+        || "signalfd".into(),
+    )?;
     // SAFETY: fresh fd.
     let sfd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(sfd) };
     let _raw = master.as_ref().and_then(|_| RawMode::enter(0));
@@ -98,13 +111,25 @@ pub fn forward_and_wait(pid: i32, master: Option<OwnedFd>) -> SysResult<i32> {
         if exit.is_some() && !master_open {
             break;
         }
-        let mut fds = vec![libc::pollfd { fd: sfd.as_raw_fd(), events: libc::POLLIN, revents: 0 }];
+        let mut fds = vec![libc::pollfd {
+            fd: sfd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        }];
         if let Some(m) = &master {
             if master_open {
-                fds.push(libc::pollfd { fd: m.as_raw_fd(), events: libc::POLLIN, revents: 0 });
+                fds.push(libc::pollfd {
+                    fd: m.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                });
             }
             if stdin_open {
-                fds.push(libc::pollfd { fd: 0, events: libc::POLLIN, revents: 0 });
+                fds.push(libc::pollfd {
+                    fd: 0,
+                    events: libc::POLLIN,
+                    revents: 0,
+                });
             }
         }
         let timeout = if exit.is_some() { 100 } else { -1 };
@@ -123,7 +148,13 @@ pub fn forward_and_wait(pid: i32, master: Option<OwnedFd>) -> SysResult<i32> {
             if p.fd == sfd.as_raw_fd() {
                 // SAFETY: reading one signalfd_siginfo into a zeroed struct of the right size.
                 let mut si: libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
-                let r = unsafe { libc::read(p.fd, (&mut si as *mut libc::signalfd_siginfo).cast(), std::mem::size_of::<libc::signalfd_siginfo>()) };
+                let r = unsafe {
+                    libc::read(
+                        p.fd,
+                        (&mut si as *mut libc::signalfd_siginfo).cast(),
+                        std::mem::size_of::<libc::signalfd_siginfo>(),
+                    )
+                };
                 if r <= 0 {
                     continue;
                 }

@@ -48,7 +48,9 @@ fn copy_entry(src: RawFd, dst: RawFd, name: &CStr) -> SysResult<()> {
     unsafe {
         match st.st_mode & libc::S_IFMT {
             libc::S_IFDIR => {
-                if libc::mkdirat(dst, name.as_ptr(), mode) < 0 && std::io::Error::last_os_error().raw_os_error() != Some(libc::EEXIST) {
+                if libc::mkdirat(dst, name.as_ptr(), mode) < 0
+                    && std::io::Error::last_os_error().raw_os_error() != Some(libc::EEXIST)
+                {
                     return Err(SysError::last(format!("mkdir {shown}")));
                 }
                 let s = open_dir(src, name)?;
@@ -56,19 +58,39 @@ fn copy_entry(src: RawFd, dst: RawFd, name: &CStr) -> SysResult<()> {
                 copy_tree(s.as_raw_fd(), d.as_raw_fd())?;
             }
             libc::S_IFREG => {
-                let s = libc::openat(src, name.as_ptr(), libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC);
+                let s = libc::openat(
+                    src,
+                    name.as_ptr(),
+                    libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+                );
                 if s < 0 {
                     return Err(SysError::last(format!("open {shown}")));
                 }
                 let s = OwnedFd::from_raw_fd(s);
-                let d = libc::openat(dst, name.as_ptr(), libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC | libc::O_NOFOLLOW | libc::O_CLOEXEC, mode);
+                let d = libc::openat(
+                    dst,
+                    name.as_ptr(),
+                    libc::O_WRONLY
+                        | libc::O_CREAT
+                        | libc::O_TRUNC
+                        | libc::O_NOFOLLOW
+                        | libc::O_CLOEXEC,
+                    mode,
+                );
                 if d < 0 {
                     return Err(SysError::last(format!("create {shown}")));
                 }
                 let d = OwnedFd::from_raw_fd(d);
                 let mut left = st.st_size as usize;
                 while left > 0 {
-                    let n = libc::copy_file_range(s.as_raw_fd(), std::ptr::null_mut(), d.as_raw_fd(), std::ptr::null_mut(), left, 0);
+                    let n = libc::copy_file_range(
+                        s.as_raw_fd(),
+                        std::ptr::null_mut(),
+                        d.as_raw_fd(),
+                        std::ptr::null_mut(),
+                        left,
+                        0,
+                    );
                     if n <= 0 {
                         break;
                     }
@@ -77,7 +99,8 @@ fn copy_entry(src: RawFd, dst: RawFd, name: &CStr) -> SysResult<()> {
             }
             libc::S_IFLNK => {
                 let mut buf = [0u8; 4096];
-                let n = libc::readlinkat(src, name.as_ptr(), buf.as_mut_ptr().cast(), buf.len() - 1);
+                let n =
+                    libc::readlinkat(src, name.as_ptr(), buf.as_mut_ptr().cast(), buf.len() - 1);
                 if n < 0 {
                     return Err(SysError::last(format!("readlink {shown}")));
                 }
@@ -88,7 +111,13 @@ fn copy_entry(src: RawFd, dst: RawFd, name: &CStr) -> SysResult<()> {
                 libc::mknodat(dst, name.as_ptr(), st.st_mode, st.st_rdev);
             }
         }
-        libc::fchownat(dst, name.as_ptr(), st.st_uid, st.st_gid, libc::AT_SYMLINK_NOFOLLOW);
+        libc::fchownat(
+            dst,
+            name.as_ptr(),
+            st.st_uid,
+            st.st_gid,
+            libc::AT_SYMLINK_NOFOLLOW,
+        );
         if st.st_mode & libc::S_IFMT != libc::S_IFLNK {
             libc::fchmodat(dst, name.as_ptr(), mode, 0);
         }
@@ -98,9 +127,18 @@ fn copy_entry(src: RawFd, dst: RawFd, name: &CStr) -> SysResult<()> {
 
 fn open_dir(at: RawFd, name: &CStr) -> SysResult<OwnedFd> {
     // SAFETY: openat with a single component, O_NOFOLLOW|O_DIRECTORY.
-    let fd = unsafe { libc::openat(at, name.as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC) };
+    let fd = unsafe {
+        libc::openat(
+            at,
+            name.as_ptr(),
+            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+        )
+    };
     if fd < 0 {
-        return Err(SysError::last(format!("open dir {}", name.to_string_lossy())));
+        return Err(SysError::last(format!(
+            "open dir {}",
+            name.to_string_lossy()
+        )));
     }
     // SAFETY: fresh fd.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })

@@ -19,7 +19,14 @@ pub fn default_devices() -> Vec<Device> {
         uid: Some(0),
         gid: Some(0),
     };
-    vec![d("/dev/null", 1, 3), d("/dev/zero", 1, 5), d("/dev/full", 1, 7), d("/dev/random", 1, 8), d("/dev/urandom", 1, 9), d("/dev/tty", 5, 0)]
+    vec![
+        d("/dev/null", 1, 3),
+        d("/dev/zero", 1, 5),
+        d("/dev/full", 1, 7),
+        d("/dev/random", 1, 8),
+        d("/dev/urandom", 1, 9),
+        d("/dev/tty", 5, 0),
+    ]
 }
 
 /// Create the default devices, `extra`, and the /dev symlinks. In a user namespace
@@ -34,7 +41,12 @@ pub fn setup(root: RawFd, extra: &[Device], userns: bool, devpts: bool) -> SysRe
         create_device(root, d, userns)?;
     }
     let dev = reopen_dir(&mkdir_all_in_root(root, Path::new("dev"))?)?;
-    let links = [("/proc/self/fd", "fd"), ("/proc/self/fd/0", "stdin"), ("/proc/self/fd/1", "stdout"), ("/proc/self/fd/2", "stderr")];
+    let links = [
+        ("/proc/self/fd", "fd"),
+        ("/proc/self/fd/0", "stdin"),
+        ("/proc/self/fd/1", "stdout"),
+        ("/proc/self/fd/2", "stderr"),
+    ];
     for (target, name) in links {
         symlink_at(dev.as_raw_fd(), target, name)?;
     }
@@ -55,7 +67,10 @@ fn symlink_at(dir: RawFd, target: &str, name: &str) -> SysResult<()> {
     if unsafe { libc::symlinkat(t.as_ptr(), dir, n.as_ptr()) } < 0 {
         let e = std::io::Error::last_os_error().raw_os_error().unwrap_or(0);
         if e != libc::EEXIST {
-            return Err(SysError::from_errno(format!("symlink /dev/{name} -> {target}"), e));
+            return Err(SysError::from_errno(
+                format!("symlink /dev/{name} -> {target}"),
+                e,
+            ));
         }
     }
     Ok(())
@@ -66,15 +81,30 @@ fn create_device(root: RawFd, d: &Device, userns: bool) -> SysResult<()> {
     if userns {
         let t = create_file_in_root(root, &p)?;
         let src = cstr(&d.path)?;
-        return mount(Some(&src), &fd_path(t.as_raw_fd()), None, libc::MS_BIND, None, || {
-            format!("bind mount host {} into the container (user namespaces cannot mknod)", d.path)
-        });
+        return mount(
+            Some(&src),
+            &fd_path(t.as_raw_fd()),
+            None,
+            libc::MS_BIND,
+            None,
+            || {
+                format!(
+                    "bind mount host {} into the container (user namespaces cannot mknod)",
+                    d.path
+                )
+            },
+        );
     }
     let kind = match d.typ.as_str() {
         "c" | "u" => libc::S_IFCHR,
         "b" => libc::S_IFBLK,
         "p" => libc::S_IFIFO,
-        t => return Err(SysError::from_errno(format!("device {}: unknown type {t:?}", d.path), libc::EINVAL)),
+        t => {
+            return Err(SysError::from_errno(
+                format!("device {}: unknown type {t:?}", d.path),
+                libc::EINVAL,
+            ))
+        }
     };
     let parent = p.parent().unwrap_or(Path::new(""));
     let dir = reopen_dir(&mkdir_all_in_root(root, parent)?)?;
@@ -85,11 +115,20 @@ fn create_device(root: RawFd, d: &Device, userns: bool) -> SysResult<()> {
     unsafe { libc::unlinkat(dir.as_raw_fd(), name.as_ptr(), 0) };
     // SAFETY: as above; mknodat creates a node, it never follows a symlink.
     if unsafe { libc::mknodat(dir.as_raw_fd(), name.as_ptr(), kind | mode, dev) } < 0 {
-        return Err(SysError::last(format!("mknod {} ({} {}:{})", d.path, d.typ, d.major, d.minor)));
+        return Err(SysError::last(format!(
+            "mknod {} ({} {}:{})",
+            d.path, d.typ, d.major, d.minor
+        )));
     }
     // SAFETY: as above; AT_SYMLINK_NOFOLLOW: never follow.
     unsafe {
-        libc::fchownat(dir.as_raw_fd(), name.as_ptr(), d.uid.unwrap_or(0), d.gid.unwrap_or(0), libc::AT_SYMLINK_NOFOLLOW);
+        libc::fchownat(
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            d.uid.unwrap_or(0),
+            d.gid.unwrap_or(0),
+            libc::AT_SYMLINK_NOFOLLOW,
+        );
         libc::fchmodat(dir.as_raw_fd(), name.as_ptr(), mode, 0);
     }
     Ok(())

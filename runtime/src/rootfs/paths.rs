@@ -37,7 +37,11 @@ pub fn rel(path: &str) -> PathBuf {
 
 /// `openat2(root, path, flags, RESOLVE_IN_ROOT)`: open `path` as seen from inside `root`.
 pub fn open_in_root(root: RawFd, path: &Path, flags: i32) -> SysResult<OwnedFd> {
-    let p = if path.as_os_str().is_empty() { Path::new(".") } else { path };
+    let p = if path.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        path
+    };
     let c = crate::sys::cstr(p)?;
     let how = OpenHow {
         flags: (flags | libc::O_CLOEXEC) as u64,
@@ -46,10 +50,19 @@ pub fn open_in_root(root: RawFd, path: &Path, flags: i32) -> SysResult<OwnedFd> 
     };
     // SAFETY: `c` and `how` live across the call; size matches the struct we pass.
     let fd = unsafe {
-        libc::syscall(libc::SYS_openat2, root, c.as_ptr(), &how as *const OpenHow, std::mem::size_of::<OpenHow>())
+        libc::syscall(
+            libc::SYS_openat2,
+            root,
+            c.as_ptr(),
+            &how as *const OpenHow,
+            std::mem::size_of::<OpenHow>(),
+        )
     };
     if fd < 0 {
-        return Err(SysError::last(format!("openat2 {} (inside the rootfs)", Path::new("/").join(path).display())));
+        return Err(SysError::last(format!(
+            "openat2 {} (inside the rootfs)",
+            Path::new("/").join(path).display()
+        )));
     }
     // SAFETY: a fresh fd returned by the kernel, owned by nobody else.
     Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
@@ -60,48 +73,104 @@ fn errno_of(e: &SysError) -> i32 {
 }
 
 /// Make every missing directory of `path` inside `root` (mode 0755) and return an
-/// `O_PATH` fd of the final directory.
+/// `O_PATH` fd of the final directory. A dangling symlink on the way is followed
+/// (inside the root) and its target created, as runc does for mount points.
 pub fn mkdir_all_in_root(root: RawFd, path: &Path) -> SysResult<OwnedFd> {
     match open_in_root(root, path, libc::O_PATH | libc::O_DIRECTORY) {
         Ok(fd) => return Ok(fd),
         Err(e) if errno_of(&e) == libc::ENOENT => {}
         Err(e) => return Err(e),
     }
+    let mut todo: std::collections::VecDeque<std::ffi::OsString> = path
+        .components()
+        .filter_map(|c| match c {
+            Component::Normal(n) => Some(n.to_os_string()),
+            Component::ParentDir => Some("..".into()),
+            _ => None,
+        })
+        .collect();
     let mut cur = PathBuf::new();
-    // SAFETY: dup of an fd we were given; the result is owned below.
-    let mut dir = unsafe { OwnedFd::from_raw_fd(check_fd(libc::fcntl(root, libc::F_DUPFD_CLOEXEC, 0), "dup rootfs fd")?) };
-    for c in path.components() {
-        let Component::Normal(name) = c else {
-            if matches!(c, Component::ParentDir) {
-                cur.push("..");
-                dir = open_in_root(root, &cur, libc::O_PATH | libc::O_DIRECTORY)?;
+    let mut links = 0;
+    let mut dir = open_in_root(root, &cur, libc::O_PATH | libc::O_DIRECTORY)?;
+    while let Some(name) = todo.pop_front() {
+        let next = cur.join(&name);
+        match open_in_root(root, &next, libc::O_PATH | libc::O_DIRECTORY) {
+            Ok(fd) => {
+                dir = fd;
+                cur = next;
+                continue;
             }
-            continue;
-        };
-        cur.push(name);
-        match open_in_root(root, &cur, libc::O_PATH | libc::O_DIRECTORY) {
-            Ok(fd) => dir = fd,
-            Err(e) if errno_of(&e) == libc::ENOENT => {
-                let cname = crate::sys::cstr(name)?;
-                // SAFETY: `cname` is a single path component; mkdirat works on our dir fd.
-                let r = unsafe { libc::mkdirat(dir.as_raw_fd(), cname.as_ptr(), 0o755) };
-                if r < 0 && std::io::Error::last_os_error().raw_os_error() != Some(libc::EEXIST) {
-                    return Err(SysError::last(format!("mkdir {} (inside the rootfs)", Path::new("/").join(&cur).display())));
-                }
-                dir = open_in_root(root, &cur, libc::O_PATH | libc::O_DIRECTORY)?;
-            }
+            Err(e) if errno_of(&e) == libc::ENOENT => {}
             Err(e) => return Err(e),
         }
+        let cname = crate::sys::cstr(&name)?;
+        let real = reopen_dir(&dir)?;
+        // SAFETY: `cname` is a single path component; mkdirat works on our dir fd and
+        // never follows a symlink at the final component.
+        let r = unsafe { libc::mkdirat(real.as_raw_fd(), cname.as_ptr(), 0o755) };
+        if r < 0 {
+            let err = std::io::Error::last_os_error().raw_os_error().unwrap_or(0);
+            if err != libc::EEXIST {
+                return Err(SysError::from_errno(
+                    format!(
+                        "mkdir {} (inside the rootfs)",
+                        Path::new("/").join(&next).display()
+                    ),
+                    err,
+                ));
+            }
+            // Something is there but cannot be opened as a directory: a dangling symlink?
+            let mut buf = [0u8; 4096];
+            // SAFETY: readlinkat into a local buffer of the given size.
+            let n = unsafe {
+                libc::readlinkat(
+                    real.as_raw_fd(),
+                    cname.as_ptr(),
+                    buf.as_mut_ptr().cast(),
+                    buf.len(),
+                )
+            };
+            if n < 0 {
+                return Err(SysError::from_errno(
+                    format!(
+                        "mkdir {} (inside the rootfs): exists and is not a directory",
+                        Path::new("/").join(&next).display()
+                    ),
+                    libc::ENOTDIR,
+                ));
+            }
+            links += 1;
+            if links > 40 {
+                return Err(SysError::from_errno(
+                    format!(
+                        "resolve {} (inside the rootfs)",
+                        Path::new("/").join(path).display()
+                    ),
+                    libc::ELOOP,
+                ));
+            }
+            use std::os::unix::ffi::OsStrExt;
+            let target = Path::new(std::ffi::OsStr::from_bytes(&buf[..n as usize]));
+            let mut parts: Vec<std::ffi::OsString> = target
+                .components()
+                .filter_map(|c| match c {
+                    Component::Normal(n) => Some(n.to_os_string()),
+                    Component::ParentDir => Some("..".into()),
+                    _ => None,
+                })
+                .collect();
+            if target.is_absolute() {
+                cur = PathBuf::new();
+            }
+            parts.extend(todo.drain(..));
+            todo = parts.into();
+            dir = open_in_root(root, &cur, libc::O_PATH | libc::O_DIRECTORY)?;
+            continue;
+        }
+        dir = open_in_root(root, &next, libc::O_PATH | libc::O_DIRECTORY)?;
+        cur = next;
     }
     Ok(dir)
-}
-
-fn check_fd(r: i32, what: &str) -> SysResult<RawFd> {
-    if r < 0 {
-        Err(SysError::last(what))
-    } else {
-        Ok(r)
-    }
 }
 
 /// Make sure a regular file exists at `path` inside `root` (its parent directories
@@ -111,19 +180,32 @@ pub fn create_file_in_root(root: RawFd, path: &Path) -> SysResult<OwnedFd> {
         return Ok(fd);
     }
     let parent = path.parent().unwrap_or(Path::new(""));
-    let name = path.file_name().ok_or_else(|| SysError::from_errno(format!("mount target {} has no file name", path.display()), libc::EINVAL))?;
+    let name = path.file_name().ok_or_else(|| {
+        SysError::from_errno(
+            format!("mount target {} has no file name", path.display()),
+            libc::EINVAL,
+        )
+    })?;
     let dir = mkdir_all_in_root(root, parent)?;
     let dfd = reopen_dir(&dir)?;
     let cname = crate::sys::cstr(name)?;
     // SAFETY: single component name relative to a directory fd we own; O_NOFOLLOW and
     // O_EXCL-free create: an existing symlink there makes the call fail instead of following.
     let fd = unsafe {
-        libc::openat(dfd.as_raw_fd(), cname.as_ptr(), libc::O_CREAT | libc::O_WRONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC, 0o644)
+        libc::openat(
+            dfd.as_raw_fd(),
+            cname.as_ptr(),
+            libc::O_CREAT | libc::O_WRONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+            0o644,
+        )
     };
     if fd < 0 {
         let e = std::io::Error::last_os_error().raw_os_error().unwrap_or(0);
         if e != libc::ELOOP && e != libc::EEXIST {
-            return Err(SysError::last(format!("create {} (inside the rootfs)", Path::new("/").join(path).display())));
+            return Err(SysError::last(format!(
+                "create {} (inside the rootfs)",
+                Path::new("/").join(path).display()
+            )));
         }
     } else {
         // SAFETY: we own fd.
@@ -135,7 +217,11 @@ pub fn create_file_in_root(root: RawFd, path: &Path) -> SysResult<OwnedFd> {
 /// Turn an `O_PATH` directory fd into a real directory fd (needed for `*at` calls
 /// that create entries).
 pub fn reopen_dir(fd: &OwnedFd) -> SysResult<OwnedFd> {
-    crate::sys::open(Path::new(&format!("/proc/self/fd/{}", fd.as_raw_fd())), libc::O_RDONLY | libc::O_DIRECTORY, 0)
+    crate::sys::open(
+        Path::new(&format!("/proc/self/fd/{}", fd.as_raw_fd())),
+        libc::O_RDONLY | libc::O_DIRECTORY,
+        0,
+    )
 }
 
 /// `lstat` of `path` inside `root`, not following the final symlink.

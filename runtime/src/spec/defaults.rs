@@ -31,7 +31,7 @@ pub fn default_spec() -> Value {
         ],
         "linux": {
             "resources": {"devices": [{"allow": false, "access": "rwm"}]},
-            "namespaces": [{"type": "pid"}, {"type": "network"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}, {"type": "cgroup"}],
+            "namespaces": [{"type": "pid"}, {"type": "network"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}],
             "maskedPaths": ["/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list",
                             "/proc/timer_stats", "/proc/sched_debug", "/sys/firmware", "/proc/scsi"],
             "readonlyPaths": ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
@@ -70,7 +70,10 @@ pub fn make_rootless(spec: &mut Value) {
 
 /// `capsa features`: what this runtime supports (runtime-spec features document).
 pub fn features() -> Value {
-    let caps: Vec<String> = (0..=crate::security::caps::MAX_KNOWN_CAP).filter_map(crate::security::caps::cap_name).map(String::from).collect();
+    let caps: Vec<String> = (0..=crate::security::caps::MAX_KNOWN_CAP)
+        .filter_map(crate::security::caps::cap_name)
+        .map(String::from)
+        .collect();
     json!({
         "ociVersionMin": super::OCI_VERSION_MIN,
         "ociVersionMax": super::OCI_VERSION_MAX,

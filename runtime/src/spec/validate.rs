@@ -9,27 +9,52 @@ use super::types::Spec;
 #[derive(Debug, thiserror::Error)]
 pub enum SpecError {
     #[error("read {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("parse {path}: {source}")]
-    Parse { path: PathBuf, source: serde_json::Error },
+    Parse {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
     #[error("{path}: {field}: {msg}")]
-    Invalid { path: PathBuf, field: String, msg: String },
+    Invalid {
+        path: PathBuf,
+        field: String,
+        msg: String,
+    },
 }
 
 /// Read and parse `config.json` (no validation).
 pub fn load(path: &Path) -> Result<Spec, SpecError> {
-    let data = std::fs::read(path).map_err(|source| SpecError::Read { path: path.into(), source })?;
-    serde_json::from_slice(&data).map_err(|source| SpecError::Parse { path: path.into(), source })
+    let data = std::fs::read(path).map_err(|source| SpecError::Read {
+        path: path.into(),
+        source,
+    })?;
+    serde_json::from_slice(&data).map_err(|source| SpecError::Parse {
+        path: path.into(),
+        source,
+    })
 }
 
-const NS_TYPES: [&str; 8] = ["pid", "network", "mount", "ipc", "uts", "user", "cgroup", "time"];
+const NS_TYPES: [&str; 8] = [
+    "pid", "network", "mount", "ipc", "uts", "user", "cgroup", "time",
+];
 
 /// Check what the kernel cannot check for us: versions, required fields, namespace
 /// kinds, absolute paths. `path` is only used in messages.
 pub fn validate(spec: &Spec, path: &Path) -> Result<(), SpecError> {
-    let bad = |field: &str, msg: String| SpecError::Invalid { path: path.into(), field: field.into(), msg };
+    let bad = |field: &str, msg: String| SpecError::Invalid {
+        path: path.into(),
+        field: field.into(),
+        msg,
+    };
     check_version(&spec.oci_version).map_err(|m| bad("ociVersion", m))?;
-    let root = spec.root.as_ref().ok_or_else(|| bad("root", "missing (the rootfs path is required)".into()))?;
+    let root = spec
+        .root
+        .as_ref()
+        .ok_or_else(|| bad("root", "missing (the rootfs path is required)".into()))?;
     if root.path.is_empty() {
         return Err(bad("root.path", "empty".into()));
     }
@@ -55,45 +80,79 @@ pub fn validate(spec: &Spec, path: &Path) -> Result<(), SpecError> {
         let mut seen = HashSet::new();
         for (i, ns) in linux.namespaces.iter().enumerate() {
             if !NS_TYPES.contains(&ns.typ.as_str()) {
-                return Err(bad(&format!("linux.namespaces[{i}].type"), format!("unknown namespace type {:?}", ns.typ)));
+                return Err(bad(
+                    &format!("linux.namespaces[{i}].type"),
+                    format!("unknown namespace type {:?}", ns.typ),
+                ));
             }
             if !seen.insert(ns.typ.as_str()) {
-                return Err(bad(&format!("linux.namespaces[{i}]"), format!("namespace {:?} listed twice", ns.typ)));
+                return Err(bad(
+                    &format!("linux.namespaces[{i}]"),
+                    format!("namespace {:?} listed twice", ns.typ),
+                ));
             }
             if let Some(p) = &ns.path {
                 if !p.starts_with('/') {
-                    return Err(bad(&format!("linux.namespaces[{i}].path"), format!("{p:?} is not absolute")));
+                    return Err(bad(
+                        &format!("linux.namespaces[{i}].path"),
+                        format!("{p:?} is not absolute"),
+                    ));
                 }
             }
         }
         let userns = seen.contains("user");
         if !userns && (!linux.uid_mappings.is_empty() || !linux.gid_mappings.is_empty()) {
-            return Err(bad("linux.uidMappings", "id mappings need a user namespace in linux.namespaces".into()));
+            return Err(bad(
+                "linux.uidMappings",
+                "id mappings need a user namespace in linux.namespaces".into(),
+            ));
         }
-        if userns && spec.namespace("user").and_then(|n| n.path.as_ref()).is_none() && linux.uid_mappings.is_empty() {
-            return Err(bad("linux.uidMappings", "a new user namespace needs uidMappings and gidMappings".into()));
+        if userns
+            && spec
+                .namespace("user")
+                .and_then(|n| n.path.as_ref())
+                .is_none()
+            && linux.uid_mappings.is_empty()
+        {
+            return Err(bad(
+                "linux.uidMappings",
+                "a new user namespace needs uidMappings and gidMappings".into(),
+            ));
         }
         if spec.hostname.as_deref().is_some_and(|h| !h.is_empty()) && !seen.contains("uts") {
-            return Err(bad("hostname", "setting a hostname needs a new uts namespace".into()));
+            return Err(bad(
+                "hostname",
+                "setting a hostname needs a new uts namespace".into(),
+            ));
         }
         for d in &linux.devices {
             if !d.path.starts_with("/dev/") {
-                return Err(bad("linux.devices", format!("{:?} is not under /dev", d.path)));
+                return Err(bad(
+                    "linux.devices",
+                    format!("{:?} is not under /dev", d.path),
+                ));
             }
             if !["c", "b", "u", "p"].contains(&d.typ.as_str()) {
-                return Err(bad("linux.devices", format!("{}: unknown device type {:?}", d.path, d.typ)));
+                return Err(bad(
+                    "linux.devices",
+                    format!("{}: unknown device type {:?}", d.path, d.typ),
+                ));
             }
         }
         if let Some(p) = &linux.rootfs_propagation {
             if crate::rootfs::propagation_flag(p).is_none() {
-                return Err(bad("linux.rootfsPropagation", format!("unknown propagation {p:?}")));
+                return Err(bad(
+                    "linux.rootfsPropagation",
+                    format!("unknown propagation {p:?}"),
+                ));
             }
         }
-        for (k, _) in &linux.sysctl {
+        for k in linux.sysctl.keys() {
             crate::rootfs::check_sysctl(k, &seen).map_err(|m| bad("linux.sysctl", m))?;
         }
         if let Some(s) = &linux.seccomp {
-            crate::security::seccomp::validate(s).map_err(|e| bad("linux.seccomp", e.to_string()))?;
+            crate::security::seccomp::validate(s)
+                .map_err(|e| bad("linux.seccomp", e.to_string()))?;
         }
     }
     if let Some(hooks) = &spec.hooks {
@@ -108,10 +167,16 @@ pub fn validate(spec: &Spec, path: &Path) -> Result<(), SpecError> {
         for (name, list) in all {
             for h in list.iter() {
                 if !h.path.starts_with('/') {
-                    return Err(bad(&format!("hooks.{name}"), format!("path {:?} is not absolute", h.path)));
+                    return Err(bad(
+                        &format!("hooks.{name}"),
+                        format!("path {:?} is not absolute", h.path),
+                    ));
                 }
                 if h.timeout.is_some_and(|t| t <= 0) {
-                    return Err(bad(&format!("hooks.{name}"), "timeout must be positive".into()));
+                    return Err(bad(
+                        &format!("hooks.{name}"),
+                        "timeout must be positive".into(),
+                    ));
                 }
             }
         }
@@ -127,7 +192,10 @@ pub fn check_version(v: &str) -> Result<(), String> {
         return Err(format!("{v:?} is not a semantic version"));
     }
     if parts[0] != "1" {
-        return Err(format!("unsupported version {v:?} (this runtime implements runtime-spec 1.x, up to {})", super::OCI_VERSION_MAX));
+        return Err(format!(
+            "unsupported version {v:?} (this runtime implements runtime-spec 1.x, up to {})",
+            super::OCI_VERSION_MAX
+        ));
     }
     Ok(())
 }
