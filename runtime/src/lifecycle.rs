@@ -134,6 +134,15 @@ fn kill_and_wait(st: &State) -> Result<()> {
         unsafe { libc::kill(st.pid, libc::SIGKILL) };
     }
     let deadline = Instant::now() + Duration::from_secs(10);
+    // Wait until the cgroup is empty (every process gone, not just the init): only
+    // then can its directories be removed.
+    if let Some(cg) = &st.cgroup {
+        while Instant::now() < deadline && cg.pids().map(|p| !p.is_empty()).unwrap_or(false) {
+            // SAFETY: reap the init if it is our own child (`run`); harmless otherwise.
+            unsafe { libc::waitpid(st.pid, std::ptr::null_mut(), libc::WNOHANG) };
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
     while st.pid > 0 && Instant::now() < deadline {
         match crate::container::proc_start_time(st.pid) {
             Some((s, zombie)) if s == st.pid_start && !zombie => {

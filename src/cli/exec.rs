@@ -1,8 +1,6 @@
 //! `exec`: build the process (from --process or the container's own process plus
 //! flags, as runc does), start it, and wait for it in the foreground.
 
-use std::path::PathBuf;
-
 use anyhow::{bail, Context, Result};
 
 use capsa_runtime::container::Store;
@@ -10,85 +8,36 @@ use capsa_runtime::process::exec::{self as rexec, ExecOpts};
 use capsa_runtime::process::wait;
 use capsa_runtime::spec::Process;
 
-/// `capsa exec` flags.
-#[derive(clap::Args, Debug)]
-pub struct ExecArgs {
-    /// A JSON process (runtime-spec `process`) to run instead of the arguments.
-    #[arg(short = 'p', long)]
-    process: Option<PathBuf>,
-    /// Do not wait for the process.
-    #[arg(short = 'd', long)]
-    detach: bool,
-    /// Allocate a terminal.
-    #[arg(short = 't', long)]
-    tty: bool,
-    /// Unix socket that receives the pty master.
-    #[arg(long = "console-socket")]
-    console_socket: Option<PathBuf>,
-    /// Write the new process's pid to this file.
-    #[arg(long = "pid-file")]
-    pid_file: Option<PathBuf>,
-    /// Working directory inside the container.
-    #[arg(long)]
-    cwd: Option<String>,
-    /// Set an environment variable (KEY=VALUE), repeatable.
-    #[arg(short = 'e', long)]
-    env: Vec<String>,
-    /// uid[:gid] to run as.
-    #[arg(short = 'u', long)]
-    user: Option<String>,
-    /// Extra group ids, repeatable.
-    #[arg(short = 'g', long = "additional-gids")]
-    additional_gids: Vec<u32>,
-    /// Add a capability, repeatable.
-    #[arg(short = 'c', long)]
-    cap: Vec<String>,
-    /// Set no_new_privs for the process.
-    #[arg(long = "no-new-privs")]
-    no_new_privs: bool,
-    /// Pass N extra fds to the process.
-    #[arg(long = "preserve-fds", default_value_t = 0)]
-    preserve_fds: i32,
-    /// Accepted for runc compatibility; ignored (no AppArmor/SELinux support).
-    #[arg(long = "process-label", hide = true)]
-    process_label: Option<String>,
-    #[arg(long = "apparmor", hide = true)]
-    apparmor: Option<String>,
-    /// Container id.
-    id: String,
-    /// Command and arguments.
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-    command: Vec<String>,
-}
+use super::args::Parsed;
 
-fn build_process(store: &Store, a: &ExecArgs) -> Result<Process> {
-    if let Some(p) = &a.process {
+fn build_process(store: &Store, id: &str, command: &[String], a: &Parsed) -> Result<Process> {
+    if let Some(p) = a.get("process") {
         let data =
-            std::fs::read(p).with_context(|| format!("read process file {}", p.display()))?;
+            std::fs::read(p).with_context(|| format!("read process file {p}"))?;
         let proc: Process = serde_json::from_slice(&data)
-            .with_context(|| format!("parse process file {}", p.display()))?;
+            .with_context(|| format!("parse process file {p}"))?;
         if proc.args.is_empty() {
-            bail!("{}: args is empty", p.display());
+            bail!("{p}: args is empty");
         }
         return Ok(proc);
     }
-    if a.command.is_empty() {
+    if command.is_empty() {
         bail!("exec needs a command (or --process FILE)");
     }
-    let st = store.load(&a.id)?;
+    let st = store.load(id)?;
     let mut p = st.process.unwrap_or_default();
-    p.args = a.command.clone();
-    p.terminal = a.tty;
+    p.args = command.to_vec();
+    p.terminal = a.on("tty");
     p.console_size = None;
-    if let Some(cwd) = &a.cwd {
-        p.cwd = cwd.clone();
+    if let Some(cwd) = a.get("cwd") {
+        p.cwd = cwd.to_string();
     }
-    for e in &a.env {
+    for e in &a.all("env") {
         let key = e.split('=').next().unwrap_or("");
         p.env.retain(|x| x.split('=').next() != Some(key));
         p.env.push(e.clone());
     }
-    if let Some(u) = &a.user {
+    if let Some(u) = a.get("user") {
         let (uid, gid) = u.split_once(':').unwrap_or((u, "0"));
         p.user.uid = uid
             .parse()
@@ -97,10 +46,12 @@ fn build_process(store: &Store, a: &ExecArgs) -> Result<Process> {
             .parse()
             .with_context(|| format!("--user {u:?}: gid must be a number"))?;
     }
-    if !a.additional_gids.is_empty() {
-        p.user.additional_gids = a.additional_gids.clone();
+    let gids = a.all("additional-gids");
+    if !gids.is_empty() {
+        p.user.additional_gids = gids.iter().map(|g| g.parse()).collect::<Result<_, _>>().context("--additional-gids takes numbers")?;
     }
-    if !a.cap.is_empty() {
+    let add_caps = a.all("cap");
+    if !add_caps.is_empty() {
         let mut caps = p.capabilities.unwrap_or_default();
         for set in [
             &mut caps.bounding,
@@ -109,30 +60,33 @@ fn build_process(store: &Store, a: &ExecArgs) -> Result<Process> {
             &mut caps.ambient,
         ] {
             let v = set.get_or_insert_with(Vec::new);
-            v.extend(a.cap.iter().cloned());
+            v.extend(add_caps.iter().cloned());
         }
         p.capabilities = Some(caps);
     }
-    if a.no_new_privs {
+    if a.on("no-new-privs") {
         p.no_new_privileges = true;
     }
     Ok(p)
 }
 
-pub fn exec(store: &Store, a: ExecArgs) -> Result<i32> {
-    let process = build_process(store, &a)?;
-    if !a.detach {
+pub fn exec(store: &Store, a: &Parsed) -> Result<i32> {
+    let (id, command) = a.pos.split_first().context("exec: missing the container id")?;
+    let process = build_process(store, id, command, a)?;
+    let detach = a.on("detach");
+    if !detach {
         wait::block_signals();
     }
+    let preserve_fds = a.get("preserve-fds").map(|v| v.parse()).transpose().context("--preserve-fds takes a number")?.unwrap_or(0);
     let opts = ExecOpts {
         process,
-        detach: a.detach,
-        pid_file: a.pid_file.clone(),
-        console_socket: a.console_socket.clone(),
-        preserve_fds: a.preserve_fds,
+        detach,
+        pid_file: a.get("pid-file").map(Into::into),
+        console_socket: a.get("console-socket").map(Into::into),
+        preserve_fds,
     };
-    let e = rexec::exec(store, &a.id, &opts)?;
-    if a.detach {
+    let e = rexec::exec(store, id, &opts)?;
+    if detach {
         return Ok(0);
     }
     Ok(wait::forward_and_wait(e.pid, e.console_master)?)

@@ -1,5 +1,6 @@
 //! Command-line parsing (runc's verbs, flags and output shapes) and dispatch.
 
+mod args;
 mod exec;
 mod info;
 mod lifecycle;
@@ -7,144 +8,148 @@ mod logging;
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use anyhow::{bail, Context};
 
+use args::{flag, Flag, Parsed};
 use capsa_runtime::container::Store;
 
-/// capsa: a lightweight OCI container runtime (runc-compatible CLI).
-#[derive(Parser, Debug)]
-#[command(
-    name = "capsa",
-    about,
-    disable_help_subcommand = true,
-    disable_version_flag = true
-)]
-pub struct Cli {
-    /// Directory for container state.
-    #[arg(long, global = true, default_value = "/run/capsa")]
-    root: PathBuf,
-    /// Write log records to this file (default: stderr).
-    #[arg(long, global = true)]
-    log: Option<PathBuf>,
-    /// Log record format: text or json.
-    #[arg(long = "log-format", global = true, default_value = "text", value_parser = ["text", "json"])]
-    log_format: String,
-    /// Explain every step (namespaces, mounts, cgroup files) as it happens.
-    #[arg(long, global = true)]
-    debug: bool,
-    /// Use systemd for cgroups (needs a running systemd).
-    #[arg(long = "systemd-cgroup", global = true)]
-    systemd_cgroup: bool,
-    /// Accepted for runc compatibility (`spec --rootless` writes the same spec).
-    #[arg(long, global = true, num_args = 0..=1, default_missing_value = "true", hide = true)]
-    rootless: Option<String>,
-    /// Accepted for runc compatibility; ignored.
-    #[arg(long, global = true, hide = true)]
-    criu: Option<String>,
-    /// Print the version and the runtime-spec version.
-    #[arg(short = 'v', long)]
-    version: bool,
-    #[command(subcommand)]
-    cmd: Option<Cmd>,
-}
+const GLOBAL: &[Flag] = &[
+    flag("root", None, true, "directory for container state (default /run/capsa)"),
+    flag("log", None, true, "write log records to this file (default: stderr)"),
+    flag("log-format", None, true, "log record format: text or json"),
+    flag("debug", None, false, "explain every step (namespaces, mounts, cgroup files)"),
+    flag("systemd-cgroup", None, false, "use systemd for cgroups (needs a running systemd)"),
+    flag("rootless", None, true, "accepted for runc compatibility"),
+    flag("criu", None, true, "accepted for runc compatibility; ignored"),
+    flag("version", Some('v'), false, "print the version"),
+    flag("help", Some('h'), false, "print help"),
+];
+
+const CREATE: &[Flag] = &[
+    flag("bundle", Some('b'), true, "path to the bundle (the directory holding config.json), default ."),
+    flag("pid-file", None, true, "write the container's init pid to this file"),
+    flag("console-socket", None, true, "unix socket that receives the pty master (process.terminal)"),
+    flag("no-pivot", None, false, "do not pivot_root (rootfs on ramfs): move the mount and chroot"),
+    flag("no-new-keyring", None, false, "do not create a new session keyring"),
+    flag("preserve-fds", None, true, "pass N extra fds (3 .. 3+N-1) to the container's process"),
+    flag("detach", Some('d'), false, "run: do not wait for the container"),
+    flag("keep", None, false, "accepted for runc compatibility"),
+    flag("help", Some('h'), false, "print help"),
+];
+
+const EXEC: &[Flag] = &[
+    flag("process", Some('p'), true, "a JSON process (runtime-spec `process`) to run"),
+    flag("detach", Some('d'), false, "do not wait for the process"),
+    flag("tty", Some('t'), false, "allocate a terminal"),
+    flag("console-socket", None, true, "unix socket that receives the pty master"),
+    flag("pid-file", None, true, "write the new process's pid to this file"),
+    flag("cwd", None, true, "working directory inside the container"),
+    flag("env", Some('e'), true, "set an environment variable KEY=VALUE (repeatable)"),
+    flag("user", Some('u'), true, "uid[:gid] to run as"),
+    flag("additional-gids", Some('g'), true, "extra group id (repeatable)"),
+    flag("cap", Some('c'), true, "add a capability (repeatable)"),
+    flag("no-new-privs", None, false, "set no_new_privs for the process"),
+    flag("preserve-fds", None, true, "pass N extra fds to the process"),
+    flag("process-label", None, true, "accepted for runc compatibility; ignored"),
+    flag("apparmor", None, true, "accepted for runc compatibility; ignored"),
+    flag("ignore-paused", None, false, "accepted for runc compatibility"),
+    flag("help", Some('h'), false, "print help"),
+];
+
+const KILL: &[Flag] = &[flag("all", Some('a'), false, "signal every process of the container (its cgroup)"), flag("help", Some('h'), false, "print help")];
+const DELETE: &[Flag] = &[flag("force", Some('f'), false, "kill a running container first"), flag("help", Some('h'), false, "print help")];
+const LIST: &[Flag] = &[
+    flag("format", Some('f'), true, "table or json"),
+    flag("quiet", Some('q'), false, "print only the ids"),
+    flag("help", Some('h'), false, "print help"),
+];
+const PS: &[Flag] = &[flag("format", Some('f'), true, "table or json"), flag("help", Some('h'), false, "print help")];
+const SPEC: &[Flag] = &[
+    flag("bundle", Some('b'), true, "bundle directory to write config.json into"),
+    flag("rootless", None, false, "a spec an unprivileged user can run"),
+    flag("help", Some('h'), false, "print help"),
+];
+const ID_ONLY: &[Flag] = &[flag("help", Some('h'), false, "print help")];
+
+/// (name, usage, about, flags, flags stop at the first positional)
+const COMMANDS: &[(&str, &str, &str, &[Flag], bool)] = &[
+    ("create", "capsa create [OPTIONS] ID", "Create a container: set everything up, leave its process waiting for `start`.", CREATE, false),
+    ("start", "capsa start ID", "Start a created container's process.", ID_ONLY, false),
+    ("run", "capsa run [OPTIONS] ID", "Create and start a container; in the foreground, exit with its status.", CREATE, false),
+    ("state", "capsa state ID", "Print the OCI state of a container as JSON.", ID_ONLY, false),
+    ("kill", "capsa kill [--all] ID [SIGNAL]", "Send a signal (default SIGTERM) to the container's init.", KILL, false),
+    ("delete", "capsa delete [--force] ID", "Delete a stopped container (--force kills it first).", DELETE, false),
+    ("list", "capsa list [--format table|json] [-q]", "List containers.", LIST, false),
+    ("ps", "capsa ps [--format table|json] ID [PS-ARGS...]", "Show the processes of a container.", PS, true),
+    ("exec", "capsa exec [OPTIONS] ID [COMMAND [ARG...]]", "Run a new process inside a running container.", EXEC, true),
+    ("pause", "capsa pause ID", "Freeze every process of a container (cgroup freezer).", ID_ONLY, false),
+    ("resume", "capsa resume ID", "Thaw a paused container.", ID_ONLY, false),
+    ("spec", "capsa spec [--bundle DIR] [--rootless]", "Write a default config.json into the bundle directory.", SPEC, false),
+    ("features", "capsa features", "Print the features this runtime supports, as JSON.", ID_ONLY, false),
+];
 
 /// Options shared by `create` and `run`.
-#[derive(clap::Args, Debug)]
 pub struct CreateArgs {
-    /// Path to the bundle (the directory holding config.json).
-    #[arg(short = 'b', long, default_value = ".")]
     bundle: PathBuf,
-    /// Write the container's init pid to this file.
-    #[arg(long = "pid-file")]
     pid_file: Option<PathBuf>,
-    /// Unix socket that receives the pty master (when process.terminal is true).
-    #[arg(long = "console-socket")]
     console_socket: Option<PathBuf>,
-    /// Do not use pivot_root (for a rootfs on ramfs): move the mount and chroot.
-    #[arg(long = "no-pivot")]
     no_pivot: bool,
-    /// Do not create a new session keyring for the container.
-    #[arg(long = "no-new-keyring")]
     no_new_keyring: bool,
-    /// Pass N extra fds (3 .. 3+N-1) to the container's process.
-    #[arg(long = "preserve-fds", default_value_t = 0)]
     preserve_fds: i32,
-    /// Container id.
     id: String,
 }
 
-#[derive(Subcommand, Debug)]
-enum Cmd {
-    /// Create a container: set everything up, leave its process waiting for `start`.
-    Create(CreateArgs),
-    /// Start a created container's process.
-    Start { id: String },
-    /// Create and start a container; in the foreground, exit with its status.
-    Run {
-        #[command(flatten)]
-        c: CreateArgs,
-        /// Do not wait: leave the container running and exit.
-        #[arg(short = 'd', long)]
-        detach: bool,
-        /// Accepted for runc compatibility.
-        #[arg(long, hide = true)]
-        keep: bool,
-    },
-    /// Print the OCI state of a container as JSON.
-    State { id: String },
-    /// Send a signal (default SIGTERM) to the container's init, or with --all to every process.
-    Kill {
-        /// Signal every process in the container (its cgroup).
-        #[arg(short = 'a', long)]
-        all: bool,
-        id: String,
-        #[arg(default_value = "SIGTERM")]
-        signal: String,
-    },
-    /// Delete a stopped container (--force kills it first).
-    Delete {
-        #[arg(short = 'f', long)]
-        force: bool,
-        id: String,
-    },
-    /// List containers.
-    #[command(alias = "ls")]
-    List {
-        #[arg(short = 'f', long, default_value = "table", value_parser = ["table", "json"])]
-        format: String,
-        /// Print only the ids.
-        #[arg(short = 'q', long)]
-        quiet: bool,
-    },
-    /// Show the processes of a container.
-    Ps {
-        #[arg(short = 'f', long, default_value = "table", value_parser = ["table", "json"])]
-        format: String,
-        id: String,
-        /// Options passed to ps(1).
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-        ps_args: Vec<String>,
-    },
-    /// Run a new process inside a running container.
-    Exec(exec::ExecArgs),
-    /// Freeze every process of a container (cgroup freezer).
-    Pause { id: String },
-    /// Thaw a paused container.
-    Resume { id: String },
-    /// Write a default config.json into the bundle directory.
-    Spec {
-        #[arg(short = 'b', long, default_value = ".")]
-        bundle: PathBuf,
-    },
-    /// Print the features this runtime supports, as JSON.
-    Features,
+fn one_id(p: &Parsed, cmd: &str) -> anyhow::Result<String> {
+    match p.pos.as_slice() {
+        [id] => Ok(id.clone()),
+        [] => bail!("{cmd}: missing the container id"),
+        _ => bail!("{cmd}: expected one container id, got {:?}", p.pos),
+    }
+}
+
+fn create_args(p: &Parsed) -> anyhow::Result<CreateArgs> {
+    Ok(CreateArgs {
+        bundle: PathBuf::from(p.get("bundle").unwrap_or(".")),
+        pid_file: p.get("pid-file").map(PathBuf::from),
+        console_socket: p.get("console-socket").map(PathBuf::from),
+        no_pivot: p.on("no-pivot"),
+        no_new_keyring: p.on("no-new-keyring"),
+        preserve_fds: p.get("preserve-fds").map(|v| v.parse()).transpose().context("--preserve-fds takes a number")?.unwrap_or(0),
+        id: one_id(p, "create")?,
+    })
+}
+
+fn usage() -> String {
+    let mut s = args::help("capsa [GLOBAL OPTIONS] COMMAND [OPTIONS] [ARGS]", "capsa: a lightweight OCI container runtime (runc-compatible CLI).", GLOBAL);
+    s.push_str("\nCommands:\n");
+    for (name, _, about, _, _) in COMMANDS {
+        s.push_str(&format!("  {name:<10} {about}\n"));
+    }
+    s.push_str("\nRun 'capsa COMMAND --help' for a command's options.\n");
+    s
 }
 
 /// Parse, run, and return the process exit code.
 pub fn main() -> i32 {
-    let cli = Cli::parse();
-    logging::Logger::install(cli.debug, cli.log_format == "json", cli.log.as_deref());
-    match run(cli) {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    // Global flags come before the command name.
+    let split = argv.iter().position(|a| COMMANDS.iter().any(|c| c.0 == a) && !a.starts_with('-'));
+    let (gargs, rest) = match split {
+        Some(i) => (&argv[..i], &argv[i..]),
+        None => (&argv[..], &argv[argv.len()..]),
+    };
+    let g = match args::parse(gargs, GLOBAL, false) {
+        Ok(g) if g.pos.is_empty() => g,
+        Ok(g) => return fail(&format!("unknown command {:?} (see capsa --help)", g.pos[0])),
+        Err(e) => return fail(&e),
+    };
+    let json = match g.get("log-format").unwrap_or("text") {
+        "text" => false,
+        "json" => true,
+        other => return fail(&format!("--log-format: {other:?} is not text or json")),
+    };
+    logging::Logger::install(g.on("debug"), json, g.get("log").map(std::path::Path::new));
+    match run(&g, rest) {
         Ok(code) => code,
         Err(e) => {
             logging::error(&format!("{e:#}"));
@@ -153,39 +158,51 @@ pub fn main() -> i32 {
     }
 }
 
-fn run(cli: Cli) -> anyhow::Result<i32> {
-    if cli.systemd_cgroup && !std::path::Path::new("/run/systemd/system").exists() {
-        anyhow::bail!("--systemd-cgroup: systemd is not running on this host (no /run/systemd/system); use cgroupfs paths instead");
-    }
-    let store = Store::new(&cli.root);
-    let Some(cmd) = cli.cmd else {
-        if cli.version {
-            println!(
-                "capsa version {}\nspec: {}",
-                env!("CARGO_PKG_VERSION"),
-                capsa_runtime::spec::OCI_VERSION_MAX
-            );
-            return Ok(0);
+fn fail(msg: &str) -> i32 {
+    eprintln!("capsa: {msg}");
+    2
+}
+
+fn run(g: &Parsed, rest: &[String]) -> anyhow::Result<i32> {
+    let Some((name, cargs)) = rest.split_first() else {
+        if g.on("version") {
+            println!("capsa version {}\nspec: {}", env!("CARGO_PKG_VERSION"), capsa_runtime::spec::OCI_VERSION_MAX);
+        } else {
+            print!("{}", usage());
         }
-        anyhow::bail!("no command given (see capsa --help)");
+        return Ok(0);
     };
-    match cmd {
-        Cmd::Create(c) => lifecycle::create(&store, &c),
-        Cmd::Start { id } => lifecycle::start(&store, &id),
-        Cmd::Run { c, detach, .. } => lifecycle::run(&store, &c, detach),
-        Cmd::State { id } => lifecycle::state(&store, &id),
-        Cmd::Kill { all, id, signal } => lifecycle::kill(&store, &id, &signal, all),
-        Cmd::Delete { force, id } => lifecycle::delete(&store, &id, force),
-        Cmd::List { format, quiet } => info::list(&store, &format, quiet),
-        Cmd::Ps {
-            format,
-            id,
-            ps_args,
-        } => info::ps(&store, &id, &format, &ps_args),
-        Cmd::Exec(a) => exec::exec(&store, a),
-        Cmd::Pause { id } => info::pause(&store, &id),
-        Cmd::Resume { id } => info::resume(&store, &id),
-        Cmd::Spec { bundle } => info::spec(&bundle, cli.rootless.is_some()),
-        Cmd::Features => info::features(),
+    let &(_, use_, about, defs, stop) = COMMANDS.iter().find(|c| c.0 == name).expect("split on a known command");
+    let p = args::parse(cargs, defs, stop).map_err(|e| anyhow::anyhow!("{name}: {e} (see 'capsa {name} --help')"))?;
+    if p.on("help") && (!stop || p.pos.is_empty()) {
+        print!("{}", args::help(use_, about, defs));
+        return Ok(0);
+    }
+    if g.on("systemd-cgroup") && !std::path::Path::new("/run/systemd/system").exists() {
+        bail!("--systemd-cgroup: systemd is not running on this host (no /run/systemd/system); use cgroupfs paths instead");
+    }
+    let store = Store::new(g.get("root").unwrap_or("/run/capsa"));
+    match name.as_str() {
+        "create" => lifecycle::create(&store, &create_args(&p)?),
+        "run" => lifecycle::run(&store, &create_args(&p)?, p.on("detach")),
+        "start" => lifecycle::start(&store, &one_id(&p, name)?),
+        "state" => lifecycle::state(&store, &one_id(&p, name)?),
+        "kill" => match p.pos.as_slice() {
+            [id] => lifecycle::kill(&store, id, "SIGTERM", p.on("all")),
+            [id, sig] => lifecycle::kill(&store, id, sig, p.on("all")),
+            _ => bail!("usage: capsa kill [--all] ID [SIGNAL]"),
+        },
+        "delete" => lifecycle::delete(&store, &one_id(&p, name)?, p.on("force")),
+        "list" => info::list(&store, p.get("format").unwrap_or("table"), p.on("quiet")),
+        "ps" => {
+            let (id, ps_args) = p.pos.split_first().context("ps: missing the container id")?;
+            info::ps(&store, id, p.get("format").unwrap_or("table"), ps_args)
+        }
+        "exec" => exec::exec(&store, &p),
+        "pause" => info::pause(&store, &one_id(&p, name)?),
+        "resume" => info::resume(&store, &one_id(&p, name)?),
+        "spec" => info::spec(std::path::Path::new(p.get("bundle").unwrap_or(".")), p.on("rootless") || g.get("rootless").is_some()),
+        "features" => info::features(),
+        _ => unreachable!(),
     }
 }
