@@ -217,3 +217,115 @@ fn inherited_fd_helper_passes_fd() {
     let out = common::run_cmd(cmd, common::TIMEOUT).ok();
     assert!(fds(&out.stdout).contains(&9), "{out:?}");
 }
+
+/// CVE-2019-5736: until the init execs, it runs the runtime's own binary, so
+/// `/proc/<init>/exe` points at the host's capsa. A second container joined to the
+/// first one's user and pid namespaces, with every capability of that user
+/// namespace (CAP_SYS_PTRACE included), must still not open it: the init is
+/// non-dumpable (capsa sets it explicitly; the kernel also clears dumpability when
+/// the init switches to the mapped root), and opening a non-dumpable process's exe
+/// needs CAP_SYS_PTRACE in the namespace its memory belongs to: the host's. Fails if
+/// the runtime ever makes its init dumpable again before exec (as some runtimes do
+/// to reach /proc/self).
+#[test]
+fn runtime_binary_unreachable_from_container() {
+    if !common::require_root() || !common::is_capsa() {
+        return;
+    }
+    let rt = Rt::new();
+    let map = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    // A created (not started) container: its init is still the runtime binary.
+    let a = Bundle::new("exe-guard-a", &["/bin/true"]).edit(|c| {
+        common::add_ns(c, json!({"type": "user"}));
+        c["linux"]["uidMappings"] = map.clone();
+        c["linux"]["gidMappings"] = map.clone();
+    });
+    common::host(
+        "chown",
+        &["-hR", "100000:100000", a.rootfs().to_str().unwrap()],
+    )
+    .ok();
+    let _ca = rt.create(&a);
+    let pid_a = rt.pid(&a.id);
+    let target = fs::read_link(format!("/proc/{pid_a}/exe")).unwrap();
+    assert_eq!(target, common::runtime().canonicalize().unwrap());
+    let b = Bundle::sh(
+        "exe-guard-b",
+        "head -c 4 /proc/1/exe >/dev/null && echo EXE-OPENED; grep CapEff /proc/self/status; echo done",
+    )
+    .edit(|c| {
+        let all: Vec<String> = (0..=40).filter_map(cap_name).collect();
+        let all: Vec<&str> = all.iter().map(|s| s.as_str()).collect();
+        common::set_caps(c, &all);
+        for n in c["linux"]["namespaces"].as_array_mut().unwrap() {
+            match n["type"].as_str().unwrap() {
+                "pid" => n["path"] = json!(format!("/proc/{pid_a}/ns/pid")),
+                "network" => n["path"] = json!(format!("/proc/{pid_a}/ns/net")),
+                _ => {}
+            }
+        }
+        common::add_ns(c, json!({"type": "user", "path": format!("/proc/{pid_a}/ns/user")}));
+    });
+    common::host(
+        "chown",
+        &["-hR", "100000:100000", b.rootfs().to_str().unwrap()],
+    )
+    .ok();
+    let out = rt.run(&b).ok().stdout;
+    assert!(out.contains("done"), "{out}");
+    assert!(
+        out.contains("CapEff:\t000001ffffffffff"),
+        "B must hold every capability: {out}"
+    );
+    assert!(
+        !out.contains("EXE-OPENED"),
+        "a container opened the runtime binary: {out}"
+    );
+}
+
+fn cap_name(n: u32) -> Option<String> {
+    const NAMES: [&str; 41] = [
+        "CHOWN",
+        "DAC_OVERRIDE",
+        "DAC_READ_SEARCH",
+        "FOWNER",
+        "FSETID",
+        "KILL",
+        "SETGID",
+        "SETUID",
+        "SETPCAP",
+        "LINUX_IMMUTABLE",
+        "NET_BIND_SERVICE",
+        "NET_BROADCAST",
+        "NET_ADMIN",
+        "NET_RAW",
+        "IPC_LOCK",
+        "IPC_OWNER",
+        "SYS_MODULE",
+        "SYS_RAWIO",
+        "SYS_CHROOT",
+        "SYS_PTRACE",
+        "SYS_PACCT",
+        "SYS_ADMIN",
+        "SYS_BOOT",
+        "SYS_NICE",
+        "SYS_RESOURCE",
+        "SYS_TIME",
+        "SYS_TTY_CONFIG",
+        "MKNOD",
+        "LEASE",
+        "AUDIT_WRITE",
+        "AUDIT_CONTROL",
+        "SETFCAP",
+        "MAC_OVERRIDE",
+        "MAC_ADMIN",
+        "SYSLOG",
+        "WAKE_ALARM",
+        "BLOCK_SUSPEND",
+        "AUDIT_READ",
+        "PERFMON",
+        "BPF",
+        "CHECKPOINT_RESTORE",
+    ];
+    NAMES.get(n as usize).map(|s| format!("CAP_{s}"))
+}

@@ -12,10 +12,9 @@ use super::args::Parsed;
 
 fn build_process(store: &Store, id: &str, command: &[String], a: &Parsed) -> Result<Process> {
     if let Some(p) = a.get("process") {
-        let data =
-            std::fs::read(p).with_context(|| format!("read process file {p}"))?;
-        let proc: Process = serde_json::from_slice(&data)
-            .with_context(|| format!("parse process file {p}"))?;
+        let data = std::fs::read(p).with_context(|| format!("read process file {p}"))?;
+        let proc: Process =
+            serde_json::from_slice(&data).with_context(|| format!("parse process file {p}"))?;
         if proc.args.is_empty() {
             bail!("{p}: args is empty");
         }
@@ -48,7 +47,11 @@ fn build_process(store: &Store, id: &str, command: &[String], a: &Parsed) -> Res
     }
     let gids = a.all("additional-gids");
     if !gids.is_empty() {
-        p.user.additional_gids = gids.iter().map(|g| g.parse()).collect::<Result<_, _>>().context("--additional-gids takes numbers")?;
+        p.user.additional_gids = gids
+            .iter()
+            .map(|g| g.parse())
+            .collect::<Result<_, _>>()
+            .context("--additional-gids takes numbers")?;
     }
     let add_caps = a.all("cap");
     if !add_caps.is_empty() {
@@ -71,13 +74,21 @@ fn build_process(store: &Store, id: &str, command: &[String], a: &Parsed) -> Res
 }
 
 pub fn exec(store: &Store, a: &Parsed) -> Result<i32> {
-    let (id, command) = a.pos.split_first().context("exec: missing the container id")?;
+    let (id, command) = a
+        .pos
+        .split_first()
+        .context("exec: missing the container id")?;
     let process = build_process(store, id, command, a)?;
     let detach = a.on("detach");
     if !detach {
         wait::block_signals();
     }
-    let preserve_fds = a.get("preserve-fds").map(|v| v.parse()).transpose().context("--preserve-fds takes a number")?.unwrap_or(0);
+    let preserve_fds = a
+        .get("preserve-fds")
+        .map(|v| v.parse())
+        .transpose()
+        .context("--preserve-fds takes a number")?
+        .unwrap_or(0);
     let opts = ExecOpts {
         process,
         detach,

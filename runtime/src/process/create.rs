@@ -264,7 +264,10 @@ pub fn create(store: &Store, opts: &CreateOpts, foreground_tty: bool) -> Result<
             .join(" ")
     );
     mgr.add_pid(pid)?;
-    parent_chan.send(&Msg::CgroupJoined)?;
+    if let Err(e) = parent_chan.send(&Msg::CgroupJoined) {
+        // The init already died: its own error message is waiting in the channel.
+        tracing::debug!("{e}");
+    }
 
     let mut init_pid = pid;
     if ns.new_user {

@@ -114,6 +114,11 @@ fn run(a: &InitArgs, ready: &mut bool) -> SysResult<std::convert::Infallible> {
     };
     for j in &a.ns.joins {
         namespaces::setns(j)?;
+        if j.typ == "user" {
+            // Our host uid means nothing in the joined namespace: become its root,
+            // or files we create would have an unmapped owner (EOVERFLOW).
+            become_root("the joined user namespace")?;
+        }
     }
     if a.ns.new_user {
         namespaces::unshare(libc::CLONE_NEWUSER)?;
@@ -121,15 +126,7 @@ fn run(a: &InitArgs, ready: &mut bool) -> SysResult<std::convert::Infallible> {
         sync.wait("the runtime to write our uid/gid maps", |m| {
             matches!(m, Msg::MapsWritten)
         })?;
-        // SAFETY: credential syscalls with integer arguments.
-        unsafe {
-            check(libc::setresgid(0, 0, 0), || {
-                "setresgid(0) in the new user namespace".into()
-            })?;
-            check(libc::setresuid(0, 0, 0), || {
-                "setresuid(0) in the new user namespace".into()
-            })?;
-        }
+        become_root("the new user namespace")?;
         // The pid namespace must be owned by the new user namespace (else the
         // container cannot mount its /proc): unshare it now and fork the real init.
         sync.ensure_cgroup()?;
@@ -241,6 +238,15 @@ fn run(a: &InitArgs, ready: &mut bool) -> SysResult<std::convert::Infallible> {
         &prep,
         a.preserve_fds,
     ))
+}
+
+fn become_root(ns: &str) -> SysResult<()> {
+    // SAFETY: credential syscalls with integer arguments.
+    unsafe {
+        check(libc::setresgid(0, 0, 0), || format!("setresgid(0) in {ns}"))?;
+        check(libc::setresuid(0, 0, 0), || format!("setresuid(0) in {ns}"))?;
+    }
+    Ok(())
 }
 
 fn set_names(spec: &Spec) -> SysResult<()> {

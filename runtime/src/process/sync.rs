@@ -80,8 +80,22 @@ impl Channel {
 
     /// Receive one message; `None` when the other side is gone.
     pub fn recv(&self) -> SysResult<Option<Msg>> {
-        let mut buf = vec![0u8; 64 * 1024];
+        // Messages are small; size the buffer from the pending packet (MSG_PEEK|MSG_TRUNC
+        // returns its real length) instead of keeping a large buffer resident.
         loop {
+            // SAFETY: a zero-length peek with MSG_TRUNC only reports the packet size.
+            let n = unsafe {
+                libc::recv(
+                    self.0.as_raw_fd(),
+                    std::ptr::null_mut(),
+                    0,
+                    libc::MSG_PEEK | libc::MSG_TRUNC,
+                )
+            };
+            if n < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
+                continue;
+            }
+            let mut buf = vec![0u8; n.max(1) as usize];
             // SAFETY: buf is valid for writes of its length.
             let r =
                 unsafe { libc::recv(self.0.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };

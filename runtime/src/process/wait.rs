@@ -106,7 +106,11 @@ pub fn forward_and_wait(pid: i32, master: Option<OwnedFd>) -> SysResult<i32> {
     let mut stdin_open = master.is_some();
     let mut master_open = master.is_some();
     let mut exit: Option<i32> = None;
-    let mut buf = vec![0u8; 32 * 1024];
+    let mut buf = if master.is_some() {
+        vec![0u8; 32 * 1024]
+    } else {
+        Vec::new()
+    };
     loop {
         if exit.is_some() && !master_open {
             break;
