@@ -121,7 +121,7 @@ else
 fi
 CGNOTE=$CGMODE
 if [ -n "${_CAPSA_BENCH_IN_NS:-}" ]; then
-  CGMODE="hybrid host; benchmark run in a private mount namespace with /sys/fs/cgroup/unified unmounted (pure cgroup v1 view, so crun can run)"
+  CGMODE="hybrid host; benchmark run in a private mount namespace with /sys/fs/cgroup/unified unmounted (a scratch tmpfs in its place): a pure cgroup v1 view, so crun can run"
   CGNOTE="hybrid host seen as cgroup v1 (private mount ns without /sys/fs/cgroup/unified)"
   [ "$(stat -f -c %T /sys/fs/cgroup/unified)" = tmpfs ] \
     || echo "warning: no scratch tmpfs on /sys/fs/cgroup/unified; crun may leave files there" >&2
@@ -189,10 +189,6 @@ for rt in "${RTS[@]}"; do
   mkdir -p "$TMP/state/$rt"
   "$REPO/rootfs-examples/make-busybox-bundle.sh" "$TMP/bundles/$rt" \
     --args /bin/true --cgroups-path "/capsa-bench/$rt" >/dev/null
-  # `capsa spec` writes ociVersion 1.3.0, which crun 1.8 rejects ("unknown version
-  # specified"); nothing in this config needs more than 1.0, so all runtimes get 1.0.2.
-  jq '.ociVersion = "1.0.2"' "$TMP/bundles/$rt/config.json" >"$TMP/config.tmp"
-  mv "$TMP/config.tmp" "$TMP/bundles/$rt/config.json"
   if RUN_TIMEOUT=30 "$SELF" --one-run "${BIN[$rt]}" "$TMP/state/$rt" "$TMP/bundles/$rt"; then
     ACTIVE+=("$rt")
   else

@@ -34,7 +34,7 @@
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-# shellcheck source=busybox-rootfs.sh
+# shellcheck source=SCRIPTDIR/busybox-rootfs.sh
 . "$HERE/busybox-rootfs.sh"
 
 usage() { sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; }

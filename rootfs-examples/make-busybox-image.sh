@@ -26,7 +26,7 @@
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-# shellcheck source=busybox-rootfs.sh
+# shellcheck source=SCRIPTDIR/busybox-rootfs.sh
 . "$HERE/busybox-rootfs.sh"
 
 die() { echo "error: $*" >&2; exit 1; }

@@ -180,6 +180,25 @@ pub fn mount(
     step: impl FnOnce() -> String,
 ) -> SysResult<()> {
     let p = |s: Option<&CStr>| s.map_or(std::ptr::null(), |s| s.as_ptr());
+    let mut step = Some(step);
+    let shown = if tracing::enabled!(tracing::Level::DEBUG) {
+        step.take().map(|f| f())
+    } else {
+        None
+    };
+    if let Some(s) = &shown {
+        let l = |c: Option<&CStr>| {
+            c.map(|c| c.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        };
+        tracing::debug!(
+            "{s}: mount({:?}, {:?}, {:?}, {flags:#x}, {:?})",
+            l(source),
+            target.to_string_lossy(),
+            l(fstype),
+            l(data)
+        );
+    }
     // SAFETY: all pointers are NUL-terminated strings or NULL, valid for the call.
     let r = unsafe {
         libc::mount(
@@ -190,7 +209,12 @@ pub fn mount(
             p(data).cast::<libc::c_void>(),
         )
     };
-    check(r, step).map(|_| ())
+    if r < 0 {
+        let e = std::io::Error::last_os_error().raw_os_error().unwrap_or(0);
+        let s = shown.unwrap_or_else(|| step.take().map(|f| f()).unwrap_or_default());
+        return Err(SysError::from_errno(s, e));
+    }
+    Ok(())
 }
 
 /// The `/proc/self/fd/N` magic link for an fd (mount targets are given this way so that

@@ -7,7 +7,9 @@ use serde_json::{json, Value};
 pub fn default_spec() -> Value {
     let caps = json!(["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]);
     json!({
-        "ociVersion": super::OCI_VERSION_MAX,
+        // 1.0.2: the default spec uses nothing newer, and every runtime (crun 1.8 rejects
+        // "1.3.0") accepts it, so a bundle made here runs anywhere.
+        "ociVersion": "1.0.2",
         "process": {
             "terminal": true,
             "user": {"uid": 0, "gid": 0},
