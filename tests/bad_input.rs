@@ -24,11 +24,7 @@ fn malformed_config_json() {
         return;
     }
     let b = Bundle::new("bad-json", &["true"]);
-    fs::write(
-        b.path().join("config.json"),
-        "{\"ociVersion\": \"1.0.2\",,}",
-    )
-    .unwrap();
+    fs::write(b.path().join("config.json"), "{\"ociVersion\": \"1.0.2\",,}").unwrap();
     let err = create_fails(&b);
     assert!(!err.is_empty());
     // capsa-only: runc prints just the JSON decoder's message ("invalid
@@ -66,8 +62,7 @@ fn missing_rootfs() {
     if !common::require_root() {
         return;
     }
-    let b =
-        Bundle::new("no-rootfs", &["true"]).edit(|c| c["root"]["path"] = json!("does-not-exist"));
+    let b = Bundle::new("no-rootfs", &["true"]).edit(|c| c["root"]["path"] = json!("does-not-exist"));
     let err = create_fails(&b);
     assert!(err.contains("does-not-exist"), "{err}");
 }
@@ -221,14 +216,10 @@ fn killed_create_then_delete_force_cleans_up() {
     });
     let _guard = rt.guard(&b);
     let mut cmd = rt.command(&["create", "--bundle", b.path_str(), &b.id]);
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
+    cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
     let mut child = cmd.spawn().unwrap();
     // Wait until the runtime is inside the hook (the cgroup exists by then).
-    let in_hook = common::wait_until(Duration::from_secs(5), || {
-        !common::leftover_cgroups(&b.id).is_empty()
-    });
+    let in_hook = common::wait_until(Duration::from_secs(5), || !common::leftover_cgroups(&b.id).is_empty());
     std::thread::sleep(Duration::from_millis(300));
     child.kill().unwrap();
     child.wait().unwrap();
@@ -241,8 +232,6 @@ fn killed_create_then_delete_force_cleans_up() {
         // but the (empty) cgroup dirs are leaked: only that part is capsa-only.
         assert!(rt.list_ids().is_empty());
         assert!(!rt.root().join(&b.id).exists());
-        assert!(common::wait_until(Duration::from_secs(5), || {
-            common::processes_in_cgroup(&b.id).is_empty()
-        }));
+        assert!(common::wait_until(Duration::from_secs(5), || { common::processes_in_cgroup(&b.id).is_empty() }));
     }
 }

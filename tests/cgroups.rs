@@ -1,4 +1,7 @@
-//! cgroups (first cut: cgroup v1 hierarchies, as on the hybrid CI host).
+//! cgroups on every host kind: legacy v1, hybrid (v1 + cgroup2, like the CI host) and
+//! unified v2 (the VM lane, tests/vm). Each test reads back the kernel's own file
+//! (memory.limit_in_bytes or memory.max, ...) and checks behaviour where it can: an
+//! OOM kill, a fork bomb stopped at pids.max, a frozen container making no progress.
 //! Every container lives at the absolute path /capsa-test/<id>.
 
 mod common;
@@ -7,32 +10,26 @@ use common::{Bundle, Rt, CGROUP_PARENT};
 use serde_json::{json, Value};
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
-/// True on a host with the v1 controllers this file reads; otherwise the
-/// test is skipped (a v2 variant is future work).
-fn v1() -> bool {
-    let ok = Path::new("/sys/fs/cgroup/memory/memory.limit_in_bytes").exists();
-    if !ok {
-        eprintln!("skipping: no cgroup v1 hierarchies");
-    }
-    ok
+/// A pure cgroup v2 host (cgroup2 mounted at /sys/fs/cgroup).
+fn unified() -> bool {
+    Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
 }
 
-/// `/sys/fs/cgroup/<controller>/capsa-test/<id>/<file>`.
-fn cg(controller: &str, id: &str, file: &str) -> PathBuf {
-    Path::new("/sys/fs/cgroup")
-        .join(controller)
-        .join(CGROUP_PARENT)
-        .join(id)
-        .join(file)
+/// The kernel file for a container: `/sys/fs/cgroup/<ctl>/capsa-test/<id>/<v1>` on v1
+/// and hybrid hosts, `/sys/fs/cgroup/capsa-test/<id>/<v2>` on unified ones.
+fn cgf(id: &str, ctl: &str, v1: &str, v2: &str) -> PathBuf {
+    if unified() {
+        Path::new("/sys/fs/cgroup").join(CGROUP_PARENT).join(id).join(v2)
+    } else {
+        Path::new("/sys/fs/cgroup").join(ctl).join(CGROUP_PARENT).join(id).join(v1)
+    }
 }
 
 fn read(p: &Path) -> String {
-    fs::read_to_string(p)
-        .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
-        .trim()
-        .to_string()
+    fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display())).trim().to_string()
 }
 
 /// Starts `sleep 30` with `resources` and returns (rt, bundle, guard).
@@ -45,49 +42,43 @@ fn start_with(prefix: &str, resources: Value) -> (Rt, Bundle, common::Container)
 
 #[test]
 fn memory_limit() {
-    if !common::require_root() || !v1() {
+    if !common::require_root() {
         return;
     }
     let (_rt, b, _c) = start_with("mem", json!({"memory": {"limit": 67108864}}));
-    assert_eq!(
-        read(&cg("memory", &b.id, "memory.limit_in_bytes")),
-        "67108864"
-    );
+    assert_eq!(read(&cgf(&b.id, "memory", "memory.limit_in_bytes", "memory.max")), "67108864");
 }
 
 #[test]
 fn memory_reservation() {
-    if !common::require_root() || !v1() {
+    if !common::require_root() {
         return;
     }
-    let (_rt, b, _c) = start_with(
-        "mem-res",
-        json!({"memory": {"limit": 67108864, "reservation": 33554432}}),
-    );
-    assert_eq!(
-        read(&cg("memory", &b.id, "memory.soft_limit_in_bytes")),
-        "33554432"
-    );
+    let (_rt, b, _c) = start_with("mem-res", json!({"memory": {"limit": 67108864, "reservation": 33554432}}));
+    assert_eq!(read(&cgf(&b.id, "memory", "memory.soft_limit_in_bytes", "memory.low")), "33554432");
 }
 
 #[test]
 fn cpu_shares_quota_period() {
-    if !common::require_root() || !v1() {
+    if !common::require_root() {
         return;
     }
-    let (_rt, b, _c) = start_with(
-        "cpu",
-        json!({"cpu": {"shares": 512, "quota": 50000, "period": 100000}}),
-    );
-    assert_eq!(read(&cg("cpu", &b.id, "cpu.shares")), "512");
-    assert_eq!(read(&cg("cpu", &b.id, "cpu.cfs_quota_us")), "50000");
-    assert_eq!(read(&cg("cpu", &b.id, "cpu.cfs_period_us")), "100000");
+    let (_rt, b, _c) = start_with("cpu", json!({"cpu": {"shares": 512, "quota": 50000, "period": 100000}}));
+    if unified() {
+        // runc's conversion: weight = 1 + (shares - 2) * 9999 / 262142.
+        assert_eq!(read(&cgf(&b.id, "cpu", "", "cpu.weight")), "20");
+        assert_eq!(read(&cgf(&b.id, "cpu", "", "cpu.max")), "50000 100000");
+    } else {
+        assert_eq!(read(&cgf(&b.id, "cpu", "cpu.shares", "")), "512");
+        assert_eq!(read(&cgf(&b.id, "cpu", "cpu.cfs_quota_us", "")), "50000");
+        assert_eq!(read(&cgf(&b.id, "cpu", "cpu.cfs_period_us", "")), "100000");
+    }
 }
 
 /// cpuset.cpus restricts the CPUs the kernel schedules the process on.
 #[test]
 fn cpuset_cpus() {
-    if !common::require_root() || !v1() {
+    if !common::require_root() {
         return;
     }
     let rt = Rt::new();
@@ -95,33 +86,195 @@ fn cpuset_cpus() {
         .edit(|c| c["linux"]["resources"] = json!({"cpu": {"cpus": "0", "mems": "0"}}));
     let out = rt.run(&b).ok().stdout;
     assert_eq!(out.split_whitespace().nth(1), Some("0"), "{out}");
-    // And while running, the cgroup file says so.
     let (_rt, b, _c) = start_with("cpuset-file", json!({"cpu": {"cpus": "0", "mems": "0"}}));
-    assert_eq!(read(&cg("cpuset", &b.id, "cpuset.cpus")), "0");
+    assert_eq!(read(&cgf(&b.id, "cpuset", "cpuset.cpus", "cpuset.cpus")), "0");
 }
 
 /// pids.max caps the number of tasks: a fork loop inside hits the limit.
 #[test]
 fn pids_limit() {
-    if !common::require_root() || !v1() {
+    if !common::require_root() {
         return;
     }
     let rt = Rt::new();
     let b = Bundle::sh("pids", "for i in $(seq 40); do sleep 30 & done; wait")
         .edit(|c| c["linux"]["resources"] = json!({"pids": {"limit": 16}}));
     let _c = rt.start_new(&b);
-    assert_eq!(read(&cg("pids", &b.id, "pids.max")), "16");
+    assert_eq!(read(&cgf(&b.id, "pids", "pids.max", "pids.max")), "16");
     // The kernel counts every failed fork in pids.events ("max N").
-    let events = cg("pids", &b.id, "pids.events");
+    let events = cgf(&b.id, "pids", "pids.events", "pids.events");
     let hit = common::wait_until(Duration::from_secs(10), || {
         read(&events)
-            .strip_prefix("max ")
+            .lines()
+            .find_map(|l| l.strip_prefix("max "))
             .and_then(|n| n.parse::<u64>().ok())
             .is_some_and(|n| n > 0)
     });
     assert!(hit, "fork loop never hit pids.max: {}", read(&events));
-    let current: u64 = read(&cg("pids", &b.id, "pids.current")).parse().unwrap();
+    let current: u64 = read(&cgf(&b.id, "pids", "pids.current", "pids.current")).parse().unwrap();
     assert!(current <= 16, "pids.current = {current}");
+}
+
+/// A memory hog past memory.limit is killed by the kernel's OOM killer: `run`
+/// exits 137 (128 + SIGKILL) and `events` reports the OOM.
+#[test]
+fn oom_kill_exits_137_and_shows_in_events() {
+    if !common::require_root() {
+        return;
+    }
+    let rt = Rt::new();
+    let b = Bundle::new("oom", &["tail", "/dev/zero"])
+        .edit(|c| c["linux"]["resources"] = json!({"memory": {"limit": 33554432, "swap": 33554432}}));
+    let _c = rt.create(&b);
+    let mut events = rt.command(&["events", "--interval", "1s", &b.id]);
+    events.stdout(Stdio::piped()).stderr(Stdio::null());
+    let mut ev = events.spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    rt.cmd(&["start", &b.id]).ok();
+    rt.wait_status(&b.id, "stopped");
+    let st = common::wait_timeout(&mut ev, Duration::from_secs(10));
+    let mut text = String::new();
+    std::io::Read::read_to_string(ev.stdout.as_mut().unwrap(), &mut text).unwrap();
+    assert!(st.is_some(), "events did not end when the container stopped");
+    assert!(text.lines().any(|l| l.contains(r#""type":"oom""#)), "no oom event in:\n{text}");
+    // The same hog in the foreground: exit status 137.
+    let b2 = Bundle::new("oom-run", &["tail", "/dev/zero"])
+        .edit(|c| c["linux"]["resources"] = json!({"memory": {"limit": 33554432, "swap": 33554432}}));
+    let out = rt.run(&b2);
+    assert_eq!(out.code, 137, "{out:?}");
+}
+
+/// A frozen container makes no progress; resumed, it continues.
+#[test]
+fn frozen_container_makes_no_progress() {
+    if !common::require_root() {
+        return;
+    }
+    let rt = Rt::new();
+    let host = common::host_dir();
+    let b = Bundle::sh("freeze", "i=0; while :; do i=$((i+1)); echo $i > /h/n; done").bind(host.path(), "/h", &[]);
+    let _c = rt.start_new(&b);
+    let n = || fs::read_to_string(host.path().join("n")).unwrap_or_default().trim().parse::<u64>().unwrap_or(0);
+    assert!(common::wait_until(Duration::from_secs(5), || n() > 10));
+    rt.cmd(&["pause", &b.id]).ok();
+    let a = n();
+    std::thread::sleep(Duration::from_millis(400));
+    assert_eq!(n(), a, "the counter moved while frozen");
+    assert_eq!(read(&cgf(&b.id, "freezer", "freezer.state", "cgroup.freeze")), if unified() { "1" } else { "FROZEN" });
+    rt.cmd(&["resume", &b.id]).ok();
+    assert!(common::wait_until(Duration::from_secs(5), || n() > a + 10), "no progress after resume");
+}
+
+/// `update` changes the kernel's limits of a running container.
+#[test]
+fn update_changes_limits() {
+    if !common::require_root() {
+        return;
+    }
+    let (rt, b, _c) = start_with("update", json!({"memory": {"limit": 67108864}, "pids": {"limit": 50}}));
+    rt.cmd(&[
+        "update",
+        "--memory",
+        "96m",
+        "--pids-limit",
+        "30",
+        "--cpu-quota",
+        "20000",
+        "--cpu-period",
+        "100000",
+        &b.id,
+    ])
+    .ok();
+    assert_eq!(read(&cgf(&b.id, "memory", "memory.limit_in_bytes", "memory.max")), "100663296");
+    assert_eq!(read(&cgf(&b.id, "pids", "pids.max", "pids.max")), "30");
+    if unified() {
+        assert_eq!(read(&cgf(&b.id, "cpu", "", "cpu.max")), "20000 100000");
+    } else {
+        assert_eq!(read(&cgf(&b.id, "cpu", "cpu.cfs_quota_us", "")), "20000");
+    }
+    // --resources takes a linux.resources document (here on stdin).
+    let mut cmd = rt.command(&["update", "--resources", "-", &b.id]);
+    cmd.stdin(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), br#"{"pids": {"limit": 25}}"#).unwrap();
+    drop(child.stdin.take());
+    assert!(child.wait().unwrap().success());
+    assert_eq!(read(&cgf(&b.id, "pids", "pids.max", "pids.max")), "25");
+}
+
+/// Limits that can never work are refused with the field and value named, and the
+/// container keeps its old limits.
+#[test]
+fn bad_update_is_refused_and_changes_nothing() {
+    if !common::require_root() {
+        return;
+    }
+    let (rt, b, _c) = start_with("update-bad", json!({"memory": {"limit": 67108864}, "pids": {"limit": 50}}));
+    let mem = cgf(&b.id, "memory", "memory.limit_in_bytes", "memory.max");
+    let pids = cgf(&b.id, "pids", "pids.max", "pids.max");
+    for (args, needle) in [
+        (vec!["--cpu-quota", "-5"], "cpu.quota"),
+        (vec!["--cpuset-cpus", "0-4095"], "cpu.cpus"),
+        (vec!["--pids-limit", "20", "--memory", "0"], "memory.limit"),
+    ] {
+        let mut a: Vec<&str> = vec!["update"];
+        a.extend(args.iter().copied());
+        a.push(&b.id);
+        let out = rt.cmd(&a).failed();
+        if common::is_capsa() {
+            assert!(out.stderr.contains(needle), "{needle}: {}", out.stderr);
+        }
+        assert_eq!(read(&mem), "67108864");
+        assert_eq!(read(&pids), "50");
+    }
+    // A limit the kernel itself rejects (memory below what is in use) names the file.
+    let hog = Bundle::sh("update-busy", "x=$(head -c 20000000 /dev/zero | tr '\\0' a); sleep 30")
+        .edit(|c| c["linux"]["resources"] = json!({"memory": {"limit": 134217728}}));
+    let _h = rt.start_new(&hog);
+    let hm = cgf(&hog.id, "memory", "memory.usage_in_bytes", "memory.current");
+    assert!(common::wait_until(Duration::from_secs(10), || read(&hm).parse::<u64>().unwrap_or(0) > 15_000_000));
+    let out = rt.cmd(&["update", "--memory", "1m", &hog.id]);
+    if !out.success() && common::is_capsa() {
+        assert!(out.stderr.contains("memory."), "{}", out.stderr);
+    }
+}
+
+/// `events --stats` reports what the kernel counts.
+#[test]
+fn events_stats_reports_usage() {
+    if !common::require_root() {
+        return;
+    }
+    let (rt, b, _c) = start_with("stats", json!({"pids": {"limit": 64}}));
+    let out = rt.cmd(&["events", "--stats", &b.id]).ok().stdout;
+    let v: Value = serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert_eq!(v["type"], "stats");
+    assert_eq!(v["id"], b.id.as_str());
+    assert_eq!(v["data"]["pids"]["current"], 1, "{out}");
+    assert_eq!(v["data"]["pids"]["limit"], 64, "{out}");
+    assert!(v["data"]["memory"]["usage"]["usage"].as_u64().unwrap_or(0) > 0, "{out}");
+    assert!(v["data"]["cpu"]["usage"]["total"].as_u64().is_some(), "{out}");
+}
+
+/// 200 create/start/delete cycles with limits leave no cgroup directory behind.
+#[test]
+fn many_cycles_leave_no_cgroups() {
+    if !common::require_root() || !common::is_capsa() {
+        return;
+    }
+    let rt = Rt::new();
+    let b = Bundle::new("cycles", &["true"]).edit(|c| {
+        c["linux"]["resources"] = json!({"memory": {"limit": 67108864}, "pids": {"limit": 64}, "cpu": {"shares": 256}})
+    });
+    for i in 0..200 {
+        let out = rt.cmd(&["run", "--bundle", b.path_str(), &b.id]);
+        assert!(out.success(), "cycle {i}: {out:?}");
+        rt.cmd(&["delete", "--force", &b.id]);
+    }
+    let left: Vec<PathBuf> =
+        common::cgroup_hierarchies().iter().map(|h| h.join(CGROUP_PARENT).join(&b.id)).filter(|p| p.exists()).collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+    let _ = Command::new("true").status();
 }
 
 /// The init process is placed in /capsa-test/<id> in every hierarchy.
@@ -147,12 +300,9 @@ fn cgroups_removed_after_delete() {
     }
     let (rt, b, _c) = start_with("cg-delete", json!({"pids": {"limit": 100}}));
     let before = common::leftover_cgroups(&b.id);
-    if v1() {
+    if !unified() {
         for ctl in ["memory", "pids", "cpu", "freezer", "devices"] {
-            assert!(
-                before.contains(&cg(ctl, &b.id, "")),
-                "no {ctl} cgroup: {before:?}"
-            );
+            assert!(before.contains(&cgf(&b.id, ctl, "", "")), "no {ctl} cgroup: {before:?}");
         }
     }
     assert!(!before.is_empty());

@@ -21,18 +21,13 @@ fn spec_writes_default_config() {
     }
     let dir = tempfile::tempdir().unwrap();
     spec_in(dir.path(), &[]).ok();
-    let c: Value =
-        serde_json::from_str(&fs::read_to_string(dir.path().join("config.json")).unwrap()).unwrap();
+    let c: Value = serde_json::from_str(&fs::read_to_string(dir.path().join("config.json")).unwrap()).unwrap();
     assert!(c["ociVersion"].as_str().unwrap().starts_with("1."), "{c}");
     assert_eq!(c["root"]["path"], "rootfs");
     assert_eq!(c["process"]["args"], serde_json::json!(["sh"]));
     assert_eq!(c["process"]["terminal"], true);
-    let ns: Vec<&str> = c["linux"]["namespaces"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|n| n["type"].as_str().unwrap())
-        .collect();
+    let ns: Vec<&str> =
+        c["linux"]["namespaces"].as_array().unwrap().iter().map(|n| n["type"].as_str().unwrap()).collect();
     for want in ["pid", "network", "ipc", "uts", "mount"] {
         assert!(ns.contains(&want), "{want} missing: {ns:?}");
     }
@@ -51,10 +46,7 @@ fn spec_refuses_to_overwrite() {
     fs::write(dir.path().join("config.json"), "keep me").unwrap();
     let out = spec_in(dir.path(), &[]).failed();
     assert!(out.stderr.contains("config.json"), "{out:?}");
-    assert_eq!(
-        fs::read_to_string(dir.path().join("config.json")).unwrap(),
-        "keep me"
-    );
+    assert_eq!(fs::read_to_string(dir.path().join("config.json")).unwrap(), "keep me");
 }
 
 #[test]
@@ -64,11 +56,7 @@ fn spec_bundle_flag() {
     }
     let dir = tempfile::tempdir().unwrap();
     let elsewhere = tempfile::tempdir().unwrap();
-    spec_in(
-        elsewhere.path(),
-        &["--bundle", dir.path().to_str().unwrap()],
-    )
-    .ok();
+    spec_in(elsewhere.path(), &["--bundle", dir.path().to_str().unwrap()]).ok();
     assert!(dir.path().join("config.json").exists());
     assert!(!elsewhere.path().join("config.json").exists());
 }
@@ -81,13 +69,8 @@ fn spec_rootless() {
     }
     let dir = tempfile::tempdir().unwrap();
     spec_in(dir.path(), &["--rootless"]).ok();
-    let c: Value =
-        serde_json::from_str(&fs::read_to_string(dir.path().join("config.json")).unwrap()).unwrap();
-    assert!(c["linux"]["namespaces"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .any(|n| n["type"] == "user"));
+    let c: Value = serde_json::from_str(&fs::read_to_string(dir.path().join("config.json")).unwrap()).unwrap();
+    assert!(c["linux"]["namespaces"].as_array().unwrap().iter().any(|n| n["type"] == "user"));
     assert_eq!(c["linux"]["uidMappings"].as_array().unwrap().len(), 1);
     assert_eq!(c["linux"]["gidMappings"].as_array().unwrap().len(), 1);
 }
@@ -108,29 +91,11 @@ fn features_json() {
     )
     .ok();
     let f: Value = serde_json::from_str(&out.stdout).expect("features JSON");
-    for key in [
-        "ociVersionMin",
-        "ociVersionMax",
-        "hooks",
-        "mountOptions",
-        "linux",
-    ] {
+    for key in ["ociVersionMin", "ociVersionMax", "hooks", "mountOptions", "linux"] {
         assert!(f.get(key).is_some(), "{key} missing: {f}");
     }
-    let hooks: Vec<&str> = f["hooks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|h| h.as_str().unwrap())
-        .collect();
-    for h in [
-        "prestart",
-        "createRuntime",
-        "createContainer",
-        "startContainer",
-        "poststart",
-        "poststop",
-    ] {
+    let hooks: Vec<&str> = f["hooks"].as_array().unwrap().iter().map(|h| h.as_str().unwrap()).collect();
+    for h in ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"] {
         assert!(hooks.contains(&h), "{h} missing: {hooks:?}");
     }
     let mount_opts = f["mountOptions"].as_array().unwrap();
@@ -160,10 +125,7 @@ fn version_flag() {
     .ok();
     let first = out.stdout.lines().next().unwrap_or("");
     assert!(first.contains("version"), "{out:?}");
-    assert!(
-        out.stdout.lines().any(|l| l.starts_with("spec: 1.")),
-        "{out:?}"
-    );
+    assert!(out.stdout.lines().any(|l| l.starts_with("spec: 1.")), "{out:?}");
     if common::is_capsa() {
         assert!(first.starts_with("capsa version"), "{out:?}");
     }
@@ -187,14 +149,9 @@ fn log_file_json_format() {
         .args(["state", "capsa-no-such-container"]);
     common::run_cmd(cmd, common::TIMEOUT).failed();
     let text = fs::read_to_string(&log).expect("log file written");
-    let lines: Vec<Value> = text
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
-        .collect();
-    let err = lines
-        .iter()
-        .find(|l| l["level"] == "error")
-        .unwrap_or_else(|| panic!("no error entry: {text}"));
+    let lines: Vec<Value> =
+        text.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"))).collect();
+    let err = lines.iter().find(|l| l["level"] == "error").unwrap_or_else(|| panic!("no error entry: {text}"));
     assert!(err["msg"].as_str().is_some_and(|m| !m.is_empty()), "{err}");
     assert!(err["time"].is_string(), "{err}");
 }

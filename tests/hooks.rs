@@ -9,14 +9,7 @@ use std::fs;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-const POINTS: [&str; 6] = [
-    "prestart",
-    "createRuntime",
-    "createContainer",
-    "startContainer",
-    "poststart",
-    "poststop",
-];
+const POINTS: [&str; 6] = ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"];
 
 /// A hook running `/bin/sh -c script`. The log dir is bind-mounted into the
 /// container at its host path, so the same script works whether the hook
@@ -44,17 +37,11 @@ fn logging_bundle(log: &Path, args: &[&str]) -> Bundle {
 }
 
 fn log_lines(dir: &Path) -> Vec<String> {
-    fs::read_to_string(dir.join("log"))
-        .unwrap_or_default()
-        .lines()
-        .map(str::to_string)
-        .collect()
+    fs::read_to_string(dir.join("log")).unwrap_or_default().lines().map(str::to_string).collect()
 }
 
 fn pos(log: &[String], p: &str) -> usize {
-    log.iter()
-        .position(|l| l == p)
-        .unwrap_or_else(|| panic!("{p} did not run: {log:?}"))
+    log.iter().position(|l| l == p).unwrap_or_else(|| panic!("{p} did not run: {log:?}"))
 }
 
 /// Every hook point runs exactly once: prestart, createRuntime and
@@ -70,22 +57,12 @@ fn all_hook_points_run_in_order() {
     let b = logging_bundle(log.path(), &["true"]);
     let _c = rt.create(&b);
     let after_create = log_lines(log.path());
-    assert_eq!(
-        after_create[..3],
-        ["prestart", "createRuntime", "createContainer"],
-        "after create: {after_create:?}"
-    );
+    assert_eq!(after_create[..3], ["prestart", "createRuntime", "createContainer"], "after create: {after_create:?}");
     rt.cmd(&["start", &b.id]).ok();
     rt.wait_status(&b.id, "stopped");
     let after_start = log_lines(log.path());
-    assert!(
-        after_start.contains(&"startContainer".to_string()),
-        "{after_start:?}"
-    );
-    assert!(
-        !after_start.contains(&"poststop".to_string()),
-        "{after_start:?}"
-    );
+    assert!(after_start.contains(&"startContainer".to_string()), "{after_start:?}");
+    assert!(!after_start.contains(&"poststop".to_string()), "{after_start:?}");
     rt.cmd(&["delete", &b.id]).ok();
     let all = log_lines(log.path());
     let mut sorted = all.clone();
@@ -108,10 +85,7 @@ fn poststart_runs_at_start_after_start_container() {
     let log = common::host_dir();
     let b = logging_bundle(log.path(), &["true"]);
     let _c = rt.create(&b);
-    assert_eq!(
-        log_lines(log.path()),
-        ["prestart", "createRuntime", "createContainer"]
-    );
+    assert_eq!(log_lines(log.path()), ["prestart", "createRuntime", "createContainer"]);
     rt.cmd(&["start", &b.id]).ok();
     rt.wait_status(&b.id, "stopped");
     rt.cmd(&["delete", &b.id]).ok();
@@ -138,8 +112,7 @@ fn hooks_receive_state_on_stdin() {
     for p in POINTS {
         let text = fs::read_to_string(log.path().join(format!("{p}.json")))
             .unwrap_or_else(|e| panic!("{p} hook did not run: {e}"));
-        let st: Value = serde_json::from_str(&text)
-            .unwrap_or_else(|e| panic!("{p} stdin not JSON ({e}): {text}"));
+        let st: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{p} stdin not JSON ({e}): {text}"));
         assert_eq!(st["id"], b.id.as_str(), "{p}: {st}");
         assert_eq!(st["bundle"], b.path_str(), "{p}: {st}");
         assert!(st["ociVersion"].is_string(), "{p}: {st}");
@@ -196,8 +169,8 @@ fn failing_create_runtime_hook_fails_create_and_cleans_up() {
         return;
     }
     let rt = Rt::new();
-    let b = Bundle::new("hook-fail", &["sleep", "30"])
-        .edit(|c| c["hooks"] = json!({"createRuntime": [sh_hook("exit 7")]}));
+    let b =
+        Bundle::new("hook-fail", &["sleep", "30"]).edit(|c| c["hooks"] = json!({"createRuntime": [sh_hook("exit 7")]}));
     let (out, _c) = rt.try_create(&b, &[]);
     out.failed();
     common::assert_no_leftovers(&rt, &b);
@@ -209,8 +182,8 @@ fn failing_prestart_hook_fails_create() {
         return;
     }
     let rt = Rt::new();
-    let b = Bundle::new("prestart-fail", &["sleep", "30"])
-        .edit(|c| c["hooks"] = json!({"prestart": [sh_hook("exit 1")]}));
+    let b =
+        Bundle::new("prestart-fail", &["sleep", "30"]).edit(|c| c["hooks"] = json!({"prestart": [sh_hook("exit 1")]}));
     let (out, _c) = rt.try_create(&b, &[]);
     out.failed();
     common::assert_no_leftovers(&rt, &b);
@@ -233,9 +206,6 @@ fn hook_timeout_fails_create() {
     let (out, _c) = rt.try_create(&b, &[]);
     let took = started.elapsed();
     out.failed();
-    assert!(
-        took < Duration::from_millis(3500),
-        "create took {took:?} with a 1 s hook timeout"
-    );
+    assert!(took < Duration::from_millis(3500), "create took {took:?} with a 1 s hook timeout");
     common::assert_no_leftovers(&rt, &b);
 }

@@ -10,12 +10,7 @@ use std::time::Duration;
 
 fn harness(name: &str) -> Option<PathBuf> {
     let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let p = here
-        .join("..")
-        .join("shared")
-        .join("harness")
-        .join(name)
-        .join("run.sh");
+    let p = here.join("..").join("shared").join("harness").join(name).join("run.sh");
     if p.exists() {
         return Some(p);
     }
@@ -43,12 +38,7 @@ fn run_harness(name: &str, tool: &str) {
     let out = common::run_cmd(cmd, Duration::from_secs(600));
     let last = out.stdout.lines().last().unwrap_or("").to_string();
     println!("{}", out.stdout);
-    assert!(
-        last.ends_with(" 0 failed") && out.code == 0,
-        "{name} harness: {last}\n{}\n{}",
-        out.stdout,
-        out.stderr
-    );
+    assert!(last.ends_with(" 0 failed") && out.code == 0, "{name} harness: {last}\n{}\n{}", out.stdout, out.stderr);
 }
 
 /// containerd 1.6 through `ctr run --runc-binary capsa` (12 checks), then podman 4.3

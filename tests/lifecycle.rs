@@ -14,12 +14,7 @@ fn sleeper(prefix: &str) -> Bundle {
 fn host_pid_alive(pid: i32) -> bool {
     // A zombie still has /proc/<pid>; treat it as dead.
     match fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(s) => !s
-            .rsplit(')')
-            .next()
-            .unwrap_or("")
-            .trim_start()
-            .starts_with('Z'),
+        Ok(s) => !s.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'),
         Err(_) => false,
     }
 }
@@ -122,18 +117,12 @@ fn kill_term_reaches_a_trapping_init() {
     let rt = Rt::new();
     let host = common::host_dir();
     // A pid-namespace init only receives signals it has a handler for.
-    let b = Bundle::sh(
-        "kill-term",
-        "trap 'echo got-term > /h/term; exit 0' TERM; while true; do sleep 0.1; done",
-    )
-    .bind(host.path(), "/h", &[]);
+    let b = Bundle::sh("kill-term", "trap 'echo got-term > /h/term; exit 0' TERM; while true; do sleep 0.1; done")
+        .bind(host.path(), "/h", &[]);
     let _c = rt.start_new(&b);
     rt.cmd(&["kill", &b.id, "TERM"]).ok();
     rt.wait_status(&b.id, "stopped");
-    assert_eq!(
-        fs::read_to_string(host.path().join("term")).unwrap(),
-        "got-term\n"
-    );
+    assert_eq!(fs::read_to_string(host.path().join("term")).unwrap(), "got-term\n");
 }
 
 #[test]
@@ -143,18 +132,15 @@ fn kill_defaults_to_sigterm() {
     }
     let rt = Rt::new();
     let host = common::host_dir();
-    let b = Bundle::sh(
-        "kill-default",
-        "trap 'echo term > /h/sig; exit 0' TERM; while true; do sleep 0.1; done",
-    )
-    .bind(host.path(), "/h", &[]);
+    let b = Bundle::sh("kill-default", "trap 'echo term > /h/sig; exit 0' TERM; while true; do sleep 0.1; done").bind(
+        host.path(),
+        "/h",
+        &[],
+    );
     let _c = rt.start_new(&b);
     rt.cmd(&["kill", &b.id]).ok();
     rt.wait_status(&b.id, "stopped");
-    assert_eq!(
-        fs::read_to_string(host.path().join("sig")).unwrap(),
-        "term\n"
-    );
+    assert_eq!(fs::read_to_string(host.path().join("sig")).unwrap(), "term\n");
 }
 
 #[test]
@@ -212,8 +198,8 @@ fn list_shows_table_json_and_quiet_forms() {
         .unwrap_or_else(|| panic!("no row for {}: {table}", b.id));
     assert!(row.contains("running"), "{row}");
 
-    let js: Value = serde_json::from_str(&rt.cmd(&["list", "--format", "json"]).ok().stdout)
-        .expect("list --format json");
+    let js: Value =
+        serde_json::from_str(&rt.cmd(&["list", "--format", "json"]).ok().stdout).expect("list --format json");
     let entries = js.as_array().expect("array");
     assert_eq!(entries.len(), 1, "{js}");
     assert_eq!(entries[0]["id"], b.id.as_str());
@@ -230,13 +216,9 @@ fn list_of_empty_root_is_empty_json_array_or_null() {
         return;
     }
     let rt = Rt::new();
-    let js: Value =
-        serde_json::from_str(&rt.cmd(&["list", "--format", "json"]).ok().stdout).unwrap();
+    let js: Value = serde_json::from_str(&rt.cmd(&["list", "--format", "json"]).ok().stdout).unwrap();
     // runc prints `null` for no containers.
-    assert!(
-        js.is_null() || js.as_array().is_some_and(|a| a.is_empty()),
-        "{js}"
-    );
+    assert!(js.is_null() || js.as_array().is_some_and(|a| a.is_empty()), "{js}");
     assert!(rt.list_ids().is_empty());
 }
 
@@ -249,14 +231,8 @@ fn ps_json_lists_init_pid() {
     let b = sleeper("ps");
     let _c = rt.start_new(&b);
     let pid = rt.pid(&b.id);
-    let js: Value =
-        serde_json::from_str(&rt.cmd(&["ps", "--format", "json", &b.id]).ok().stdout).unwrap();
-    let pids: Vec<i64> = js
-        .as_array()
-        .expect("array")
-        .iter()
-        .map(|v| v.as_i64().unwrap())
-        .collect();
+    let js: Value = serde_json::from_str(&rt.cmd(&["ps", "--format", "json", &b.id]).ok().stdout).unwrap();
+    let pids: Vec<i64> = js.as_array().expect("array").iter().map(|v| v.as_i64().unwrap()).collect();
     assert_eq!(pids, vec![pid as i64]);
 }
 
@@ -273,11 +249,7 @@ fn pause_and_resume_change_state() {
     // The freezer cgroup really froze the tasks.
     let frozen = common::cgroup_hierarchies()
         .iter()
-        .map(|h| {
-            h.join(common::CGROUP_PARENT)
-                .join(&b.id)
-                .join("freezer.state")
-        })
+        .map(|h| h.join(common::CGROUP_PARENT).join(&b.id).join("freezer.state"))
         .find(|p| p.exists());
     if let Some(f) = frozen {
         assert_eq!(fs::read_to_string(&f).unwrap().trim(), "FROZEN");
@@ -304,9 +276,7 @@ fn kill_all_signals_every_process() {
     }));
     rt.cmd(&["kill", "--all", &b.id, "KILL"]).ok();
     assert!(
-        common::wait_until(Duration::from_secs(5), || pids
-            .iter()
-            .all(|p| !host_pid_alive(*p as i32))),
+        common::wait_until(Duration::from_secs(5), || pids.iter().all(|p| !host_pid_alive(*p as i32))),
         "some of {pids:?} survived kill --all"
     );
     rt.wait_status(&b.id, "stopped");
@@ -325,9 +295,7 @@ fn delete_of_running_container_needs_force() {
     assert_eq!(rt.status(&b.id), "running");
     rt.cmd(&["delete", "--force", &b.id]).ok();
     rt.cmd(&["state", &b.id]).failed();
-    assert!(common::wait_until(Duration::from_secs(5), || {
-        !host_pid_alive(pid)
-    }));
+    assert!(common::wait_until(Duration::from_secs(5), || { !host_pid_alive(pid) }));
     assert!(common::leftover_cgroups(&b.id).is_empty());
 }
 
@@ -342,9 +310,7 @@ fn delete_force_of_created_container() {
     let pid = rt.pid(&b.id);
     rt.cmd(&["delete", "--force", &b.id]).ok();
     rt.cmd(&["state", &b.id]).failed();
-    assert!(common::wait_until(Duration::from_secs(5), || {
-        !host_pid_alive(pid)
-    }));
+    assert!(common::wait_until(Duration::from_secs(5), || { !host_pid_alive(pid) }));
 }
 
 #[test]
@@ -355,8 +321,7 @@ fn run_detach_returns_while_container_runs() {
     let rt = Rt::new();
     let b = sleeper("run-d");
     let _c = rt.guard(&b);
-    rt.cmd(&["run", "--detach", "--bundle", b.path_str(), &b.id])
-        .ok();
+    rt.cmd(&["run", "--detach", "--bundle", b.path_str(), &b.id]).ok();
     assert_eq!(rt.status(&b.id), "running");
 }
 
@@ -388,9 +353,7 @@ fn exec_process_file() {
     process["cwd"] = json!("/etc");
     let pf = b.path().join("process.json");
     fs::write(&pf, process.to_string()).unwrap();
-    let out = rt
-        .exec(&b.id, &["--process", pf.to_str().unwrap()], &[])
-        .ok();
+    let out = rt.exec(&b.id, &["--process", pf.to_str().unwrap()], &[]).ok();
     assert_eq!(out.stdout, "from-file process-json\n/etc\n");
 }
 
@@ -422,12 +385,7 @@ fn exec_detached_writes_pid_file() {
     let _c = rt.start_new(&b);
     let init = rt.pid(&b.id);
     let pf = b.path().join("exec.pid");
-    rt.exec(
-        &b.id,
-        &["-d", "--pid-file", pf.to_str().unwrap()],
-        &["sleep", "29"],
-    )
-    .ok();
+    rt.exec(&b.id, &["-d", "--pid-file", pf.to_str().unwrap()], &["sleep", "29"]).ok();
     let pid: i32 = fs::read_to_string(&pf).unwrap().trim().parse().unwrap();
     assert_ne!(pid, init);
     let cmdline = fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap();
@@ -445,9 +403,7 @@ fn exec_joins_init_pid_namespace() {
     let rt = Rt::new();
     let b = sleeper("exec-pidns");
     let _c = rt.start_new(&b);
-    let out = rt
-        .exec(&b.id, &[], &["sh", "-c", "tr '\\0' ' ' < /proc/1/cmdline"])
-        .ok();
+    let out = rt.exec(&b.id, &[], &["sh", "-c", "tr '\\0' ' ' < /proc/1/cmdline"]).ok();
     assert_eq!(out.stdout.trim(), "sleep 30");
 }
 

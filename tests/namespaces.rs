@@ -16,10 +16,7 @@ fn run_sh(b: Bundle) -> String {
 
 /// The namespace inode link (`net:[4026...]`) of the calling test process.
 fn host_ns(kind: &str) -> String {
-    fs::read_link(format!("/proc/self/ns/{kind}"))
-        .unwrap()
-        .to_string_lossy()
-        .into_owned()
+    fs::read_link(format!("/proc/self/ns/{kind}")).unwrap().to_string_lossy().into_owned()
 }
 
 /// For every namespace in the default spec (plus cgroup), the container's
@@ -30,10 +27,7 @@ fn each_configured_namespace_is_new() {
         return;
     }
     let kinds = ["pid", "mnt", "net", "ipc", "uts", "cgroup"];
-    let script: String = kinds
-        .iter()
-        .map(|k| format!("readlink /proc/self/ns/{k}; "))
-        .collect();
+    let script: String = kinds.iter().map(|k| format!("readlink /proc/self/ns/{k}; ")).collect();
     let b = Bundle::sh("ns-all", &script).edit(|c| add_ns(c, json!({"type": "cgroup"})));
     let out = run_sh(b);
     let inside: Vec<&str> = out.lines().collect();
@@ -50,12 +44,8 @@ fn omitted_namespace_is_shared_with_host() {
     if !common::require_root() {
         return;
     }
-    let b = Bundle::sh("ns-omit", "readlink /proc/self/ns/net").edit(|c| {
-        c["linux"]["namespaces"]
-            .as_array_mut()
-            .unwrap()
-            .retain(|n| n["type"] != "network")
-    });
+    let b = Bundle::sh("ns-omit", "readlink /proc/self/ns/net")
+        .edit(|c| c["linux"]["namespaces"].as_array_mut().unwrap().retain(|n| n["type"] != "network"));
     assert_eq!(run_sh(b).trim(), host_ns("net"));
 }
 
@@ -124,12 +114,7 @@ fn ipc_namespace_hides_host_sysv_objects() {
         }
     }
     let _rm = Rm(shmid);
-    let has_key = |table: &str| {
-        table
-            .lines()
-            .skip(1)
-            .any(|l| l.split_whitespace().next() == Some(&key.to_string()))
-    };
+    let has_key = |table: &str| table.lines().skip(1).any(|l| l.split_whitespace().next() == Some(&key.to_string()));
     assert!(has_key(&fs::read_to_string("/proc/sysvipc/shm").unwrap()));
     let inside = run_sh(Bundle::sh("ns-ipc", "cat /proc/sysvipc/shm"));
     assert!(!has_key(&inside), "host segment visible inside: {inside}");
@@ -141,8 +126,8 @@ fn uts_namespace_sets_spec_hostname() {
         return;
     }
     let before = host("hostname");
-    let b = Bundle::sh("ns-uts", "hostname; cat /proc/sys/kernel/hostname")
-        .edit(|c| c["hostname"] = json!("capsa-uts"));
+    let b =
+        Bundle::sh("ns-uts", "hostname; cat /proc/sys/kernel/hostname").edit(|c| c["hostname"] = json!("capsa-uts"));
     assert_eq!(run_sh(b), "capsa-uts\ncapsa-uts\n");
     assert_eq!(host("hostname"), before, "host hostname changed");
 }
@@ -156,8 +141,7 @@ fn cgroup_namespace_roots_proc_self_cgroup() {
     if !common::require_root() {
         return;
     }
-    let b = Bundle::sh("ns-cgroup", "cat /proc/self/cgroup")
-        .edit(|c| add_ns(c, json!({"type": "cgroup"})));
+    let b = Bundle::sh("ns-cgroup", "cat /proc/self/cgroup").edit(|c| add_ns(c, json!({"type": "cgroup"})));
     let out = run_sh(b);
     assert!(!out.is_empty());
     for line in out.lines() {
@@ -183,28 +167,18 @@ fn user_namespace_maps_root_to_host_100000() {
         return;
     }
     let host = common::host_dir();
-    let b = Bundle::sh(
-        "ns-user",
-        "cat /proc/self/uid_map /proc/self/gid_map; id -u; touch /h/created",
-    )
-    .edit(|c| {
-        add_ns(c, json!({"type": "user"}));
-        let map = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
-        c["linux"]["uidMappings"] = map.clone();
-        c["linux"]["gidMappings"] = map;
-    })
-    .bind(host.path(), "/h", &[]);
+    let b = Bundle::sh("ns-user", "cat /proc/self/uid_map /proc/self/gid_map; id -u; touch /h/created")
+        .edit(|c| {
+            add_ns(c, json!({"type": "user"}));
+            let map = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+            c["linux"]["uidMappings"] = map.clone();
+            c["linux"]["gidMappings"] = map;
+        })
+        .bind(host.path(), "/h", &[]);
     // The runtime creates mount points as the mapped root, so it must own the rootfs.
-    common::host(
-        "chown",
-        &["-hR", "100000:100000", b.rootfs().to_str().unwrap()],
-    )
-    .ok();
+    common::host("chown", &["-hR", "100000:100000", b.rootfs().to_str().unwrap()]).ok();
     let out = run_sh(b);
-    let lines: Vec<Vec<&str>> = out
-        .lines()
-        .map(|l| l.split_whitespace().collect())
-        .collect();
+    let lines: Vec<Vec<&str>> = out.lines().map(|l| l.split_whitespace().collect()).collect();
     assert_eq!(lines[0], ["0", "100000", "65536"], "{out}");
     assert_eq!(lines[1], ["0", "100000", "65536"], "{out}");
     assert_eq!(lines[2], ["0"], "{out}");
@@ -221,9 +195,11 @@ fn join_namespaces_by_path() {
     }
     let rt = Rt::new();
     let host = common::host_dir();
-    let a = Bundle::sh("join-a", "nc -l -p 9000 > /h/got; sleep 30")
-        .edit(|c| c["hostname"] = json!("capsa-a"))
-        .bind(host.path(), "/h", &[]);
+    let a = Bundle::sh("join-a", "nc -l -p 9000 > /h/got; sleep 30").edit(|c| c["hostname"] = json!("capsa-a")).bind(
+        host.path(),
+        "/h",
+        &[],
+    );
     let _ca = rt.start_new(&a);
     let pid_a = rt.pid(&a.id);
 
@@ -248,17 +224,11 @@ fn join_namespaces_by_path() {
     let out = rt.run(&b).ok().stdout;
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines[0], "capsa-a", "{out}");
-    let ns_a = |k: &str| {
-        fs::read_link(format!("/proc/{pid_a}/ns/{k}"))
-            .unwrap()
-            .to_string_lossy()
-            .into_owned()
-    };
+    let ns_a = |k: &str| fs::read_link(format!("/proc/{pid_a}/ns/{k}")).unwrap().to_string_lossy().into_owned();
     assert_eq!(lines[1], ns_a("net"));
     assert_eq!(lines[2], ns_a("ipc"));
     assert_eq!(lines[3], ns_a("uts"));
-    assert!(common::wait_until(
-        std::time::Duration::from_secs(5),
-        || { fs::read_to_string(host.path().join("got")).unwrap_or_default() == "ping\n" }
-    ));
+    assert!(common::wait_until(std::time::Duration::from_secs(5), || {
+        fs::read_to_string(host.path().join("got")).unwrap_or_default() == "ping\n"
+    }));
 }

@@ -28,11 +28,7 @@ fn args_env_and_cwd() {
     if !common::require_root() {
         return;
     }
-    let b = Bundle::new(
-        "args",
-        &["sh", "-c", "echo \"$0|$1|$FOO\"; pwd", "zero", "one two"],
-    )
-    .edit(|c| {
+    let b = Bundle::new("args", &["sh", "-c", "echo \"$0|$1|$FOO\"; pwd", "zero", "one two"]).edit(|c| {
         c["process"]["env"] = json!(["PATH=/bin:/usr/bin", "FOO=bar baz"]);
         c["process"]["cwd"] = json!("/etc");
     });
@@ -46,8 +42,7 @@ fn env_is_exactly_the_spec_env() {
     if !common::require_root() {
         return;
     }
-    let b = Bundle::new("env", &["env"])
-        .edit(|c| c["process"]["env"] = json!(["PATH=/bin:/usr/bin", "A=1"]));
+    let b = Bundle::new("env", &["env"]).edit(|c| c["process"]["env"] = json!(["PATH=/bin:/usr/bin", "A=1"]));
     let rt = Rt::new();
     let mut cmd = rt.command(&["run", "--bundle", b.path_str(), &b.id]);
     cmd.env("CAPSA_LEAK_CHECK", "leaked");
@@ -76,13 +71,8 @@ fn user_uid_gid_and_additional_gids() {
     if !common::require_root() {
         return;
     }
-    let b = Bundle::sh(
-        "user",
-        "id -u; id -g; grep -E '^(Uid|Gid|Groups):' /proc/self/status",
-    )
-    .edit(|c| {
-        c["process"]["user"] = json!({"uid": 1000, "gid": 1000, "additionalGids": [5, 65534]})
-    });
+    let b = Bundle::sh("user", "id -u; id -g; grep -E '^(Uid|Gid|Groups):' /proc/self/status")
+        .edit(|c| c["process"]["user"] = json!({"uid": 1000, "gid": 1000, "additionalGids": [5, 65534]}));
     let out = run(&b);
     let mut lines = out.lines();
     assert_eq!(lines.next(), Some("1000"));
@@ -121,9 +111,8 @@ fn rlimit_nofile() {
     if !common::require_root() {
         return;
     }
-    let b = Bundle::sh("rlimit", "ulimit -Sn; ulimit -Hn").edit(|c| {
-        c["process"]["rlimits"] = json!([{"type": "RLIMIT_NOFILE", "soft": 512, "hard": 512}])
-    });
+    let b = Bundle::sh("rlimit", "ulimit -Sn; ulimit -Hn")
+        .edit(|c| c["process"]["rlimits"] = json!([{"type": "RLIMIT_NOFILE", "soft": 512, "hard": 512}]));
     assert_eq!(run(&b), "512\n512\n");
 }
 
@@ -215,8 +204,7 @@ fn oom_score_adj() {
     if !common::require_root() {
         return;
     }
-    let b = Bundle::sh("oom", "cat /proc/self/oom_score_adj")
-        .edit(|c| c["process"]["oomScoreAdj"] = json!(500));
+    let b = Bundle::sh("oom", "cat /proc/self/oom_score_adj").edit(|c| c["process"]["oomScoreAdj"] = json!(500));
     assert_eq!(run(&b), "500\n");
 }
 
@@ -235,16 +223,8 @@ fn seccomp_errno_rule() {
     if !common::require_root() {
         return;
     }
-    let b = Bundle::sh(
-        "seccomp",
-        "mkdir /tmp/x 2>&1; touch /tmp/y && echo touch-ok",
-    )
-    .edit(|c| {
-        seccomp(
-            c,
-            json!([{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]),
-        )
-    });
+    let b = Bundle::sh("seccomp", "mkdir /tmp/x 2>&1; touch /tmp/y && echo touch-ok")
+        .edit(|c| seccomp(c, json!([{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}])));
     let out = run(&b);
     assert!(out.contains("Operation not permitted"), "{out}");
     assert!(out.ends_with("touch-ok\n"), "{out}");
@@ -287,12 +267,8 @@ fn seccomp_errno_default_is_eperm() {
     if !common::require_root() {
         return;
     }
-    let b = Bundle::sh("seccomp-def", "mkdir /tmp/x 2>&1").edit(|c| {
-        seccomp(
-            c,
-            json!([{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO"}]),
-        )
-    });
+    let b = Bundle::sh("seccomp-def", "mkdir /tmp/x 2>&1")
+        .edit(|c| seccomp(c, json!([{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO"}])));
     let out = Rt::new().run(&b);
     assert!(out.stdout.contains("Operation not permitted"), "{out:?}");
 }
@@ -300,10 +276,7 @@ fn seccomp_errno_default_is_eperm() {
 /// Receives one fd sent with SCM_RIGHTS on `stream`.
 fn recv_fd(stream: &UnixStream) -> OwnedFd {
     let mut buf = [0u8; 4096];
-    let mut iov = libc::iovec {
-        iov_base: buf.as_mut_ptr().cast(),
-        iov_len: buf.len(),
-    };
+    let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
     let mut cmsg = [0u64; 16];
     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
     msg.msg_iov = &mut iov;
@@ -326,11 +299,7 @@ fn read_until(fd: &OwnedFd, want: &str, timeout: Duration) -> String {
     let deadline = Instant::now() + timeout;
     let mut got = Vec::new();
     while Instant::now() < deadline && !String::from_utf8_lossy(&got).contains(want) {
-        let mut pfd = libc::pollfd {
-            fd: fd.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
+        let mut pfd = libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
         if unsafe { libc::poll(&mut pfd, 1, 100) } <= 0 {
             continue;
         }
@@ -352,8 +321,7 @@ fn terminal_via_console_socket() {
         return;
     }
     let rt = Rt::new();
-    let b = Bundle::sh("tty", "tty; echo hello; sleep 5")
-        .edit(|c| c["process"]["terminal"] = json!(true));
+    let b = Bundle::sh("tty", "tty; echo hello; sleep 5").edit(|c| c["process"]["terminal"] = json!(true));
     let sockdir = tempfile::tempdir().unwrap();
     let sock = sockdir.path().join("console.sock");
     let listener = UnixListener::bind(&sock).unwrap();

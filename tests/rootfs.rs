@@ -44,11 +44,8 @@ fn readonly_root_rejects_writes() {
     if !common::require_root() {
         return;
     }
-    let b = Bundle::sh(
-        "ro-root",
-        &format!("{}cat /proc/mounts", probe("touch /probe")),
-    )
-    .edit(|c| c["root"]["readonly"] = json!(true));
+    let b = Bundle::sh("ro-root", &format!("{}cat /proc/mounts", probe("touch /probe")))
+        .edit(|c| c["root"]["readonly"] = json!(true));
     let out = run(&b);
     assert!(out.starts_with("fail\n"), "{out}");
     assert!(has(&mount_opts(&out, "/"), "ro"), "{out}");
@@ -73,20 +70,12 @@ fn tmpfs_mount_with_size_limit() {
     }
     let b = Bundle::sh(
         "tmpfs-size",
-        &format!(
-            "{}cat /proc/mounts",
-            probe("dd if=/dev/zero of=/mnt/t/f bs=1024 count=2048")
-        ),
+        &format!("{}cat /proc/mounts", probe("dd if=/dev/zero of=/mnt/t/f bs=1024 count=2048")),
     )
-    .mount(
-        json!({"destination": "/mnt/t", "type": "tmpfs", "source": "tmpfs",
-                  "options": ["size=1m", "mode=750"]}),
-    );
+    .mount(json!({"destination": "/mnt/t", "type": "tmpfs", "source": "tmpfs",
+                  "options": ["size=1m", "mode=750"]}));
     let out = run(&b);
-    assert!(
-        out.starts_with("fail\n"),
-        "2 MiB fitted into a 1 MiB tmpfs: {out}"
-    );
+    assert!(out.starts_with("fail\n"), "2 MiB fitted into a 1 MiB tmpfs: {out}");
     let opts = mount_opts(&out, "/mnt/t");
     assert!(has(&opts, "size=1024k"), "{opts:?}");
     assert!(has(&opts, "mode=750"), "{opts:?}");
@@ -99,11 +88,7 @@ fn bind_mount_read_only() {
     }
     let host = common::host_dir();
     fs::write(host.path().join("in"), "from-host\n").unwrap();
-    let b = Bundle::sh("bind-ro", &format!("cat /h/in; {}", probe("touch /h/new"))).bind(
-        host.path(),
-        "/h",
-        &["ro"],
-    );
+    let b = Bundle::sh("bind-ro", &format!("cat /h/in; {}", probe("touch /h/new"))).bind(host.path(), "/h", &["ro"]);
     assert_eq!(run(&b), "from-host\nfail\n");
     assert!(!host.path().join("new").exists());
 }
@@ -116,10 +101,7 @@ fn bind_mount_read_write() {
     let host = common::host_dir();
     let b = Bundle::sh("bind-rw", "echo from-container > /h/out").bind(host.path(), "/h", &[]);
     run(&b);
-    assert_eq!(
-        fs::read_to_string(host.path().join("out")).unwrap(),
-        "from-container\n"
-    );
+    assert_eq!(fs::read_to_string(host.path().join("out")).unwrap(), "from-container\n");
 }
 
 /// nosuid/nodev/noexec end up as mount flags, and noexec really stops exec.
@@ -128,22 +110,11 @@ fn mount_flags_nosuid_nodev_noexec() {
     if !common::require_root() {
         return;
     }
-    let b = Bundle::sh(
-        "mnt-flags",
-        &format!(
-            "cp /bin/busybox /mnt/x/bb; {}cat /proc/mounts",
-            probe("/mnt/x/bb true")
-        ),
-    )
-    .mount(
-        json!({"destination": "/mnt/x", "type": "tmpfs", "source": "tmpfs",
-                  "options": ["nosuid", "nodev", "noexec"]}),
-    );
+    let b = Bundle::sh("mnt-flags", &format!("cp /bin/busybox /mnt/x/bb; {}cat /proc/mounts", probe("/mnt/x/bb true")))
+        .mount(json!({"destination": "/mnt/x", "type": "tmpfs", "source": "tmpfs",
+                  "options": ["nosuid", "nodev", "noexec"]}));
     let out = run(&b);
-    assert!(
-        out.starts_with("fail\n"),
-        "exec on noexec mount worked: {out}"
-    );
+    assert!(out.starts_with("fail\n"), "exec on noexec mount worked: {out}");
     let opts = mount_opts(&out, "/mnt/x");
     for o in ["nosuid", "nodev", "noexec"] {
         assert!(has(&opts, o), "{o} missing: {opts:?}");
@@ -176,16 +147,9 @@ fn rbind_includes_submounts_bind_does_not() {
     let host = common::host_dir();
     let _sub = HostMount::tmpfs(&host.path().join("sub"));
     fs::write(host.path().join("sub/marker"), "sub\n").unwrap();
-    let b = Bundle::sh(
-        "rbind",
-        &format!(
-            "{}{}",
-            probe("test -f /r/sub/marker"),
-            probe("test -f /b/sub/marker")
-        ),
-    )
-    .bind(host.path(), "/r", &[])
-    .mount(json!({"destination": "/b", "type": "bind",
+    let b = Bundle::sh("rbind", &format!("{}{}", probe("test -f /r/sub/marker"), probe("test -f /b/sub/marker")))
+        .bind(host.path(), "/r", &[])
+        .mount(json!({"destination": "/b", "type": "bind",
                   "source": host.path().to_str().unwrap(), "options": ["bind"]}));
     assert_eq!(run(&b), "ok\nfail\n");
 }
@@ -195,25 +159,12 @@ fn default_special_mounts() {
     if !common::require_root() {
         return;
     }
-    let b = Bundle::sh(
-        "special",
-        &format!("{}cat /proc/mounts", probe("touch /sys/probe")),
-    );
+    let b = Bundle::sh("special", &format!("{}cat /proc/mounts", probe("touch /sys/probe")));
     let out = run(&b);
     assert!(out.starts_with("fail\n"), "sysfs writable: {out}");
-    let mounts: Vec<Vec<&str>> = out
-        .lines()
-        .map(|l| l.split_whitespace().collect::<Vec<_>>())
-        .filter(|f| f.len() > 3)
-        .collect();
-    let fstype = |t: &str| {
-        mounts
-            .iter()
-            .rev()
-            .find(|f| f[1] == t)
-            .map(|f| f[2].to_string())
-            .unwrap_or_default()
-    };
+    let mounts: Vec<Vec<&str>> =
+        out.lines().map(|l| l.split_whitespace().collect::<Vec<_>>()).filter(|f| f.len() > 3).collect();
+    let fstype = |t: &str| mounts.iter().rev().find(|f| f[1] == t).map(|f| f[2].to_string()).unwrap_or_default();
     assert_eq!(fstype("/proc"), "proc");
     assert_eq!(fstype("/dev"), "tmpfs");
     assert_eq!(fstype("/dev/mqueue"), "mqueue");
@@ -227,9 +178,7 @@ fn default_special_mounts() {
     }
     // Some cgroup filesystem is mounted at or below /sys/fs/cgroup.
     assert!(
-        mounts
-            .iter()
-            .any(|f| f[1].starts_with("/sys/fs/cgroup") && f[2].starts_with("cgroup")),
+        mounts.iter().any(|f| f[1].starts_with("/sys/fs/cgroup") && f[2].starts_with("cgroup")),
         "no cgroup mount: {out}"
     );
 }
@@ -247,10 +196,7 @@ fn cgroup_mount_shows_container_cgroup() {
     }
     let b = Bundle::sh(
         "cg-mount",
-        &format!(
-            "cat /sys/fs/cgroup/memory/memory.limit_in_bytes; {}",
-            probe("mkdir /sys/fs/cgroup/memory/x")
-        ),
+        &format!("cat /sys/fs/cgroup/memory/memory.limit_in_bytes; {}", probe("mkdir /sys/fs/cgroup/memory/x")),
     )
     .edit(|c| c["linux"]["resources"]["memory"] = json!({"limit": 33554432}));
     assert_eq!(run(&b), "33554432\nfail\n");
@@ -284,41 +230,28 @@ fn propagation(rootfs_propagation: Option<&str>) -> Propagation {
     let _shared = shared_host_dir(host.path());
     fs::create_dir(host.path().join("late")).unwrap();
     fs::create_dir(host.path().join("inner")).unwrap();
-    let b = Bundle::sh(
-        "propagation",
-        "mount -t tmpfs capsa-inner /h/inner && touch /tmp/mounted; sleep 30",
-    )
-    .edit(|c| {
-        if let Some(p) = rootfs_propagation {
-            c["linux"]["rootfsPropagation"] = json!(p);
-        }
-        common::add_caps(c, &["CAP_SYS_ADMIN"]);
-    })
-    .bind(host.path(), "/h", &[]);
+    let b = Bundle::sh("propagation", "mount -t tmpfs capsa-inner /h/inner && touch /tmp/mounted; sleep 30")
+        .edit(|c| {
+            if let Some(p) = rootfs_propagation {
+                c["linux"]["rootfsPropagation"] = json!(p);
+            }
+            common::add_caps(c, &["CAP_SYS_ADMIN"]);
+        })
+        .bind(host.path(), "/h", &[]);
     let _c = rt.start_new(&b);
     // Unmounts the container's tmpfs on the host too, should it have leaked.
     let _inner = HostMount(host.path().join("inner"));
     assert!(
-        common::wait_until(std::time::Duration::from_secs(5), || b
-            .rootfs()
-            .join("tmp/mounted")
-            .exists()),
+        common::wait_until(std::time::Duration::from_secs(5), || b.rootfs().join("tmp/mounted").exists()),
         "mount inside the container failed"
     );
     let _late = HostMount::tmpfs(&host.path().join("late"));
-    let inside = rt
-        .exec(&b.id, &[], &["cat", "/proc/self/mounts"])
-        .ok()
-        .stdout;
+    let inside = rt.exec(&b.id, &[], &["cat", "/proc/self/mounts"]).ok().stdout;
     let on_host = fs::read_to_string("/proc/self/mounts").unwrap();
     let inner = host.path().join("inner");
     Propagation {
-        host_to_container: inside
-            .lines()
-            .any(|l| l.split_whitespace().nth(1) == Some("/h/late")),
-        container_to_host: on_host
-            .lines()
-            .any(|l| l.split_whitespace().nth(1) == inner.to_str()),
+        host_to_container: inside.lines().any(|l| l.split_whitespace().nth(1) == Some("/h/late")),
+        container_to_host: on_host.lines().any(|l| l.split_whitespace().nth(1) == inner.to_str()),
     }
 }
 
@@ -329,13 +262,7 @@ fn rootfs_propagation_default_is_rslave() {
     if !common::require_root() {
         return;
     }
-    assert_eq!(
-        propagation(None),
-        Propagation {
-            host_to_container: true,
-            container_to_host: false
-        }
-    );
+    assert_eq!(propagation(None), Propagation { host_to_container: true, container_to_host: false });
 }
 
 #[test]
@@ -343,13 +270,7 @@ fn rootfs_propagation_rslave() {
     if !common::require_root() {
         return;
     }
-    assert_eq!(
-        propagation(Some("rslave")),
-        Propagation {
-            host_to_container: true,
-            container_to_host: false
-        }
-    );
+    assert_eq!(propagation(Some("rslave")), Propagation { host_to_container: true, container_to_host: false });
 }
 
 /// rprivate cuts the container's mounts off from the host in both directions.
@@ -358,13 +279,7 @@ fn rootfs_propagation_rprivate() {
     if !common::require_root() {
         return;
     }
-    assert_eq!(
-        propagation(Some("rprivate")),
-        Propagation {
-            host_to_container: false,
-            container_to_host: false
-        }
-    );
+    assert_eq!(propagation(Some("rprivate")), Propagation { host_to_container: false, container_to_host: false });
 }
 
 /// The runtime creates the standard character devices with the right numbers.
@@ -373,27 +288,14 @@ fn default_devices_exist() {
     if !common::require_root() {
         return;
     }
-    let devs = [
-        ("null", "1:3"),
-        ("zero", "1:5"),
-        ("full", "1:7"),
-        ("random", "1:8"),
-        ("urandom", "1:9"),
-        ("tty", "5:0"),
-    ];
-    let script: String = devs
-        .iter()
-        .map(|(d, _)| format!("stat -c '%n %F %t:%T %a' /dev/{d}; "))
-        .collect();
+    let devs =
+        [("null", "1:3"), ("zero", "1:5"), ("full", "1:7"), ("random", "1:8"), ("urandom", "1:9"), ("tty", "5:0")];
+    let script: String = devs.iter().map(|(d, _)| format!("stat -c '%n %F %t:%T %a' /dev/{d}; ")).collect();
     let out = run(&Bundle::sh("devices", &script));
     let lines: Vec<&str> = out.lines().collect();
     for ((d, nums), line) in devs.iter().zip(&lines) {
         // stat %t/%T print major/minor in hex; all of these are < 10.
-        assert_eq!(
-            *line,
-            format!("/dev/{d} character special file {nums} 666"),
-            "{out}"
-        );
+        assert_eq!(*line, format!("/dev/{d} character special file {nums} 666"), "{out}");
     }
     assert_eq!(lines.len(), devs.len());
 }
@@ -410,10 +312,7 @@ fn default_dev_symlinks() {
         ("stderr", "/proc/self/fd/2"),
         ("ptmx", "pts/ptmx"),
     ];
-    let script: String = links
-        .iter()
-        .map(|(l, _)| format!("readlink /dev/{l}; "))
-        .collect();
+    let script: String = links.iter().map(|(l, _)| format!("readlink /dev/{l}; ")).collect();
     let out = run(&Bundle::sh("dev-links", &script));
     let got: Vec<&str> = out.lines().collect();
     let want: Vec<&str> = links.iter().map(|(_, t)| *t).collect();
@@ -448,11 +347,8 @@ fn device_cgroup_denies_unlisted_device() {
         return;
     }
     // /dev/kmsg (1:11) is created by mknod but not allowed by the cgroup.
-    let b = Bundle::sh(
-        "dev-deny",
-        &format!("mknod /tmp/kmsg c 1 11; {}", probe("head -c1 /tmp/kmsg")),
-    )
-    .edit(|c| common::add_caps(c, &["CAP_MKNOD"]));
+    let b = Bundle::sh("dev-deny", &format!("mknod /tmp/kmsg c 1 11; {}", probe("head -c1 /tmp/kmsg")))
+        .edit(|c| common::add_caps(c, &["CAP_MKNOD"]));
     assert_eq!(run(&b), "fail\n");
 }
 
@@ -509,12 +405,7 @@ fn readonly_paths() {
             probe("touch /etc/x")
         ),
     )
-    .edit(|c| {
-        c["linux"]["readonlyPaths"]
-            .as_array_mut()
-            .unwrap()
-            .push(json!("/etc/rodir"))
-    });
+    .edit(|c| c["linux"]["readonlyPaths"].as_array_mut().unwrap().push(json!("/etc/rodir")));
     fs::create_dir(b.rootfs().join("etc/rodir")).unwrap();
     assert_eq!(run(&b), "fail\nfail\nok\n");
 }
@@ -535,8 +426,8 @@ fn domainname_from_spec() {
     if !common::require_root() || !common::is_capsa() {
         return;
     }
-    let b = Bundle::sh("domainname", "cat /proc/sys/kernel/domainname")
-        .edit(|c| c["domainname"] = json!("capsa.domain"));
+    let b =
+        Bundle::sh("domainname", "cat /proc/sys/kernel/domainname").edit(|c| c["domainname"] = json!("capsa.domain"));
     assert_eq!(run(&b), "capsa.domain\n");
 }
 
@@ -551,8 +442,5 @@ fn sysctl_applies_in_container_netns() {
     let b = Bundle::sh("sysctl", "cat /proc/sys/net/ipv4/ip_forward")
         .edit(|c| c["linux"]["sysctl"] = json!({"net.ipv4.ip_forward": "1"}));
     assert_eq!(run(&b), "1\n");
-    assert_eq!(
-        fs::read_to_string("/proc/sys/net/ipv4/ip_forward").unwrap(),
-        host_before
-    );
+    assert_eq!(fs::read_to_string("/proc/sys/net/ipv4/ip_forward").unwrap(), host_before);
 }

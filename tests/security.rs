@@ -25,10 +25,7 @@ fn run_with_fd(b: &Bundle, file: &fs::File, target: i32, extra: &[&str]) -> comm
 }
 
 fn fds(listing: &str) -> Vec<u32> {
-    let mut v: Vec<u32> = listing
-        .split_whitespace()
-        .map(|s| s.parse().unwrap())
-        .collect();
+    let mut v: Vec<u32> = listing.split_whitespace().map(|s| s.parse().unwrap()).collect();
     v.sort();
     v
 }
@@ -88,8 +85,8 @@ fn cwd_dotdot_stays_inside_rootfs() {
     if !common::require_root() {
         return;
     }
-    let b = Bundle::sh("cwd-dotdot", "pwd; ls /etc/passwd; cd ..; pwd")
-        .edit(|c| c["process"]["cwd"] = json!("/../../../"));
+    let b =
+        Bundle::sh("cwd-dotdot", "pwd; ls /etc/passwd; cd ..; pwd").edit(|c| c["process"]["cwd"] = json!("/../../../"));
     let out = Rt::new().run(&b).ok();
     assert_eq!(out.stdout, "/\n/etc/passwd\n/\n");
 }
@@ -111,11 +108,7 @@ fn symlinked_mount_destination_stays_in_rootfs() {
     symlink(format!("/../../..{victim_path}"), b.rootfs().join("evil")).unwrap();
     let out = Rt::new().run(&b).ok().stdout;
     // The tmpfs landed on <rootfs>/<victim path>, seen inside at that path.
-    assert!(
-        out.lines()
-            .any(|l| l.split_whitespace().nth(1) == Some(victim_path.as_str())),
-        "{out}"
-    );
+    assert!(out.lines().any(|l| l.split_whitespace().nth(1) == Some(victim_path.as_str())), "{out}");
     assert_eq!(fs::read_dir(victim.path()).unwrap().count(), 0);
     let mounts = fs::read_to_string("/proc/self/mounts").unwrap();
     assert!(!mounts.contains(&victim_path), "{mounts}");
@@ -131,23 +124,11 @@ fn relative_symlinked_mount_destination_stays_in_rootfs() {
     let victim_path = victim.path().to_str().unwrap().to_string();
     let source = common::host_dir();
     fs::write(source.path().join("marker"), "m").unwrap();
-    let b = Bundle::sh("mnt-relsym", "ls /up/marker; cat /proc/self/mounts").bind(
-        source.path(),
-        "/up",
-        &["ro"],
-    );
-    symlink(
-        format!("../../../../../../../..{victim_path}"),
-        b.rootfs().join("up"),
-    )
-    .unwrap();
+    let b = Bundle::sh("mnt-relsym", "ls /up/marker; cat /proc/self/mounts").bind(source.path(), "/up", &["ro"]);
+    symlink(format!("../../../../../../../..{victim_path}"), b.rootfs().join("up")).unwrap();
     let out = Rt::new().run(&b).ok().stdout;
     assert!(out.starts_with("/up/marker\n"), "{out}");
-    assert!(
-        out.lines()
-            .any(|l| l.split_whitespace().nth(1) == Some(victim_path.as_str())),
-        "{out}"
-    );
+    assert!(out.lines().any(|l| l.split_whitespace().nth(1) == Some(victim_path.as_str())), "{out}");
     assert_eq!(fs::read_dir(victim.path()).unwrap().count(), 0);
 }
 
@@ -166,10 +147,7 @@ fn proc_on_symlink_is_refused() {
     let (out, _c) = rt.try_create(&b, &[]);
     out.failed();
     common::assert_no_leftovers(&rt, &b);
-    assert_eq!(
-        fs::read_dir(b.rootfs().join("fakeproc")).unwrap().count(),
-        0
-    );
+    assert_eq!(fs::read_dir(b.rootfs().join("fakeproc")).unwrap().count(), 0);
 }
 
 /// Without CAP_SYS_ADMIN (default spec) the process cannot mount, so it
@@ -240,11 +218,7 @@ fn runtime_binary_unreachable_from_container() {
         c["linux"]["uidMappings"] = map.clone();
         c["linux"]["gidMappings"] = map.clone();
     });
-    common::host(
-        "chown",
-        &["-hR", "100000:100000", a.rootfs().to_str().unwrap()],
-    )
-    .ok();
+    common::host("chown", &["-hR", "100000:100000", a.rootfs().to_str().unwrap()]).ok();
     let _ca = rt.create(&a);
     let pid_a = rt.pid(&a.id);
     let target = fs::read_link(format!("/proc/{pid_a}/exe")).unwrap();
@@ -266,21 +240,11 @@ fn runtime_binary_unreachable_from_container() {
         }
         common::add_ns(c, json!({"type": "user", "path": format!("/proc/{pid_a}/ns/user")}));
     });
-    common::host(
-        "chown",
-        &["-hR", "100000:100000", b.rootfs().to_str().unwrap()],
-    )
-    .ok();
+    common::host("chown", &["-hR", "100000:100000", b.rootfs().to_str().unwrap()]).ok();
     let out = rt.run(&b).ok().stdout;
     assert!(out.contains("done"), "{out}");
-    assert!(
-        out.contains("CapEff:\t000001ffffffffff"),
-        "B must hold every capability: {out}"
-    );
-    assert!(
-        !out.contains("EXE-OPENED"),
-        "a container opened the runtime binary: {out}"
-    );
+    assert!(out.contains("CapEff:\t000001ffffffffff"), "B must hold every capability: {out}");
+    assert!(!out.contains("EXE-OPENED"), "a container opened the runtime binary: {out}");
 }
 
 fn cap_name(n: u32) -> Option<String> {

@@ -12,16 +12,12 @@ pub enum Error {
     Spec(#[from] SpecError),
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("cgroups: {0}")]
+    #[error(transparent)]
     Cgroup(#[from] CgroupError),
     #[error(transparent)]
     Sys(#[from] SysError),
     #[error("container {id:?} is {status}: cannot {op}")]
-    BadState {
-        id: String,
-        status: &'static str,
-        op: &'static str,
-    },
+    BadState { id: String, status: &'static str, op: &'static str },
     #[error("{0}")]
     Msg(String),
 }

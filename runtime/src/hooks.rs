@@ -30,19 +30,13 @@ fn run_one(kind: &str, i: usize, h: &Hook, input: &[u8]) -> Result<(), SysError>
             cmd.env(k, v);
         }
     }
-    cmd.stdin(Stdio::piped())
-        .stdout(Stdio::inherit())
-        .stderr(Stdio::piped());
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| SysError::io(format!("start {what}"), &e))?;
+    cmd.stdin(Stdio::piped()).stdout(Stdio::inherit()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().map_err(|e| SysError::io(format!("start {what}"), &e))?;
     if let Some(mut stdin) = child.stdin.take() {
         // A hook that does not read its stdin is fine: ignore EPIPE.
         let _ = stdin.write_all(input);
     }
-    let deadline = h
-        .timeout
-        .map(|t| Instant::now() + Duration::from_secs(t as u64));
+    let deadline = h.timeout.map(|t| Instant::now() + Duration::from_secs(t as u64));
     loop {
         match child.try_wait() {
             Ok(Some(status)) => {
@@ -55,10 +49,7 @@ fn run_one(kind: &str, i: usize, h: &Hook, input: &[u8]) -> Result<(), SysError>
                     let _ = e.read_to_string(&mut err);
                 }
                 let err = err.trim();
-                return Err(SysError::msg(
-                    what,
-                    format!("{status}{}{err}", if err.is_empty() { "" } else { ": " }),
-                ));
+                return Err(SysError::msg(what, format!("{status}{}{err}", if err.is_empty() { "" } else { ": " })));
             }
             Ok(None) => {}
             Err(e) => return Err(SysError::io(format!("wait for {what}"), &e)),
@@ -66,10 +57,7 @@ fn run_one(kind: &str, i: usize, h: &Hook, input: &[u8]) -> Result<(), SysError>
         if deadline.is_some_and(|d| Instant::now() >= d) {
             let _ = child.kill();
             let _ = child.wait();
-            return Err(SysError::msg(
-                what,
-                format!("timed out after {}s and was killed", h.timeout.unwrap_or(0)),
-            ));
+            return Err(SysError::msg(what, format!("timed out after {}s and was killed", h.timeout.unwrap_or(0))));
         }
         std::thread::sleep(Duration::from_millis(2));
     }

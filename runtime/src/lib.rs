@@ -7,6 +7,7 @@
 pub mod cgroups;
 pub mod container;
 pub mod error;
+pub mod events;
 pub mod hooks;
 pub mod lifecycle;
 pub mod namespaces;

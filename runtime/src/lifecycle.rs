@@ -40,9 +40,12 @@ pub fn start(store: &Store, id: &str) -> Result<()> {
         }
     })?;
     let mut file = std::fs::File::from(f);
-    file.write_all(b"0")
-        .map_err(|e| SysError::io(format!("write {}", fifo.display()), &e))?;
+    file.write_all(b"0").map_err(|e| SysError::io(format!("write {}", fifo.display()), &e))?;
     drop(file);
+    let poststart = c.state.hooks.as_ref().is_some_and(|h| !h.poststart.is_empty());
+    if poststart {
+        wait_exec(&fifo);
+    }
     let _ = std::fs::remove_file(&fifo);
     if let Some(h) = &c.state.hooks {
         if let Err(e) = crate::hooks::run("poststart", &h.poststart, &c.state.oci("running")) {
@@ -50,6 +53,19 @@ pub fn start(store: &Store, id: &str) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Wait until the init has exec'd: it holds exec.fifo open (close-on-exec) until
+/// then, so opening the fifo for writing fails with ENXIO once no reader is left.
+/// Poststart hooks must run after the container's process started (runtime-spec).
+fn wait_exec(fifo: &std::path::Path) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        match crate::sys::open(fifo, libc::O_WRONLY | libc::O_NONBLOCK, 0) {
+            Ok(_) => std::thread::sleep(Duration::from_millis(1)),
+            Err(_) => return,
+        }
+    }
 }
 
 /// `state`: the OCI state document.
@@ -62,11 +78,7 @@ pub fn state(store: &Store, id: &str) -> Result<serde_json::Value> {
 pub fn kill(store: &Store, id: &str, sig: i32, all: bool) -> Result<()> {
     let c = load(store, id)?;
     if matches!(c.status, Status::Stopped | Status::Creating) && !all {
-        return Err(Error::BadState {
-            id: id.into(),
-            status: c.status.as_str(),
-            op: "kill (container not running)",
-        });
+        return Err(Error::BadState { id: id.into(), status: c.status.as_str(), op: "kill (container not running)" });
     }
     if all {
         if let Some(cg) = &c.state.cgroup {
@@ -96,11 +108,7 @@ pub fn delete(store: &Store, id: &str, force: bool) -> Result<()> {
         // A directory with no state.json: a create that never got far.
         Err(Error::Store(crate::container::StoreError::NotFound(_))) => {
             store.remove(id)?;
-            return if force {
-                Ok(())
-            } else {
-                Err(crate::container::StoreError::NotFound(id.into()).into())
-            };
+            return if force { Ok(()) } else { Err(crate::container::StoreError::NotFound(id.into()).into()) };
         }
         Err(e) => return Err(e),
     };
@@ -127,9 +135,7 @@ fn kill_and_wait(st: &State) -> Result<()> {
         let _ = cg.kill_all(libc::SIGKILL);
         let _ = cg.thaw();
     }
-    if st.pid > 0
-        && crate::container::proc_start_time(st.pid).is_some_and(|(s, _)| s == st.pid_start)
-    {
+    if st.pid > 0 && crate::container::proc_start_time(st.pid).is_some_and(|(s, _)| s == st.pid_start) {
         // SAFETY: kill with integer arguments; pid identity checked just above.
         unsafe { libc::kill(st.pid, libc::SIGKILL) };
     }
@@ -176,17 +182,9 @@ pub fn pause(store: &Store, id: &str) -> Result<()> {
     let _lock = store.lock(id)?;
     let c = load(store, id)?;
     if !matches!(c.status, Status::Running | Status::Created) {
-        return Err(Error::BadState {
-            id: id.into(),
-            status: c.status.as_str(),
-            op: "pause (container not running)",
-        });
+        return Err(Error::BadState { id: id.into(), status: c.status.as_str(), op: "pause (container not running)" });
     }
-    let cg = c
-        .state
-        .cgroup
-        .as_ref()
-        .ok_or_else(|| Error::msg("pause needs the container's cgroup (freezer)"))?;
+    let cg = c.state.cgroup.as_ref().ok_or_else(|| Error::msg("pause needs the container's cgroup (freezer)"))?;
     Ok(cg.freeze()?)
 }
 
@@ -195,17 +193,9 @@ pub fn resume(store: &Store, id: &str) -> Result<()> {
     let _lock = store.lock(id)?;
     let c = load(store, id)?;
     if c.status != Status::Paused {
-        return Err(Error::BadState {
-            id: id.into(),
-            status: c.status.as_str(),
-            op: "resume (container not paused)",
-        });
+        return Err(Error::BadState { id: id.into(), status: c.status.as_str(), op: "resume (container not paused)" });
     }
-    let cg = c
-        .state
-        .cgroup
-        .as_ref()
-        .ok_or_else(|| Error::msg("resume needs the container's cgroup"))?;
+    let cg = c.state.cgroup.as_ref().ok_or_else(|| Error::msg("resume needs the container's cgroup"))?;
     Ok(cg.thaw()?)
 }
 
@@ -214,19 +204,96 @@ pub fn pids(store: &Store, id: &str) -> Result<Vec<i32>> {
     let c = load(store, id)?;
     match &c.state.cgroup {
         Some(cg) => Ok(cg.pids()?),
-        None => Ok(if c.status == Status::Stopped {
-            vec![]
-        } else {
-            vec![c.state.pid]
-        }),
+        None => Ok(if c.status == Status::Stopped { vec![] } else { vec![c.state.pid] }),
     }
 }
 
 /// `list`: every container with its status.
 pub fn list(store: &Store) -> Vec<Loaded> {
-    store
-        .list()
-        .iter()
-        .filter_map(|id| load(store, id).ok())
-        .collect()
+    store.list().iter().filter_map(|id| load(store, id).ok()).collect()
+}
+
+/// `update`: change a running container's resource limits. Values the kernel would
+/// reject for a reason we can see are refused before anything is written, so a bad
+/// update leaves the container as it was.
+pub fn update(store: &Store, id: &str, res: &crate::spec::LinuxResources) -> Result<()> {
+    let _lock = store.lock(id)?;
+    let c = load(store, id)?;
+    if c.status == Status::Stopped {
+        return Err(Error::BadState { id: id.into(), status: c.status.as_str(), op: "update (container not running)" });
+    }
+    let cg = c.state.cgroup.as_ref().ok_or_else(|| Error::msg("update needs the container's cgroup"))?;
+    check_resources(res)?;
+    Ok(cg.apply(res)?)
+}
+
+/// Reject limits that can never work, naming the field and value.
+pub fn check_resources(res: &crate::spec::LinuxResources) -> Result<()> {
+    let bad = |f: &str, v: String, why: &str| Err(Error::msg(format!("linux.resources.{f} = {v}: {why}")));
+    if let Some(cpu) = &res.cpu {
+        if let Some(q) = cpu.quota {
+            if q < -1 || q == 0 {
+                return bad("cpu.quota", q.to_string(), "must be -1 (unlimited) or a positive number of microseconds");
+            }
+        }
+        if let Some(p) = cpu.period {
+            if !(1000..=1_000_000).contains(&p) {
+                return bad("cpu.period", p.to_string(), "the kernel accepts 1000..1000000 microseconds");
+            }
+        }
+        for (f, v) in [("cpu.cpus", &cpu.cpus), ("cpu.mems", &cpu.mems)] {
+            if let Some(list) = v.as_deref().filter(|s| !s.is_empty()) {
+                let online =
+                    if f == "cpu.cpus" { "/sys/devices/system/cpu/online" } else { "/sys/devices/system/node/online" };
+                let have = std::fs::read_to_string(online).map(|s| parse_list(s.trim())).unwrap_or(Some(vec![0]));
+                match (parse_list(list), have) {
+                    (None, _) => return bad(f, format!("{list:?}"), "not a list like 0-2,4"),
+                    (Some(want), Some(have)) if want.iter().any(|c| !have.contains(c)) => {
+                        return bad(f, format!("{list:?}"), &format!("outside the host's online set ({online})"));
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    if let Some(m) = &res.memory {
+        for (f, v) in [("memory.limit", m.limit), ("memory.reservation", m.reservation), ("memory.swap", m.swap)] {
+            if let Some(v) = v {
+                if v < -1 || v == 0 {
+                    return bad(f, v.to_string(), "must be -1 (unlimited) or a positive number of bytes");
+                }
+            }
+        }
+    }
+    for d in &res.devices {
+        if let Some(t) = d.r#type.as_deref() {
+            if !["a", "c", "b"].contains(&t) {
+                return bad("devices[].type", format!("{t:?}"), "must be a, c or b");
+            }
+        }
+        if let Some(a) = d.access.as_deref() {
+            if a.is_empty() || !a.chars().all(|c| "rwm".contains(c)) {
+                return bad("devices[].access", format!("{a:?}"), "must be made of r, w and m");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Parse a kernel cpu list ("0-2,4").
+fn parse_list(s: &str) -> Option<Vec<u32>> {
+    let mut out = Vec::new();
+    for part in s.split(',') {
+        match part.split_once('-') {
+            Some((a, b)) => {
+                let (a, b): (u32, u32) = (a.trim().parse().ok()?, b.trim().parse().ok()?);
+                if a > b {
+                    return None;
+                }
+                out.extend(a..=b);
+            }
+            None => out.push(part.trim().parse().ok()?),
+        }
+    }
+    Some(out)
 }

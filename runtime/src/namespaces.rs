@@ -78,17 +78,9 @@ impl NsPlan {
             }
             match &ns.path {
                 Some(p) => {
-                    let fd = crate::sys::open(Path::new(p), libc::O_RDONLY, 0).map_err(|e| {
-                        SysError {
-                            step: format!("open {} namespace {p}", ns.typ),
-                            ..e
-                        }
-                    })?;
-                    let j = Join {
-                        typ: ns.typ.clone(),
-                        fd,
-                        path: p.clone(),
-                    };
+                    let fd = crate::sys::open(Path::new(p), libc::O_RDONLY, 0)
+                        .map_err(|e| SysError { step: format!("open {} namespace {p}", ns.typ), ..e })?;
+                    let j = Join { typ: ns.typ.clone(), fd, path: p.clone() };
                     if ns.typ == "pid" {
                         plan.join_pid = Some(j);
                     } else if ns.typ == "user" {
@@ -110,8 +102,7 @@ impl NsPlan {
             }
         }
         // Joining a mount namespace must come last: after it, paths mean something else.
-        plan.joins
-            .sort_by_key(|j| (j.typ != "user", j.typ == "mount"));
+        plan.joins.sort_by_key(|j| (j.typ != "user", j.typ == "mount"));
         Ok(plan)
     }
 }
@@ -119,10 +110,9 @@ impl NsPlan {
 /// `setns(2)` into a joined namespace.
 pub fn setns(j: &Join) -> SysResult<()> {
     // SAFETY: setns on an fd we own.
-    check(
-        unsafe { libc::setns(j.fd.as_raw_fd(), flag(&j.typ)) },
-        || format!("setns into the {} namespace {}", j.typ, j.path),
-    )
+    check(unsafe { libc::setns(j.fd.as_raw_fd(), flag(&j.typ)) }, || {
+        format!("setns into the {} namespace {}", j.typ, j.path)
+    })
     .map_err(|e| {
         if e.errno == libc::EINVAL {
             e.hint(format!("{} is not a {} namespace", j.path, j.typ))
@@ -139,9 +129,7 @@ pub fn unshare(flags: libc::c_int) -> SysResult<()> {
         return Ok(());
     }
     // SAFETY: unshare takes only flags.
-    check(unsafe { libc::unshare(flags) }, || {
-        format!("unshare({}) to create new namespaces", describe(flags))
-    })?;
+    check(unsafe { libc::unshare(flags) }, || format!("unshare({}) to create new namespaces", describe(flags)))?;
     Ok(())
 }
 
@@ -156,22 +144,16 @@ pub fn describe(flags: libc::c_int) -> String {
         (libc::CLONE_NEWUTS, "uts"),
         (libc::CLONE_NEWCGROUP, "cgroup"),
     ];
-    names
-        .iter()
-        .filter(|(f, _)| flags & f != 0)
-        .map(|(_, n)| *n)
-        .collect::<Vec<_>>()
-        .join("|")
+    names.iter().filter(|(f, _)| flags & f != 0).map(|(_, n)| *n).collect::<Vec<_>>().join("|")
 }
 
 /// Bring the loopback interface up in a new network namespace (runc does too:
 /// containers expect 127.0.0.1 to work).
 pub fn loopback_up() -> SysResult<()> {
     // SAFETY: creating a socket has no memory-safety requirements.
-    let s = check(
-        unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) },
-        || "socket(AF_INET) to configure lo".into(),
-    )?;
+    let s = check(unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) }, || {
+        "socket(AF_INET) to configure lo".into()
+    })?;
     // SAFETY: ifreq is plain data; zeroed is valid.
     let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
     for (i, b) in b"lo\0".iter().enumerate() {
@@ -186,13 +168,8 @@ pub fn loopback_up() -> SysResult<()> {
             libc::ioctl(s, libc::SIOCSIFFLAGS, &ifr)
         }
     };
-    let err = if r < 0 {
-        Some(SysError::last(
-            "bring up the loopback interface lo (SIOCSIFFLAGS IFF_UP)",
-        ))
-    } else {
-        None
-    };
+    let err =
+        if r < 0 { Some(SysError::last("bring up the loopback interface lo (SIOCSIFFLAGS IFF_UP)")) } else { None };
     // SAFETY: closing our own socket.
     unsafe { libc::close(s) };
     err.map_or(Ok(()), Err)

@@ -20,40 +20,25 @@ pub struct SysError {
 impl SysError {
     /// Error from the current `errno`.
     pub fn last(step: impl Into<String>) -> Self {
-        Self::from_errno(
-            step,
-            std::io::Error::last_os_error().raw_os_error().unwrap_or(0),
-        )
+        Self::from_errno(step, std::io::Error::last_os_error().raw_os_error().unwrap_or(0))
     }
 
     /// Error from an explicit errno.
     pub fn from_errno(step: impl Into<String>, errno: i32) -> Self {
-        SysError {
-            step: step.into(),
-            errno,
-            hint: None,
-        }
+        SysError { step: step.into(), errno, hint: None }
     }
 
     /// Error from an `io::Error`.
     pub fn io(step: impl Into<String>, e: &std::io::Error) -> Self {
         match e.raw_os_error() {
             Some(n) => Self::from_errno(step, n),
-            None => SysError {
-                step: step.into(),
-                errno: 0,
-                hint: Some(e.to_string()),
-            },
+            None => SysError { step: step.into(), errno: 0, hint: Some(e.to_string()) },
         }
     }
 
     /// A logical error that is not an errno.
     pub fn msg(step: impl Into<String>, hint: impl Into<String>) -> Self {
-        SysError {
-            step: step.into(),
-            errno: 0,
-            hint: Some(hint.into()),
-        }
+        SysError { step: step.into(), errno: 0, hint: Some(hint.into()) }
     }
 
     /// Attach a hint explaining the usual cause.
@@ -152,12 +137,8 @@ pub fn check<F: FnOnce() -> String>(ret: libc::c_int, step: F) -> SysResult<libc
 pub fn cstr(p: impl AsRef<Path>) -> SysResult<CString> {
     use std::os::unix::ffi::OsStrExt;
     let p = p.as_ref();
-    CString::new(p.as_os_str().as_bytes()).map_err(|_| {
-        SysError::from_errno(
-            format!("path {} contains a NUL byte", p.display()),
-            libc::EINVAL,
-        )
-    })
+    CString::new(p.as_os_str().as_bytes())
+        .map_err(|_| SysError::from_errno(format!("path {} contains a NUL byte", p.display()), libc::EINVAL))
 }
 
 /// `open(2)` returning an owned fd; `O_CLOEXEC` is always added.
@@ -181,16 +162,9 @@ pub fn mount(
 ) -> SysResult<()> {
     let p = |s: Option<&CStr>| s.map_or(std::ptr::null(), |s| s.as_ptr());
     let mut step = Some(step);
-    let shown = if tracing::enabled!(tracing::Level::DEBUG) {
-        step.take().map(|f| f())
-    } else {
-        None
-    };
+    let shown = if tracing::enabled!(tracing::Level::DEBUG) { step.take().map(|f| f()) } else { None };
     if let Some(s) = &shown {
-        let l = |c: Option<&CStr>| {
-            c.map(|c| c.to_string_lossy().into_owned())
-                .unwrap_or_default()
-        };
+        let l = |c: Option<&CStr>| c.map(|c| c.to_string_lossy().into_owned()).unwrap_or_default();
         tracing::debug!(
             "{s}: mount({:?}, {:?}, {:?}, {flags:#x}, {:?})",
             l(source),
@@ -200,15 +174,7 @@ pub fn mount(
         );
     }
     // SAFETY: all pointers are NUL-terminated strings or NULL, valid for the call.
-    let r = unsafe {
-        libc::mount(
-            p(source),
-            target.as_ptr(),
-            p(fstype),
-            flags,
-            p(data).cast::<libc::c_void>(),
-        )
-    };
+    let r = unsafe { libc::mount(p(source), target.as_ptr(), p(fstype), flags, p(data).cast::<libc::c_void>()) };
     if r < 0 {
         let e = std::io::Error::last_os_error().raw_os_error().unwrap_or(0);
         let s = shown.unwrap_or_else(|| step.take().map(|f| f()).unwrap_or_default());
@@ -225,33 +191,22 @@ pub fn fd_path(fd: RawFd) -> CString {
 
 /// Write a whole string to a file (for /proc and /sys knobs), with context.
 pub fn write_file(path: &Path, data: &str) -> SysResult<()> {
-    std::fs::write(path, data)
-        .map_err(|e| SysError::io(format!("write {data:?} to {}", path.display()), &e))
+    std::fs::write(path, data).map_err(|e| SysError::io(format!("write {data:?} to {}", path.display()), &e))
 }
 
 /// Set the close-on-exec flag on an fd.
 pub fn set_cloexec(fd: RawFd, on: bool) -> SysResult<()> {
     // SAFETY: fcntl on an fd number has no memory-safety requirements.
-    let flags = check(unsafe { libc::fcntl(fd, libc::F_GETFD) }, || {
-        format!("fcntl F_GETFD fd {fd}")
-    })?;
-    let nf = if on {
-        flags | libc::FD_CLOEXEC
-    } else {
-        flags & !libc::FD_CLOEXEC
-    };
+    let flags = check(unsafe { libc::fcntl(fd, libc::F_GETFD) }, || format!("fcntl F_GETFD fd {fd}"))?;
+    let nf = if on { flags | libc::FD_CLOEXEC } else { flags & !libc::FD_CLOEXEC };
     // SAFETY: as above.
-    check(unsafe { libc::fcntl(fd, libc::F_SETFD, nf) }, || {
-        format!("fcntl F_SETFD fd {fd}")
-    })?;
+    check(unsafe { libc::fcntl(fd, libc::F_SETFD, nf) }, || format!("fcntl F_SETFD fd {fd}"))?;
     Ok(())
 }
 
 /// `dup2`-style move of an fd onto a target number.
 pub fn dup2(old: RawFd, new: RawFd) -> SysResult<()> {
     // SAFETY: dup2 on fd numbers has no memory-safety requirements.
-    check(unsafe { libc::dup2(old, new) }, || {
-        format!("dup2 fd {old} -> {new}")
-    })?;
+    check(unsafe { libc::dup2(old, new) }, || format!("dup2 fd {old} -> {new}"))?;
     Ok(())
 }

@@ -4,9 +4,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Now, as `2026-11-22T02:33:53.123456789Z`.
 pub fn now_rfc3339() -> String {
-    let d = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
+    let d = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
     format_rfc3339(d.as_secs() as i64, d.subsec_nanos())
 }
 
@@ -25,29 +23,15 @@ pub fn format_rfc3339(secs: i64, nanos: u32) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = if m <= 2 { y + 1 } else { y };
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{nanos:09}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{nanos:09}Z", rem / 3600, rem % 3600 / 60, rem % 60)
 }
 
 #[cfg(test)]
 mod tests {
     #[test]
     fn known_dates() {
-        assert_eq!(
-            super::format_rfc3339(0, 0),
-            "1970-01-01T00:00:00.000000000Z"
-        );
-        assert_eq!(
-            super::format_rfc3339(1_795_000_000, 5),
-            "2026-11-18T11:06:40.000000005Z"
-        );
-        assert_eq!(
-            super::format_rfc3339(951_782_400, 0),
-            "2000-02-29T00:00:00.000000000Z"
-        );
+        assert_eq!(super::format_rfc3339(0, 0), "1970-01-01T00:00:00.000000000Z");
+        assert_eq!(super::format_rfc3339(1_795_000_000, 5), "2026-11-18T11:06:40.000000005Z");
+        assert_eq!(super::format_rfc3339(951_782_400, 0), "2000-02-29T00:00:00.000000000Z");
     }
 }

@@ -18,18 +18,8 @@ pub struct Flag {
 }
 
 /// Shorthand constructor for the flag tables.
-pub const fn flag(
-    long: &'static str,
-    short: Option<char>,
-    value: bool,
-    help: &'static str,
-) -> Flag {
-    Flag {
-        long,
-        short,
-        value,
-        help,
-    }
+pub const fn flag(long: &'static str, short: Option<char>, value: bool, help: &'static str) -> Flag {
+    Flag { long, short, value, help }
 }
 
 /// Parsed flags (by long name) and positionals.
@@ -42,10 +32,7 @@ pub struct Parsed {
 impl Parsed {
     /// Last value of a flag.
     pub fn get(&self, long: &str) -> Option<&str> {
-        self.flags
-            .get(long)
-            .and_then(|v| v.last())
-            .map(|s| s.as_str())
+        self.flags.get(long).and_then(|v| v.last()).map(|s| s.as_str())
     }
     /// Every value of a repeatable flag.
     pub fn all(&self, long: &str) -> Vec<String> {
@@ -94,9 +81,7 @@ pub fn parse(args: &[String], defs: &[Flag], stop_at_positional: bool) -> Result
             match inline {
                 Some(v) => v,
                 None => {
-                    let v = args
-                        .get(i)
-                        .ok_or_else(|| format!("flag --{} needs a value", def.long))?;
+                    let v = args.get(i).ok_or_else(|| format!("flag --{} needs a value", def.long))?;
                     i += 1;
                     v.clone()
                 }
@@ -117,11 +102,7 @@ pub fn help(usage: &str, about: &str, defs: &[Flag]) -> String {
         for d in defs {
             let short = d.short.map(|c| format!("-{c}, ")).unwrap_or_default();
             let v = if d.value { " VALUE" } else { "" };
-            s.push_str(&format!(
-                "  {:<28} {}\n",
-                format!("{short}--{}{v}", d.long),
-                d.help
-            ));
+            s.push_str(&format!("  {:<28} {}\n", format!("{short}--{}{v}", d.long), d.help));
         }
     }
     s
@@ -131,11 +112,8 @@ pub fn help(usage: &str, about: &str, defs: &[Flag]) -> String {
 mod tests {
     use super::*;
 
-    const DEFS: &[Flag] = &[
-        flag("bundle", Some('b'), true, ""),
-        flag("detach", Some('d'), false, ""),
-        flag("env", Some('e'), true, ""),
-    ];
+    const DEFS: &[Flag] =
+        &[flag("bundle", Some('b'), true, ""), flag("detach", Some('d'), false, ""), flag("env", Some('e'), true, "")];
 
     fn v(s: &[&str]) -> Vec<String> {
         s.iter().map(|x| x.to_string()).collect()
@@ -147,12 +125,7 @@ mod tests {
         assert_eq!(p.get("bundle"), Some("/b"));
         assert!(p.on("detach"));
         assert_eq!(p.pos, ["id"]);
-        let p = parse(
-            &v(&["-bundle=/x", "id", "-e", "A=1", "--env=B=2"]),
-            DEFS,
-            false,
-        )
-        .unwrap();
+        let p = parse(&v(&["-bundle=/x", "id", "-e", "A=1", "--env=B=2"]), DEFS, false).unwrap();
         assert_eq!(p.get("bundle"), Some("/x"));
         assert_eq!(p.all("env"), ["A=1", "B=2"]);
         let p = parse(&v(&["-d", "id", "sh", "-c", "exit 1"]), DEFS, true).unwrap();

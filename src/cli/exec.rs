@@ -13,8 +13,7 @@ use super::args::Parsed;
 fn build_process(store: &Store, id: &str, command: &[String], a: &Parsed) -> Result<Process> {
     if let Some(p) = a.get("process") {
         let data = std::fs::read(p).with_context(|| format!("read process file {p}"))?;
-        let proc: Process =
-            serde_json::from_slice(&data).with_context(|| format!("parse process file {p}"))?;
+        let proc: Process = serde_json::from_slice(&data).with_context(|| format!("parse process file {p}"))?;
         if proc.args.is_empty() {
             bail!("{p}: args is empty");
         }
@@ -38,30 +37,18 @@ fn build_process(store: &Store, id: &str, command: &[String], a: &Parsed) -> Res
     }
     if let Some(u) = a.get("user") {
         let (uid, gid) = u.split_once(':').unwrap_or((u, "0"));
-        p.user.uid = uid
-            .parse()
-            .with_context(|| format!("--user {u:?}: uid must be a number"))?;
-        p.user.gid = gid
-            .parse()
-            .with_context(|| format!("--user {u:?}: gid must be a number"))?;
+        p.user.uid = uid.parse().with_context(|| format!("--user {u:?}: uid must be a number"))?;
+        p.user.gid = gid.parse().with_context(|| format!("--user {u:?}: gid must be a number"))?;
     }
     let gids = a.all("additional-gids");
     if !gids.is_empty() {
-        p.user.additional_gids = gids
-            .iter()
-            .map(|g| g.parse())
-            .collect::<Result<_, _>>()
-            .context("--additional-gids takes numbers")?;
+        p.user.additional_gids =
+            gids.iter().map(|g| g.parse()).collect::<Result<_, _>>().context("--additional-gids takes numbers")?;
     }
     let add_caps = a.all("cap");
     if !add_caps.is_empty() {
         let mut caps = p.capabilities.unwrap_or_default();
-        for set in [
-            &mut caps.bounding,
-            &mut caps.effective,
-            &mut caps.permitted,
-            &mut caps.ambient,
-        ] {
+        for set in [&mut caps.bounding, &mut caps.effective, &mut caps.permitted, &mut caps.ambient] {
             let v = set.get_or_insert_with(Vec::new);
             v.extend(add_caps.iter().cloned());
         }
@@ -74,21 +61,14 @@ fn build_process(store: &Store, id: &str, command: &[String], a: &Parsed) -> Res
 }
 
 pub fn exec(store: &Store, a: &Parsed) -> Result<i32> {
-    let (id, command) = a
-        .pos
-        .split_first()
-        .context("exec: missing the container id")?;
+    let (id, command) = a.pos.split_first().context("exec: missing the container id")?;
     let process = build_process(store, id, command, a)?;
     let detach = a.on("detach");
     if !detach {
         wait::block_signals();
     }
-    let preserve_fds = a
-        .get("preserve-fds")
-        .map(|v| v.parse())
-        .transpose()
-        .context("--preserve-fds takes a number")?
-        .unwrap_or(0);
+    let preserve_fds =
+        a.get("preserve-fds").map(|v| v.parse()).transpose().context("--preserve-fds takes a number")?.unwrap_or(0);
     let opts = ExecOpts {
         process,
         detach,

@@ -27,16 +27,9 @@ pub fn list(store: &Store, format: &str, quiet: bool) -> Result<i32> {
         println!("{}", serde_json::to_string(&v)?);
         return Ok(0);
     }
-    println!(
-        "{:<20} {:<10} {:<10} {:<40} {:<30} OWNER",
-        "ID", "PID", "STATUS", "BUNDLE", "CREATED"
-    );
+    println!("{:<20} {:<10} {:<10} {:<40} {:<30} OWNER", "ID", "PID", "STATUS", "BUNDLE", "CREATED");
     for c in &all {
-        let pid = if c.status.as_str() == "stopped" {
-            0
-        } else {
-            c.state.pid
-        };
+        let pid = if c.status.as_str() == "stopped" { 0 } else { c.state.pid };
         println!(
             "{:<20} {:<10} {:<10} {:<40} {:<30} root",
             c.state.id,
@@ -55,29 +48,15 @@ pub fn ps(store: &Store, id: &str, format: &str, ps_args: &[String]) -> Result<i
         println!("{}", serde_json::to_string(&pids)?);
         return Ok(0);
     }
-    let args: Vec<String> = if ps_args.is_empty() {
-        vec!["-ef".into()]
-    } else {
-        ps_args.to_vec()
-    };
-    let out = std::process::Command::new("ps")
-        .args(&args)
-        .output()
-        .context("run ps(1)")?;
+    let args: Vec<String> = if ps_args.is_empty() { vec!["-ef".into()] } else { ps_args.to_vec() };
+    let out = std::process::Command::new("ps").args(&args).output().context("run ps(1)")?;
     let text = String::from_utf8_lossy(&out.stdout);
     let mut lines = text.lines();
     let header = lines.next().unwrap_or("");
-    let col = header
-        .split_whitespace()
-        .position(|h| h == "PID")
-        .context("ps output has no PID column")?;
+    let col = header.split_whitespace().position(|h| h == "PID").context("ps output has no PID column")?;
     println!("{header}");
     for l in lines {
-        if l.split_whitespace()
-            .nth(col)
-            .and_then(|p| p.parse::<i32>().ok())
-            .is_some_and(|p| pids.contains(&p))
-        {
+        if l.split_whitespace().nth(col).and_then(|p| p.parse::<i32>().ok()).is_some_and(|p| pids.contains(&p)) {
             println!("{l}");
         }
     }
@@ -109,9 +88,6 @@ pub fn spec(bundle: &Path, rootless: bool) -> Result<i32> {
 }
 
 pub fn features() -> Result<i32> {
-    println!(
-        "{}",
-        serde_json::to_string_pretty(&capsa_runtime::spec::features())?
-    );
+    println!("{}", serde_json::to_string_pretty(&capsa_runtime::spec::features())?);
     Ok(0)
 }

@@ -45,8 +45,7 @@ pub fn run(store: &Store, c: &CreateArgs, detach: bool) -> Result<i32> {
         return Ok(0);
     }
     let code = wait::forward_and_wait(created.pid, created.console_master)?;
-    lifecycle::delete(store, &c.id, true)
-        .with_context(|| format!("delete container {} after it exited", c.id))?;
+    lifecycle::delete(store, &c.id, true).with_context(|| format!("delete container {} after it exited", c.id))?;
     Ok(code)
 }
 
@@ -57,9 +56,8 @@ pub fn state(store: &Store, id: &str) -> Result<i32> {
 }
 
 pub fn kill(store: &Store, id: &str, sig: &str, all: bool) -> Result<i32> {
-    let n = signal::parse(sig).with_context(|| {
-        format!("invalid signal {sig:?} (use a name like TERM/SIGKILL or a number)")
-    })?;
+    let n = signal::parse(sig)
+        .with_context(|| format!("invalid signal {sig:?} (use a name like TERM/SIGKILL or a number)"))?;
     lifecycle::kill(store, id, n, all).with_context(|| format!("kill container {id}"))?;
     Ok(0)
 }

@@ -20,18 +20,8 @@ pub struct Logger {
 impl Logger {
     /// Install the global logger.
     pub fn install(debug: bool, json: bool, path: Option<&std::path::Path>) {
-        let out = path.and_then(|p| {
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(p)
-                .ok()
-        });
-        let logger = Logger {
-            max: if debug { Level::DEBUG } else { Level::WARN },
-            json,
-            out: Mutex::new(out),
-        };
+        let out = path.and_then(|p| std::fs::OpenOptions::new().create(true).append(true).open(p).ok());
+        let logger = Logger { max: if debug { Level::DEBUG } else { Level::WARN }, json, out: Mutex::new(out) };
         let _ = tracing::subscriber::set_global_default(logger);
     }
 

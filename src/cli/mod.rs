@@ -5,6 +5,7 @@ mod exec;
 mod info;
 mod lifecycle;
 mod logging;
+mod update;
 
 use std::path::PathBuf;
 
@@ -14,193 +15,88 @@ use args::{flag, Flag, Parsed};
 use capsa_runtime::container::Store;
 
 const GLOBAL: &[Flag] = &[
-    flag(
-        "root",
-        None,
-        true,
-        "directory for container state (default /run/capsa)",
-    ),
-    flag(
-        "log",
-        None,
-        true,
-        "write log records to this file (default: stderr)",
-    ),
+    flag("root", None, true, "directory for container state (default /run/capsa)"),
+    flag("log", None, true, "write log records to this file (default: stderr)"),
     flag("log-format", None, true, "log record format: text or json"),
-    flag(
-        "debug",
-        None,
-        false,
-        "explain every step (namespaces, mounts, cgroup files)",
-    ),
-    flag(
-        "systemd-cgroup",
-        None,
-        false,
-        "use systemd for cgroups (needs a running systemd)",
-    ),
+    flag("debug", None, false, "explain every step (namespaces, mounts, cgroup files)"),
+    flag("systemd-cgroup", None, false, "use systemd for cgroups (needs a running systemd)"),
     flag("rootless", None, true, "accepted for runc compatibility"),
-    flag(
-        "criu",
-        None,
-        true,
-        "accepted for runc compatibility; ignored",
-    ),
+    flag("criu", None, true, "accepted for runc compatibility; ignored"),
     flag("version", Some('v'), false, "print the version"),
     flag("help", Some('h'), false, "print help"),
 ];
 
 const CREATE: &[Flag] = &[
-    flag(
-        "bundle",
-        Some('b'),
-        true,
-        "path to the bundle (the directory holding config.json), default .",
-    ),
-    flag(
-        "pid-file",
-        None,
-        true,
-        "write the container's init pid to this file",
-    ),
-    flag(
-        "console-socket",
-        None,
-        true,
-        "unix socket that receives the pty master (process.terminal)",
-    ),
-    flag(
-        "no-pivot",
-        None,
-        false,
-        "do not pivot_root (rootfs on ramfs): move the mount and chroot",
-    ),
-    flag(
-        "no-new-keyring",
-        None,
-        false,
-        "do not create a new session keyring",
-    ),
-    flag(
-        "preserve-fds",
-        None,
-        true,
-        "pass N extra fds (3 .. 3+N-1) to the container's process",
-    ),
-    flag(
-        "detach",
-        Some('d'),
-        false,
-        "run: do not wait for the container",
-    ),
+    flag("bundle", Some('b'), true, "path to the bundle (the directory holding config.json), default ."),
+    flag("pid-file", None, true, "write the container's init pid to this file"),
+    flag("console-socket", None, true, "unix socket that receives the pty master (process.terminal)"),
+    flag("no-pivot", None, false, "do not pivot_root (rootfs on ramfs): move the mount and chroot"),
+    flag("no-new-keyring", None, false, "do not create a new session keyring"),
+    flag("preserve-fds", None, true, "pass N extra fds (3 .. 3+N-1) to the container's process"),
+    flag("detach", Some('d'), false, "run: do not wait for the container"),
     flag("keep", None, false, "accepted for runc compatibility"),
     flag("help", Some('h'), false, "print help"),
 ];
 
 const EXEC: &[Flag] = &[
-    flag(
-        "process",
-        Some('p'),
-        true,
-        "a JSON process (runtime-spec `process`) to run",
-    ),
+    flag("process", Some('p'), true, "a JSON process (runtime-spec `process`) to run"),
     flag("detach", Some('d'), false, "do not wait for the process"),
     flag("tty", Some('t'), false, "allocate a terminal"),
-    flag(
-        "console-socket",
-        None,
-        true,
-        "unix socket that receives the pty master",
-    ),
-    flag(
-        "pid-file",
-        None,
-        true,
-        "write the new process's pid to this file",
-    ),
+    flag("console-socket", None, true, "unix socket that receives the pty master"),
+    flag("pid-file", None, true, "write the new process's pid to this file"),
     flag("cwd", None, true, "working directory inside the container"),
-    flag(
-        "env",
-        Some('e'),
-        true,
-        "set an environment variable KEY=VALUE (repeatable)",
-    ),
+    flag("env", Some('e'), true, "set an environment variable KEY=VALUE (repeatable)"),
     flag("user", Some('u'), true, "uid[:gid] to run as"),
-    flag(
-        "additional-gids",
-        Some('g'),
-        true,
-        "extra group id (repeatable)",
-    ),
+    flag("additional-gids", Some('g'), true, "extra group id (repeatable)"),
     flag("cap", Some('c'), true, "add a capability (repeatable)"),
-    flag(
-        "no-new-privs",
-        None,
-        false,
-        "set no_new_privs for the process",
-    ),
-    flag(
-        "preserve-fds",
-        None,
-        true,
-        "pass N extra fds to the process",
-    ),
-    flag(
-        "process-label",
-        None,
-        true,
-        "accepted for runc compatibility; ignored",
-    ),
-    flag(
-        "apparmor",
-        None,
-        true,
-        "accepted for runc compatibility; ignored",
-    ),
-    flag(
-        "ignore-paused",
-        None,
-        false,
-        "accepted for runc compatibility",
-    ),
+    flag("no-new-privs", None, false, "set no_new_privs for the process"),
+    flag("preserve-fds", None, true, "pass N extra fds to the process"),
+    flag("process-label", None, true, "accepted for runc compatibility; ignored"),
+    flag("apparmor", None, true, "accepted for runc compatibility; ignored"),
+    flag("ignore-paused", None, false, "accepted for runc compatibility"),
     flag("help", Some('h'), false, "print help"),
 ];
 
 const KILL: &[Flag] = &[
-    flag(
-        "all",
-        Some('a'),
-        false,
-        "signal every process of the container (its cgroup)",
-    ),
+    flag("all", Some('a'), false, "signal every process of the container (its cgroup)"),
     flag("help", Some('h'), false, "print help"),
 ];
-const DELETE: &[Flag] = &[
-    flag("force", Some('f'), false, "kill a running container first"),
-    flag("help", Some('h'), false, "print help"),
-];
+const DELETE: &[Flag] =
+    &[flag("force", Some('f'), false, "kill a running container first"), flag("help", Some('h'), false, "print help")];
 const LIST: &[Flag] = &[
     flag("format", Some('f'), true, "table or json"),
     flag("quiet", Some('q'), false, "print only the ids"),
     flag("help", Some('h'), false, "print help"),
 ];
-const PS: &[Flag] = &[
-    flag("format", Some('f'), true, "table or json"),
+const PS: &[Flag] = &[flag("format", Some('f'), true, "table or json"), flag("help", Some('h'), false, "print help")];
+const SPEC: &[Flag] = &[
+    flag("bundle", Some('b'), true, "bundle directory to write config.json into"),
+    flag("rootless", None, false, "a spec an unprivileged user can run"),
     flag("help", Some('h'), false, "print help"),
 ];
-const SPEC: &[Flag] = &[
-    flag(
-        "bundle",
-        Some('b'),
-        true,
-        "bundle directory to write config.json into",
-    ),
-    flag(
-        "rootless",
-        None,
-        false,
-        "a spec an unprivileged user can run",
-    ),
+const UPDATE: &[Flag] = &[
+    flag("resources", Some('r'), true, "a JSON file (or - for stdin) of linux.resources to apply"),
+    flag("memory", None, true, "memory limit (bytes, or with k/m/g)"),
+    flag("memory-reservation", None, true, "memory soft limit"),
+    flag("memory-swap", None, true, "memory + swap limit"),
+    flag("kernel-memory", None, true, "ignored by modern kernels (kept for runc compatibility)"),
+    flag("cpu-quota", None, true, "CPU quota per period, microseconds (-1: unlimited)"),
+    flag("cpu-period", None, true, "CPU CFS period, microseconds"),
+    flag("cpu-shares", None, true, "CPU shares (relative weight)"),
+    flag("cpu-share", None, true, "alias of --cpu-shares (runc's spelling)"),
+    flag("cpu-rt-period", None, true, "realtime period, microseconds"),
+    flag("cpu-rt-runtime", None, true, "realtime runtime, microseconds"),
+    flag("cpuset-cpus", None, true, "CPUs to run on (0-2,4)"),
+    flag("cpuset-mems", None, true, "memory nodes to use"),
+    flag("pids-limit", None, true, "maximum number of processes"),
+    flag("blkio-weight", None, true, "block IO weight (10-1000)"),
+    flag("l3-cache-schema", None, true, "accepted for runc compatibility; ignored"),
+    flag("mem-bw-schema", None, true, "accepted for runc compatibility; ignored"),
+    flag("help", Some('h'), false, "print help"),
+];
+const EVENTS: &[Flag] = &[
+    flag("stats", None, false, "print the resource usage once and exit"),
+    flag("interval", None, true, "how often to print stats (default 5s)"),
     flag("help", Some('h'), false, "print help"),
 ];
 const ID_ONLY: &[Flag] = &[flag("help", Some('h'), false, "print help")];
@@ -214,13 +110,7 @@ const COMMANDS: &[(&str, &str, &str, &[Flag], bool)] = &[
         CREATE,
         false,
     ),
-    (
-        "start",
-        "capsa start ID",
-        "Start a created container's process.",
-        ID_ONLY,
-        false,
-    ),
+    ("start", "capsa start ID", "Start a created container's process.", ID_ONLY, false),
     (
         "run",
         "capsa run [OPTIONS] ID",
@@ -228,60 +118,20 @@ const COMMANDS: &[(&str, &str, &str, &[Flag], bool)] = &[
         CREATE,
         false,
     ),
+    ("state", "capsa state ID", "Print the OCI state of a container as JSON.", ID_ONLY, false),
+    ("kill", "capsa kill [--all] ID [SIGNAL]", "Send a signal (default SIGTERM) to the container's init.", KILL, false),
+    ("delete", "capsa delete [--force] ID", "Delete a stopped container (--force kills it first).", DELETE, false),
+    ("list", "capsa list [--format table|json] [-q]", "List containers.", LIST, false),
+    ("ps", "capsa ps [--format table|json] ID [PS-ARGS...]", "Show the processes of a container.", PS, true),
+    ("exec", "capsa exec [OPTIONS] ID [COMMAND [ARG...]]", "Run a new process inside a running container.", EXEC, true),
+    ("pause", "capsa pause ID", "Freeze every process of a container (cgroup freezer).", ID_ONLY, false),
+    ("resume", "capsa resume ID", "Thaw a paused container.", ID_ONLY, false),
+    ("update", "capsa update [OPTIONS] ID", "Change a running container's resource limits.", UPDATE, false),
     (
-        "state",
-        "capsa state ID",
-        "Print the OCI state of a container as JSON.",
-        ID_ONLY,
-        false,
-    ),
-    (
-        "kill",
-        "capsa kill [--all] ID [SIGNAL]",
-        "Send a signal (default SIGTERM) to the container's init.",
-        KILL,
-        false,
-    ),
-    (
-        "delete",
-        "capsa delete [--force] ID",
-        "Delete a stopped container (--force kills it first).",
-        DELETE,
-        false,
-    ),
-    (
-        "list",
-        "capsa list [--format table|json] [-q]",
-        "List containers.",
-        LIST,
-        false,
-    ),
-    (
-        "ps",
-        "capsa ps [--format table|json] ID [PS-ARGS...]",
-        "Show the processes of a container.",
-        PS,
-        true,
-    ),
-    (
-        "exec",
-        "capsa exec [OPTIONS] ID [COMMAND [ARG...]]",
-        "Run a new process inside a running container.",
-        EXEC,
-        true,
-    ),
-    (
-        "pause",
-        "capsa pause ID",
-        "Freeze every process of a container (cgroup freezer).",
-        ID_ONLY,
-        false,
-    ),
-    (
-        "resume",
-        "capsa resume ID",
-        "Thaw a paused container.",
-        ID_ONLY,
+        "events",
+        "capsa events [--stats] [--interval 5s] ID",
+        "Print resource usage and OOM events as JSON lines.",
+        EVENTS,
         false,
     ),
     (
@@ -291,13 +141,7 @@ const COMMANDS: &[(&str, &str, &str, &[Flag], bool)] = &[
         SPEC,
         false,
     ),
-    (
-        "features",
-        "capsa features",
-        "Print the features this runtime supports, as JSON.",
-        ID_ONLY,
-        false,
-    ),
+    ("features", "capsa features", "Print the features this runtime supports, as JSON.", ID_ONLY, false),
 ];
 
 /// Options shared by `create` and `run`.
@@ -354,21 +198,14 @@ fn usage() -> String {
 pub fn main() -> i32 {
     let argv: Vec<String> = std::env::args().skip(1).collect();
     // Global flags come before the command name.
-    let split = argv
-        .iter()
-        .position(|a| COMMANDS.iter().any(|c| c.0 == a) && !a.starts_with('-'));
+    let split = argv.iter().position(|a| COMMANDS.iter().any(|c| c.0 == a) && !a.starts_with('-'));
     let (gargs, rest) = match split {
         Some(i) => (&argv[..i], &argv[i..]),
         None => (&argv[..], &argv[argv.len()..]),
     };
     let g = match args::parse(gargs, GLOBAL, false) {
         Ok(g) if g.pos.is_empty() => g,
-        Ok(g) => {
-            return fail(&format!(
-                "unknown command {:?} (see capsa --help)",
-                g.pos[0]
-            ))
-        }
+        Ok(g) => return fail(&format!("unknown command {:?} (see capsa --help)", g.pos[0])),
         Err(e) => return fail(&e),
     };
     let json = match g.get("log-format").unwrap_or("text") {
@@ -394,22 +231,14 @@ fn fail(msg: &str) -> i32 {
 fn run(g: &Parsed, rest: &[String]) -> anyhow::Result<i32> {
     let Some((name, cargs)) = rest.split_first() else {
         if g.on("version") {
-            println!(
-                "capsa version {}\nspec: {}",
-                env!("CARGO_PKG_VERSION"),
-                capsa_runtime::spec::OCI_VERSION_MAX
-            );
+            println!("capsa version {}\nspec: {}", env!("CARGO_PKG_VERSION"), capsa_runtime::spec::OCI_VERSION_MAX);
         } else {
             print!("{}", usage());
         }
         return Ok(0);
     };
-    let &(_, use_, about, defs, stop) = COMMANDS
-        .iter()
-        .find(|c| c.0 == name)
-        .expect("split on a known command");
-    let p = args::parse(cargs, defs, stop)
-        .map_err(|e| anyhow::anyhow!("{name}: {e} (see 'capsa {name} --help')"))?;
+    let &(_, use_, about, defs, stop) = COMMANDS.iter().find(|c| c.0 == name).expect("split on a known command");
+    let p = args::parse(cargs, defs, stop).map_err(|e| anyhow::anyhow!("{name}: {e} (see 'capsa {name} --help')"))?;
     if p.on("help") && (!stop || p.pos.is_empty()) {
         print!("{}", args::help(use_, about, defs));
         return Ok(0);
@@ -431,10 +260,7 @@ fn run(g: &Parsed, rest: &[String]) -> anyhow::Result<i32> {
         "delete" => lifecycle::delete(&store, &one_id(&p, name)?, p.on("force")),
         "list" => info::list(&store, p.get("format").unwrap_or("table"), p.on("quiet")),
         "ps" => {
-            let (id, ps_args) = p
-                .pos
-                .split_first()
-                .context("ps: missing the container id")?;
+            let (id, ps_args) = p.pos.split_first().context("ps: missing the container id")?;
             info::ps(&store, id, p.get("format").unwrap_or("table"), ps_args)
         }
         "exec" => exec::exec(&store, &p),
@@ -445,6 +271,8 @@ fn run(g: &Parsed, rest: &[String]) -> anyhow::Result<i32> {
             p.on("rootless") || g.get("rootless").is_some(),
         ),
         "features" => info::features(),
+        "update" => update::update(&store, &p),
+        "events" => update::events(&store, &p),
         _ => unreachable!(),
     }
 }

@@ -43,10 +43,7 @@ pub fn runtime() -> PathBuf {
 
 /// True when the runtime under test is capsa (capsa-only assertions are guarded by this).
 pub fn is_capsa() -> bool {
-    runtime()
-        .file_name()
-        .map(|n| n.to_string_lossy().starts_with("capsa"))
-        .unwrap_or(false)
+    runtime().file_name().map(|n| n.to_string_lossy().starts_with("capsa")).unwrap_or(false)
 }
 
 /// Containers need root. Outside CI a non-root run skips; in CI it is an error.
@@ -64,11 +61,7 @@ pub fn require_root() -> bool {
 /// A container id unique across tests and concurrent test processes.
 pub fn unique_id(prefix: &str) -> String {
     static N: AtomicUsize = AtomicUsize::new(0);
-    format!(
-        "{prefix}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::SeqCst)
-    )
+    format!("{prefix}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst))
 }
 
 // ---------------------------------------------------------------- processes
@@ -117,9 +110,7 @@ pub fn run_cmd(cmd: Command, timeout: Duration) -> Output {
 pub fn run_cmd_stdin(mut cmd: Command, stdin: impl Into<Stdio>, timeout: Duration) -> Output {
     let mut out = tempfile::tempfile().expect("tempfile");
     let mut err = tempfile::tempfile().expect("tempfile");
-    cmd.stdin(stdin)
-        .stdout(out.try_clone().unwrap())
-        .stderr(err.try_clone().unwrap());
+    cmd.stdin(stdin).stdout(out.try_clone().unwrap()).stderr(err.try_clone().unwrap());
     let desc = format!("{cmd:?}");
     let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {desc}: {e}"));
     let status = wait_timeout(&mut child, timeout);
@@ -132,11 +123,7 @@ pub fn run_cmd_stdin(mut cmd: Command, stdin: impl Into<Stdio>, timeout: Duratio
     let stdout = read(&mut out);
     let stderr = read(&mut err);
     match status {
-        Some(st) => Output {
-            code: exit_code(st),
-            stdout,
-            stderr,
-        },
+        Some(st) => Output { code: exit_code(st), stdout, stderr },
         None => panic!("timed out after {timeout:?}: {desc}\nstdout: {stdout}\nstderr: {stderr}"),
     }
 }
@@ -201,12 +188,7 @@ impl Default for Rt {
 impl Rt {
     pub fn new() -> Rt {
         *LIVE.lock().unwrap_or_else(|e| e.into_inner()) += 1;
-        Rt {
-            root: tempfile::Builder::new()
-                .prefix("capsa-state-")
-                .tempdir()
-                .expect("state tempdir"),
-        }
+        Rt { root: tempfile::Builder::new().prefix("capsa-state-").tempdir().expect("state tempdir") }
     }
 
     /// The `--root` directory.
@@ -243,10 +225,7 @@ impl Rt {
 
     /// Cleanup guard for `b`'s container without creating it.
     pub fn guard(&self, b: &Bundle) -> Container {
-        Container {
-            id: b.id.clone(),
-            root: self.root().to_path_buf(),
-        }
+        Container { id: b.id.clone(), root: self.root().to_path_buf() }
     }
 
     /// `create --bundle B ID`, which must succeed. The container's stdio is
@@ -289,8 +268,7 @@ impl Rt {
 
     #[track_caller]
     pub fn state(&self, id: &str) -> Value {
-        self.try_state(id)
-            .unwrap_or_else(|| panic!("state {id} failed"))
+        self.try_state(id).unwrap_or_else(|| panic!("state {id} failed"))
     }
 
     #[track_caller]
@@ -309,11 +287,8 @@ impl Rt {
     /// Waits for `state` to report `status`.
     #[track_caller]
     pub fn wait_status(&self, id: &str, status: &str) {
-        let ok = wait_until(Duration::from_secs(10), || {
-            self.try_state(id)
-                .map(|s| s["status"] == status)
-                .unwrap_or(false)
-        });
+        let ok =
+            wait_until(Duration::from_secs(10), || self.try_state(id).map(|s| s["status"] == status).unwrap_or(false));
         assert!(ok, "{id} never became {status}: {:?}", self.try_state(id));
     }
 
@@ -328,12 +303,7 @@ impl Rt {
 
     /// Ids printed by `list -q`.
     pub fn list_ids(&self) -> Vec<String> {
-        self.cmd(&["list", "-q"])
-            .ok()
-            .stdout
-            .lines()
-            .map(str::to_string)
-            .collect()
+        self.cmd(&["list", "-q"]).ok().stdout.lines().map(str::to_string).collect()
     }
 }
 
@@ -362,12 +332,7 @@ pub fn cgroup_hierarchies() -> Vec<PathBuf> {
         return vec![base.to_path_buf()];
     }
     let mut v: Vec<PathBuf> = fs::read_dir(base)
-        .map(|rd| {
-            rd.filter_map(|e| e.ok())
-                .map(|e| e.path())
-                .filter(|p| p.is_dir() && !p.is_symlink())
-                .collect()
-        })
+        .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.is_dir() && !p.is_symlink()).collect())
         .unwrap_or_default();
     v.sort();
     v
@@ -375,11 +340,7 @@ pub fn cgroup_hierarchies() -> Vec<PathBuf> {
 
 /// Cgroup dirs of container `id` that still exist, in any hierarchy.
 pub fn leftover_cgroups(id: &str) -> Vec<PathBuf> {
-    cgroup_hierarchies()
-        .into_iter()
-        .map(|h| h.join(CGROUP_PARENT).join(id))
-        .filter(|p| p.exists())
-        .collect()
+    cgroup_hierarchies().into_iter().map(|h| h.join(CGROUP_PARENT).join(id)).filter(|p| p.exists()).collect()
 }
 
 /// Force-deletes its container on drop, so a panicking test still cleans up.
@@ -425,10 +386,7 @@ impl Bundle {
     /// Bundle for a new container `<prefix>-<pid>-<n>` running `args`.
     pub fn new(prefix: &str, args: &[&str]) -> Bundle {
         let id = unique_id(prefix);
-        let dir = tempfile::Builder::new()
-            .prefix("capsa-bundle-")
-            .tempdir()
-            .expect("bundle tempdir");
+        let dir = tempfile::Builder::new().prefix("capsa-bundle-").tempdir().expect("bundle tempdir");
         // Tempdirs are 0700; other uids (user namespaces, `--user`) must be
         // able to traverse to the rootfs.
         fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
@@ -448,12 +406,7 @@ impl Bundle {
         config["linux"]["cgroupsPath"] = json!(format!("/{CGROUP_PARENT}/{id}"));
 
         let path_str = dir.path().to_str().unwrap().to_string();
-        let b = Bundle {
-            dir,
-            id,
-            config,
-            path_str,
-        };
+        let b = Bundle { dir, id, config, path_str };
         b.write();
         b
     }
@@ -486,11 +439,7 @@ impl Bundle {
     }
 
     pub fn write(&self) {
-        fs::write(
-            self.dir.path().join("config.json"),
-            serde_json::to_vec_pretty(&self.config).unwrap(),
-        )
-        .unwrap();
+        fs::write(self.dir.path().join("config.json"), serde_json::to_vec_pretty(&self.config).unwrap()).unwrap();
     }
 
     pub fn path(&self) -> &Path {
@@ -508,10 +457,7 @@ impl Bundle {
 
 /// A world-readable host directory for bind mounts and hook output.
 pub fn host_dir() -> TempDir {
-    let d = tempfile::Builder::new()
-        .prefix("capsa-host-")
-        .tempdir()
-        .unwrap();
+    let d = tempfile::Builder::new().prefix("capsa-host-").tempdir().unwrap();
     fs::set_permissions(d.path(), fs::Permissions::from_mode(0o777)).unwrap();
     d
 }
@@ -519,16 +465,11 @@ pub fn host_dir() -> TempDir {
 /// Busybox rootfs: /bin/busybox + every applet as a symlink, passwd/group
 /// with root, nobody and user(1000), /tmp 1777.
 pub fn make_rootfs(root: &Path) {
-    for d in [
-        "bin", "sbin", "usr/bin", "usr/sbin", "etc", "proc", "sys", "dev", "root",
-    ] {
+    for d in ["bin", "sbin", "usr/bin", "usr/sbin", "etc", "proc", "sys", "dev", "root"] {
         fs::create_dir_all(root.join(d)).unwrap();
     }
     fs::copy("/bin/busybox", root.join("bin/busybox")).expect("copy /bin/busybox");
-    let list = Command::new("/bin/busybox")
-        .arg("--list-full")
-        .output()
-        .expect("busybox --list-full");
+    let list = Command::new("/bin/busybox").arg("--list-full").output().expect("busybox --list-full");
     for applet in String::from_utf8_lossy(&list.stdout).lines() {
         let p = root.join(applet.trim_start_matches('/'));
         if p.exists() || p.is_symlink() {
@@ -544,11 +485,7 @@ pub fn make_rootfs(root: &Path) {
          nobody:x:65534:65534:nobody:/nonexistent:/bin/false\n",
     )
     .unwrap();
-    fs::write(
-        root.join("etc/group"),
-        "root:x:0:\ntty:x:5:\nuser:x:1000:\nnobody:x:65534:\n",
-    )
-    .unwrap();
+    fs::write(root.join("etc/group"), "root:x:0:\ntty:x:5:\nuser:x:1000:\nnobody:x:65534:\n").unwrap();
     let tmp = root.join("tmp");
     fs::create_dir_all(&tmp).unwrap();
     fs::set_permissions(&tmp, fs::Permissions::from_mode(0o1777)).unwrap();
@@ -557,32 +494,21 @@ pub fn make_rootfs(root: &Path) {
 /// Adds capabilities to the bounding, effective and permitted sets.
 pub fn add_caps(c: &mut Value, caps: &[&str]) {
     for set in ["bounding", "effective", "permitted"] {
-        let v = c["process"]["capabilities"][set]
-            .as_array_mut()
-            .expect("capability set");
+        let v = c["process"]["capabilities"][set].as_array_mut().expect("capability set");
         v.extend(caps.iter().map(|s| json!(s)));
     }
 }
 
 /// Replaces all five capability sets with `caps`.
 pub fn set_caps(c: &mut Value, caps: &[&str]) {
-    for set in [
-        "bounding",
-        "effective",
-        "permitted",
-        "inheritable",
-        "ambient",
-    ] {
+    for set in ["bounding", "effective", "permitted", "inheritable", "ambient"] {
         c["process"]["capabilities"][set] = json!(caps);
     }
 }
 
 /// Removes a namespace type from the spec.
 pub fn without_ns(c: &mut Value, ty: &str) {
-    c["linux"]["namespaces"]
-        .as_array_mut()
-        .unwrap()
-        .retain(|n| n["type"] != ty);
+    c["linux"]["namespaces"].as_array_mut().unwrap().retain(|n| n["type"] != ty);
 }
 
 /// Adds a namespace entry (`{"type": ...}` with optional "path").
@@ -635,18 +561,11 @@ pub fn processes_in_cgroup(id: &str) -> Vec<String> {
 pub fn assert_no_leftovers(rt: &Rt, b: &Bundle) {
     let ids = rt.list_ids();
     assert!(ids.is_empty(), "list -q after failure: {ids:?}");
-    assert!(
-        !rt.root().join(&b.id).exists(),
-        "state dir {} left behind",
-        rt.root().join(&b.id).display()
-    );
+    assert!(!rt.root().join(&b.id).exists(), "state dir {} left behind", rt.root().join(&b.id).display());
     let cg = leftover_cgroups(&b.id);
     assert!(cg.is_empty(), "cgroups left behind: {cg:?}");
     let mi = fs::read_to_string("/proc/self/mountinfo").unwrap();
-    assert!(
-        !mi.contains(b.path_str()),
-        "host mountinfo mentions the bundle: {mi}"
-    );
+    assert!(!mi.contains(b.path_str()), "host mountinfo mentions the bundle: {mi}");
     // Processes may take a moment to be reaped after the runtime exits.
     let rootfs = b.rootfs();
     let gone = wait_until(Duration::from_secs(5), || {
@@ -667,11 +586,7 @@ pub fn with_inherited_fd(cmd: &mut Command, fd: i32, target: i32) {
     unsafe {
         cmd.pre_exec(move || {
             // dup2 onto itself would keep FD_CLOEXEC; clear it explicitly.
-            let ok = if fd == target {
-                libc::fcntl(fd, libc::F_SETFD, 0) >= 0
-            } else {
-                libc::dup2(fd, target) >= 0
-            };
+            let ok = if fd == target { libc::fcntl(fd, libc::F_SETFD, 0) >= 0 } else { libc::dup2(fd, target) >= 0 };
             if !ok {
                 return Err(std::io::Error::last_os_error());
             }

@@ -68,13 +68,8 @@ pub fn unescape_mountinfo(s: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'\\'
-            && i + 3 < b.len()
-            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
-        {
-            let v = (b[i + 1] - b'0') as u32 * 64
-                + (b[i + 2] - b'0') as u32 * 8
-                + (b[i + 3] - b'0') as u32;
+        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
+            let v = (b[i + 1] - b'0') as u32 * 64 + (b[i + 2] - b'0') as u32 * 8 + (b[i + 3] - b'0') as u32;
             out.push(v as u8);
             i += 4;
         } else {
@@ -119,24 +114,13 @@ pub fn parse_mountinfo(text: &str) -> Result<Host, CgroupError> {
                 if hierarchies.iter().any(|h| h.controllers == controllers) {
                     continue;
                 }
-                hierarchies.push(Hierarchy {
-                    mount_point,
-                    root,
-                    controllers,
-                });
+                hierarchies.push(Hierarchy { mount_point, root, controllers });
             }
-            "cgroup2" => v2.push(Hierarchy {
-                mount_point,
-                root,
-                controllers: Vec::new(),
-            }),
+            "cgroup2" => v2.push(Hierarchy { mount_point, root, controllers: Vec::new() }),
             _ => {}
         }
     }
-    let pick = |p: &str| {
-        v2.iter()
-            .position(|h| h.mount_point == std::path::Path::new(p))
-    };
+    let pick = |p: &str| v2.iter().position(|h| h.mount_point == std::path::Path::new(p));
     let unified = pick("/sys/fs/cgroup")
         .or_else(|| pick("/sys/fs/cgroup/unified"))
         .or(if v2.is_empty() { None } else { Some(0) })
@@ -147,11 +131,7 @@ pub fn parse_mountinfo(text: &str) -> Result<Host, CgroupError> {
         (true, true) => HostMode::Unified,
         (true, false) => return Err(CgroupError::NoCgroupMounts),
     };
-    Ok(Host {
-        mode,
-        hierarchies,
-        unified,
-    })
+    Ok(Host { mode, hierarchies, unified })
 }
 
 /// One line of `/proc/<pid>/cgroup`: `ID:CONTROLLERS:PATH`.
@@ -172,17 +152,9 @@ pub fn parse_proc_cgroup(text: &str) -> Vec<ProcCgroupLine> {
             continue;
         };
         let Ok(id) = id.parse() else { continue };
-        let mut controllers: Vec<String> = ctrls
-            .split(',')
-            .filter(|c| !c.is_empty())
-            .map(str::to_string)
-            .collect();
+        let mut controllers: Vec<String> = ctrls.split(',').filter(|c| !c.is_empty()).map(str::to_string).collect();
         controllers.sort();
-        out.push(ProcCgroupLine {
-            id,
-            controllers,
-            path: path.to_string(),
-        });
+        out.push(ProcCgroupLine { id, controllers, path: path.to_string() });
     }
     out
 }
@@ -190,10 +162,7 @@ pub fn parse_proc_cgroup(text: &str) -> Vec<ProcCgroupLine> {
 /// Read `/proc/self/mountinfo` once and classify the host.
 pub fn detect() -> Result<Host, CgroupError> {
     let p = "/proc/self/mountinfo";
-    let text = std::fs::read_to_string(p).map_err(|e| CgroupError::Read {
-        path: p.into(),
-        source: e,
-    })?;
+    let text = std::fs::read_to_string(p).map_err(|e| CgroupError::Read { path: p.into(), source: e })?;
     let mut host = parse_mountinfo(&text)?;
     if let Some(u) = host.unified.as_mut() {
         if let Ok(s) = std::fs::read_to_string(u.mount_point.join("cgroup.controllers")) {
@@ -223,17 +192,11 @@ mod tests {
         assert_eq!(h.mode, HostMode::Hybrid);
         assert_eq!(h.hierarchies.len(), 4, "{h:?}");
         assert_eq!(h.hierarchies[0].controllers, vec!["cpu", "cpuacct"]);
-        assert_eq!(
-            h.hierarchies[0].mount_point,
-            PathBuf::from("/sys/fs/cgroup/cpu,cpuacct")
-        );
+        assert_eq!(h.hierarchies[0].mount_point, PathBuf::from("/sys/fs/cgroup/cpu,cpuacct"));
         assert_eq!(h.hierarchies[1].controllers, vec!["cpuset"]);
         assert_eq!(h.hierarchies[3].controllers, vec!["name=systemd"]);
         assert!(h.v1("cpuacct").is_some());
-        assert_eq!(
-            h.unified.unwrap().mount_point,
-            PathBuf::from("/sys/fs/cgroup/unified")
-        );
+        assert_eq!(h.unified.unwrap().mount_point, PathBuf::from("/sys/fs/cgroup/unified"));
     }
 
     #[test]
@@ -244,14 +207,8 @@ mod tests {
         let h = parse_mountinfo(unified).unwrap();
         assert_eq!(h.mode, HostMode::Unified);
         assert!(h.hierarchies.is_empty());
-        assert_eq!(
-            h.unified.unwrap().mount_point,
-            PathBuf::from("/sys/fs/cgroup")
-        );
-        assert!(matches!(
-            parse_mountinfo("1 0 0:1 / / rw - ext4 /dev/vda rw\n"),
-            Err(CgroupError::NoCgroupMounts)
-        ));
+        assert_eq!(h.unified.unwrap().mount_point, PathBuf::from("/sys/fs/cgroup"));
+        assert!(matches!(parse_mountinfo("1 0 0:1 / / rw - ext4 /dev/vda rw\n"), Err(CgroupError::NoCgroupMounts)));
     }
 
     #[test]

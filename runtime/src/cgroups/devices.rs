@@ -31,10 +31,7 @@ fn access(rule: &LinuxDeviceCgroup) -> Result<String, CgroupError> {
         return Err(invalid(rule, "empty access (use some of \"rwm\")"));
     }
     if let Some(c) = a.chars().find(|c| !"rwm".contains(*c)) {
-        return Err(invalid(
-            rule,
-            &format!("access has {c:?}; only r, w, m are allowed"),
-        ));
+        return Err(invalid(rule, &format!("access has {c:?}; only r, w, m are allowed")));
     }
     // Canonical order, no duplicates.
     Ok("rwm".chars().filter(|c| a.contains(*c)).collect())
@@ -66,14 +63,8 @@ pub fn device_rule_lines(rule: &LinuxDeviceCgroup) -> Result<Vec<String>, Cgroup
     match rule.r#type.as_deref().unwrap_or("a") {
         t @ ("c" | "b") => Ok(vec![format!("{t} {major}:{minor} {acc}")]),
         "a" if is_wildcard_all(rule) => Ok(vec!["a".to_string()]),
-        "a" => Ok(vec![
-            format!("c {major}:{minor} {acc}"),
-            format!("b {major}:{minor} {acc}"),
-        ]),
-        t => Err(invalid(
-            rule,
-            &format!("type {t:?} is not a cgroup device type (use \"a\", \"c\" or \"b\")"),
-        )),
+        "a" => Ok(vec![format!("c {major}:{minor} {acc}"), format!("b {major}:{minor} {acc}")]),
+        t => Err(invalid(rule, &format!("type {t:?} is not a cgroup device type (use \"a\", \"c\" or \"b\")"))),
     }
 }
 
@@ -85,19 +76,12 @@ pub fn v1_device_writes(rules: &[LinuxDeviceCgroup]) -> Result<Vec<DeviceWrite>,
     let mut rest = rules;
     if let Some(first) = rules.first() {
         if is_deny_all(first) {
-            out.push(DeviceWrite {
-                file: "devices.deny",
-                value: "a".to_string(),
-            });
+            out.push(DeviceWrite { file: "devices.deny", value: "a".to_string() });
             rest = &rules[1..];
         }
     }
     for r in rest {
-        let file = if r.allow {
-            "devices.allow"
-        } else {
-            "devices.deny"
-        };
+        let file = if r.allow { "devices.allow" } else { "devices.deny" };
         for value in device_rule_lines(r)? {
             out.push(DeviceWrite { file, value });
         }
@@ -110,20 +94,8 @@ mod tests {
     use super::super::resources::default_allowed_devices;
     use super::*;
 
-    fn rule(
-        allow: bool,
-        t: Option<&str>,
-        ma: Option<i64>,
-        mi: Option<i64>,
-        a: Option<&str>,
-    ) -> LinuxDeviceCgroup {
-        LinuxDeviceCgroup {
-            allow,
-            r#type: t.map(Into::into),
-            major: ma,
-            minor: mi,
-            access: a.map(Into::into),
-        }
+    fn rule(allow: bool, t: Option<&str>, ma: Option<i64>, mi: Option<i64>, a: Option<&str>) -> LinuxDeviceCgroup {
+        LinuxDeviceCgroup { allow, r#type: t.map(Into::into), major: ma, minor: mi, access: a.map(Into::into) }
     }
 
     #[test]
@@ -132,18 +104,9 @@ mod tests {
             device_rule_lines(&rule(true, Some("c"), Some(1), Some(3), Some("rwm"))).unwrap(),
             vec!["c 1:3 rwm"]
         );
-        assert_eq!(
-            device_rule_lines(&rule(true, Some("c"), Some(136), None, None)).unwrap(),
-            vec!["c 136:* rwm"]
-        );
-        assert_eq!(
-            device_rule_lines(&rule(false, Some("b"), None, None, Some("mw"))).unwrap(),
-            vec!["b *:* wm"]
-        );
-        assert_eq!(
-            device_rule_lines(&rule(false, None, None, None, None)).unwrap(),
-            vec!["a"]
-        );
+        assert_eq!(device_rule_lines(&rule(true, Some("c"), Some(136), None, None)).unwrap(), vec!["c 136:* rwm"]);
+        assert_eq!(device_rule_lines(&rule(false, Some("b"), None, None, Some("mw"))).unwrap(), vec!["b *:* wm"]);
+        assert_eq!(device_rule_lines(&rule(false, None, None, None, None)).unwrap(), vec!["a"]);
         assert_eq!(
             device_rule_lines(&rule(true, Some("a"), None, None, Some("m"))).unwrap(),
             vec!["c *:* m", "b *:* m"]
@@ -159,29 +122,11 @@ mod tests {
         rules.extend(default_allowed_devices());
         rules.push(rule(false, Some("c"), Some(1), Some(9), Some("w")));
         let w = v1_device_writes(&rules).unwrap();
-        assert_eq!(
-            w[0],
-            DeviceWrite {
-                file: "devices.deny",
-                value: "a".into()
-            }
-        );
-        assert_eq!(
-            w[1],
-            DeviceWrite {
-                file: "devices.allow",
-                value: "c *:* m".into()
-            }
-        );
+        assert_eq!(w[0], DeviceWrite { file: "devices.deny", value: "a".into() });
+        assert_eq!(w[1], DeviceWrite { file: "devices.allow", value: "c *:* m".into() });
         assert_eq!(w[3].value, "c 1:3 rwm");
         assert_eq!(w.len(), 1 + 11 + 1);
-        assert_eq!(
-            w.last().unwrap(),
-            &DeviceWrite {
-                file: "devices.deny",
-                value: "c 1:9 w".into()
-            }
-        );
+        assert_eq!(w.last().unwrap(), &DeviceWrite { file: "devices.deny", value: "c 1:9 w".into() });
         // no deny-all first: no reset
         let w = v1_device_writes(&default_allowed_devices()).unwrap();
         assert_eq!(w.len(), 11);

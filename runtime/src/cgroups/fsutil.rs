@@ -11,31 +11,20 @@ use super::CgroupError;
 /// Open a cgroup file for writing: O_WRONLY|O_CLOEXEC (std always adds
 /// O_CLOEXEC), no O_CREAT, no O_TRUNC.
 pub fn open_w(path: &Path, value: &str) -> Result<File, CgroupError> {
-    OpenOptions::new()
-        .write(true)
-        .open(path)
-        .map_err(|e| write_err(path, value, e))
+    OpenOptions::new().write(true).open(path).map_err(|e| write_err(path, value, e))
 }
 
 /// Exactly one write(2) of `value`; a short write is an error.
 pub fn write_once(f: &mut File, path: &Path, value: &str) -> Result<(), CgroupError> {
     match f.write(value.as_bytes()) {
         Ok(n) if n == value.len() => Ok(()),
-        Ok(n) => Err(write_err(
-            path,
-            value,
-            io::Error::other(format!("short write: {n} of {} bytes", value.len())),
-        )),
+        Ok(n) => Err(write_err(path, value, io::Error::other(format!("short write: {n} of {} bytes", value.len())))),
         Err(e) => Err(write_err(path, value, e)),
     }
 }
 
 pub fn write_err(path: &Path, value: &str, e: io::Error) -> CgroupError {
-    CgroupError::Write {
-        path: path.to_path_buf(),
-        value: value.to_string(),
-        source: e,
-    }
+    CgroupError::Write { path: path.to_path_buf(), value: value.to_string(), source: e }
 }
 
 /// Write `value` to `dir/file` with a single write(2).
@@ -52,10 +41,7 @@ pub fn read_file(dir: &Path, file: &str) -> Result<String, CgroupError> {
     let mut s = String::new();
     File::open(&p)
         .and_then(|mut f| f.read_to_string(&mut s))
-        .map_err(|e| CgroupError::Read {
-            path: p.clone(),
-            source: e,
-        })?;
+        .map_err(|e| CgroupError::Read { path: p.clone(), source: e })?;
     Ok(s)
 }
 
@@ -81,12 +67,10 @@ pub fn is_enoent(e: &CgroupError) -> bool {
 /// created itself to `created`, top-down. A directory that already exists
 /// (EEXIST, e.g. created concurrently by someone else) is not recorded.
 pub fn mkdir_p(mount: &Path, dir: &Path, created: &mut Vec<PathBuf>) -> Result<(), CgroupError> {
-    let rel = dir
-        .strip_prefix(mount)
-        .map_err(|_| CgroupError::InvalidPath {
-            path: dir.display().to_string(),
-            reason: format!("not below the cgroup mount {}", mount.display()),
-        })?;
+    let rel = dir.strip_prefix(mount).map_err(|_| CgroupError::InvalidPath {
+        path: dir.display().to_string(),
+        reason: format!("not below the cgroup mount {}", mount.display()),
+    })?;
     let mut cur = mount.to_path_buf();
     for c in rel.components() {
         cur.push(c);
@@ -94,10 +78,7 @@ pub fn mkdir_p(mount: &Path, dir: &Path, created: &mut Vec<PathBuf>) -> Result<(
             Ok(()) => created.push(cur.clone()),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
             Err(e) => {
-                return Err(CgroupError::Mkdir {
-                    path: cur,
-                    source: e,
-                });
+                return Err(CgroupError::Mkdir { path: cur, source: e });
             }
         }
     }
@@ -117,10 +98,7 @@ pub fn rmdir_retry(dir: &Path, deadline: Instant) -> Result<(), CgroupError> {
                 sleep = (sleep * 2).min(Duration::from_millis(50));
             }
             Err(e) => {
-                return Err(CgroupError::Remove {
-                    path: dir.to_path_buf(),
-                    source: e,
-                });
+                return Err(CgroupError::Remove { path: dir.to_path_buf(), source: e });
             }
         }
     }
@@ -138,10 +116,7 @@ pub fn rmdir_tree(dir: &Path, deadline: Instant) -> Result<(), CgroupError> {
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
         Err(e) => {
-            return Err(CgroupError::Read {
-                path: dir.to_path_buf(),
-                source: e,
-            });
+            return Err(CgroupError::Read { path: dir.to_path_buf(), source: e });
         }
     }
     rmdir_retry(dir, deadline)

@@ -14,6 +14,7 @@ pub mod devices;
 mod fsutil;
 pub mod path;
 pub mod resources;
+pub mod stats;
 #[cfg(test)]
 mod tests;
 mod v1;
@@ -27,9 +28,8 @@ use serde::{Deserialize, Serialize};
 pub use detect::{detect, Hierarchy, Host};
 pub use path::{resolve_path, CgroupPath};
 pub use resources::{
-    default_allowed_devices, LinuxBlockIo, LinuxCpu, LinuxDeviceCgroup, LinuxHugepageLimit,
-    LinuxInterfacePriority, LinuxMemory, LinuxNetwork, LinuxPids, LinuxRdma, LinuxResources,
-    LinuxThrottleDevice, LinuxWeightDevice,
+    default_allowed_devices, LinuxBlockIo, LinuxCpu, LinuxDeviceCgroup, LinuxHugepageLimit, LinuxInterfacePriority,
+    LinuxMemory, LinuxNetwork, LinuxPids, LinuxRdma, LinuxResources, LinuxThrottleDevice, LinuxWeightDevice,
 };
 
 /// How cgroups are mounted on this host.
@@ -78,39 +78,24 @@ pub enum CgroupError {
     SystemdPath(String),
     #[error("invalid cgroupsPath {path:?}: {reason}")]
     InvalidPath { path: String, reason: String },
-    #[error(
-        "no cgroup filesystem is mounted (no \"cgroup\" or \"cgroup2\" line in /proc/self/mountinfo)"
-    )]
+    #[error("no cgroup filesystem is mounted (no \"cgroup\" or \"cgroup2\" line in /proc/self/mountinfo)")]
     NoCgroupMounts,
     #[error("invalid resource setting: {0}")]
     InvalidResource(String),
     #[error("{what} is not supported on this host: {why}")]
     Unsupported { what: String, why: String },
     #[error(
-        "cannot set memory limit {limit} in {}: the cgroup already uses {usage} bytes (peak {peak}); the kernel refuses a limit below current usage",
-        .dir.display()
+        "write \"{limit}\" to {}/{}: the cgroup already uses {usage} bytes (peak {peak}); the kernel refuses a memory limit below current usage",
+        .dir.display(), if .dir.join("memory.max").exists() { "memory.max" } else { "memory.limit_in_bytes" }
     )]
-    MemoryLimitBelowUsage {
-        dir: PathBuf,
-        limit: i64,
-        usage: u64,
-        peak: u64,
-    },
+    MemoryLimitBelowUsage { dir: PathBuf, limit: i64, usage: u64, peak: u64 },
     #[error(
         "controller {controller:?} is not enabled for {} ({file} is missing): enable it in the parent's cgroup.subtree_control",
         .dir.display()
     )]
-    ControllerMissing {
-        controller: String,
-        dir: PathBuf,
-        file: String,
-    },
+    ControllerMissing { controller: String, dir: PathBuf, file: String },
     #[error("freeze {}: {state} after {waited_ms} ms (processes keep forking or exiting?); thawed it back", .path.display())]
-    FreezeTimeout {
-        path: PathBuf,
-        state: String,
-        waited_ms: u128,
-    },
+    FreezeTimeout { path: PathBuf, state: String, waited_ms: u128 },
     #[error("unexpected {} content {state:?}", .path.display())]
     BadState { path: PathBuf, state: String },
 }
@@ -177,16 +162,8 @@ impl Manager {
                 dir: path.dir_in(h, false),
             })
             .collect();
-        let v2 = host.unified.as_ref().map(|h| V2Dir {
-            mount: h.mount_point.clone(),
-            dir: path.dir_in(h, true),
-        });
-        Manager {
-            mode: host.mode,
-            v1,
-            v2,
-            created: Vec::new(),
-        }
+        let v2 = host.unified.as_ref().map(|h| V2Dir { mount: h.mount_point.clone(), dir: path.dir_in(h, true) });
+        Manager { mode: host.mode, v1, v2, created: Vec::new() }
     }
 
     /// The host mode this manager was made for.
@@ -201,18 +178,12 @@ impl Manager {
 
     /// All (mount, dir) pairs: v1 hierarchies first, then cgroup2.
     fn all_dirs(&self) -> impl Iterator<Item = (&PathBuf, &PathBuf)> {
-        self.v1
-            .iter()
-            .map(|d| (&d.mount, &d.dir))
-            .chain(self.v2.iter().map(|d| (&d.mount, &d.dir)))
+        self.v1.iter().map(|d| (&d.mount, &d.dir)).chain(self.v2.iter().map(|d| (&d.mount, &d.dir)))
     }
 
     /// The v1 directory of controller `c` ("memory", "name=systemd", ...).
     fn v1_dir(&self, c: &str) -> Option<&PathBuf> {
-        self.v1
-            .iter()
-            .find(|d| d.controllers.iter().any(|x| x == c))
-            .map(|d| &d.dir)
+        self.v1.iter().find(|d| d.controllers.iter().any(|x| x == c)).map(|d| &d.dir)
     }
 
     /// mkdir -p the container cgroup in every hierarchy (v1: all mounted
@@ -299,10 +270,7 @@ impl Manager {
     pub fn pids(&self) -> Result<Vec<i32>, CgroupError> {
         let dir = match self.mode {
             HostMode::Unified => self.v2.as_ref().map(|d| &d.dir),
-            _ => ["pids", "memory", "freezer"]
-                .iter()
-                .find_map(|c| self.v1_dir(c))
-                .or(self.v1.first().map(|d| &d.dir)),
+            _ => ["pids", "memory", "freezer"].iter().find_map(|c| self.v1_dir(c)).or(self.v1.first().map(|d| &d.dir)),
         };
         let mut out = Vec::new();
         if let Some(d) = dir {
@@ -374,10 +342,7 @@ impl Manager {
                             tracing::debug!(path = %p.display(), "cgroup ancestor still in use; left in place");
                             Ok(())
                         }
-                        _ => Err(CgroupError::Remove {
-                            path: p.clone(),
-                            source: e,
-                        }),
+                        _ => Err(CgroupError::Remove { path: p.clone(), source: e }),
                     },
                 }
             };

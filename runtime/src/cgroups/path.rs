@@ -46,15 +46,9 @@ pub fn is_systemd_form(p: &str) -> bool {
 
 /// `resolve_path` with the contents of /proc/self/cgroup given as text
 /// (only consulted for relative paths).
-pub fn resolve_path_with(
-    cgroups_path: &str,
-    id: &str,
-    proc_self_cgroup: &str,
-) -> Result<CgroupPath, CgroupError> {
-    let invalid = |reason: &str| CgroupError::InvalidPath {
-        path: cgroups_path.to_string(),
-        reason: reason.to_string(),
-    };
+pub fn resolve_path_with(cgroups_path: &str, id: &str, proc_self_cgroup: &str) -> Result<CgroupPath, CgroupError> {
+    let invalid =
+        |reason: &str| CgroupError::InvalidPath { path: cgroups_path.to_string(), reason: reason.to_string() };
     if cgroups_path.contains('\0') {
         return Err(invalid("contains a NUL byte"));
     }
@@ -67,11 +61,7 @@ pub fn resolve_path_with(
                 ),
             });
         }
-        return Ok(CgroupPath {
-            path: format!("/capsa/{id}"),
-            relative: false,
-            own: BTreeMap::new(),
-        });
+        return Ok(CgroupPath { path: format!("/capsa/{id}"), relative: false, own: BTreeMap::new() });
     }
     if is_systemd_form(cgroups_path) {
         return Err(CgroupError::SystemdPath(cgroups_path.to_string()));
@@ -83,21 +73,10 @@ pub fn resolve_path_with(
         ));
     }
     if cgroups_path.starts_with('/') {
-        return Ok(CgroupPath {
-            path: format!("/{cleaned}"),
-            relative: false,
-            own: BTreeMap::new(),
-        });
+        return Ok(CgroupPath { path: format!("/{cleaned}"), relative: false, own: BTreeMap::new() });
     }
-    let own = parse_proc_cgroup(proc_self_cgroup)
-        .into_iter()
-        .map(|l| (l.controllers.join(","), l.path))
-        .collect();
-    Ok(CgroupPath {
-        path: cleaned,
-        relative: true,
-        own,
-    })
+    let own = parse_proc_cgroup(proc_self_cgroup).into_iter().map(|l| (l.controllers.join(","), l.path)).collect();
+    Ok(CgroupPath { path: cleaned, relative: true, own })
 }
 
 /// Resolves cgroupsPath as runc's fs driver does: absolute "/a/b" -> that path
@@ -106,15 +85,9 @@ pub fn resolve_path_with(
 /// the caller's cgroup, unlike runc). "slice:prefix:name" (systemd form) ->
 /// `Err(CgroupError::SystemdPath)`.
 pub fn resolve_path(cgroups_path: &str, id: &str) -> Result<CgroupPath, CgroupError> {
-    let text = if !cgroups_path.is_empty()
-        && !cgroups_path.starts_with('/')
-        && !is_systemd_form(cgroups_path)
-    {
+    let text = if !cgroups_path.is_empty() && !cgroups_path.starts_with('/') && !is_systemd_form(cgroups_path) {
         let p = "/proc/self/cgroup";
-        std::fs::read_to_string(p).map_err(|e| CgroupError::Read {
-            path: p.into(),
-            source: e,
-        })?
+        std::fs::read_to_string(p).map_err(|e| CgroupError::Read { path: p.into(), source: e })?
     } else {
         String::new()
     };
@@ -176,15 +149,10 @@ mod tests {
     use super::*;
 
     fn hier(mp: &str, root: &str, c: &[&str]) -> Hierarchy {
-        Hierarchy {
-            mount_point: mp.into(),
-            root: root.into(),
-            controllers: c.iter().map(|s| s.to_string()).collect(),
-        }
+        Hierarchy { mount_point: mp.into(), root: root.into(), controllers: c.iter().map(|s| s.to_string()).collect() }
     }
 
-    const PROC: &str =
-        "9:name=systemd:/user.slice\n4:memory:/process_api/986e\n1:cpu,cpuacct:/\n0::/init.scope\n";
+    const PROC: &str = "9:name=systemd:/user.slice\n4:memory:/process_api/986e\n1:cpu,cpuacct:/\n0::/init.scope\n";
 
     #[test]
     fn absolute() {
@@ -192,17 +160,11 @@ mod tests {
         assert_eq!(p.path, "/a/b/d");
         assert!(!p.relative);
         let mem = hier("/sys/fs/cgroup/memory", "/", &["memory"]);
-        assert_eq!(
-            p.dir_in(&mem, false),
-            PathBuf::from("/sys/fs/cgroup/memory/a/b/d")
-        );
+        assert_eq!(p.dir_in(&mem, false), PathBuf::from("/sys/fs/cgroup/memory/a/b/d"));
         // ".." cannot climb above the hierarchy root.
         let p = resolve_path_with("/../../etc", "x", PROC).unwrap();
         assert_eq!(p.path, "/etc");
-        assert_eq!(
-            p.dir_in(&mem, false),
-            PathBuf::from("/sys/fs/cgroup/memory/etc")
-        );
+        assert_eq!(p.dir_in(&mem, false), PathBuf::from("/sys/fs/cgroup/memory/etc"));
     }
 
     #[test]
@@ -214,33 +176,15 @@ mod tests {
         let sd = hier("/sys/fs/cgroup/systemd", "/", &["name=systemd"]);
         let pids = hier("/sys/fs/cgroup/pids", "/", &["pids"]);
         let v2 = hier("/sys/fs/cgroup/unified", "/", &[]);
-        assert_eq!(
-            p.dir_in(&mem, false),
-            PathBuf::from("/sys/fs/cgroup/memory/process_api/986e/ctr/a")
-        );
-        assert_eq!(
-            p.dir_in(&cpu, false),
-            PathBuf::from("/sys/fs/cgroup/cpu,cpuacct/ctr/a")
-        );
-        assert_eq!(
-            p.dir_in(&sd, false),
-            PathBuf::from("/sys/fs/cgroup/systemd/user.slice/ctr/a")
-        );
+        assert_eq!(p.dir_in(&mem, false), PathBuf::from("/sys/fs/cgroup/memory/process_api/986e/ctr/a"));
+        assert_eq!(p.dir_in(&cpu, false), PathBuf::from("/sys/fs/cgroup/cpu,cpuacct/ctr/a"));
+        assert_eq!(p.dir_in(&sd, false), PathBuf::from("/sys/fs/cgroup/systemd/user.slice/ctr/a"));
         // no line for pids: falls back to the hierarchy root
-        assert_eq!(
-            p.dir_in(&pids, false),
-            PathBuf::from("/sys/fs/cgroup/pids/ctr/a")
-        );
-        assert_eq!(
-            p.dir_in(&v2, true),
-            PathBuf::from("/sys/fs/cgroup/unified/init.scope/ctr/a")
-        );
+        assert_eq!(p.dir_in(&pids, false), PathBuf::from("/sys/fs/cgroup/pids/ctr/a"));
+        assert_eq!(p.dir_in(&v2, true), PathBuf::from("/sys/fs/cgroup/unified/init.scope/ctr/a"));
         // a mount whose root is a sub-tree (bind mount / cgroupns)
         let bound = hier("/mnt/mem", "/process_api", &["memory"]);
-        assert_eq!(
-            p.dir_in(&bound, false),
-            PathBuf::from("/mnt/mem/986e/ctr/a")
-        );
+        assert_eq!(p.dir_in(&bound, false), PathBuf::from("/mnt/mem/986e/ctr/a"));
         // "../x" stays under the caller's cgroup
         let p = resolve_path_with("../x", "id", PROC).unwrap();
         assert_eq!(p.path, "x");
@@ -251,25 +195,13 @@ mod tests {
         let p = resolve_path_with("", "ctr1", PROC).unwrap();
         assert_eq!(p.path, "/capsa/ctr1");
         assert!(!p.relative);
-        assert!(matches!(
-            resolve_path_with("", "a/b", PROC),
-            Err(CgroupError::InvalidPath { .. })
-        ));
+        assert!(matches!(resolve_path_with("", "a/b", PROC), Err(CgroupError::InvalidPath { .. })));
         let e = resolve_path_with("system.slice:docker:1234", "x", PROC).unwrap_err();
         assert!(matches!(e, CgroupError::SystemdPath(_)));
         assert!(e.to_string().contains("--systemd-cgroup"), "{e}");
-        assert!(matches!(
-            resolve_path_with("/", "x", PROC),
-            Err(CgroupError::InvalidPath { .. })
-        ));
-        assert!(matches!(
-            resolve_path_with("a/..", "x", PROC),
-            Err(CgroupError::InvalidPath { .. })
-        ));
+        assert!(matches!(resolve_path_with("/", "x", PROC), Err(CgroupError::InvalidPath { .. })));
+        assert!(matches!(resolve_path_with("a/..", "x", PROC), Err(CgroupError::InvalidPath { .. })));
         // colons inside an absolute path are just names
-        assert_eq!(
-            resolve_path_with("/a:b:c", "x", PROC).unwrap().path,
-            "/a:b:c"
-        );
+        assert_eq!(resolve_path_with("/a:b:c", "x", PROC).unwrap().path, "/a:b:c");
     }
 }

@@ -123,15 +123,9 @@ pub struct LinuxBlockIo {
     pub throttle_read_bps_device: Vec<LinuxThrottleDevice>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub throttle_write_bps_device: Vec<LinuxThrottleDevice>,
-    #[serde(
-        rename = "throttleReadIOPSDevice",
-        skip_serializing_if = "Vec::is_empty"
-    )]
+    #[serde(rename = "throttleReadIOPSDevice", skip_serializing_if = "Vec::is_empty")]
     pub throttle_read_iops_device: Vec<LinuxThrottleDevice>,
-    #[serde(
-        rename = "throttleWriteIOPSDevice",
-        skip_serializing_if = "Vec::is_empty"
-    )]
+    #[serde(rename = "throttleWriteIOPSDevice", skip_serializing_if = "Vec::is_empty")]
     pub throttle_write_iops_device: Vec<LinuxThrottleDevice>,
 }
 
@@ -194,13 +188,7 @@ pub struct LinuxRdma {
 }
 
 fn dev(typ: &str, major: Option<i64>, minor: Option<i64>, access: &str) -> LinuxDeviceCgroup {
-    LinuxDeviceCgroup {
-        allow: true,
-        r#type: Some(typ.to_string()),
-        major,
-        minor,
-        access: Some(access.to_string()),
-    }
+    LinuxDeviceCgroup { allow: true, r#type: Some(typ.to_string()), major, minor, access: Some(access.to_string()) }
 }
 
 /// The device rules runc appends to every container's list.
@@ -304,8 +292,6 @@ mod tests {
         assert_eq!(d.len(), 11);
         assert!(d.iter().all(|r| r.allow));
         assert!(d.iter().any(|r| r.major == Some(136) && r.minor.is_none()));
-        assert!(d
-            .iter()
-            .any(|r| r.major == Some(10) && r.minor == Some(200)));
+        assert!(d.iter().any(|r| r.major == Some(10) && r.minor == Some(200)));
     }
 }

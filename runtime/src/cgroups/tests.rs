@@ -44,23 +44,11 @@ fn manager_paths_and_serde() {
     let m = Manager::new(&host, &p);
     let paths = m.paths();
     let get = |c: &str| paths.iter().find(|(n, _)| n == c).unwrap().1.clone();
-    assert_eq!(
-        get("cpu"),
-        PathBuf::from("/sys/fs/cgroup/cpu,cpuacct/c/ctr")
-    );
-    assert_eq!(
-        get("cpuacct"),
-        PathBuf::from("/sys/fs/cgroup/cpu,cpuacct/c/ctr")
-    );
+    assert_eq!(get("cpu"), PathBuf::from("/sys/fs/cgroup/cpu,cpuacct/c/ctr"));
+    assert_eq!(get("cpuacct"), PathBuf::from("/sys/fs/cgroup/cpu,cpuacct/c/ctr"));
     assert_eq!(get("memory"), PathBuf::from("/sys/fs/cgroup/memory/m/ctr"));
-    assert_eq!(
-        get("name=systemd"),
-        PathBuf::from("/sys/fs/cgroup/systemd/s/ctr")
-    );
-    assert_eq!(
-        get("unified"),
-        PathBuf::from("/sys/fs/cgroup/unified/u/ctr")
-    );
+    assert_eq!(get("name=systemd"), PathBuf::from("/sys/fs/cgroup/systemd/s/ctr"));
+    assert_eq!(get("unified"), PathBuf::from("/sys/fs/cgroup/unified/u/ctr"));
     assert_eq!(m.mode(), HostMode::Hybrid);
     let json = serde_json::to_string(&m).unwrap();
     let back: Manager = serde_json::from_str(&json).unwrap();
@@ -69,17 +57,10 @@ fn manager_paths_and_serde() {
 
 #[test]
 fn manager_on_unified_host() {
-    let host = parse_mountinfo("30 23 0:26 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw,nsdelegate\n")
-        .unwrap();
+    let host = parse_mountinfo("30 23 0:26 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw,nsdelegate\n").unwrap();
     let m = Manager::new(&host, &resolve_path_with("", "ctr", "").unwrap());
     assert_eq!(m.mode(), HostMode::Unified);
-    assert_eq!(
-        m.paths(),
-        vec![(
-            "unified".to_string(),
-            PathBuf::from("/sys/fs/cgroup/capsa/ctr")
-        )]
-    );
+    assert_eq!(m.paths(), vec![("unified".to_string(), PathBuf::from("/sys/fs/cgroup/capsa/ctr"))]);
 }
 
 // ---------- real ----------
@@ -109,21 +90,14 @@ struct Guard {
 
 impl Guard {
     fn new(host: &Host, name: &str) -> Guard {
-        let mut prefixes: Vec<PathBuf> = host
-            .hierarchies
-            .iter()
-            .map(|h| h.mount_point.join(name))
-            .collect();
+        let mut prefixes: Vec<PathBuf> = host.hierarchies.iter().map(|h| h.mount_point.join(name)).collect();
         if let Some(u) = &host.unified {
             prefixes.push(u.mount_point.join(name));
         }
         for p in &prefixes {
             assert!(!p.exists(), "{} exists before the test", p.display());
         }
-        Guard {
-            prefixes,
-            children: Vec::new(),
-        }
+        Guard { prefixes, children: Vec::new() }
     }
 
     /// Make the prefix dirs ourselves (a "pre-existing parent").
@@ -140,21 +114,14 @@ impl Guard {
     }
 
     fn spawn_sleep(&mut self) -> i32 {
-        let c = Command::new("sleep")
-            .arg("60")
-            .stdin(Stdio::null())
-            .spawn()
-            .unwrap();
+        let c = Command::new("sleep").arg("60").stdin(Stdio::null()).spawn().unwrap();
         let pid = c.id() as i32;
         self.children.push(c);
         pid
     }
 
     fn child(&mut self, pid: i32) -> &mut Child {
-        self.children
-            .iter_mut()
-            .find(|c| c.id() as i32 == pid)
-            .unwrap()
+        self.children.iter_mut().find(|c| c.id() as i32 == pid).unwrap()
     }
 }
 
@@ -222,11 +189,7 @@ fn real_lifecycle() {
     let Some(host) = real_host() else { return };
     let name = format!("capsa-cgtest-{}", std::process::id());
     let mut g = Guard::new(&host, &name);
-    eprintln!(
-        "host mode {:?}, {} v1 hierarchies",
-        host.mode,
-        host.hierarchies.len()
-    );
+    eprintln!("host mode {:?}, {} v1 hierarchies", host.mode, host.hierarchies.len());
 
     let path = resolve_path(&format!("/{name}/a"), "ctr").unwrap();
     let mut m0 = Manager::new(&host, &path);
@@ -240,11 +203,7 @@ fn real_lifecycle() {
     let m: Manager = serde_json::from_str(&serde_json::to_string(&m0).unwrap()).unwrap();
 
     let mut res = LinuxResources {
-        memory: Some(LinuxMemory {
-            limit: Some(64 * MIB),
-            reservation: Some(32 * MIB),
-            ..Default::default()
-        }),
+        memory: Some(LinuxMemory { limit: Some(64 * MIB), reservation: Some(32 * MIB), ..Default::default() }),
         pids: Some(LinuxPids { limit: 32 }),
         cpu: Some(LinuxCpu {
             shares: Some(512),
@@ -254,30 +213,19 @@ fn real_lifecycle() {
             mems: Some("0".into()),
             ..Default::default()
         }),
-        hugepage_limits: vec![LinuxHugepageLimit {
-            page_size: "2MB".into(),
-            limit: 2 * MIB as u64,
-        }],
+        hugepage_limits: vec![LinuxHugepageLimit { page_size: "2MB".into(), limit: 2 * MIB as u64 }],
         ..Default::default()
     };
-    res.devices.push(LinuxDeviceCgroup {
-        allow: false,
-        access: Some("rwm".into()),
-        ..Default::default()
-    });
+    res.devices.push(LinuxDeviceCgroup { allow: false, access: Some("rwm".into()), ..Default::default() });
     res.devices.extend(default_allowed_devices());
     if host.mode == HostMode::Hybrid {
-        res.unified
-            .insert("cgroup.max.descendants".into(), "7".into());
+        res.unified.insert("cgroup.max.descendants".into(), "7".into());
     }
     m.apply(&res).unwrap();
 
     if let Some(mem) = host.v1("memory").map(|_| dir_of(&m, "memory")) {
         assert_eq!(rd(&mem, "memory.limit_in_bytes"), (64 * MIB).to_string());
-        assert_eq!(
-            rd(&mem, "memory.soft_limit_in_bytes"),
-            (32 * MIB).to_string()
-        );
+        assert_eq!(rd(&mem, "memory.soft_limit_in_bytes"), (32 * MIB).to_string());
     }
     if host.v1("pids").is_some() {
         assert_eq!(rd(&dir_of(&m, "pids"), "pids.max"), "32");
@@ -294,10 +242,7 @@ fn real_lifecycle() {
         assert_eq!(rd(&cs, "cpuset.mems"), "0");
         // the intermediate dir we created got the root's values
         let root = host.v1("cpuset").unwrap().mount_point.clone();
-        assert_eq!(
-            rd(cs.parent().unwrap(), "cpuset.cpus"),
-            rd(&root, "cpuset.cpus")
-        );
+        assert_eq!(rd(cs.parent().unwrap(), "cpuset.cpus"), rd(&root, "cpuset.cpus"));
     }
     if host.v1("devices").is_some() {
         let list = rd(&dir_of(&m, "devices"), "devices.list");
@@ -312,37 +257,20 @@ fn real_lifecycle() {
     // memory+swap ordering: raise both (memsw must go first), then lower both.
     let mem_dir = dir_of(&m, "memory");
     if mem_dir.join("memory.memsw.limit_in_bytes").exists() {
-        for (limit, swap) in [
-            (128 * MIB, 192 * MIB),
-            (256 * MIB, 512 * MIB),
-            (32 * MIB, 48 * MIB),
-        ] {
+        for (limit, swap) in [(128 * MIB, 192 * MIB), (256 * MIB, 512 * MIB), (32 * MIB, 48 * MIB)] {
             let r = LinuxResources {
-                memory: Some(LinuxMemory {
-                    limit: Some(limit),
-                    swap: Some(swap),
-                    ..Default::default()
-                }),
+                memory: Some(LinuxMemory { limit: Some(limit), swap: Some(swap), ..Default::default() }),
                 ..Default::default()
             };
-            m.apply(&r)
-                .unwrap_or_else(|e| panic!("limit {limit} swap {swap}: {e}"));
+            m.apply(&r).unwrap_or_else(|e| panic!("limit {limit} swap {swap}: {e}"));
             assert_eq!(rd(&mem_dir, "memory.limit_in_bytes"), limit.to_string());
-            assert_eq!(
-                rd(&mem_dir, "memory.memsw.limit_in_bytes"),
-                swap.to_string()
-            );
+            assert_eq!(rd(&mem_dir, "memory.memsw.limit_in_bytes"), swap.to_string());
         }
     }
 
     // A bad value: the error names file, value and errno.
-    let bad = LinuxResources {
-        cpu: Some(LinuxCpu {
-            cpus: Some("999".into()),
-            ..Default::default()
-        }),
-        ..Default::default()
-    };
+    let bad =
+        LinuxResources { cpu: Some(LinuxCpu { cpus: Some("999".into()), ..Default::default() }), ..Default::default() };
     let e = m.apply(&bad).unwrap_err().to_string();
     eprintln!("expected error: {e}");
     assert!(e.starts_with("write \"999\" to /sys/fs/cgroup/"), "{e}");
@@ -357,10 +285,7 @@ fn real_lifecycle() {
     let pid2 = g.spawn_sleep();
     let t = Instant::now();
     m.add_pid(pid2).unwrap();
-    eprintln!(
-        "add_pid over {n_hier} hierarchies: first {first:?}, second {:?}",
-        t.elapsed()
-    );
+    eprintln!("add_pid over {n_hier} hierarchies: first {first:?}, second {:?}", t.elapsed());
     let cg = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
     for line in cg.lines() {
         assert!(line.ends_with(&format!("/{name}/a")), "{line}");
@@ -465,8 +390,7 @@ fn real_relative_path_resolves_under_own_cgroup() {
             .unwrap();
         let cg = line.splitn(3, ':').nth(2).unwrap();
         assert!(
-            d.to_string_lossy()
-                .ends_with(&format!("{}/capsa-cgtest-rel", cg.trim_end_matches('/'))),
+            d.to_string_lossy().ends_with(&format!("{}/capsa-cgtest-rel", cg.trim_end_matches('/'))),
             "{c}: {} vs {cg}",
             d.display()
         );

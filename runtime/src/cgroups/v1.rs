@@ -75,10 +75,7 @@ fn write_if_exists(dir: &Path, file: &str, value: &str, what: &str) -> Result<()
     if dir.join(file).exists() {
         write_file(dir, file, value)
     } else {
-        warn_no(
-            what,
-            &format!("{} does not exist", dir.join(file).display()),
-        );
+        warn_no(what, &format!("{} does not exist", dir.join(file).display()));
         Ok(())
     }
 }
@@ -147,11 +144,7 @@ pub(super) fn apply(m: &Manager, res: &LinuxResources) -> Result<(), CgroupError
         }
         for p in &n.priorities {
             match m.v1_dir("net_prio") {
-                Some(d) => write_file(
-                    d,
-                    "net_prio.ifpriomap",
-                    &format!("{} {}", p.name, p.priority),
-                )?,
+                Some(d) => write_file(d, "net_prio.ifpriomap", &format!("{} {}", p.name, p.priority))?,
                 None => warn_no("network.priorities", "no v1 net_prio hierarchy"),
             }
         }
@@ -187,11 +180,7 @@ pub(super) fn pids_value(limit: i64) -> String {
 
 fn set_hugetlb(m: &Manager, h: &LinuxHugepageLimit) -> Result<(), CgroupError> {
     if let Some(d) = m.v1_dir("hugetlb") {
-        return write_file(
-            d,
-            &format!("hugetlb.{}.limit_in_bytes", h.page_size),
-            &h.limit.to_string(),
-        );
+        return write_file(d, &format!("hugetlb.{}.limit_in_bytes", h.page_size), &h.limit.to_string());
     }
     if let Some(d) = &m.v2 {
         let file = format!("hugetlb.{}.max", h.page_size);
@@ -216,16 +205,8 @@ fn memory_busy(dir: &Path, limit: i64, e: CgroupError) -> CgroupError {
     if e.errno() != Some(libc::EBUSY) {
         return e;
     }
-    match (
-        read_u64(dir, "memory.usage_in_bytes"),
-        read_u64(dir, "memory.max_usage_in_bytes"),
-    ) {
-        (Ok(usage), Ok(peak)) => CgroupError::MemoryLimitBelowUsage {
-            dir: dir.to_path_buf(),
-            limit,
-            usage,
-            peak,
-        },
+    match (read_u64(dir, "memory.usage_in_bytes"), read_u64(dir, "memory.max_usage_in_bytes")) {
+        (Ok(usage), Ok(peak)) => CgroupError::MemoryLimitBelowUsage { dir: dir.to_path_buf(), limit, usage, peak },
         _ => e,
     }
 }
@@ -240,31 +221,19 @@ fn set_memory(dir: &Path, mem: &LinuxMemory) -> Result<(), CgroupError> {
         swap = -1;
     }
     if swap != 0 && !memsw_exists {
-        warn_no(
-            "memory.swap",
-            &format!(
-                "{} does not exist (swap accounting is off)",
-                dir.join(MEMSW).display()
-            ),
-        );
+        warn_no("memory.swap", &format!("{} does not exist (swap accounting is off)", dir.join(MEMSW).display()));
         swap = 0;
     }
     if mem.check_before_update == Some(true) && limit > 0 {
         let usage = read_u64(dir, "memory.usage_in_bytes")?;
         if usage > limit as u64 {
             let peak = read_u64(dir, "memory.max_usage_in_bytes").unwrap_or(usage);
-            return Err(CgroupError::MemoryLimitBelowUsage {
-                dir: dir.to_path_buf(),
-                limit,
-                usage,
-                peak,
-            });
+            return Err(CgroupError::MemoryLimitBelowUsage { dir: dir.to_path_buf(), limit, usage, peak });
         }
     }
     let set_limit = || -> Result<(), CgroupError> {
         if limit != 0 {
-            write_file(dir, "memory.limit_in_bytes", &limit.to_string())
-                .map_err(|e| memory_busy(dir, limit, e))?;
+            write_file(dir, "memory.limit_in_bytes", &limit.to_string()).map_err(|e| memory_busy(dir, limit, e))?;
         }
         Ok(())
     };
@@ -277,9 +246,7 @@ fn set_memory(dir: &Path, mem: &LinuxMemory) -> Result<(), CgroupError> {
     // The kernel requires memsw >= limit at every step. When raising (new
     // swap above the current limit, or unlimited), write memsw first;
     // otherwise the limit first (runc's setMemoryAndSwap).
-    let swap_first = limit != 0
-        && swap != 0
-        && (swap == -1 || read_u64(dir, "memory.limit_in_bytes")? < swap as u64);
+    let swap_first = limit != 0 && swap != 0 && (swap == -1 || read_u64(dir, "memory.limit_in_bytes")? < swap as u64);
     if swap_first {
         set_swap()?;
         set_limit()?;
@@ -293,10 +260,7 @@ fn set_memory(dir: &Path, mem: &LinuxMemory) -> Result<(), CgroupError> {
         }
     }
     if mem.kernel.is_some() || mem.kernel_tcp.is_some() {
-        warn_no(
-            "memory.kernel/kernelTCP",
-            "kernel memory limits are deprecated; runc ignores them too",
-        );
+        warn_no("memory.kernel/kernelTCP", "kernel memory limits are deprecated; runc ignores them too");
     }
     if mem.disable_oom_killer == Some(true) {
         write_file(dir, "memory.oom_control", "1")?;
@@ -305,18 +269,13 @@ fn set_memory(dir: &Path, mem: &LinuxMemory) -> Result<(), CgroupError> {
         // u64::MAX is -1 as sent by some tools: leave unchanged.
         if s != u64::MAX {
             if s > 100 {
-                return Err(CgroupError::InvalidResource(format!(
-                    "memory.swappiness {s}: valid range is 0-100"
-                )));
+                return Err(CgroupError::InvalidResource(format!("memory.swappiness {s}: valid range is 0-100")));
             }
             write_file(dir, "memory.swappiness", &s.to_string())?;
         }
     }
     if mem.use_hierarchy == Some(false) {
-        warn_no(
-            "memory.useHierarchy=false",
-            "hierarchical accounting is always on in current kernels",
-        );
+        warn_no("memory.useHierarchy=false", "hierarchical accounting is always on in current kernels");
     }
     Ok(())
 }
@@ -376,12 +335,7 @@ fn set_blkio(dir: &Path, b: &LinuxBlockIo) -> Result<(), CgroupError> {
         write_if_exists(dir, wfile, &w.to_string(), "blockIO.weight")?;
     }
     if let Some(w) = b.leaf_weight {
-        write_if_exists(
-            dir,
-            "blkio.leaf_weight",
-            &w.to_string(),
-            "blockIO.leafWeight",
-        )?;
+        write_if_exists(dir, "blkio.leaf_weight", &w.to_string(), "blockIO.leafWeight")?;
     }
     for d in &b.weight_device {
         if let Some(w) = d.weight {
@@ -390,31 +344,14 @@ fn set_blkio(dir: &Path, b: &LinuxBlockIo) -> Result<(), CgroupError> {
         }
         if let Some(w) = d.leaf_weight {
             let v = format!("{}:{} {}", d.major, d.minor, w);
-            write_if_exists(
-                dir,
-                "blkio.leaf_weight_device",
-                &v,
-                "blockIO.weightDevice.leafWeight",
-            )?;
+            write_if_exists(dir, "blkio.leaf_weight_device", &v, "blockIO.weightDevice.leafWeight")?;
         }
     }
     let throttles = [
-        (
-            "blkio.throttle.read_bps_device",
-            &b.throttle_read_bps_device,
-        ),
-        (
-            "blkio.throttle.write_bps_device",
-            &b.throttle_write_bps_device,
-        ),
-        (
-            "blkio.throttle.read_iops_device",
-            &b.throttle_read_iops_device,
-        ),
-        (
-            "blkio.throttle.write_iops_device",
-            &b.throttle_write_iops_device,
-        ),
+        ("blkio.throttle.read_bps_device", &b.throttle_read_bps_device),
+        ("blkio.throttle.write_bps_device", &b.throttle_write_bps_device),
+        ("blkio.throttle.read_iops_device", &b.throttle_read_iops_device),
+        ("blkio.throttle.write_iops_device", &b.throttle_write_iops_device),
     ];
     for (file, list) in throttles {
         for t in list {
@@ -454,10 +391,7 @@ pub(super) fn freeze(dir: &Path, timeout: Duration) -> Result<(), CgroupError> {
             "FROZEN" => break Ok(()),
             "FREEZING" => {}
             _ => {
-                break Err(CgroupError::BadState {
-                    path: dir.join("freezer.state"),
-                    state,
-                });
+                break Err(CgroupError::BadState { path: dir.join("freezer.state"), state });
             }
         }
         if start.elapsed() > timeout {
@@ -493,10 +427,7 @@ pub(super) fn is_frozen(dir: &Path) -> Result<bool, CgroupError> {
                 std::thread::sleep(Duration::from_millis(1));
             }
             _ => {
-                return Err(CgroupError::BadState {
-                    path: dir.join("freezer.state"),
-                    state,
-                });
+                return Err(CgroupError::BadState { path: dir.join("freezer.state"), state });
             }
         }
     }

@@ -47,10 +47,8 @@ pub(super) fn enable_controllers(mount: &Path, dir: &Path, only: Option<&[PathBu
                 continue;
             }
         }
-        let (Ok(avail), Ok(enabled)) = (
-            read_trim(&a, "cgroup.controllers"),
-            read_trim(&a, "cgroup.subtree_control"),
-        ) else {
+        let (Ok(avail), Ok(enabled)) = (read_trim(&a, "cgroup.controllers"), read_trim(&a, "cgroup.subtree_control"))
+        else {
             continue;
         };
         let enabled: Vec<&str> = enabled.split_whitespace().collect();
@@ -103,8 +101,7 @@ pub fn swap_value(swap: i64, limit: i64) -> Result<Option<String>, CgroupError> 
     }
     if limit == 0 || limit == -1 {
         return Err(CgroupError::InvalidResource(
-            "memory.swap is set but memory.limit is not: cannot compute memory.swap.max"
-                .to_string(),
+            "memory.swap is set but memory.limit is not: cannot compute memory.swap.max".to_string(),
         ));
     }
     if limit < 0 || swap < limit {
@@ -122,11 +119,7 @@ pub fn cpu_max_value(quota: Option<i64>, period: Option<u64>) -> Option<String> 
     if q == 0 && p == 0 {
         return None;
     }
-    let mut s = if q > 0 {
-        q.to_string()
-    } else {
-        "max".to_string()
-    };
+    let mut s = if q > 0 { q.to_string() } else { "max".to_string() };
     if p != 0 {
         s.push_str(&format!(" {p}"));
     }
@@ -149,9 +142,7 @@ pub(super) fn rdma_value(dev: &str, r: &LinuxRdma) -> String {
 pub(super) fn write_unified(dir: &Path, map: &BTreeMap<String, String>) -> Result<(), CgroupError> {
     for (k, v) in map {
         if k.is_empty() || k.contains('/') || k == "." || k == ".." {
-            return Err(CgroupError::InvalidResource(format!(
-                "unified key {k:?} must be a plain cgroup file name"
-            )));
+            return Err(CgroupError::InvalidResource(format!("unified key {k:?} must be a plain cgroup file name")));
         }
         w(dir, k, v)?;
     }
@@ -193,20 +184,13 @@ pub(super) fn apply(m: &Manager, res: &LinuxResources) -> Result<(), CgroupError
         set_io(dir, b)?;
     }
     for h in &res.hugepage_limits {
-        w(
-            dir,
-            &format!("hugetlb.{}.max", h.page_size),
-            &h.limit.to_string(),
-        )?;
+        w(dir, &format!("hugetlb.{}.max", h.page_size), &h.limit.to_string())?;
     }
     for (dev, r) in &res.rdma {
         w(dir, "rdma.max", &rdma_value(dev, r))?;
     }
     if res.network.is_some() {
-        warn_no(
-            "network (classID/priorities)",
-            "net_cls/net_prio exist only in cgroup v1",
-        );
+        warn_no("network (classID/priorities)", "net_cls/net_prio exist only in cgroup v1");
     }
     write_unified(dir, &res.unified)
 }
@@ -217,19 +201,13 @@ fn set_memory(dir: &Path, mem: &LinuxMemory) -> Result<(), CgroupError> {
         let usage = read_u64(dir, "memory.current")?;
         if usage > limit as u64 {
             let peak = read_u64(dir, "memory.peak").unwrap_or(usage);
-            return Err(CgroupError::MemoryLimitBelowUsage {
-                dir: dir.to_path_buf(),
-                limit,
-                usage,
-                peak,
-            });
+            return Err(CgroupError::MemoryLimitBelowUsage { dir: dir.to_path_buf(), limit, usage, peak });
         }
     }
     if let Some(s) = swap_value(mem.swap.unwrap_or(0), limit)? {
         if let Err(e) = w(dir, "memory.swap.max", &s) {
             // Swap accounting off: silently accept "max" and "0" (runc).
-            let missing =
-                matches!(e, CgroupError::ControllerMissing { .. }) || fsutil::is_enoent(&e);
+            let missing = matches!(e, CgroupError::ControllerMissing { .. }) || fsutil::is_enoent(&e);
             if !(missing && (s == "max" || s == "0")) {
                 return Err(e);
             }
@@ -242,22 +220,13 @@ fn set_memory(dir: &Path, mem: &LinuxMemory) -> Result<(), CgroupError> {
         w(dir, "memory.low", &v)?;
     }
     if mem.disable_oom_killer == Some(true) {
-        warn_no(
-            "memory.disableOOMKiller",
-            "cgroup v2 has no OOM-killer switch",
-        );
+        warn_no("memory.disableOOMKiller", "cgroup v2 has no OOM-killer switch");
     }
     if mem.swappiness.is_some_and(|s| s != u64::MAX) {
-        warn_no(
-            "memory.swappiness",
-            "cgroup v2 has no per-cgroup swappiness",
-        );
+        warn_no("memory.swappiness", "cgroup v2 has no per-cgroup swappiness");
     }
     if mem.kernel.is_some() || mem.kernel_tcp.is_some() {
-        warn_no(
-            "memory.kernel/kernelTCP",
-            "kernel memory limits are deprecated",
-        );
+        warn_no("memory.kernel/kernelTCP", "kernel memory limits are deprecated");
     }
     Ok(())
 }
@@ -278,10 +247,7 @@ fn set_cpu(dir: &Path, cpu: &LinuxCpu) -> Result<(), CgroupError> {
         w(dir, "cpu.idle", &i.to_string())?;
     }
     if cpu.realtime_period.is_some_and(|p| p != 0) || cpu.realtime_runtime.is_some_and(|r| r != 0) {
-        warn_no(
-            "cpu.realtimeRuntime/realtimePeriod",
-            "cgroup v2 has no RT bandwidth files",
-        );
+        warn_no("cpu.realtimeRuntime/realtimePeriod", "cgroup v2 has no RT bandwidth files");
     }
     Ok(())
 }
@@ -306,11 +272,7 @@ fn set_io(dir: &Path, b: &LinuxBlockIo) -> Result<(), CgroupError> {
     for d in &b.weight_device {
         if let Some(wt) = d.weight {
             if bfq {
-                w(
-                    dir,
-                    "io.bfq.weight",
-                    &format!("{}:{} {}", d.major, d.minor, wt),
-                )?;
+                w(dir, "io.bfq.weight", &format!("{}:{} {}", d.major, d.minor, wt))?;
             } else {
                 let v = blkio_weight_to_io_weight(wt);
                 w(dir, "io.weight", &format!("{}:{} {}", d.major, d.minor, v))?;
@@ -328,11 +290,7 @@ fn set_io(dir: &Path, b: &LinuxBlockIo) -> Result<(), CgroupError> {
     ];
     for (key, list) in throttles {
         for t in list {
-            w(
-                dir,
-                "io.max",
-                &format!("{}:{} {}={}", t.major, t.minor, key, t.rate),
-            )?;
+            w(dir, "io.max", &format!("{}:{} {}={}", t.major, t.minor, key, t.rate))?;
         }
     }
     Ok(())
@@ -382,14 +340,8 @@ mod tests {
         assert_eq!(shares_to_weight(1024), 39);
         assert_eq!(shares_to_weight(262144), 10000);
         assert_eq!(cpu_max_value(None, None), None);
-        assert_eq!(
-            cpu_max_value(Some(50000), Some(100000)).as_deref(),
-            Some("50000 100000")
-        );
-        assert_eq!(
-            cpu_max_value(Some(-1), Some(100000)).as_deref(),
-            Some("max 100000")
-        );
+        assert_eq!(cpu_max_value(Some(50000), Some(100000)).as_deref(), Some("50000 100000"));
+        assert_eq!(cpu_max_value(Some(-1), Some(100000)).as_deref(), Some("max 100000"));
         assert_eq!(cpu_max_value(Some(20000), None).as_deref(), Some("20000"));
         assert_eq!(memory_value(0), None);
         assert_eq!(memory_value(-1).as_deref(), Some("max"));
@@ -405,10 +357,7 @@ mod tests {
         assert_eq!(pids_value(0), "max");
         assert_eq!(pids_value(-1), "max");
         assert_eq!(pids_value(32), "32");
-        let r = LinuxRdma {
-            hca_handles: Some(3),
-            hca_objects: None,
-        };
+        let r = LinuxRdma { hca_handles: Some(3), hca_objects: None };
         assert_eq!(rdma_value("mlx5_1", &r), "mlx5_1 hca_handle=3");
     }
 }

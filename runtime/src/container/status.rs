@@ -28,11 +28,7 @@ impl Status {
     /// and a zombie counts as stopped), then the freezer and the exec fifo decide.
     pub fn of(state: &State, fifo_exists: bool) -> Status {
         if state.pid <= 0 {
-            return if state.phase == Phase::Creating {
-                Status::Creating
-            } else {
-                Status::Stopped
-            };
+            return if state.phase == Phase::Creating { Status::Creating } else { Status::Stopped };
         }
         match proc_start_time(state.pid) {
             Some((start, zombie)) if start == state.pid_start && !zombie => {}

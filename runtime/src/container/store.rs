@@ -18,17 +18,10 @@ pub enum StoreError {
     Exists(String),
     #[error("invalid container id {0:?}: use letters, digits, '_', '+', '-' and '.', not starting with '.'")]
     BadId(String),
-    #[error("{step} {path}: {source}")]
-    Io {
-        step: &'static str,
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("parse {path}: {source}")]
-    Parse {
-        path: PathBuf,
-        source: serde_json::Error,
-    },
+    #[error("{step} {path}: {err}")]
+    Io { step: &'static str, path: PathBuf, err: std::io::Error },
+    #[error("parse {path}: {err}")]
+    Parse { path: PathBuf, err: serde_json::Error },
 }
 
 /// Check a container id (the same rule as runc: no path separators, no `..`).
@@ -36,9 +29,7 @@ pub fn validate_id(id: &str) -> Result<(), StoreError> {
     let ok = !id.is_empty()
         && id.len() <= 1024
         && !id.starts_with('.')
-        && id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "_+-.".contains(c));
+        && id.chars().all(|c| c.is_ascii_alphanumeric() || "_+-.".contains(c));
     if ok {
         Ok(())
     } else {
@@ -79,15 +70,8 @@ impl Store {
     /// Make `<root>/<id>` exclusively: fails with `Exists` if the id is taken.
     pub fn create_dir(&self, id: &str) -> Result<PathBuf, StoreError> {
         validate_id(id)?;
-        fn io<'a>(
-            step: &'static str,
-            path: &'a Path,
-        ) -> impl FnOnce(std::io::Error) -> StoreError + 'a {
-            move |source| StoreError::Io {
-                step,
-                path: path.into(),
-                source,
-            }
+        fn io<'a>(step: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> StoreError + 'a {
+            move |err| StoreError::Io { step, path: path.into(), err }
         }
         std::fs::DirBuilder::new()
             .recursive(true)
@@ -97,14 +81,8 @@ impl Store {
         let dir = self.dir(id);
         match std::fs::DirBuilder::new().mode(0o711).create(&dir) {
             Ok(()) => Ok(dir),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                Err(StoreError::Exists(id.into()))
-            }
-            Err(e) => Err(StoreError::Io {
-                step: "create state dir",
-                path: dir,
-                source: e,
-            }),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(StoreError::Exists(id.into())),
+            Err(e) => Err(StoreError::Io { step: "create state dir", path: dir, err: e }),
         }
     }
 
@@ -114,19 +92,11 @@ impl Store {
         let dir = self.dir(id);
         let f = File::open(&dir).map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => StoreError::NotFound(id.into()),
-            _ => StoreError::Io {
-                step: "open state dir",
-                path: dir.clone(),
-                source: e,
-            },
+            _ => StoreError::Io { step: "open state dir", path: dir.clone(), err: e },
         })?;
         // SAFETY: flock on an fd we own; no memory is involved.
         if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
-            return Err(StoreError::Io {
-                step: "flock",
-                path: dir,
-                source: std::io::Error::last_os_error(),
-            });
+            return Err(StoreError::Io { step: "flock", path: dir, err: std::io::Error::last_os_error() });
         }
         Ok(Lock(f))
     }
@@ -138,13 +108,9 @@ impl Store {
         let path = self.dir(id).join("state.json");
         let data = std::fs::read(&path).map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => StoreError::NotFound(id.into()),
-            _ => StoreError::Io {
-                step: "read",
-                path: path.clone(),
-                source: e,
-            },
+            _ => StoreError::Io { step: "read", path: path.clone(), err: e },
         })?;
-        serde_json::from_slice(&data).map_err(|source| StoreError::Parse { path, source })
+        serde_json::from_slice(&data).map_err(|err| StoreError::Parse { path, err })
     }
 
     /// Write `state.json` atomically.
@@ -153,15 +119,8 @@ impl Store {
         let tmp = dir.join(".state.json.tmp");
         let path = dir.join("state.json");
         let data = serde_json::to_vec(st).expect("state serializes");
-        fn io<'a>(
-            step: &'static str,
-            p: &'a Path,
-        ) -> impl FnOnce(std::io::Error) -> StoreError + 'a {
-            move |source| StoreError::Io {
-                step,
-                path: p.into(),
-                source,
-            }
+        fn io<'a>(step: &'static str, p: &'a Path) -> impl FnOnce(std::io::Error) -> StoreError + 'a {
+            move |err| StoreError::Io { step, path: p.into(), err }
         }
         let mut f = File::create(&tmp).map_err(io("create", &tmp))?;
         f.write_all(&data).map_err(io("write", &tmp))?;
@@ -176,11 +135,7 @@ impl Store {
         match std::fs::remove_dir_all(&dir) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(StoreError::Io {
-                step: "remove state dir",
-                path: dir,
-                source: e,
-            }),
+            Err(e) => Err(StoreError::Io { step: "remove state dir", path: dir, err: e }),
         }
     }
 

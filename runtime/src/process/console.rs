@@ -8,32 +8,18 @@ use crate::sys::{check, SysError, SysResult};
 
 /// Open a new pty pair in the current mount namespace's devpts: (master, slave, slave path).
 pub fn open_pty() -> SysResult<(OwnedFd, OwnedFd, String)> {
-    let master = crate::sys::open(
-        std::path::Path::new("/dev/ptmx"),
-        libc::O_RDWR | libc::O_NOCTTY,
-        0,
-    )
-    .map_err(|e| e.hint("the container needs a devpts mount at /dev/pts for a terminal"))?;
+    let master = crate::sys::open(std::path::Path::new("/dev/ptmx"), libc::O_RDWR | libc::O_NOCTTY, 0)
+        .map_err(|e| e.hint("the container needs a devpts mount at /dev/pts for a terminal"))?;
     let m = master.as_raw_fd();
     let mut unlock: libc::c_int = 0;
     let mut n: libc::c_uint = 0;
     // SAFETY: ioctls on our master fd with valid out/in pointers.
     unsafe {
-        check(libc::ioctl(m, libc::TIOCSPTLCK, &mut unlock), || {
-            "unlock the pty (TIOCSPTLCK)".into()
-        })?;
-        check(libc::ioctl(m, libc::TIOCGPTN, &mut n), || {
-            "get the pty number (TIOCGPTN)".into()
-        })?;
+        check(libc::ioctl(m, libc::TIOCSPTLCK, &mut unlock), || "unlock the pty (TIOCSPTLCK)".into())?;
+        check(libc::ioctl(m, libc::TIOCGPTN, &mut n), || "get the pty number (TIOCGPTN)".into())?;
     }
     // SAFETY: TIOCGPTPEER returns a new fd for the slave, opened relative to the master's devpts.
-    let s = unsafe {
-        libc::ioctl(
-            m,
-            libc::TIOCGPTPEER,
-            libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
-        )
-    };
+    let s = unsafe { libc::ioctl(m, libc::TIOCGPTPEER, libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC) };
     let s = check(s, || "open the pty slave (TIOCGPTPEER)".into())?;
     // SAFETY: fresh fd from the kernel.
     let slave = unsafe { OwnedFd::from_raw_fd(s) };
@@ -42,16 +28,9 @@ pub fn open_pty() -> SysResult<(OwnedFd, OwnedFd, String)> {
 
 /// Set a terminal's window size.
 pub fn set_size(fd: RawFd, size: ConsoleSize) -> SysResult<()> {
-    let ws = libc::winsize {
-        ws_row: size.height,
-        ws_col: size.width,
-        ws_xpixel: 0,
-        ws_ypixel: 0,
-    };
+    let ws = libc::winsize { ws_row: size.height, ws_col: size.width, ws_xpixel: 0, ws_ypixel: 0 };
     // SAFETY: valid winsize pointer for the duration of the call.
-    check(unsafe { libc::ioctl(fd, libc::TIOCSWINSZ, &ws) }, || {
-        "set the terminal size (TIOCSWINSZ)".into()
-    })?;
+    check(unsafe { libc::ioctl(fd, libc::TIOCSWINSZ, &ws) }, || "set the terminal size (TIOCSWINSZ)".into())?;
     Ok(())
 }
 
@@ -61,10 +40,7 @@ pub fn send_fd(sock: RawFd, fd: RawFd, name: &str) -> SysResult<()> {
     if data.is_empty() {
         data.push(0);
     }
-    let mut iov = libc::iovec {
-        iov_base: data.as_mut_ptr().cast(),
-        iov_len: data.len(),
-    };
+    let mut iov = libc::iovec { iov_base: data.as_mut_ptr().cast(), iov_len: data.len() };
     // SAFETY: CMSG_SPACE is a pure computation.
     let space = unsafe { libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) } as usize;
     let mut cbuf = vec![0u8; space];
@@ -91,10 +67,7 @@ pub fn send_fd(sock: RawFd, fd: RawFd, name: &str) -> SysResult<()> {
 /// Receive an fd sent with [`send_fd`].
 pub fn recv_fd(sock: RawFd) -> SysResult<OwnedFd> {
     let mut data = [0u8; 4096];
-    let mut iov = libc::iovec {
-        iov_base: data.as_mut_ptr().cast(),
-        iov_len: data.len(),
-    };
+    let mut iov = libc::iovec { iov_base: data.as_mut_ptr().cast(), iov_len: data.len() };
     // SAFETY: pure computation.
     let space = unsafe { libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) } as usize;
     let mut cbuf = vec![0u8; space];
@@ -105,30 +78,20 @@ pub fn recv_fd(sock: RawFd) -> SysResult<OwnedFd> {
         msg.msg_iovlen = 1;
         msg.msg_control = cbuf.as_mut_ptr().cast();
         msg.msg_controllen = space;
-        check(
-            libc::recvmsg(sock, &mut msg, libc::MSG_CMSG_CLOEXEC) as i32,
-            || "receive the pty master (recvmsg)".into(),
-        )?;
+        check(libc::recvmsg(sock, &mut msg, libc::MSG_CMSG_CLOEXEC) as i32, || {
+            "receive the pty master (recvmsg)".into()
+        })?;
         let cm = libc::CMSG_FIRSTHDR(&msg);
         if cm.is_null() || (*cm).cmsg_type != libc::SCM_RIGHTS {
-            return Err(SysError::msg(
-                "receive the pty master",
-                "no file descriptor in the message",
-            ));
+            return Err(SysError::msg("receive the pty master", "no file descriptor in the message"));
         }
-        Ok(OwnedFd::from_raw_fd(std::ptr::read_unaligned(
-            libc::CMSG_DATA(cm).cast::<RawFd>(),
-        )))
+        Ok(OwnedFd::from_raw_fd(std::ptr::read_unaligned(libc::CMSG_DATA(cm).cast::<RawFd>())))
     }
 }
 
 /// Connect to a unix socket path (the `--console-socket`).
 pub fn connect(path: &std::path::Path) -> SysResult<OwnedFd> {
-    let s = std::os::unix::net::UnixStream::connect(path).map_err(|e| {
-        SysError::io(
-            format!("connect to the console socket {}", path.display()),
-            &e,
-        )
-    })?;
+    let s = std::os::unix::net::UnixStream::connect(path)
+        .map_err(|e| SysError::io(format!("connect to the console socket {}", path.display()), &e))?;
     Ok(OwnedFd::from(s))
 }

@@ -66,33 +66,19 @@ impl Drop for Cleanup<'_> {
 
 /// Load and validate `<bundle>/config.json`; returns (spec, absolute bundle, rootfs).
 pub fn load_bundle(bundle: &Path) -> Result<(Spec, PathBuf, PathBuf)> {
-    let bundle = std::fs::canonicalize(bundle)
-        .map_err(|e| SysError::io(format!("bundle {}", bundle.display()), &e))?;
+    let bundle = std::fs::canonicalize(bundle).map_err(|e| SysError::io(format!("bundle {}", bundle.display()), &e))?;
     let cfg = bundle.join("config.json");
     let spec = spec::load(&cfg)?;
     spec::validate(&spec, &cfg)?;
     if spec.process.is_none() {
-        return Err(Error::msg(format!(
-            "{}: process: missing (nothing to run)",
-            cfg.display()
-        )));
+        return Err(Error::msg(format!("{}: process: missing (nothing to run)", cfg.display())));
     }
     let root = &spec.root.as_ref().expect("validated").path;
     let rootfs = bundle.join(root);
-    let rootfs = std::fs::canonicalize(&rootfs).map_err(|e| {
-        SysError::io(
-            format!(
-                "rootfs {} (root.path in {})",
-                rootfs.display(),
-                cfg.display()
-            ),
-            &e,
-        )
-    })?;
+    let rootfs = std::fs::canonicalize(&rootfs)
+        .map_err(|e| SysError::io(format!("rootfs {} (root.path in {})", rootfs.display(), cfg.display()), &e))?;
     if !rootfs.is_dir() {
-        return Err(
-            SysError::from_errno(format!("rootfs {}", rootfs.display()), libc::ENOTDIR).into(),
-        );
+        return Err(SysError::from_errno(format!("rootfs {}", rootfs.display()), libc::ENOTDIR).into());
     }
     Ok((spec, bundle, rootfs))
 }
@@ -101,20 +87,12 @@ pub fn load_bundle(bundle: &Path) -> Result<(Spec, PathBuf, PathBuf)> {
 /// and `linux.devices` allowed (runc's order).
 fn device_rules(spec: &Spec) -> Vec<LinuxDeviceCgroup> {
     let linux = spec.linux();
-    let mut rules = linux
-        .resources
-        .as_ref()
-        .map(|r| r.devices.clone())
-        .unwrap_or_default();
+    let mut rules = linux.resources.as_ref().map(|r| r.devices.clone()).unwrap_or_default();
     rules.extend(cgroups::default_allowed_devices());
     for d in &linux.devices {
         rules.push(LinuxDeviceCgroup {
             allow: true,
-            r#type: Some(if d.typ == "u" {
-                "c".into()
-            } else {
-                d.typ.clone()
-            }),
+            r#type: Some(if d.typ == "u" { "c".into() } else { d.typ.clone() }),
             major: Some(d.major),
             minor: Some(d.minor),
             access: Some("rwm".into()),
@@ -135,15 +113,12 @@ pub fn create(store: &Store, opts: &CreateOpts, foreground_tty: bool) -> Result<
     }
     crate::security::rlimits::validate(&process.rlimits).map_err(|e| Error::msg(e.to_string()))?;
     let ns = NsPlan::from_spec(&spec)?;
+    if let Some(r) = &spec.linux().resources {
+        crate::lifecycle::check_resources(r)?;
+    }
 
     store.create_dir(&opts.id)?;
-    let mut guard = Cleanup {
-        store,
-        id: &opts.id,
-        cgroup: None,
-        pids: Vec::new(),
-        armed: true,
-    };
+    let mut guard = Cleanup { store, id: &opts.id, cgroup: None, pids: Vec::new(), armed: true };
     let linux = spec.linux();
 
     // Cgroups first (cheap mkdirs and writes), so a bad limit fails before any process exists.
@@ -178,17 +153,15 @@ pub fn create(store: &Store, opts: &CreateOpts, foreground_tty: bool) -> Result<
     let fifo_path = store.fifo(&opts.id);
     let cfifo = crate::sys::cstr(&fifo_path)?;
     // SAFETY: mkfifo on a valid C string.
-    check(unsafe { libc::mkfifo(cfifo.as_ptr(), 0o600) }, || {
-        format!("mkfifo {}", fifo_path.display())
-    })?;
+    check(unsafe { libc::mkfifo(cfifo.as_ptr(), 0o600) }, || format!("mkfifo {}", fifo_path.display()))?;
     let fifo = crate::sys::open(&fifo_path, libc::O_RDWR, 0)?;
 
     let mut tty_pair: Option<(OwnedFd, OwnedFd)> = None;
     let console: Option<OwnedFd> = match &opts.console_socket {
         Some(p) => Some(super::console::connect(p)?),
         None if process.terminal => {
-            let (a, b) = std::os::unix::net::UnixStream::pair()
-                .map_err(|e| SysError::io("socketpair for the terminal", &e))?;
+            let (a, b) =
+                std::os::unix::net::UnixStream::pair().map_err(|e| SysError::io("socketpair for the terminal", &e))?;
             let (a, b) = (OwnedFd::from(a), OwnedFd::from(b));
             let dup = a.try_clone().map_err(|e| SysError::io("dup", &e))?;
             tty_pair = Some((dup, b));
@@ -223,25 +196,15 @@ pub fn create(store: &Store, opts: &CreateOpts, foreground_tty: bool) -> Result<
         // A fresh session keyring per container is the runc default; best effort
         // (done in the child below, before anything else).
     }
-    let clone_flags = libc::SIGCHLD
-        | if ns.new_pid && !ns.new_user {
-            libc::CLONE_NEWPID
-        } else {
-            0
-        };
+    let clone_flags = libc::SIGCHLD | if ns.new_pid && !ns.new_user { libc::CLONE_NEWPID } else { 0 };
     tracing::debug!(
         "clone the container init (flags: {}), then unshare {}",
-        if clone_flags & libc::CLONE_NEWPID != 0 {
-            "CLONE_NEWPID"
-        } else {
-            "none"
-        },
+        if clone_flags & libc::CLONE_NEWPID != 0 { "CLONE_NEWPID" } else { "none" },
         namespaces::describe(ns.unshare | if ns.new_user { libc::CLONE_NEWUSER } else { 0 })
     );
     // SAFETY: raw clone without CLONE_VM is fork with namespace flags; the runtime is
     // single-threaded, so the child can run Rust code until it execs or _exits.
-    let pid =
-        unsafe { libc::syscall(libc::SYS_clone, clone_flags as libc::c_ulong, 0, 0, 0, 0) } as i32;
+    let pid = unsafe { libc::syscall(libc::SYS_clone, clone_flags as libc::c_ulong, 0, 0, 0, 0) } as i32;
     if pid == 0 {
         drop(parent_chan);
         if !opts.no_new_keyring {
@@ -257,11 +220,7 @@ pub fn create(store: &Store, opts: &CreateOpts, foreground_tty: bool) -> Result<
 
     tracing::debug!(
         "move pid {pid} into its cgroups ({})",
-        mgr.paths()
-            .iter()
-            .map(|(c, p)| format!("{c}:{}", p.display()))
-            .collect::<Vec<_>>()
-            .join(" ")
+        mgr.paths().iter().map(|(c, p)| format!("{c}:{}", p.display())).collect::<Vec<_>>().join(" ")
     );
     mgr.add_pid(pid)?;
     if let Err(e) = parent_chan.send(&Msg::CgroupJoined) {
@@ -271,14 +230,10 @@ pub fn create(store: &Store, opts: &CreateOpts, foreground_tty: bool) -> Result<
 
     let mut init_pid = pid;
     if ns.new_user {
-        expect(&parent_chan, pid, "UserNsReady", |m| {
-            matches!(m, Msg::UserNsReady)
-        })?;
+        expect(&parent_chan, pid, "UserNsReady", |m| matches!(m, Msg::UserNsReady))?;
         write_id_maps(pid, &linux)?;
         parent_chan.send(&Msg::MapsWritten)?;
-        match expect(&parent_chan, pid, "InitPid", |m| {
-            matches!(m, Msg::InitPid(_))
-        })? {
+        match expect(&parent_chan, pid, "InitPid", |m| matches!(m, Msg::InitPid(_)))? {
             Msg::InitPid(p) => init_pid = p,
             _ => unreachable!(),
         }
@@ -292,9 +247,7 @@ pub fn create(store: &Store, opts: &CreateOpts, foreground_tty: bool) -> Result<
     store.save(&state)?;
 
     // The init asks for the runtime-namespace hooks (if any), then reports Ready.
-    while let Msg::RunHooks = expect(&parent_chan, init_pid, "Ready", |m| {
-        matches!(m, Msg::Ready | Msg::RunHooks)
-    })? {
+    while let Msg::RunHooks = expect(&parent_chan, init_pid, "Ready", |m| matches!(m, Msg::Ready | Msg::RunHooks))? {
         let st = state.oci("creating");
         crate::hooks::run("prestart", &hooks.prestart, &st)?;
         crate::hooks::run("createRuntime", &hooks.create_runtime, &st)?;
@@ -311,36 +264,21 @@ pub fn create(store: &Store, opts: &CreateOpts, foreground_tty: bool) -> Result<
         None => None,
     };
     guard.armed = false;
-    Ok(Created {
-        pid: init_pid,
-        state,
-        console_master,
-    })
+    Ok(Created { pid: init_pid, state, console_master })
 }
 
 /// Receive the next message, turning `Error` and EOF into errors.
 fn expect(chan: &Channel, pid: i32, what: &str, want: impl Fn(&Msg) -> bool) -> Result<Msg> {
     match chan.recv()? {
-        Some(Msg::Error(e)) => Err(Error::Sys(SysError {
-            step: format!("container init: {}", e.step),
-            ..e
-        })),
+        Some(Msg::Error(e)) => Err(Error::Sys(SysError { step: format!("container init: {}", e.step), ..e })),
         Some(m) if want(&m) => Ok(m),
-        Some(m) => Err(Error::msg(format!(
-            "sync with the container init: expected {what}, got {m:?}"
-        ))),
+        Some(m) => Err(Error::msg(format!("sync with the container init: expected {what}, got {m:?}"))),
         None => {
             let mut status = 0;
             // SAFETY: reaping our own child; status is a valid out-pointer.
             let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
-            let how = if r == pid {
-                describe_status(status)
-            } else {
-                "closed the sync channel".into()
-            };
-            Err(Error::msg(format!(
-                "container init (pid {pid}) {how} before it finished setting up"
-            )))
+            let how = if r == pid { describe_status(status) } else { "closed the sync channel".into() };
+            Err(Error::msg(format!("container init (pid {pid}) {how} before it finished setting up")))
         }
     }
 }
@@ -358,9 +296,7 @@ pub fn describe_status(status: i32) -> String {
 
 fn write_id_maps(pid: i32, linux: &spec::Linux) -> Result<()> {
     let fmt = |m: &[spec::IdMapping]| {
-        m.iter()
-            .map(|m| format!("{} {} {}\n", m.container_id, m.host_id, m.size))
-            .collect::<String>()
+        m.iter().map(|m| format!("{} {} {}\n", m.container_id, m.host_id, m.size)).collect::<String>()
     };
     let uid = fmt(&linux.uid_mappings);
     let gid = fmt(&linux.gid_mappings);
@@ -372,18 +308,10 @@ fn write_id_maps(pid: i32, linux: &spec::Linux) -> Result<()> {
 
 /// Write the pid file atomically (temp file + rename), as runc does.
 pub fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(
-        ".{}.capsa-tmp",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("pid")
-    ));
-    std::fs::write(&tmp, pid.to_string())
-        .map_err(|e| SysError::io(format!("write pid file {}", tmp.display()), &e))?;
-    std::fs::rename(&tmp, path)
-        .map_err(|e| SysError::io(format!("rename pid file to {}", path.display()), &e))?;
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let tmp = dir.join(format!(".{}.capsa-tmp", path.file_name().and_then(|n| n.to_str()).unwrap_or("pid")));
+    std::fs::write(&tmp, pid.to_string()).map_err(|e| SysError::io(format!("write pid file {}", tmp.display()), &e))?;
+    std::fs::rename(&tmp, path).map_err(|e| SysError::io(format!("rename pid file to {}", path.display()), &e))?;
     Ok(())
 }
 

@@ -45,44 +45,33 @@ pub fn exec(store: &Store, id: &str, opts: &ExecOpts) -> Result<Execed> {
     let st = &c.state;
     let p = &opts.process;
     if p.terminal && opts.console_socket.is_none() && opts.detach {
-        return Err(Error::msg(
-            "exec -t -d needs --console-socket (the pty master is sent there)",
-        ));
+        return Err(Error::msg("exec -t -d needs --console-socket (the pty master is sent there)"));
     }
     let pid = st.pid.to_string();
     let mut joins = Vec::new();
     let mut join_pid = None;
     for typ in ORDER {
         let name = namespaces::proc_name(typ);
-        if namespaces::ns_id(&pid, name).is_none()
-            || namespaces::ns_id(&pid, name) == namespaces::ns_id("self", name)
-        {
+        if namespaces::ns_id(&pid, name).is_none() || namespaces::ns_id(&pid, name) == namespaces::ns_id("self", name) {
             continue;
         }
         let path = format!("/proc/{pid}/ns/{name}");
         let fd = crate::sys::open(std::path::Path::new(&path), libc::O_RDONLY, 0)?;
-        let j = Join {
-            typ: typ.into(),
-            fd,
-            path,
-        };
+        let j = Join { typ: typ.into(), fd, path };
         if typ == "pid" {
             join_pid = Some(j);
         } else {
             joins.push(j);
         }
     }
-    let root = crate::sys::open(
-        std::path::Path::new(&format!("/proc/{pid}/root")),
-        libc::O_RDONLY | libc::O_DIRECTORY,
-        0,
-    )?;
+    let root =
+        crate::sys::open(std::path::Path::new(&format!("/proc/{pid}/root")), libc::O_RDONLY | libc::O_DIRECTORY, 0)?;
     let mut tty_pair = None;
     let console: Option<OwnedFd> = match &opts.console_socket {
         Some(path) => Some(super::console::connect(path)?),
         None if p.terminal => {
-            let (a, b) = std::os::unix::net::UnixStream::pair()
-                .map_err(|e| SysError::io("socketpair for the terminal", &e))?;
+            let (a, b) =
+                std::os::unix::net::UnixStream::pair().map_err(|e| SysError::io("socketpair for the terminal", &e))?;
             tty_pair = Some(OwnedFd::from(b));
             Some(OwnedFd::from(a))
         }
@@ -93,9 +82,7 @@ pub fn exec(store: &Store, id: &str, opts: &ExecOpts) -> Result<Execed> {
         namespaces::setns(j)?;
     }
     // SAFETY: raw clone without CLONE_VM is fork; the runtime is single-threaded.
-    let child =
-        unsafe { libc::syscall(libc::SYS_clone, libc::SIGCHLD as libc::c_ulong, 0, 0, 0, 0) }
-            as i32;
+    let child = unsafe { libc::syscall(libc::SYS_clone, libc::SIGCHLD as libc::c_ulong, 0, 0, 0, 0) } as i32;
     if child == 0 {
         drop(parent_chan);
         let e = match child_setup(
@@ -128,10 +115,7 @@ pub fn exec(store: &Store, id: &str, opts: &ExecOpts) -> Result<Execed> {
         None => {}
         Some(Msg::Error(e)) => {
             kill_reap(child);
-            return Err(Error::Sys(SysError {
-                step: format!("exec in container {id}: {}", e.step),
-                ..e
-            }));
+            return Err(Error::Sys(SysError { step: format!("exec in container {id}: {}", e.step), ..e }));
         }
         Some(m) => {
             kill_reap(child);
@@ -145,10 +129,7 @@ pub fn exec(store: &Store, id: &str, opts: &ExecOpts) -> Result<Execed> {
         Some(ours) => Some(super::console::recv_fd(ours.as_raw_fd())?),
         None => None,
     };
-    Ok(Execed {
-        pid: child,
-        console_master,
-    })
+    Ok(Execed { pid: child, console_master })
 }
 
 fn kill_reap(pid: i32) {
@@ -173,12 +154,7 @@ fn child_setup(
     unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
     match chan.recv()? {
         Some(Msg::CgroupJoined) => {}
-        other => {
-            return Err(SysError::msg(
-                "wait for the cgroup join",
-                format!("got {other:?}"),
-            ))
-        }
+        other => return Err(SysError::msg("wait for the cgroup join", format!("got {other:?}"))),
     }
     for j in joins {
         namespaces::setns(j)?;
@@ -186,18 +162,13 @@ fn child_setup(
     // SAFETY: fchdir/chroot on an fd/static string: enter the container's root (also
     // right for --no-pivot containers, whose root is a chroot).
     unsafe {
-        check(libc::fchdir(root), || {
-            "chdir to the container's root".into()
-        })?;
-        check(libc::chroot(c".".as_ptr()), || {
-            "chroot to the container's root".into()
-        })?;
+        check(libc::fchdir(root), || "chdir to the container's root".into())?;
+        check(libc::chroot(c".".as_ptr()), || "chroot to the container's root".into())?;
     }
     if p.terminal {
         // SAFETY: setsid takes no arguments.
         unsafe { libc::setsid() };
-        let sock =
-            console.ok_or_else(|| SysError::msg("exec with a terminal", "no console socket"))?;
+        let sock = console.ok_or_else(|| SysError::msg("exec with a terminal", "no console socket"))?;
         let (master, slave, name) = super::console::open_pty()?;
         if let Some(size) = p.console_size {
             super::console::set_size(master.as_raw_fd(), size)?;
@@ -208,17 +179,11 @@ fn child_setup(
             crate::sys::dup2(slave.as_raw_fd(), fd)?;
         }
         // SAFETY: ioctl with an integer argument on our stdin.
-        check(unsafe { libc::ioctl(0, libc::TIOCSCTTY, 0) }, || {
-            "TIOCSCTTY".into()
-        })?;
+        check(unsafe { libc::ioctl(0, libc::TIOCSCTTY, 0) }, || "TIOCSCTTY".into())?;
     }
-    crate::security::rlimits::apply(&p.rlimits)
-        .map_err(|e| SysError::msg("set rlimits", e.to_string()))?;
+    crate::security::rlimits::apply(&p.rlimits).map_err(|e| SysError::msg("set rlimits", e.to_string()))?;
     if let Some(adj) = p.oom_score_adj {
-        let _ = crate::sys::write_file(
-            std::path::Path::new("/proc/self/oom_score_adj"),
-            &adj.to_string(),
-        );
+        let _ = crate::sys::write_file(std::path::Path::new("/proc/self/oom_score_adj"), &adj.to_string());
     }
     finalize::prepare(p, seccomp)
 }

@@ -25,72 +25,42 @@ pub struct Prepared {
 pub fn prepare(p: &Process, seccomp: Option<&LinuxSeccomp>) -> SysResult<Prepared> {
     let mut env: Vec<String> = p.env.clone();
     if !env.iter().any(|e| e.starts_with("HOME=")) {
-        env.push(format!(
-            "HOME={}",
-            home_of(p.user.uid).unwrap_or_else(|| "/".into())
-        ));
+        env.push(format!("HOME={}", home_of(p.user.uid).unwrap_or_else(|| "/".into())));
     }
     let path_var = env
         .iter()
         .find_map(|e| e.strip_prefix("PATH="))
         .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
-    let arg0 = p
-        .args
-        .first()
-        .ok_or_else(|| SysError::msg("exec", "process.args is empty"))?;
+    let arg0 = p.args.first().ok_or_else(|| SysError::msg("exec", "process.args is empty"))?;
     let exe = lookup(arg0, path_var, &p.cwd)?;
     let cs = |s: &str| {
-        CString::new(s).map_err(|_| {
-            SysError::from_errno(format!("argument {s:?} contains a NUL byte"), libc::EINVAL)
-        })
+        CString::new(s).map_err(|_| SysError::from_errno(format!("argument {s:?} contains a NUL byte"), libc::EINVAL))
     };
-    let argv = p
-        .args
-        .iter()
-        .map(|a| cs(a))
-        .collect::<SysResult<Vec<_>>>()?;
+    let argv = p.args.iter().map(|a| cs(a)).collect::<SysResult<Vec<_>>>()?;
     let envp = env.iter().map(|a| cs(a)).collect::<SysResult<Vec<_>>>()?;
     let caps = match &p.capabilities {
-        Some(c) => {
-            Some(CapSets::from_spec(c).map_err(|e| SysError::msg("capabilities", e.to_string()))?)
-        }
+        Some(c) => Some(CapSets::from_spec(c).map_err(|e| SysError::msg("capabilities", e.to_string()))?),
         None => None,
     };
     let filter = match seccomp {
-        Some(s) => Some(
-            seccomp::build_filter(s)
-                .map_err(|e| SysError::msg("build the seccomp filter", e.to_string()))?,
-        ),
+        Some(s) => {
+            Some(seccomp::build_filter(s).map_err(|e| SysError::msg("build the seccomp filter", e.to_string()))?)
+        }
         None => None,
     };
-    Ok(Prepared {
-        exe: CString::new(exe.as_os_str().as_bytes()).unwrap_or_default(),
-        argv,
-        envp,
-        caps,
-        filter,
-    })
+    Ok(Prepared { exe: CString::new(exe.as_os_str().as_bytes()).unwrap_or_default(), argv, envp, caps, filter })
 }
 
 /// Find the program like execvp would, but with the container's PATH.
 fn lookup(arg0: &str, path_var: &str, cwd: &str) -> SysResult<PathBuf> {
     let runnable = |p: &Path| {
         use std::os::unix::fs::PermissionsExt;
-        std::fs::metadata(p)
-            .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-            .unwrap_or(false)
+        std::fs::metadata(p).map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false)
     };
     if arg0.contains('/') {
-        let p = if arg0.starts_with('/') {
-            PathBuf::from(arg0)
-        } else {
-            Path::new(cwd).join(arg0)
-        };
+        let p = if arg0.starts_with('/') { PathBuf::from(arg0) } else { Path::new(cwd).join(arg0) };
         if std::fs::metadata(&p).is_err() {
-            return Err(SysError::from_errno(
-                format!("exec {arg0:?} in the container"),
-                libc::ENOENT,
-            ));
+            return Err(SysError::from_errno(format!("exec {arg0:?} in the container"), libc::ENOENT));
         }
         return Ok(p);
     }
@@ -100,10 +70,7 @@ fn lookup(arg0: &str, path_var: &str, cwd: &str) -> SysResult<PathBuf> {
             return Ok(p);
         }
     }
-    Err(SysError::msg(
-        format!("exec {arg0:?}"),
-        format!("executable file not found in $PATH ({path_var})"),
-    ))
+    Err(SysError::msg(format!("exec {arg0:?}"), format!("executable file not found in $PATH ({path_var})")))
 }
 
 /// The home directory of `uid` from the container's /etc/passwd.
@@ -121,18 +88,10 @@ pub fn fd_hygiene(preserve: i32) -> SysResult<()> {
     const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
     let first = 3 + preserve.max(0) as libc::c_uint;
     // SAFETY: close_range only changes fd flags.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_close_range,
-            first,
-            libc::c_uint::MAX,
-            CLOSE_RANGE_CLOEXEC,
-        )
-    };
+    let r = unsafe { libc::syscall(libc::SYS_close_range, first, libc::c_uint::MAX, CLOSE_RANGE_CLOEXEC) };
     check(r as i32, || format!("close_range({first}.., CLOEXEC)"))?;
     for fd in 3..first as i32 {
-        crate::sys::set_cloexec(fd, false)
-            .map_err(|e| e.hint("--preserve-fds names an fd that is not open"))?;
+        crate::sys::set_cloexec(fd, false).map_err(|e| e.hint("--preserve-fds names an fd that is not open"))?;
     }
     Ok(())
 }
@@ -155,11 +114,7 @@ pub fn finalize_and_exec(p: &Process, prep: &Prepared, preserve_fds: i32) -> Sys
 }
 
 fn sec(step: &str) -> impl Fn(crate::security::SecurityError) -> SysError + '_ {
-    move |e| SysError {
-        step: format!("{step}: {e}"),
-        errno: 0,
-        hint: None,
-    }
+    move |e| SysError { step: format!("{step}: {e}"), errno: 0, hint: None }
 }
 
 fn finalize(p: &Process, prep: &Prepared, preserve_fds: i32) -> SysResult<()> {
@@ -185,40 +140,26 @@ fn finalize(p: &Process, prep: &Prepared, preserve_fds: i32) -> SysResult<()> {
                 return Err(e);
             }
         }
-        check(libc::setresgid(u.gid, u.gid, u.gid), || {
-            format!("setresgid({})", u.gid)
-        })?;
-        check(libc::setresuid(u.uid, u.uid, u.uid), || {
-            format!("setresuid({})", u.uid)
-        })?;
+        check(libc::setresgid(u.gid, u.gid, u.gid), || format!("setresgid({})", u.gid))?;
+        check(libc::setresuid(u.uid, u.uid, u.uid), || format!("setresuid({})", u.uid))?;
     }
     if let Some(c) = &prep.caps {
         caps::apply_sets(c).map_err(sec("set capabilities"))?;
     }
     let cwd = crate::sys::cstr(&p.cwd)?;
     // SAFETY: chdir on a valid C string.
-    check(unsafe { libc::chdir(cwd.as_ptr()) }, || {
-        format!("chdir to the process cwd {}", p.cwd)
-    })?;
+    check(unsafe { libc::chdir(cwd.as_ptr()) }, || format!("chdir to the process cwd {}", p.cwd))?;
     // The cwd must be inside the container's root: getcwd fails (or gives a path not
     // starting with '/') for a directory outside it (CVE-2024-21626).
     match std::env::current_dir() {
         Ok(d) if d.is_absolute() => {}
-        _ => {
-            return Err(SysError::from_errno(
-                format!("cwd {} is outside the container root", p.cwd),
-                libc::ENOENT,
-            ))
-        }
+        _ => return Err(SysError::from_errno(format!("cwd {} is outside the container root", p.cwd), libc::ENOENT)),
     }
     // SAFETY: umask only sets the process mask.
     unsafe { libc::umask(u.umask.unwrap_or(0o022) as libc::mode_t) };
     if p.no_new_privileges {
         // SAFETY: prctl with integer arguments.
-        check(
-            unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) },
-            || "prctl(PR_SET_NO_NEW_PRIVS)".into(),
-        )?;
+        check(unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) }, || "prctl(PR_SET_NO_NEW_PRIVS)".into())?;
         if let Some(f) = &prep.filter {
             seccomp::load(f).map_err(sec("load the seccomp filter"))?;
         }

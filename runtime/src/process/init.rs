@@ -41,12 +41,7 @@ impl Sync<'_> {
     fn wait(&mut self, what: &str, want: impl Fn(&Msg) -> bool) -> SysResult<Msg> {
         loop {
             match self.chan.recv()? {
-                None => {
-                    return Err(SysError::msg(
-                        format!("wait for {what}"),
-                        "the runtime went away",
-                    ))
-                }
+                None => return Err(SysError::msg(format!("wait for {what}"), "the runtime went away")),
                 Some(Msg::CgroupJoined) => {
                     self.cgroup_joined = true;
                     if want(&Msg::CgroupJoined) {
@@ -54,12 +49,7 @@ impl Sync<'_> {
                     }
                 }
                 Some(m) if want(&m) => return Ok(m),
-                Some(m) => {
-                    return Err(SysError::msg(
-                        format!("wait for {what}"),
-                        format!("unexpected message {m:?}"),
-                    ))
-                }
+                Some(m) => return Err(SysError::msg(format!("wait for {what}"), format!("unexpected message {m:?}"))),
             }
         }
     }
@@ -67,9 +57,7 @@ impl Sync<'_> {
     /// Be in the container's cgroups, then enter a new cgroup namespace rooted there.
     fn ensure_cgroup(&mut self) -> SysResult<()> {
         if !self.cgroup_joined {
-            self.wait("the runtime to place us in our cgroup", |m| {
-                matches!(m, Msg::CgroupJoined)
-            })?;
+            self.wait("the runtime to place us in our cgroup", |m| matches!(m, Msg::CgroupJoined))?;
         }
         if self.new_cgroupns && !self.cgroupns_done {
             namespaces::unshare(libc::CLONE_NEWCGROUP)?;
@@ -106,12 +94,7 @@ fn run(a: &InitArgs, ready: &mut bool) -> SysResult<std::convert::Infallible> {
         libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
         libc::umask(0);
     }
-    let mut sync = Sync {
-        chan: a.chan,
-        cgroup_joined: false,
-        cgroupns_done: false,
-        new_cgroupns: a.ns.new_cgroup,
-    };
+    let mut sync = Sync { chan: a.chan, cgroup_joined: false, cgroupns_done: false, new_cgroupns: a.ns.new_cgroup };
     for j in &a.ns.joins {
         namespaces::setns(j)?;
         if j.typ == "user" {
@@ -123,9 +106,7 @@ fn run(a: &InitArgs, ready: &mut bool) -> SysResult<std::convert::Infallible> {
     if a.ns.new_user {
         namespaces::unshare(libc::CLONE_NEWUSER)?;
         a.chan.send(&Msg::UserNsReady)?;
-        sync.wait("the runtime to write our uid/gid maps", |m| {
-            matches!(m, Msg::MapsWritten)
-        })?;
+        sync.wait("the runtime to write our uid/gid maps", |m| matches!(m, Msg::MapsWritten))?;
         become_root("the new user namespace")?;
         // The pid namespace must be owned by the new user namespace (else the
         // container cannot mount its /proc): unshare it now and fork the real init.
@@ -135,18 +116,9 @@ fn run(a: &InitArgs, ready: &mut bool) -> SysResult<std::convert::Infallible> {
         // SAFETY: raw clone without CLONE_VM behaves like fork; the process is
         // single-threaded, so the child may keep running Rust code.
         let pid = unsafe {
-            libc::syscall(
-                libc::SYS_clone,
-                (libc::CLONE_PARENT | libc::SIGCHLD) as libc::c_ulong,
-                0,
-                0,
-                0,
-                0,
-            )
+            libc::syscall(libc::SYS_clone, (libc::CLONE_PARENT | libc::SIGCHLD) as libc::c_ulong, 0, 0, 0, 0)
         };
-        let pid = check(pid as i32, || {
-            "fork the container init in its new pid namespace".into()
-        })?;
+        let pid = check(pid as i32, || "fork the container init in its new pid namespace".into())?;
         if pid > 0 {
             a.chan.send(&Msg::InitPid(pid))?;
             // SAFETY: see child_main.
@@ -163,21 +135,16 @@ fn run(a: &InitArgs, ready: &mut bool) -> SysResult<std::convert::Infallible> {
     set_names(a.spec)?;
     rootfs::apply_sysctls(a.spec)?;
     if let Some(adj) = a.process.oom_score_adj {
-        crate::sys::write_file(Path::new("/proc/self/oom_score_adj"), &adj.to_string()).map_err(
-            |e| {
-                if e.errno == libc::EACCES {
-                    e.hint("lowering oom_score_adj needs CAP_SYS_RESOURCE")
-                } else {
-                    e
-                }
-            },
-        )?;
+        crate::sys::write_file(Path::new("/proc/self/oom_score_adj"), &adj.to_string()).map_err(|e| {
+            if e.errno == libc::EACCES {
+                e.hint("lowering oom_score_adj needs CAP_SYS_RESOURCE")
+            } else {
+                e
+            }
+        })?;
     }
     if a.spec.namespace("mount").is_none() {
-        return Err(SysError::msg(
-            "set up the rootfs",
-            "linux.namespaces must include a mount namespace",
-        ));
+        return Err(SysError::msg("set up the rootfs", "linux.namespaces must include a mount namespace"));
     }
 
     let mut hook_state = None;
@@ -195,9 +162,8 @@ fn run(a: &InitArgs, ready: &mut bool) -> SysResult<std::convert::Infallible> {
         Stage::BeforePivot => {
             if a.want_hooks {
                 a.chan.send(&Msg::RunHooks)?;
-                let Msg::HooksDone(state) = sync.wait("prestart/createRuntime hooks", |m| {
-                    matches!(m, Msg::HooksDone(_))
-                })?
+                let Msg::HooksDone(state) =
+                    sync.wait("prestart/createRuntime hooks", |m| matches!(m, Msg::HooksDone(_)))?
                 else {
                     unreachable!()
                 };
@@ -217,8 +183,7 @@ fn run(a: &InitArgs, ready: &mut bool) -> SysResult<std::convert::Infallible> {
         setup_terminal(a)?;
     }
     sync.ensure_cgroup()?;
-    crate::security::rlimits::apply(&a.process.rlimits)
-        .map_err(|e| SysError::msg("set rlimits", e.to_string()))?;
+    crate::security::rlimits::apply(&a.process.rlimits).map_err(|e| SysError::msg("set rlimits", e.to_string()))?;
     let seccomp = a.spec.linux.as_ref().and_then(|l| l.seccomp.as_ref());
     let prep: Prepared = finalize::prepare(a.process, seccomp)?;
 
@@ -233,11 +198,7 @@ fn run(a: &InitArgs, ready: &mut bool) -> SysResult<std::convert::Infallible> {
         v["status"] = "created".into();
         crate::hooks::run("startContainer", &h.start_container, &v)?;
     }
-    Err(finalize::finalize_and_exec(
-        a.process,
-        &prep,
-        a.preserve_fds,
-    ))
+    Err(finalize::finalize_and_exec(a.process, &prep, a.preserve_fds))
 }
 
 fn become_root(ns: &str) -> SysResult<()> {
@@ -252,17 +213,13 @@ fn become_root(ns: &str) -> SysResult<()> {
 fn set_names(spec: &Spec) -> SysResult<()> {
     if let Some(h) = spec.hostname.as_deref().filter(|h| !h.is_empty()) {
         // SAFETY: pointer and length of a live string.
-        check(
-            unsafe { libc::sethostname(h.as_ptr().cast(), h.len()) },
-            || format!("sethostname({h:?}) in the new uts namespace"),
-        )?;
+        check(unsafe { libc::sethostname(h.as_ptr().cast(), h.len()) }, || {
+            format!("sethostname({h:?}) in the new uts namespace")
+        })?;
     }
     if let Some(d) = spec.domainname.as_deref().filter(|d| !d.is_empty()) {
         // SAFETY: as above.
-        check(
-            unsafe { libc::setdomainname(d.as_ptr().cast(), d.len()) },
-            || format!("setdomainname({d:?})"),
-        )?;
+        check(unsafe { libc::setdomainname(d.as_ptr().cast(), d.len()) }, || format!("setdomainname({d:?})"))?;
     }
     Ok(())
 }
@@ -287,10 +244,7 @@ fn wait_fifo(fd: RawFd) -> SysResult<()> {
 /// becomes stdio, the controlling terminal and /dev/console.
 fn setup_terminal(a: &InitArgs) -> SysResult<()> {
     let sock = a.console.ok_or_else(|| {
-        SysError::msg(
-            "set up the terminal",
-            "process.terminal is true but no --console-socket was given",
-        )
+        SysError::msg("set up the terminal", "process.terminal is true but no --console-socket was given")
     })?;
     let (master, slave, name) = super::console::open_pty()?;
     if let Some(size) = a.process.console_size {
@@ -299,18 +253,10 @@ fn setup_terminal(a: &InitArgs) -> SysResult<()> {
     super::console::send_fd(sock, master.as_raw_fd(), &name)?;
     drop(master);
     // /dev/console: bind the slave over it, as runc does (best effort on a ro /dev).
-    if let Ok(t) =
-        crate::rootfs::paths::create_file_in_root(libc::AT_FDCWD, Path::new("dev/console"))
-    {
+    if let Ok(t) = crate::rootfs::paths::create_file_in_root(libc::AT_FDCWD, Path::new("dev/console")) {
         let src = crate::sys::cstr(&name)?;
-        let _ = crate::sys::mount(
-            Some(&src),
-            &crate::sys::fd_path(t.as_raw_fd()),
-            None,
-            libc::MS_BIND,
-            None,
-            String::new,
-        );
+        let _ =
+            crate::sys::mount(Some(&src), &crate::sys::fd_path(t.as_raw_fd()), None, libc::MS_BIND, None, String::new);
     }
     let s = slave.as_raw_fd();
     for fd in 0..3 {

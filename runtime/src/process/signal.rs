@@ -49,11 +49,7 @@ pub fn parse(s: &str) -> Option<i32> {
         return Some(n);
     }
     let rt = |base: i32, rest: &str| -> Option<i32> {
-        let off: i32 = if rest.is_empty() {
-            0
-        } else {
-            rest.parse().ok()?
-        };
+        let off: i32 = if rest.is_empty() { 0 } else { rest.parse().ok()? };
         Some(base + off)
     };
     if let Some(r) = name.strip_prefix("RTMIN") {

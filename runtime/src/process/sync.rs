@@ -42,36 +42,18 @@ impl Channel {
     pub fn pair() -> SysResult<(Channel, Channel)> {
         let mut fds = [0; 2];
         // SAFETY: fds is a valid 2-element out array.
-        let r = unsafe {
-            libc::socketpair(
-                libc::AF_UNIX,
-                libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
-                0,
-                fds.as_mut_ptr(),
-            )
-        };
+        let r =
+            unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC, 0, fds.as_mut_ptr()) };
         crate::sys::check(r, || "socketpair for the parent/init sync channel".into())?;
         // SAFETY: fresh fds from the kernel, owned only here.
-        Ok(unsafe {
-            (
-                Channel(OwnedFd::from_raw_fd(fds[0])),
-                Channel(OwnedFd::from_raw_fd(fds[1])),
-            )
-        })
+        Ok(unsafe { (Channel(OwnedFd::from_raw_fd(fds[0])), Channel(OwnedFd::from_raw_fd(fds[1]))) })
     }
 
     /// Send one message.
     pub fn send(&self, m: &Msg) -> SysResult<()> {
         let data = serde_json::to_vec(m).expect("message serializes");
         // SAFETY: data is a valid buffer of the given length.
-        let r = unsafe {
-            libc::send(
-                self.0.as_raw_fd(),
-                data.as_ptr().cast(),
-                data.len(),
-                libc::MSG_NOSIGNAL,
-            )
-        };
+        let r = unsafe { libc::send(self.0.as_raw_fd(), data.as_ptr().cast(), data.len(), libc::MSG_NOSIGNAL) };
         if r < 0 {
             return Err(SysError::last(format!("send {m:?} on the sync channel")));
         }
@@ -84,21 +66,14 @@ impl Channel {
         // returns its real length) instead of keeping a large buffer resident.
         loop {
             // SAFETY: a zero-length peek with MSG_TRUNC only reports the packet size.
-            let n = unsafe {
-                libc::recv(
-                    self.0.as_raw_fd(),
-                    std::ptr::null_mut(),
-                    0,
-                    libc::MSG_PEEK | libc::MSG_TRUNC,
-                )
-            };
+            let n =
+                unsafe { libc::recv(self.0.as_raw_fd(), std::ptr::null_mut(), 0, libc::MSG_PEEK | libc::MSG_TRUNC) };
             if n < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
                 continue;
             }
             let mut buf = vec![0u8; n.max(1) as usize];
             // SAFETY: buf is valid for writes of its length.
-            let r =
-                unsafe { libc::recv(self.0.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+            let r = unsafe { libc::recv(self.0.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
             if r < 0 {
                 if std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
                     continue;

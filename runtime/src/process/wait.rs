@@ -11,16 +11,8 @@ fn forwardable() -> libc::sigset_t {
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
         for s in 1..32 {
-            if ![
-                libc::SIGKILL,
-                libc::SIGSTOP,
-                libc::SIGSEGV,
-                libc::SIGBUS,
-                libc::SIGILL,
-                libc::SIGFPE,
-                libc::SIGTRAP,
-            ]
-            .contains(&s)
+            if ![libc::SIGKILL, libc::SIGSTOP, libc::SIGSEGV, libc::SIGBUS, libc::SIGILL, libc::SIGFPE, libc::SIGTRAP]
+                .contains(&s)
             {
                 libc::sigaddset(&mut set, s);
             }
@@ -93,10 +85,7 @@ fn copy_winsize(from: RawFd, to: RawFd) {
 pub fn forward_and_wait(pid: i32, master: Option<OwnedFd>) -> SysResult<i32> {
     let set = forwardable();
     // SAFETY: signalfd on a valid set; the returned fd is owned below.
-    let sfd = check(
-        unsafe { libc::signalfd(-1, &set, libc::SFD_CLOEXEC) },
-        || "signalfd".into(),
-    )?;
+    let sfd = check(unsafe { libc::signalfd(-1, &set, libc::SFD_CLOEXEC) }, || "signalfd".into())?;
     // SAFETY: fresh fd.
     let sfd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(sfd) };
     let _raw = master.as_ref().and_then(|_| RawMode::enter(0));
@@ -106,34 +95,18 @@ pub fn forward_and_wait(pid: i32, master: Option<OwnedFd>) -> SysResult<i32> {
     let mut stdin_open = master.is_some();
     let mut master_open = master.is_some();
     let mut exit: Option<i32> = None;
-    let mut buf = if master.is_some() {
-        vec![0u8; 32 * 1024]
-    } else {
-        Vec::new()
-    };
+    let mut buf = if master.is_some() { vec![0u8; 32 * 1024] } else { Vec::new() };
     loop {
         if exit.is_some() && !master_open {
             break;
         }
-        let mut fds = vec![libc::pollfd {
-            fd: sfd.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        }];
+        let mut fds = vec![libc::pollfd { fd: sfd.as_raw_fd(), events: libc::POLLIN, revents: 0 }];
         if let Some(m) = &master {
             if master_open {
-                fds.push(libc::pollfd {
-                    fd: m.as_raw_fd(),
-                    events: libc::POLLIN,
-                    revents: 0,
-                });
+                fds.push(libc::pollfd { fd: m.as_raw_fd(), events: libc::POLLIN, revents: 0 });
             }
             if stdin_open {
-                fds.push(libc::pollfd {
-                    fd: 0,
-                    events: libc::POLLIN,
-                    revents: 0,
-                });
+                fds.push(libc::pollfd { fd: 0, events: libc::POLLIN, revents: 0 });
             }
         }
         let timeout = if exit.is_some() { 100 } else { -1 };

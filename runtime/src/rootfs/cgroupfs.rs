@@ -21,8 +21,8 @@ struct CgMount {
 }
 
 fn host_cgroup_mounts() -> SysResult<Vec<CgMount>> {
-    let info = std::fs::read_to_string("/proc/self/mountinfo")
-        .map_err(|e| SysError::io("read /proc/self/mountinfo", &e))?;
+    let info =
+        std::fs::read_to_string("/proc/self/mountinfo").map_err(|e| SysError::io("read /proc/self/mountinfo", &e))?;
     let mut out = Vec::new();
     for line in info.lines() {
         let Some((pre, post)) = line.split_once(" - ") else {
@@ -53,10 +53,7 @@ fn own_path(cg_text: &str, m: &CgMount) -> Option<String> {
         let hit = if m.fstype == "cgroup2" {
             ctrls.is_empty()
         } else {
-            !ctrls.is_empty()
-                && ctrls
-                    .split(',')
-                    .all(|c| m.superopts.split(',').any(|o| o == c))
+            !ctrls.is_empty() && ctrls.split(',').all(|c| m.superopts.split(',').any(|o| o == c))
         };
         if hit {
             let p = path.strip_prefix(m.root.as_str()).unwrap_or(path);
@@ -69,22 +66,15 @@ fn own_path(cg_text: &str, m: &CgMount) -> Option<String> {
 /// Mount the container's cgroups at `m.destination`. `cgroupns`: a new cgroup namespace.
 pub fn mount_cgroups(root: RawFd, m: &Mount, cgroupns: bool) -> SysResult<()> {
     let o = options::parse(&m.options);
-    let flags = o.flags
-        & (libc::MS_RDONLY
-            | libc::MS_NOSUID
-            | libc::MS_NODEV
-            | libc::MS_NOEXEC
-            | libc::MS_RELATIME);
+    let flags = o.flags & (libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC | libc::MS_RELATIME);
     let dest = rel(&m.destination);
     let shown = Path::new("/").join(&dest);
     let mounts = host_cgroup_mounts()?;
-    let cg_text = std::fs::read_to_string("/proc/self/cgroup")
-        .map_err(|e| SysError::io("read /proc/self/cgroup", &e))?;
+    let cg_text =
+        std::fs::read_to_string("/proc/self/cgroup").map_err(|e| SysError::io("read /proc/self/cgroup", &e))?;
 
     // Unified host: a single cgroup2 at /sys/fs/cgroup.
-    let unified = mounts
-        .iter()
-        .find(|c| c.fstype == "cgroup2" && c.mountpoint == Path::new("/sys/fs/cgroup"));
+    let unified = mounts.iter().find(|c| c.fstype == "cgroup2" && c.mountpoint == Path::new("/sys/fs/cgroup"));
     if let Some(u) = unified {
         return mount_one(root, u, &cg_text, &dest, flags, cgroupns);
     }
@@ -97,19 +87,11 @@ pub fn mount_cgroups(root: RawFd, m: &Mount, cgroupns: bool) -> SysResult<()> {
         Some(c"tmpfs"),
         libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
         Some(c"mode=755"),
-        || {
-            format!(
-                "mount tmpfs on {} (to hold the cgroup hierarchies)",
-                shown.display()
-            )
-        },
+        || format!("mount tmpfs on {} (to hold the cgroup hierarchies)", shown.display()),
     )?;
     let base = mkdir_all_in_root(root, &dest)?;
     let host_base = Path::new("/sys/fs/cgroup");
-    for cm in mounts
-        .iter()
-        .filter(|c| c.mountpoint.parent() == Some(host_base))
-    {
+    for cm in mounts.iter().filter(|c| c.mountpoint.parent() == Some(host_base)) {
         let name = cm.mountpoint.file_name().unwrap();
         let sub = dest.join(name);
         mount_one(root, cm, &cg_text, &sub, flags, cgroupns)?;
@@ -133,12 +115,7 @@ pub fn mount_cgroups(root: RawFd, m: &Mount, cgroupns: bool) -> SysResult<()> {
             None,
             &fd_path(t.as_raw_fd()),
             None,
-            libc::MS_REMOUNT
-                | libc::MS_BIND
-                | libc::MS_RDONLY
-                | libc::MS_NOSUID
-                | libc::MS_NODEV
-                | libc::MS_NOEXEC,
+            libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
             None,
             || format!("remount {} read-only", shown.display()),
         )?;
@@ -169,45 +146,23 @@ fn mount_one(
         } else {
             None
         };
-        mount(
-            Some(c"cgroup"),
-            target,
-            Some(&fstype),
-            flags,
-            data.as_deref(),
-            || {
-                format!(
-                    "mount {} ({}) on {}",
-                    cm.fstype,
-                    cm.superopts,
-                    shown.display()
-                )
-            },
-        )
+        mount(Some(c"cgroup"), target, Some(&fstype), flags, data.as_deref(), || {
+            format!("mount {} ({}) on {}", cm.fstype, cm.superopts, shown.display())
+        })
     } else {
         let own = own_path(cg_text, cm).unwrap_or_default();
         let src = cm.mountpoint.join(own);
         let csrc = cstr(&src)?;
-        mount(
-            Some(&csrc),
-            target,
-            None,
-            libc::MS_BIND | libc::MS_REC,
-            None,
-            || format!("bind mount {} on {}", src.display(), shown.display()),
-        )?;
+        mount(Some(&csrc), target, None, libc::MS_BIND | libc::MS_REC, None, || {
+            format!("bind mount {} on {}", src.display(), shown.display())
+        })?;
         if flags != 0 {
             // Re-resolve: the fd above names the directory under the new mount.
             let t = super::paths::open_in_root(root, dest, libc::O_PATH)?;
             let target = &fd_path(t.as_raw_fd());
-            mount(
-                None,
-                target,
-                None,
-                libc::MS_BIND | libc::MS_REMOUNT | flags,
-                None,
-                || format!("remount {} with flags {flags:#x}", shown.display()),
-            )?;
+            mount(None, target, None, libc::MS_BIND | libc::MS_REMOUNT | flags, None, || {
+                format!("remount {} with flags {flags:#x}", shown.display())
+            })?;
         }
         Ok(())
     }

@@ -58,11 +58,7 @@ fn copy_entry(src: RawFd, dst: RawFd, name: &CStr) -> SysResult<()> {
                 copy_tree(s.as_raw_fd(), d.as_raw_fd())?;
             }
             libc::S_IFREG => {
-                let s = libc::openat(
-                    src,
-                    name.as_ptr(),
-                    libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
-                );
+                let s = libc::openat(src, name.as_ptr(), libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC);
                 if s < 0 {
                     return Err(SysError::last(format!("open {shown}")));
                 }
@@ -70,11 +66,7 @@ fn copy_entry(src: RawFd, dst: RawFd, name: &CStr) -> SysResult<()> {
                 let d = libc::openat(
                     dst,
                     name.as_ptr(),
-                    libc::O_WRONLY
-                        | libc::O_CREAT
-                        | libc::O_TRUNC
-                        | libc::O_NOFOLLOW
-                        | libc::O_CLOEXEC,
+                    libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC | libc::O_NOFOLLOW | libc::O_CLOEXEC,
                     mode,
                 );
                 if d < 0 {
@@ -99,8 +91,7 @@ fn copy_entry(src: RawFd, dst: RawFd, name: &CStr) -> SysResult<()> {
             }
             libc::S_IFLNK => {
                 let mut buf = [0u8; 4096];
-                let n =
-                    libc::readlinkat(src, name.as_ptr(), buf.as_mut_ptr().cast(), buf.len() - 1);
+                let n = libc::readlinkat(src, name.as_ptr(), buf.as_mut_ptr().cast(), buf.len() - 1);
                 if n < 0 {
                     return Err(SysError::last(format!("readlink {shown}")));
                 }
@@ -111,13 +102,7 @@ fn copy_entry(src: RawFd, dst: RawFd, name: &CStr) -> SysResult<()> {
                 libc::mknodat(dst, name.as_ptr(), st.st_mode, st.st_rdev);
             }
         }
-        libc::fchownat(
-            dst,
-            name.as_ptr(),
-            st.st_uid,
-            st.st_gid,
-            libc::AT_SYMLINK_NOFOLLOW,
-        );
+        libc::fchownat(dst, name.as_ptr(), st.st_uid, st.st_gid, libc::AT_SYMLINK_NOFOLLOW);
         if st.st_mode & libc::S_IFMT != libc::S_IFLNK {
             libc::fchmodat(dst, name.as_ptr(), mode, 0);
         }
@@ -128,17 +113,10 @@ fn copy_entry(src: RawFd, dst: RawFd, name: &CStr) -> SysResult<()> {
 fn open_dir(at: RawFd, name: &CStr) -> SysResult<OwnedFd> {
     // SAFETY: openat with a single component, O_NOFOLLOW|O_DIRECTORY.
     let fd = unsafe {
-        libc::openat(
-            at,
-            name.as_ptr(),
-            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
-        )
+        libc::openat(at, name.as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC)
     };
     if fd < 0 {
-        return Err(SysError::last(format!(
-            "open dir {}",
-            name.to_string_lossy()
-        )));
+        return Err(SysError::last(format!("open dir {}", name.to_string_lossy())));
     }
     // SAFETY: fresh fd.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })

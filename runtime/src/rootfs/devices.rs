@@ -67,10 +67,7 @@ fn symlink_at(dir: RawFd, target: &str, name: &str) -> SysResult<()> {
     if unsafe { libc::symlinkat(t.as_ptr(), dir, n.as_ptr()) } < 0 {
         let e = std::io::Error::last_os_error().raw_os_error().unwrap_or(0);
         if e != libc::EEXIST {
-            return Err(SysError::from_errno(
-                format!("symlink /dev/{name} -> {target}"),
-                e,
-            ));
+            return Err(SysError::from_errno(format!("symlink /dev/{name} -> {target}"), e));
         }
     }
     Ok(())
@@ -81,30 +78,15 @@ fn create_device(root: RawFd, d: &Device, userns: bool) -> SysResult<()> {
     if userns {
         let t = create_file_in_root(root, &p)?;
         let src = cstr(&d.path)?;
-        return mount(
-            Some(&src),
-            &fd_path(t.as_raw_fd()),
-            None,
-            libc::MS_BIND,
-            None,
-            || {
-                format!(
-                    "bind mount host {} into the container (user namespaces cannot mknod)",
-                    d.path
-                )
-            },
-        );
+        return mount(Some(&src), &fd_path(t.as_raw_fd()), None, libc::MS_BIND, None, || {
+            format!("bind mount host {} into the container (user namespaces cannot mknod)", d.path)
+        });
     }
     let kind = match d.typ.as_str() {
         "c" | "u" => libc::S_IFCHR,
         "b" => libc::S_IFBLK,
         "p" => libc::S_IFIFO,
-        t => {
-            return Err(SysError::from_errno(
-                format!("device {}: unknown type {t:?}", d.path),
-                libc::EINVAL,
-            ))
-        }
+        t => return Err(SysError::from_errno(format!("device {}: unknown type {t:?}", d.path), libc::EINVAL)),
     };
     let parent = p.parent().unwrap_or(Path::new(""));
     let dir = reopen_dir(&mkdir_all_in_root(root, parent)?)?;
@@ -115,10 +97,7 @@ fn create_device(root: RawFd, d: &Device, userns: bool) -> SysResult<()> {
     unsafe { libc::unlinkat(dir.as_raw_fd(), name.as_ptr(), 0) };
     // SAFETY: as above; mknodat creates a node, it never follows a symlink.
     if unsafe { libc::mknodat(dir.as_raw_fd(), name.as_ptr(), kind | mode, dev) } < 0 {
-        return Err(SysError::last(format!(
-            "mknod {} ({} {}:{})",
-            d.path, d.typ, d.major, d.minor
-        )));
+        return Err(SysError::last(format!("mknod {} ({} {}:{})", d.path, d.typ, d.major, d.minor)));
     }
     // SAFETY: as above; AT_SYMLINK_NOFOLLOW: never follow.
     unsafe {

@@ -39,23 +39,15 @@ pub struct RootfsConfig<'a> {
 /// Build the container's root and switch into it.
 pub fn setup(cfg: &RootfsConfig, cb: &mut dyn FnMut(Stage) -> SysResult<()>) -> SysResult<()> {
     let linux = cfg.spec.linux();
-    let prop = linux
-        .rootfs_propagation
-        .as_deref()
-        .and_then(propagation_flag);
+    let prop = linux.rootfs_propagation.as_deref().and_then(propagation_flag);
     let root_prop = prop.unwrap_or(libc::MS_SLAVE | libc::MS_REC);
     mount(None, c"/", None, root_prop, None, || {
         format!("set propagation {root_prop:#x} on / (so nothing we mount leaks to the host)")
     })?;
     let croot = cstr(cfg.rootfs)?;
-    mount(
-        Some(&croot),
-        &croot,
-        None,
-        libc::MS_BIND | libc::MS_REC,
-        None,
-        || format!("bind mount the rootfs {} onto itself", cfg.rootfs.display()),
-    )?;
+    mount(Some(&croot), &croot, None, libc::MS_BIND | libc::MS_REC, None, || {
+        format!("bind mount the rootfs {} onto itself", cfg.rootfs.display())
+    })?;
     if prop.is_some_and(|p| p & libc::MS_SHARED != 0) {
         make_parent_private(cfg.rootfs)?;
     }
@@ -74,9 +66,7 @@ pub fn setup(cfg: &RootfsConfig, cb: &mut dyn FnMut(Stage) -> SysResult<()>) -> 
         if dest == Path::new("dev/pts") && typ == "devpts" {
             devpts = true;
         }
-        if dest == Path::new("dev")
-            && (typ == "bind" || m.options.iter().any(|o| o == "bind" || o == "rbind"))
-        {
+        if dest == Path::new("dev") && (typ == "bind" || m.options.iter().any(|o| o == "bind" || o == "rbind")) {
             dev_bound = true;
         }
     }
@@ -91,9 +81,7 @@ pub fn setup(cfg: &RootfsConfig, cb: &mut dyn FnMut(Stage) -> SysResult<()>) -> 
         pivot_root(cfg.rootfs)?;
     }
     if let Some(p) = prop {
-        mount(None, c"/", None, p, None, || {
-            format!("set rootfsPropagation {p:#x} on /")
-        })?;
+        mount(None, c"/", None, p, None, || format!("set rootfsPropagation {p:#x} on /"))?;
     }
     for p in &linux.masked_paths {
         mask_path(p)?;
@@ -103,14 +91,9 @@ pub fn setup(cfg: &RootfsConfig, cb: &mut dyn FnMut(Stage) -> SysResult<()>) -> 
     }
     if cfg.spec.root.as_ref().is_some_and(|r| r.readonly) {
         let keep = root_flags();
-        mount(
-            None,
-            c"/",
-            None,
-            libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY | keep,
-            None,
-            || "remount / read-only (root.readonly)".into(),
-        )?;
+        mount(None, c"/", None, libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY | keep, None, || {
+            "remount / read-only (root.readonly)".into()
+        })?;
     }
     Ok(())
 }
@@ -129,33 +112,17 @@ fn pivot_root(rootfs: &Path) -> SysResult<()> {
     let new = crate::sys::open(rootfs, libc::O_DIRECTORY | libc::O_RDONLY, 0)?;
     // SAFETY: fchdir/pivot_root/umount2/chdir take fds and static C strings only.
     unsafe {
-        check(libc::fchdir(new.as_raw_fd()), || {
-            format!("chdir {}", rootfs.display())
+        check(libc::fchdir(new.as_raw_fd()), || format!("chdir {}", rootfs.display()))?;
+        check(libc::syscall(libc::SYS_pivot_root, c".".as_ptr(), c".".as_ptr()) as i32, || {
+            format!("pivot_root to {}", rootfs.display())
+        })
+        .map_err(|e| e.hint("pivot_root fails on a rootfs in a ramfs/initramfs; use --no-pivot there"))?;
+        check(libc::fchdir(old.as_raw_fd()), || "chdir to the old root".into())?;
+        mount(None, c".", None, libc::MS_SLAVE | libc::MS_REC, None, || {
+            "make the old root a slave (so unmounting it does not reach the host)".into()
         })?;
-        check(
-            libc::syscall(libc::SYS_pivot_root, c".".as_ptr(), c".".as_ptr()) as i32,
-            || format!("pivot_root to {}", rootfs.display()),
-        )
-        .map_err(|e| {
-            e.hint("pivot_root fails on a rootfs in a ramfs/initramfs; use --no-pivot there")
-        })?;
-        check(libc::fchdir(old.as_raw_fd()), || {
-            "chdir to the old root".into()
-        })?;
-        mount(
-            None,
-            c".",
-            None,
-            libc::MS_SLAVE | libc::MS_REC,
-            None,
-            || "make the old root a slave (so unmounting it does not reach the host)".into(),
-        )?;
-        check(libc::umount2(c".".as_ptr(), libc::MNT_DETACH), || {
-            "unmount the old root".into()
-        })?;
-        check(libc::chdir(c"/".as_ptr()), || {
-            "chdir / in the new root".into()
-        })?;
+        check(libc::umount2(c".".as_ptr(), libc::MNT_DETACH), || "unmount the old root".into())?;
+        check(libc::chdir(c"/".as_ptr()), || "chdir / in the new root".into())?;
     }
     Ok(())
 }
@@ -165,12 +132,8 @@ fn move_root(rootfs: &Path) -> SysResult<()> {
     let c = cstr(rootfs)?;
     // SAFETY: plain syscalls on valid C strings.
     unsafe {
-        check(libc::chdir(c.as_ptr()), || {
-            format!("chdir {}", rootfs.display())
-        })?;
-        mount(Some(&c), c"/", None, libc::MS_MOVE, None, || {
-            format!("move mount {} to /", rootfs.display())
-        })?;
+        check(libc::chdir(c.as_ptr()), || format!("chdir {}", rootfs.display()))?;
+        mount(Some(&c), c"/", None, libc::MS_MOVE, None, || format!("move mount {} to /", rootfs.display()))?;
         check(libc::chroot(c".".as_ptr()), || "chroot .".into())?;
         check(libc::chdir(c"/".as_ptr()), || "chdir /".into())?;
     }
@@ -185,18 +148,11 @@ fn mask_path(p: &str) -> SysResult<()> {
         Err(_) => return Ok(()),
     };
     if meta.is_dir() {
-        mount(
-            Some(c"tmpfs"),
-            &c,
-            Some(c"tmpfs"),
-            libc::MS_RDONLY,
-            None,
-            || format!("mask {p} (read-only tmpfs over it)"),
-        )
-    } else {
-        mount(Some(c"/dev/null"), &c, None, libc::MS_BIND, None, || {
-            format!("mask {p} (bind /dev/null over it)")
+        mount(Some(c"tmpfs"), &c, Some(c"tmpfs"), libc::MS_RDONLY, None, || {
+            format!("mask {p} (read-only tmpfs over it)")
         })
+    } else {
+        mount(Some(c"/dev/null"), &c, None, libc::MS_BIND, None, || format!("mask {p} (bind /dev/null over it)"))
     }
 }
 
@@ -206,31 +162,18 @@ fn readonly_path(p: &str) -> SysResult<()> {
     if std::fs::symlink_metadata(p).is_err() {
         return Ok(());
     }
-    mount(
-        Some(&c),
-        &c,
-        None,
-        libc::MS_BIND | libc::MS_REC,
-        None,
-        || format!("bind {p} onto itself (readonlyPaths)"),
-    )?;
-    let keep = crate::sys::open(Path::new(p), libc::O_PATH, 0)
-        .map(|f| mounts::statvfs_flags(f.as_raw_fd()))
-        .unwrap_or(0);
-    mount(
-        None,
-        &c,
-        None,
-        libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY | libc::MS_REC | keep,
-        None,
-        || format!("remount {p} read-only"),
-    )
+    mount(Some(&c), &c, None, libc::MS_BIND | libc::MS_REC, None, || format!("bind {p} onto itself (readonlyPaths)"))?;
+    let keep =
+        crate::sys::open(Path::new(p), libc::O_PATH, 0).map(|f| mounts::statvfs_flags(f.as_raw_fd())).unwrap_or(0);
+    mount(None, &c, None, libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY | libc::MS_REC | keep, None, || {
+        format!("remount {p} read-only")
+    })
 }
 
 /// pivot_root refuses a new root whose parent mount is shared: make it private.
 fn make_parent_private(rootfs: &Path) -> SysResult<()> {
-    let info = std::fs::read_to_string("/proc/self/mountinfo")
-        .map_err(|e| SysError::io("read /proc/self/mountinfo", &e))?;
+    let info =
+        std::fs::read_to_string("/proc/self/mountinfo").map_err(|e| SysError::io("read /proc/self/mountinfo", &e))?;
     let parent = rootfs.parent().unwrap_or(Path::new("/"));
     let best = info
         .lines()
@@ -261,11 +204,7 @@ pub fn check_sysctl(key: &str, namespaces: &HashSet<&str>) -> Result<(), String>
         "kernel.shm_rmid_forced",
     ];
     if ipc.contains(&key) || key.starts_with("fs.mqueue.") {
-        return if namespaces.contains("ipc") {
-            Ok(())
-        } else {
-            Err(format!("{key} needs a new ipc namespace"))
-        };
+        return if namespaces.contains("ipc") { Ok(()) } else { Err(format!("{key} needs a new ipc namespace")) };
     }
     if key.starts_with("net.") {
         return if namespaces.contains("network") {
@@ -275,15 +214,9 @@ pub fn check_sysctl(key: &str, namespaces: &HashSet<&str>) -> Result<(), String>
         };
     }
     if key == "kernel.hostname" || key == "kernel.domainname" {
-        return if namespaces.contains("uts") {
-            Ok(())
-        } else {
-            Err(format!("{key} needs a new uts namespace"))
-        };
+        return if namespaces.contains("uts") { Ok(()) } else { Err(format!("{key} needs a new uts namespace")) };
     }
-    Err(format!(
-        "{key} is not namespaced: setting it would change the host"
-    ))
+    Err(format!("{key} is not namespaced: setting it would change the host"))
 }
 
 /// Write the sysctls through /proc/sys (in the container's namespaces).

@@ -15,10 +15,7 @@ const SYSFS_MAGIC: i64 = 0x6265_6572;
 /// Mount `m` inside the rootfs whose fd is `root`. `bundle` anchors relative bind sources.
 pub fn mount_entry(root: RawFd, m: &Mount, bundle: &Path) -> SysResult<()> {
     let o = options::parse(&m.options);
-    let typ = m
-        .typ
-        .as_deref()
-        .unwrap_or(if o.bind { "bind" } else { "none" });
+    let typ = m.typ.as_deref().unwrap_or(if o.bind { "bind" } else { "none" });
     let bind = o.bind || typ == "bind";
     let dest = rel(&m.destination);
     let shown = Path::new("/").join(&dest);
@@ -42,16 +39,9 @@ pub fn mount_entry(root: RawFd, m: &Mount, bundle: &Path) -> SysResult<()> {
 
     let source: Option<PathBuf> = if bind {
         let s = m.source.as_deref().unwrap_or("");
-        let p = if Path::new(s).is_absolute() {
-            PathBuf::from(s)
-        } else {
-            bundle.join(s)
-        };
+        let p = if Path::new(s).is_absolute() { PathBuf::from(s) } else { bundle.join(s) };
         if let Err(e) = std::fs::metadata(&p) {
-            return Err(SysError::io(
-                format!("bind mount source {} for {}", p.display(), shown.display()),
-                &e,
-            ));
+            return Err(SysError::io(format!("bind mount source {} for {}", p.display(), shown.display()), &e));
         }
         Some(p)
     } else {
@@ -64,13 +54,7 @@ pub fn mount_entry(root: RawFd, m: &Mount, bundle: &Path) -> SysResult<()> {
         mkdir_all_in_root(root, &dest)?
     };
     let tpath = fd_path(target.as_raw_fd());
-    let step = |what: &str| {
-        format!(
-            "{what} {} on {} ({typ})",
-            source_name(m, &source),
-            shown.display()
-        )
-    };
+    let step = |what: &str| format!("{what} {} on {} ({typ})", source_name(m, &source), shown.display());
 
     if bind {
         let src = crate::sys::cstr(source.as_ref().unwrap())?;
@@ -82,76 +66,40 @@ pub fn mount_entry(root: RawFd, m: &Mount, bundle: &Path) -> SysResult<()> {
             // A bind remount must keep the locked flags the source mount already has.
             let keep = statvfs_flags(t.as_raw_fd());
             let fl = libc::MS_BIND | libc::MS_REMOUNT | remount_flags | keep;
-            mount(None, &fd_path(t.as_raw_fd()), None, fl, None, || {
-                step("remount")
-            })?;
+            mount(None, &fd_path(t.as_raw_fd()), None, fl, None, || step("remount"))?;
         }
     } else {
-        let src =
-            CString::new(m.source.clone().unwrap_or_else(|| typ.to_string())).unwrap_or_default();
+        let src = CString::new(m.source.clone().unwrap_or_else(|| typ.to_string())).unwrap_or_default();
         let fstype = CString::new(typ).unwrap_or_default();
         let data = CString::new(o.data.clone()).unwrap_or_default();
-        let data = if o.data.is_empty() {
-            None
-        } else {
-            Some(data.as_c_str())
-        };
+        let data = if o.data.is_empty() { None } else { Some(data.as_c_str()) };
         // For tmpcopyup, keep a handle on the image's directory before covering it.
-        let below = if o.copyup && typ == "tmpfs" {
-            Some(super::paths::reopen_dir(&target)?)
-        } else {
-            None
-        };
-        let flags = if below.is_some() {
-            o.flags & !libc::MS_RDONLY
-        } else {
-            o.flags
-        };
-        let r = mount(Some(&src), &tpath, Some(&fstype), flags, data, || {
-            step("mount")
-        });
+        let below = if o.copyup && typ == "tmpfs" { Some(super::paths::reopen_dir(&target)?) } else { None };
+        let flags = if below.is_some() { o.flags & !libc::MS_RDONLY } else { o.flags };
+        let r = mount(Some(&src), &tpath, Some(&fstype), flags, data, || step("mount"));
         match r {
             // In a user namespace the kernel may refuse a fresh sysfs (mount_too_revealing):
             // fall back to a recursive bind of the host's /sys, as runc does.
             Err(e) if e.errno == libc::EPERM && typ == "sysfs" => {
                 tracing::debug!("{e}; binding the host's /sys instead");
-                mount(
-                    Some(c"/sys"),
-                    &tpath,
-                    None,
-                    libc::MS_BIND | libc::MS_REC,
-                    None,
-                    || step("bind mount /sys (sysfs fallback)"),
-                )?;
-                let t = reopen(root, &dest)?;
-                let fl = libc::MS_BIND
-                    | libc::MS_REMOUNT
-                    | (o.flags & !libc::MS_REC)
-                    | statvfs_flags(t.as_raw_fd());
-                mount(None, &fd_path(t.as_raw_fd()), None, fl, None, || {
-                    step("remount /sys bind")
+                mount(Some(c"/sys"), &tpath, None, libc::MS_BIND | libc::MS_REC, None, || {
+                    step("bind mount /sys (sysfs fallback)")
                 })?;
+                let t = reopen(root, &dest)?;
+                let fl = libc::MS_BIND | libc::MS_REMOUNT | (o.flags & !libc::MS_REC) | statvfs_flags(t.as_raw_fd());
+                mount(None, &fd_path(t.as_raw_fd()), None, fl, None, || step("remount /sys bind"))?;
                 return finish(root, &dest, &o, &shown);
             }
             r => r.map_err(|e| hint_for(e, typ))?,
         }
         if let Some(below) = below {
             let above = super::paths::reopen_dir(&reopen(root, &dest)?)?;
-            super::copy::copy_tree(below.as_raw_fd(), above.as_raw_fd()).map_err(|e| SysError {
-                step: format!("tmpcopyup into {}: {}", shown.display(), e.step),
-                ..e
-            })?;
+            super::copy::copy_tree(below.as_raw_fd(), above.as_raw_fd())
+                .map_err(|e| SysError { step: format!("tmpcopyup into {}: {}", shown.display(), e.step), ..e })?;
         }
         if flags != o.flags {
             let t = reopen(root, &dest)?;
-            mount(
-                None,
-                &fd_path(t.as_raw_fd()),
-                None,
-                libc::MS_REMOUNT | o.flags,
-                data,
-                || step("remount read-only"),
-            )?;
+            mount(None, &fd_path(t.as_raw_fd()), None, libc::MS_REMOUNT | o.flags, data, || step("remount read-only"))?;
         }
         if matches!(typ, "proc" | "sysfs") {
             let t = reopen(root, &dest)?;
@@ -194,10 +142,8 @@ fn finish(root: RawFd, dest: &Path, o: &MountOptions, shown: &Path) -> SysResult
         })?;
     }
     if o.attr_set != 0 || o.attr_clr != 0 {
-        mount_setattr(t.as_raw_fd(), o.attr_set, o.attr_clr, true).map_err(|e| SysError {
-            step: format!("mount_setattr on {}", shown.display()),
-            ..e
-        })?;
+        mount_setattr(t.as_raw_fd(), o.attr_set, o.attr_clr, true)
+            .map_err(|e| SysError { step: format!("mount_setattr on {}", shown.display()), ..e })?;
     }
     Ok(())
 }
@@ -212,12 +158,7 @@ struct MountAttr {
 
 /// `mount_setattr(2)` on an fd (recursive with `AT_RECURSIVE`).
 pub fn mount_setattr(fd: RawFd, set: u64, clr: u64, recursive: bool) -> SysResult<()> {
-    let attr = MountAttr {
-        attr_set: set,
-        attr_clr: clr,
-        propagation: 0,
-        userns_fd: 0,
-    };
+    let attr = MountAttr { attr_set: set, attr_clr: clr, propagation: 0, userns_fd: 0 };
     let flags = libc::AT_EMPTY_PATH | if recursive { libc::AT_RECURSIVE } else { 0 };
     // SAFETY: "" is a valid C string; attr lives across the call and its size is passed.
     let r = unsafe {
@@ -267,11 +208,7 @@ fn check_fs_magic(fd: RawFd, typ: &str, shown: &Path) -> SysResult<()> {
     if unsafe { libc::fstatfs(fd, &mut s) } != 0 {
         return Err(SysError::last(format!("statfs {}", shown.display())));
     }
-    let want = if typ == "proc" {
-        PROC_SUPER_MAGIC
-    } else {
-        SYSFS_MAGIC
-    };
+    let want = if typ == "proc" { PROC_SUPER_MAGIC } else { SYSFS_MAGIC };
     if s.f_type as i64 != want {
         return Err(SysError::from_errno(
             format!("{} is not a {typ} mount after mounting it", shown.display()),

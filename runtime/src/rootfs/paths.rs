@@ -37,32 +37,16 @@ pub fn rel(path: &str) -> PathBuf {
 
 /// `openat2(root, path, flags, RESOLVE_IN_ROOT)`: open `path` as seen from inside `root`.
 pub fn open_in_root(root: RawFd, path: &Path, flags: i32) -> SysResult<OwnedFd> {
-    let p = if path.as_os_str().is_empty() {
-        Path::new(".")
-    } else {
-        path
-    };
+    let p = if path.as_os_str().is_empty() { Path::new(".") } else { path };
     let c = crate::sys::cstr(p)?;
-    let how = OpenHow {
-        flags: (flags | libc::O_CLOEXEC) as u64,
-        mode: 0,
-        resolve: RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
-    };
+    let how =
+        OpenHow { flags: (flags | libc::O_CLOEXEC) as u64, mode: 0, resolve: RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS };
     // SAFETY: `c` and `how` live across the call; size matches the struct we pass.
     let fd = unsafe {
-        libc::syscall(
-            libc::SYS_openat2,
-            root,
-            c.as_ptr(),
-            &how as *const OpenHow,
-            std::mem::size_of::<OpenHow>(),
-        )
+        libc::syscall(libc::SYS_openat2, root, c.as_ptr(), &how as *const OpenHow, std::mem::size_of::<OpenHow>())
     };
     if fd < 0 {
-        return Err(SysError::last(format!(
-            "openat2 {} (inside the rootfs)",
-            Path::new("/").join(path).display()
-        )));
+        return Err(SysError::last(format!("openat2 {} (inside the rootfs)", Path::new("/").join(path).display())));
     }
     // SAFETY: a fresh fd returned by the kernel, owned by nobody else.
     Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
@@ -112,24 +96,14 @@ pub fn mkdir_all_in_root(root: RawFd, path: &Path) -> SysResult<OwnedFd> {
             let err = std::io::Error::last_os_error().raw_os_error().unwrap_or(0);
             if err != libc::EEXIST {
                 return Err(SysError::from_errno(
-                    format!(
-                        "mkdir {} (inside the rootfs)",
-                        Path::new("/").join(&next).display()
-                    ),
+                    format!("mkdir {} (inside the rootfs)", Path::new("/").join(&next).display()),
                     err,
                 ));
             }
             // Something is there but cannot be opened as a directory: a dangling symlink?
             let mut buf = [0u8; 4096];
             // SAFETY: readlinkat into a local buffer of the given size.
-            let n = unsafe {
-                libc::readlinkat(
-                    real.as_raw_fd(),
-                    cname.as_ptr(),
-                    buf.as_mut_ptr().cast(),
-                    buf.len(),
-                )
-            };
+            let n = unsafe { libc::readlinkat(real.as_raw_fd(), cname.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
             if n < 0 {
                 return Err(SysError::from_errno(
                     format!(
@@ -142,10 +116,7 @@ pub fn mkdir_all_in_root(root: RawFd, path: &Path) -> SysResult<OwnedFd> {
             links += 1;
             if links > 40 {
                 return Err(SysError::from_errno(
-                    format!(
-                        "resolve {} (inside the rootfs)",
-                        Path::new("/").join(path).display()
-                    ),
+                    format!("resolve {} (inside the rootfs)", Path::new("/").join(path).display()),
                     libc::ELOOP,
                 ));
             }
@@ -181,10 +152,7 @@ pub fn create_file_in_root(root: RawFd, path: &Path) -> SysResult<OwnedFd> {
     }
     let parent = path.parent().unwrap_or(Path::new(""));
     let name = path.file_name().ok_or_else(|| {
-        SysError::from_errno(
-            format!("mount target {} has no file name", path.display()),
-            libc::EINVAL,
-        )
+        SysError::from_errno(format!("mount target {} has no file name", path.display()), libc::EINVAL)
     })?;
     let dir = mkdir_all_in_root(root, parent)?;
     let dfd = reopen_dir(&dir)?;
@@ -202,10 +170,7 @@ pub fn create_file_in_root(root: RawFd, path: &Path) -> SysResult<OwnedFd> {
     if fd < 0 {
         let e = std::io::Error::last_os_error().raw_os_error().unwrap_or(0);
         if e != libc::ELOOP && e != libc::EEXIST {
-            return Err(SysError::last(format!(
-                "create {} (inside the rootfs)",
-                Path::new("/").join(path).display()
-            )));
+            return Err(SysError::last(format!("create {} (inside the rootfs)", Path::new("/").join(path).display())));
         }
     } else {
         // SAFETY: we own fd.
@@ -217,11 +182,7 @@ pub fn create_file_in_root(root: RawFd, path: &Path) -> SysResult<OwnedFd> {
 /// Turn an `O_PATH` directory fd into a real directory fd (needed for `*at` calls
 /// that create entries).
 pub fn reopen_dir(fd: &OwnedFd) -> SysResult<OwnedFd> {
-    crate::sys::open(
-        Path::new(&format!("/proc/self/fd/{}", fd.as_raw_fd())),
-        libc::O_RDONLY | libc::O_DIRECTORY,
-        0,
-    )
+    crate::sys::open(Path::new(&format!("/proc/self/fd/{}", fd.as_raw_fd())), libc::O_RDONLY | libc::O_DIRECTORY, 0)
 }
 
 /// `lstat` of `path` inside `root`, not following the final symlink.

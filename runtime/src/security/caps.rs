@@ -92,11 +92,7 @@ pub struct CapSets {
 /// Resolves "CAP_NET_ADMIN" or "NET_ADMIN" (any case) to its number.
 pub fn cap_from_name(name: &str) -> Result<u32, SecurityError> {
     let upper = name.trim().to_ascii_uppercase();
-    let full = if upper.starts_with("CAP_") {
-        upper
-    } else {
-        format!("CAP_{upper}")
-    };
+    let full = if upper.starts_with("CAP_") { upper } else { format!("CAP_{upper}") };
     CAP_NAMES
         .iter()
         .position(|n| *n == full)
@@ -134,9 +130,7 @@ fn well_formed(name: &str) -> bool {
     let rest = upper.strip_prefix("CAP_").unwrap_or(&upper);
     !rest.is_empty()
         && rest.starts_with(|c: char| c.is_ascii_alphabetic())
-        && rest
-            .chars()
-            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+        && rest.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
 }
 
 impl CapSets {
@@ -151,10 +145,7 @@ impl CapSets {
         Self::from_spec_with_last_cap(spec, last_cap())
     }
 
-    fn from_spec_with_last_cap(
-        spec: &LinuxCapabilities,
-        last: u32,
-    ) -> Result<CapSets, SecurityError> {
+    fn from_spec_with_last_cap(spec: &LinuxCapabilities, last: u32) -> Result<CapSets, SecurityError> {
         let resolve = |set: &'static str, names: &Option<Vec<String>>| {
             let mut mask = 0u64;
             for name in names.iter().flatten() {
@@ -190,15 +181,7 @@ impl CapSets {
 
 fn prctl(op: &str, option: libc::c_int, arg2: libc::c_ulong) -> Result<libc::c_int, SecurityError> {
     // SAFETY: the prctl options used here take only integer arguments.
-    let r = unsafe {
-        libc::prctl(
-            option,
-            arg2,
-            0 as libc::c_ulong,
-            0 as libc::c_ulong,
-            0 as libc::c_ulong,
-        )
-    };
+    let r = unsafe { libc::prctl(option, arg2, 0 as libc::c_ulong, 0 as libc::c_ulong, 0 as libc::c_ulong) };
     if r < 0 {
         return Err(SecurityError::last_os(op));
     }
@@ -223,11 +206,7 @@ pub fn drop_bounding(sets: &CapSets) -> Result<(), SecurityError> {
             // 0: already dropped; -1 (EINVAL): kernel does not know this cap.
             continue;
         }
-        prctl(
-            &format!("prctl(PR_CAPBSET_DROP, {})", cap_label(cap)),
-            libc::PR_CAPBSET_DROP,
-            cap as libc::c_ulong,
-        )?;
+        prctl(&format!("prctl(PR_CAPBSET_DROP, {})", cap_label(cap)), libc::PR_CAPBSET_DROP, cap as libc::c_ulong)?;
     }
     Ok(())
 }
@@ -257,10 +236,7 @@ fn split(mask: u64) -> (u32, u32) {
 }
 
 fn capset(effective: u64, permitted: u64, inheritable: u64) -> Result<(), SecurityError> {
-    let mut header = CapUserHeader {
-        version: LINUX_CAPABILITY_VERSION_3,
-        pid: 0,
-    };
+    let mut header = CapUserHeader { version: LINUX_CAPABILITY_VERSION_3, pid: 0 };
     let mut data = [CapUserData::default(); 2];
     for (i, d) in data.iter_mut().enumerate() {
         let pick = |m: u64| if i == 0 { split(m).0 } else { split(m).1 };
@@ -270,13 +246,7 @@ fn capset(effective: u64, permitted: u64, inheritable: u64) -> Result<(), Securi
     }
     // SAFETY: header is a valid v3 header and data holds the two u32-triples
     // that _LINUX_CAPABILITY_VERSION_3 requires; both outlive the call.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_capset,
-            &mut header as *mut CapUserHeader,
-            data.as_ptr(),
-        )
-    };
+    let r = unsafe { libc::syscall(libc::SYS_capset, &mut header as *mut CapUserHeader, data.as_ptr()) };
     if r < 0 {
         return Err(SecurityError::last_os(format!(
             "capset(effective={effective:#x}, permitted={permitted:#x}, inheritable={inheritable:#x})"
@@ -383,31 +353,17 @@ mod tests {
         assert_eq!(s.effective, 1 << 5);
         assert_eq!(s.permitted, 0x21);
         assert_eq!((s.inheritable, s.ambient), (0, 0));
-        assert_eq!(
-            mask_names(s.bounding),
-            "CAP_CHOWN|CAP_KILL|CAP_CHECKPOINT_RESTORE"
-        );
+        assert_eq!(mask_names(s.bounding), "CAP_CHOWN|CAP_KILL|CAP_CHECKPOINT_RESTORE");
 
         // Known but above an older kernel's last cap: skipped with a warning.
         let s = CapSets::from_spec_with_last_cap(&spec, 39).unwrap();
         assert_eq!(s.bounding, 0x21);
 
         // Unknown, well-formed: error unless the kernel has caps we don't know.
-        let future = LinuxCapabilities {
-            bounding: names(&["CAP_FUTURE_THING"]),
-            ..Default::default()
-        };
+        let future = LinuxCapabilities { bounding: names(&["CAP_FUTURE_THING"]), ..Default::default() };
         assert!(CapSets::from_spec_with_last_cap(&future, 40).is_err());
-        assert_eq!(
-            CapSets::from_spec_with_last_cap(&future, 42)
-                .unwrap()
-                .bounding,
-            0
-        );
-        let garbage = LinuxCapabilities {
-            permitted: names(&["CAP_CHOWN", "not a cap!"]),
-            ..Default::default()
-        };
+        assert_eq!(CapSets::from_spec_with_last_cap(&future, 42).unwrap().bounding, 0);
+        let garbage = LinuxCapabilities { permitted: names(&["CAP_CHOWN", "not a cap!"]), ..Default::default() };
         let e = CapSets::from_spec_with_last_cap(&garbage, 42).unwrap_err();
         assert_eq!(e.to_string(), "unknown capability \"not a cap!\"");
     }
@@ -429,16 +385,9 @@ mod tests {
     fn proc_caps() -> Result<[u64; 5], String> {
         let status = std::fs::read_to_string("/proc/self/status").map_err(|e| e.to_string())?;
         let mut out = [u64::MAX; 5];
-        for (i, key) in ["CapInh:", "CapPrm:", "CapEff:", "CapBnd:", "CapAmb:"]
-            .iter()
-            .enumerate()
-        {
-            let line = status
-                .lines()
-                .find(|l| l.starts_with(key))
-                .ok_or(format!("no {key}"))?;
-            out[i] =
-                u64::from_str_radix(line[key.len()..].trim(), 16).map_err(|e| e.to_string())?;
+        for (i, key) in ["CapInh:", "CapPrm:", "CapEff:", "CapBnd:", "CapAmb:"].iter().enumerate() {
+            let line = status.lines().find(|l| l.starts_with(key)).ok_or(format!("no {key}"))?;
+            out[i] = u64::from_str_radix(line[key.len()..].trim(), 16).map_err(|e| e.to_string())?;
         }
         Ok(out)
     }
@@ -463,9 +412,7 @@ mod tests {
             apply_sets(&sets).map_err(|e| e.to_string())?;
             let [inh, prm, eff, bnd, amb] = proc_caps()?;
             if [inh, prm, eff, bnd, amb] != [0x21; 5] {
-                return Err(format!(
-                    "inh={inh:#x} prm={prm:#x} eff={eff:#x} bnd={bnd:#x} amb={amb:#x}"
-                ));
+                return Err(format!("inh={inh:#x} prm={prm:#x} eff={eff:#x} bnd={bnd:#x} amb={amb:#x}"));
             }
             Ok(0)
         });
@@ -491,9 +438,7 @@ mod tests {
             apply_sets(&sets).map_err(|e| e.to_string())?;
             let [inh, prm, eff, bnd, amb] = proc_caps()?;
             if [inh, prm, eff, bnd, amb] != [0x21, 0x21, 0x21, 0x21, 0x20] {
-                return Err(format!(
-                    "inh={inh:#x} prm={prm:#x} eff={eff:#x} bnd={bnd:#x} amb={amb:#x}"
-                ));
+                return Err(format!("inh={inh:#x} prm={prm:#x} eff={eff:#x} bnd={bnd:#x} amb={amb:#x}"));
             }
             Ok(0)
         });
@@ -521,12 +466,7 @@ mod tests {
         let (outcome, msg) = in_child(|| {
             // SAFETY: PR_CAPBSET_DROP takes an integer capability number.
             unsafe { libc::prctl(libc::PR_CAPBSET_DROP, 24, 0, 0, 0) };
-            let sets = CapSets {
-                effective: want,
-                permitted: want,
-                last_cap: last_cap(),
-                ..Default::default()
-            };
+            let sets = CapSets { effective: want, permitted: want, last_cap: last_cap(), ..Default::default() };
             // Permitted may only shrink: remove CAP_SYS_RESOURCE from it first.
             capset(1, 1, 0).map_err(|e| e.to_string())?;
             match apply_sets(&sets) {

@@ -28,13 +28,7 @@ pub enum SecurityError {
         fmt_limit(*.soft),
         fmt_limit(*.hard)
     )]
-    Rlimit {
-        name: String,
-        soft: u64,
-        hard: u64,
-        err: io::Error,
-        hint: String,
-    },
+    Rlimit { name: String, soft: u64, hard: u64, err: io::Error, hint: String },
 
     /// An rlimit entry that cannot be applied (unknown type, soft > hard, duplicate).
     #[error("rlimit: {0}")]
@@ -53,19 +47,14 @@ impl SecurityError {
     /// The errno behind this error, when it came from the kernel.
     pub fn errno(&self) -> Option<i32> {
         match self {
-            SecurityError::Syscall { err, .. } | SecurityError::Rlimit { err, .. } => {
-                err.raw_os_error()
-            }
+            SecurityError::Syscall { err, .. } | SecurityError::Rlimit { err, .. } => err.raw_os_error(),
             _ => None,
         }
     }
 
     /// Builds a [`SecurityError::Syscall`] from the current `errno`.
     pub(crate) fn last_os(op: impl Into<String>) -> Self {
-        SecurityError::Syscall {
-            op: op.into(),
-            err: io::Error::last_os_error(),
-        }
+        SecurityError::Syscall { op: op.into(), err: io::Error::last_os_error() }
     }
 }
 
@@ -132,10 +121,7 @@ pub(crate) mod testutil {
             if r == pid {
                 break;
             }
-            assert_eq!(
-                std::io::Error::last_os_error().raw_os_error(),
-                Some(libc::EINTR)
-            );
+            assert_eq!(std::io::Error::last_os_error().raw_os_error(), Some(libc::EINTR));
         }
         let outcome = if libc::WIFEXITED(status) {
             Outcome::Exited(libc::WEXITSTATUS(status))

@@ -56,10 +56,7 @@ pub fn validate(limits: &[PosixRlimit]) -> Result<(), SecurityError> {
             )));
         }
         if seen.contains(&res) {
-            return Err(SecurityError::InvalidRlimit(format!(
-                "{} specified more than once",
-                l.typ
-            )));
+            return Err(SecurityError::InvalidRlimit(format!("{} specified more than once", l.typ)));
         }
         seen.push(res);
     }
@@ -79,15 +76,7 @@ fn prlimit64(res: libc::c_int, new: Option<&Rlimit64>) -> std::io::Result<Rlimit
     let new_ptr = new.map_or(std::ptr::null(), |n| n as *const Rlimit64);
     // SAFETY: pid 0 is the calling process; new_ptr is null or points to a
     // valid rlimit64, and old is a valid, writable rlimit64 for the call.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_prlimit64,
-            0 as libc::pid_t,
-            res,
-            new_ptr,
-            &mut old as *mut Rlimit64,
-        )
-    };
+    let r = unsafe { libc::syscall(libc::SYS_prlimit64, 0 as libc::pid_t, res, new_ptr, &mut old as *mut Rlimit64) };
     if r < 0 {
         return Err(std::io::Error::last_os_error());
     }
@@ -103,10 +92,7 @@ pub fn apply(limits: &[PosixRlimit]) -> Result<(), SecurityError> {
     validate(limits)?;
     for l in limits {
         let res = resource_from_name(&l.typ)?;
-        let new = Rlimit64 {
-            cur: l.soft,
-            max: l.hard,
-        };
+        let new = Rlimit64 { cur: l.soft, max: l.hard };
         if let Err(err) = prlimit64(res, Some(&new)) {
             let hint = match err.raw_os_error() {
                 Some(libc::EPERM) => {
@@ -126,13 +112,7 @@ pub fn apply(limits: &[PosixRlimit]) -> Result<(), SecurityError> {
                 }
                 _ => String::new(),
             };
-            return Err(SecurityError::Rlimit {
-                name: l.typ.clone(),
-                soft: l.soft,
-                hard: l.hard,
-                err,
-                hint,
-            });
+            return Err(SecurityError::Rlimit { name: l.typ.clone(), soft: l.soft, hard: l.hard, err, hint });
         }
         tracing::debug!(rlimit = %l.typ, soft = l.soft, hard = l.hard, "rlimit set");
     }
@@ -145,11 +125,7 @@ mod tests {
     use crate::security::testutil::{assert_child_ok, in_child, Outcome};
 
     fn lim(typ: &str, soft: u64, hard: u64) -> PosixRlimit {
-        PosixRlimit {
-            typ: typ.to_string(),
-            hard,
-            soft,
-        }
+        PosixRlimit { typ: typ.to_string(), hard, soft }
     }
 
     #[test]
@@ -157,16 +133,12 @@ mod tests {
         for (n, r) in RLIMITS {
             assert_eq!(resource_from_name(n).unwrap(), r);
         }
-        assert_eq!(
-            resource_from_name("RLIMIT_NOFILE").unwrap(),
-            libc::RLIMIT_NOFILE as libc::c_int
-        );
+        assert_eq!(resource_from_name("RLIMIT_NOFILE").unwrap(), libc::RLIMIT_NOFILE as libc::c_int);
         let e = resource_from_name("RLIMIT_FOO").unwrap_err();
         assert_eq!(e.to_string(), "rlimit: unknown rlimit type \"RLIMIT_FOO\"");
         assert!(resource_from_name("nofile").is_err());
 
-        let l: PosixRlimit =
-            serde_json::from_str(r#"{"type":"RLIMIT_NOFILE","hard":4096,"soft":1024}"#).unwrap();
+        let l: PosixRlimit = serde_json::from_str(r#"{"type":"RLIMIT_NOFILE","hard":4096,"soft":1024}"#).unwrap();
         assert_eq!(l, lim("RLIMIT_NOFILE", 1024, 4096));
         let v = serde_json::to_value(&l).unwrap();
         assert_eq!(v["type"], "RLIMIT_NOFILE");
@@ -176,10 +148,7 @@ mod tests {
     fn validate_rejects_bad_entries() {
         assert!(validate(&[lim("RLIMIT_CORE", 0, 0), lim("RLIMIT_NOFILE", 1, 2)]).is_ok());
         let e = validate(&[lim("RLIMIT_NOFILE", 10, 5)]).unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "rlimit: RLIMIT_NOFILE: soft limit 10 exceeds hard limit 5"
-        );
+        assert_eq!(e.to_string(), "rlimit: RLIMIT_NOFILE: soft limit 10 exceeds hard limit 5");
         let e = validate(&[lim("RLIMIT_CORE", 0, 0), lim("RLIMIT_CORE", 1, 1)]).unwrap_err();
         assert!(e.to_string().contains("more than once"), "{e}");
         // An unknown name fails before anything is applied.
@@ -189,15 +158,9 @@ mod tests {
     #[test]
     fn applies_in_child() {
         assert_child_ok(|| {
-            apply(&[
-                lim("RLIMIT_NOFILE", 2048, 4096),
-                lim("RLIMIT_CORE", 0, u64::MAX),
-            ])
-            .map_err(|e| e.to_string())?;
-            let nofile =
-                prlimit64(libc::RLIMIT_NOFILE as libc::c_int, None).map_err(|e| e.to_string())?;
-            let core =
-                prlimit64(libc::RLIMIT_CORE as libc::c_int, None).map_err(|e| e.to_string())?;
+            apply(&[lim("RLIMIT_NOFILE", 2048, 4096), lim("RLIMIT_CORE", 0, u64::MAX)]).map_err(|e| e.to_string())?;
+            let nofile = prlimit64(libc::RLIMIT_NOFILE as libc::c_int, None).map_err(|e| e.to_string())?;
+            let core = prlimit64(libc::RLIMIT_CORE as libc::c_int, None).map_err(|e| e.to_string())?;
             if (nofile.cur, nofile.max) != (2048, 4096) || (core.cur, core.max) != (0, u64::MAX) {
                 return Err(format!("nofile={nofile:?} core={core:?}"));
             }

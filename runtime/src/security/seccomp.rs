@@ -11,10 +11,7 @@
 //!
 //! SCMP_ACT_NOTIFY and `listenerPath` are rejected as unsupported.
 
-use libseccomp::{
-    ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterAttr, ScmpFilterContext,
-    ScmpSyscall,
-};
+use libseccomp::{ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterAttr, ScmpFilterContext, ScmpSyscall};
 use serde::{Deserialize, Serialize};
 
 use super::SecurityError;
@@ -97,9 +94,9 @@ fn parse_flag(flag: &str) -> Result<ScmpFilterAttr, SecurityError> {
         "SECCOMP_FILTER_FLAG_TSYNC" => Ok(ScmpFilterAttr::CtlTsync),
         "SECCOMP_FILTER_FLAG_LOG" => Ok(ScmpFilterAttr::CtlLog),
         "SECCOMP_FILTER_FLAG_SPEC_ALLOW" => Ok(ScmpFilterAttr::CtlSsb),
-        "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV" => Err(SecurityError::SeccompUnsupported(
-            format!("flag {flag} (only meaningful with SCMP_ACT_NOTIFY)"),
-        )),
+        "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV" => {
+            Err(SecurityError::SeccompUnsupported(format!("flag {flag} (only meaningful with SCMP_ACT_NOTIFY)")))
+        }
         _ => Err(SecurityError::Seccomp(format!("unknown flag {flag:?}"))),
     }
 }
@@ -121,19 +118,11 @@ fn rule_ctx(names: Option<&[String]>) -> String {
 }
 
 /// Maps an OCI action (plus optional errnoRet) to libseccomp's.
-fn parse_action(
-    name: &str,
-    errno_ret: Option<u32>,
-    names: Option<&[String]>,
-) -> Result<ScmpAction, SecurityError> {
+fn parse_action(name: &str, errno_ret: Option<u32>, names: Option<&[String]>) -> Result<ScmpAction, SecurityError> {
     let code = || -> Result<u16, SecurityError> {
         let v = errno_ret.unwrap_or(libc::EPERM as u32);
-        u16::try_from(v).map_err(|_| {
-            SecurityError::Seccomp(format!(
-                "errnoRet {v} out of range (max 65535) {}",
-                rule_ctx(names)
-            ))
-        })
+        u16::try_from(v)
+            .map_err(|_| SecurityError::Seccomp(format!("errnoRet {v} out of range (max 65535) {}", rule_ctx(names))))
     };
     let action = match name {
         "SCMP_ACT_KILL" | "SCMP_ACT_KILL_THREAD" => ScmpAction::KillThread,
@@ -144,17 +133,9 @@ fn parse_action(
         "SCMP_ACT_ERRNO" => return Ok(ScmpAction::Errno(i32::from(code()?))),
         "SCMP_ACT_TRACE" => return Ok(ScmpAction::Trace(code()?)),
         "SCMP_ACT_NOTIFY" => {
-            return Err(SecurityError::SeccompUnsupported(format!(
-                "action SCMP_ACT_NOTIFY {}",
-                rule_ctx(names)
-            )))
+            return Err(SecurityError::SeccompUnsupported(format!("action SCMP_ACT_NOTIFY {}", rule_ctx(names))))
         }
-        _ => {
-            return Err(SecurityError::Seccomp(format!(
-                "unknown action {name:?} {}",
-                rule_ctx(names)
-            )))
-        }
+        _ => return Err(SecurityError::Seccomp(format!("unknown action {name:?} {}", rule_ctx(names)))),
     };
     if let Some(v) = errno_ret {
         return Err(SecurityError::Seccomp(format!(
@@ -182,10 +163,7 @@ fn parse_arg(arg: &LinuxSeccompArg, names: &[String]) -> Result<ScmpArgCompare, 
         "SCMP_CMP_EQ" => (ScmpCompareOp::Equal, arg.value),
         "SCMP_CMP_GE" => (ScmpCompareOp::GreaterEqual, arg.value),
         "SCMP_CMP_GT" => (ScmpCompareOp::Greater, arg.value),
-        "SCMP_CMP_MASKED_EQ" => (
-            ScmpCompareOp::MaskedEqual(arg.value),
-            arg.value_two.unwrap_or(0),
-        ),
+        "SCMP_CMP_MASKED_EQ" => (ScmpCompareOp::MaskedEqual(arg.value), arg.value_two.unwrap_or(0)),
         other => {
             return Err(SecurityError::Seccomp(format!(
                 "unknown operator {other:?} in argument {} {}",
@@ -201,9 +179,7 @@ fn parse_arg(arg: &LinuxSeccompArg, names: &[String]) -> Result<ScmpArgCompare, 
 /// without calling into libseccomp, so a bad profile fails before fork.
 pub fn validate(spec: &LinuxSeccomp) -> Result<(), SecurityError> {
     if let Some(path) = &spec.listener_path {
-        return Err(SecurityError::SeccompUnsupported(format!(
-            "listenerPath {path:?} (seccomp user notification)"
-        )));
+        return Err(SecurityError::SeccompUnsupported(format!("listenerPath {path:?} (seccomp user notification)")));
     }
     parse_action(&spec.default_action, spec.default_errno_ret, None)?;
     for arch in spec.architectures.iter().flatten() {
@@ -230,10 +206,7 @@ pub fn validate(spec: &LinuxSeccomp) -> Result<(), SecurityError> {
 
 /// Formats a libseccomp error with the errno it carries, if any.
 fn scmp_err(what: &str, e: libseccomp::error::SeccompError) -> SecurityError {
-    let errno = e
-        .sysrawrc()
-        .map(|rc| format!(": {}", std::io::Error::from_raw_os_error(rc.abs())))
-        .unwrap_or_default();
+    let errno = e.sysrawrc().map(|rc| format!(": {}", std::io::Error::from_raw_os_error(rc.abs()))).unwrap_or_default();
     SecurityError::Seccomp(format!("{what}: {e}{errno}"))
 }
 
@@ -241,17 +214,15 @@ fn scmp_err(what: &str, e: libseccomp::error::SeccompError) -> SecurityError {
 pub fn build_filter(spec: &LinuxSeccomp) -> Result<ScmpFilterContext, SecurityError> {
     validate(spec)?;
     let default = parse_action(&spec.default_action, spec.default_errno_ret, None)?;
-    let mut ctx = ScmpFilterContext::new(default)
-        .map_err(|e| scmp_err(&format!("seccomp_init({})", spec.default_action), e))?;
+    let mut ctx =
+        ScmpFilterContext::new(default).map_err(|e| scmp_err(&format!("seccomp_init({})", spec.default_action), e))?;
     // Report the kernel's errno from seccomp_load instead of a generic ECANCELED.
     if let Err(e) = ctx.set_api_sysrawrc(true) {
         tracing::debug!("seccomp: SCMP_FLTATR_API_SYSRAWRC unavailable: {e}");
     }
-    ctx.set_ctl_nnp(false)
-        .map_err(|e| scmp_err("seccomp_attr_set(SCMP_FLTATR_CTL_NNP, 0)", e))?;
+    ctx.set_ctl_nnp(false).map_err(|e| scmp_err("seccomp_attr_set(SCMP_FLTATR_CTL_NNP, 0)", e))?;
     for name in spec.architectures.iter().flatten() {
-        ctx.add_arch(parse_arch(name)?)
-            .map_err(|e| scmp_err(&format!("seccomp_arch_add({name})"), e))?;
+        ctx.add_arch(parse_arch(name)?).map_err(|e| scmp_err(&format!("seccomp_arch_add({name})"), e))?;
     }
     for name in spec.flags.iter().flatten() {
         ctx.set_filter_attr(parse_flag(name)?, 1)
@@ -270,11 +241,7 @@ pub fn build_filter(spec: &LinuxSeccomp) -> Result<ScmpFilterContext, SecurityEr
     Ok(ctx)
 }
 
-fn add_call(
-    ctx: &mut ScmpFilterContext,
-    call: &LinuxSyscall,
-    default: ScmpAction,
-) -> Result<(), SecurityError> {
+fn add_call(ctx: &mut ScmpFilterContext, call: &LinuxSyscall, default: ScmpAction) -> Result<(), SecurityError> {
     let action = parse_action(&call.action, call.errno_ret, Some(&call.names))?;
     if action == default {
         // libseccomp rejects rules equal to the default action; they are no-ops.
@@ -282,10 +249,7 @@ fn add_call(
         return Ok(());
     }
     let args = call.args.as_deref().unwrap_or_default();
-    let conds = args
-        .iter()
-        .map(|a| parse_arg(a, &call.names))
-        .collect::<Result<Vec<_>, _>>()?;
+    let conds = args.iter().map(|a| parse_arg(a, &call.names)).collect::<Result<Vec<_>, _>>()?;
     let mut per_index = [0usize; MAX_ARGS];
     for a in args {
         per_index[a.index as usize] += 1;
@@ -300,12 +264,10 @@ fn add_call(
         let what = || format!("seccomp_rule_add({name}, {}, {args:?})", call.action);
         if one_rule_per_cond {
             for c in &conds {
-                ctx.add_rule_conditional(action, syscall, std::slice::from_ref(c))
-                    .map_err(|e| scmp_err(&what(), e))?;
+                ctx.add_rule_conditional(action, syscall, std::slice::from_ref(c)).map_err(|e| scmp_err(&what(), e))?;
             }
         } else {
-            ctx.add_rule_conditional(action, syscall, &conds)
-                .map_err(|e| scmp_err(&what(), e))?;
+            ctx.add_rule_conditional(action, syscall, &conds).map_err(|e| scmp_err(&what(), e))?;
         }
     }
     Ok(())
@@ -346,11 +308,7 @@ mod tests {
     }
 
     fn allow_with(rules: Vec<LinuxSyscall>) -> LinuxSeccomp {
-        LinuxSeccomp {
-            default_action: "SCMP_ACT_ALLOW".into(),
-            syscalls: Some(rules),
-            ..Default::default()
-        }
+        LinuxSeccomp { default_action: "SCMP_ACT_ALLOW".into(), syscalls: Some(rules), ..Default::default() }
     }
 
     fn build(r: LinuxSyscall) -> ScmpFilterContext {
@@ -359,8 +317,7 @@ mod tests {
 
     fn pfc(ctx: &ScmpFilterContext) -> String {
         let path = std::env::temp_dir().join(format!("capsa-pfc-{}", std::process::id()));
-        ctx.export_pfc(std::fs::File::create(&path).unwrap())
-            .unwrap();
+        ctx.export_pfc(std::fs::File::create(&path).unwrap()).unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
         std::fs::remove_file(&path).unwrap();
         text
@@ -369,10 +326,7 @@ mod tests {
     #[test]
     fn parses_realistic_profile() {
         let p = profile();
-        assert_eq!(
-            (&*p.default_action, p.default_errno_ret),
-            ("SCMP_ACT_ERRNO", Some(1))
-        );
+        assert_eq!((&*p.default_action, p.default_errno_ret), ("SCMP_ACT_ERRNO", Some(1)));
         let calls = p.syscalls.as_ref().unwrap();
         assert_eq!((calls.len(), calls[0].names.len()), (7, 30));
         let clone = &calls[2].args.as_ref().unwrap()[0];
@@ -390,10 +344,7 @@ mod tests {
         let ctx = build_filter(&profile()).unwrap();
         let text = pfc(&ctx);
         assert!(!text.contains("nonexistent_syscall_xyz"));
-        assert!(
-            !text.contains("reboot"),
-            "rule equal to default must be skipped"
-        );
+        assert!(!text.contains("reboot"), "rule equal to default must be skipped");
         // Three OR'ed personality conditions, one AND'ed getpriority rule.
         let personality = text.split("\"personality\"").nth(1).unwrap();
         let block = personality.split("# filter for syscall").next().unwrap();
@@ -406,22 +357,14 @@ mod tests {
 
     fn arg(index: u32, value: u64, op: &str) -> LinuxSeccompArg {
         let op = op.to_string();
-        LinuxSeccompArg {
-            index,
-            value,
-            value_two: None,
-            op,
-        }
+        LinuxSeccompArg { index, value, value_two: None, op }
     }
 
     #[test]
     fn validate_errors_are_clear() {
         let with_args = |args| {
             let r = rule(&["personality"], "SCMP_ACT_ERRNO", None);
-            allow_with(vec![LinuxSyscall {
-                args: Some(args),
-                ..r
-            }])
+            allow_with(vec![LinuxSyscall { args: Some(args), ..r }])
         };
         let base = allow_with(vec![]);
         let cases = [
@@ -475,11 +418,7 @@ mod tests {
         }
         let flags = ["TSYNC", "LOG", "SPEC_ALLOW"];
         let flags = flags.map(|f| format!("SECCOMP_FILTER_FLAG_{f}")).to_vec();
-        build_filter(&LinuxSeccomp {
-            flags: Some(flags),
-            ..base
-        })
-        .unwrap();
+        build_filter(&LinuxSeccomp { flags: Some(flags), ..base }).unwrap();
     }
 
     #[test]
@@ -500,10 +439,7 @@ mod tests {
         for (name, act) in expect {
             assert_eq!(parse_action(name, None, None).unwrap(), act);
         }
-        assert_eq!(
-            parse_action("SCMP_ACT_ERRNO", Some(38), None).unwrap(),
-            ScmpAction::Errno(38)
-        );
+        assert_eq!(parse_action("SCMP_ACT_ERRNO", Some(38), None).unwrap(), ScmpAction::Errno(38));
         assert!(parse_action("SCMP_ACT_ERRNO", Some(70000), None).is_err());
     }
 
@@ -555,12 +491,7 @@ mod tests {
             ("personality(0)", SYS_personality, [0, 0], None),
             ("personality(4)", SYS_personality, [4, 0], Some(libc::EPERM)),
             ("getpriority(PROCESS, 0)", SYS_getpriority, [0, 0], None),
-            (
-                "getpriority(PGRP, 0)",
-                SYS_getpriority,
-                [1, 0],
-                Some(libc::EPERM),
-            ),
+            ("getpriority(PGRP, 0)", SYS_getpriority, [1, 0], Some(libc::EPERM)),
             ("clone3", SYS_clone3, [0, 0], Some(libc::ENOSYS)),
             ("reboot", libc::SYS_reboot, [0, 0], Some(libc::EPERM)),
         ];
@@ -591,9 +522,6 @@ mod tests {
             Err(load(&ctx).map_or_else(|e| e.to_string(), |()| "loaded".into()))
         });
         assert_eq!(outcome, Outcome::Exited(100));
-        assert_eq!(
-            msg,
-            "seccomp_load(SECCOMP_SET_MODE_FILTER): Permission denied (os error 13)"
-        );
+        assert_eq!(msg, "seccomp_load(SECCOMP_SET_MODE_FILTER): Permission denied (os error 13)");
     }
 }

@@ -243,10 +243,6 @@ impl Spec {
 
     /// The namespace entry of a kind (`"pid"`, `"network"`, ...), if listed.
     pub fn namespace(&self, typ: &str) -> Option<&Namespace> {
-        self.linux
-            .as_ref()?
-            .namespaces
-            .iter()
-            .find(|n| n.typ == typ)
+        self.linux.as_ref()?.namespaces.iter().find(|n| n.typ == typ)
     }
 }

@@ -8,53 +8,28 @@ use super::types::Spec;
 /// A config.json that cannot be used, with the field at fault.
 #[derive(Debug, thiserror::Error)]
 pub enum SpecError {
-    #[error("read {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("parse {path}: {source}")]
-    Parse {
-        path: PathBuf,
-        source: serde_json::Error,
-    },
+    #[error("read {path}: {err}")]
+    Read { path: PathBuf, err: std::io::Error },
+    #[error("parse {path}: {err}")]
+    Parse { path: PathBuf, err: serde_json::Error },
     #[error("{path}: {field}: {msg}")]
-    Invalid {
-        path: PathBuf,
-        field: String,
-        msg: String,
-    },
+    Invalid { path: PathBuf, field: String, msg: String },
 }
 
 /// Read and parse `config.json` (no validation).
 pub fn load(path: &Path) -> Result<Spec, SpecError> {
-    let data = std::fs::read(path).map_err(|source| SpecError::Read {
-        path: path.into(),
-        source,
-    })?;
-    serde_json::from_slice(&data).map_err(|source| SpecError::Parse {
-        path: path.into(),
-        source,
-    })
+    let data = std::fs::read(path).map_err(|err| SpecError::Read { path: path.into(), err })?;
+    serde_json::from_slice(&data).map_err(|err| SpecError::Parse { path: path.into(), err })
 }
 
-const NS_TYPES: [&str; 8] = [
-    "pid", "network", "mount", "ipc", "uts", "user", "cgroup", "time",
-];
+const NS_TYPES: [&str; 8] = ["pid", "network", "mount", "ipc", "uts", "user", "cgroup", "time"];
 
 /// Check what the kernel cannot check for us: versions, required fields, namespace
 /// kinds, absolute paths. `path` is only used in messages.
 pub fn validate(spec: &Spec, path: &Path) -> Result<(), SpecError> {
-    let bad = |field: &str, msg: String| SpecError::Invalid {
-        path: path.into(),
-        field: field.into(),
-        msg,
-    };
+    let bad = |field: &str, msg: String| SpecError::Invalid { path: path.into(), field: field.into(), msg };
     check_version(&spec.oci_version).map_err(|m| bad("ociVersion", m))?;
-    let root = spec
-        .root
-        .as_ref()
-        .ok_or_else(|| bad("root", "missing (the rootfs path is required)".into()))?;
+    let root = spec.root.as_ref().ok_or_else(|| bad("root", "missing (the rootfs path is required)".into()))?;
     if root.path.is_empty() {
         return Err(bad("root.path", "empty".into()));
     }
@@ -86,73 +61,42 @@ pub fn validate(spec: &Spec, path: &Path) -> Result<(), SpecError> {
                 ));
             }
             if !seen.insert(ns.typ.as_str()) {
-                return Err(bad(
-                    &format!("linux.namespaces[{i}]"),
-                    format!("namespace {:?} listed twice", ns.typ),
-                ));
+                return Err(bad(&format!("linux.namespaces[{i}]"), format!("namespace {:?} listed twice", ns.typ)));
             }
             if let Some(p) = &ns.path {
                 if !p.starts_with('/') {
-                    return Err(bad(
-                        &format!("linux.namespaces[{i}].path"),
-                        format!("{p:?} is not absolute"),
-                    ));
+                    return Err(bad(&format!("linux.namespaces[{i}].path"), format!("{p:?} is not absolute")));
                 }
             }
         }
         let userns = seen.contains("user");
         if !userns && (!linux.uid_mappings.is_empty() || !linux.gid_mappings.is_empty()) {
-            return Err(bad(
-                "linux.uidMappings",
-                "id mappings need a user namespace in linux.namespaces".into(),
-            ));
+            return Err(bad("linux.uidMappings", "id mappings need a user namespace in linux.namespaces".into()));
         }
-        if userns
-            && spec
-                .namespace("user")
-                .and_then(|n| n.path.as_ref())
-                .is_none()
-            && linux.uid_mappings.is_empty()
-        {
-            return Err(bad(
-                "linux.uidMappings",
-                "a new user namespace needs uidMappings and gidMappings".into(),
-            ));
+        if userns && spec.namespace("user").and_then(|n| n.path.as_ref()).is_none() && linux.uid_mappings.is_empty() {
+            return Err(bad("linux.uidMappings", "a new user namespace needs uidMappings and gidMappings".into()));
         }
         if spec.hostname.as_deref().is_some_and(|h| !h.is_empty()) && !seen.contains("uts") {
-            return Err(bad(
-                "hostname",
-                "setting a hostname needs a new uts namespace".into(),
-            ));
+            return Err(bad("hostname", "setting a hostname needs a new uts namespace".into()));
         }
         for d in &linux.devices {
             if !d.path.starts_with("/dev/") {
-                return Err(bad(
-                    "linux.devices",
-                    format!("{:?} is not under /dev", d.path),
-                ));
+                return Err(bad("linux.devices", format!("{:?} is not under /dev", d.path)));
             }
             if !["c", "b", "u", "p"].contains(&d.typ.as_str()) {
-                return Err(bad(
-                    "linux.devices",
-                    format!("{}: unknown device type {:?}", d.path, d.typ),
-                ));
+                return Err(bad("linux.devices", format!("{}: unknown device type {:?}", d.path, d.typ)));
             }
         }
         if let Some(p) = &linux.rootfs_propagation {
             if crate::rootfs::propagation_flag(p).is_none() {
-                return Err(bad(
-                    "linux.rootfsPropagation",
-                    format!("unknown propagation {p:?}"),
-                ));
+                return Err(bad("linux.rootfsPropagation", format!("unknown propagation {p:?}")));
             }
         }
         for k in linux.sysctl.keys() {
             crate::rootfs::check_sysctl(k, &seen).map_err(|m| bad("linux.sysctl", m))?;
         }
         if let Some(s) = &linux.seccomp {
-            crate::security::seccomp::validate(s)
-                .map_err(|e| bad("linux.seccomp", e.to_string()))?;
+            crate::security::seccomp::validate(s).map_err(|e| bad("linux.seccomp", e.to_string()))?;
         }
     }
     if let Some(hooks) = &spec.hooks {
@@ -167,16 +111,10 @@ pub fn validate(spec: &Spec, path: &Path) -> Result<(), SpecError> {
         for (name, list) in all {
             for h in list.iter() {
                 if !h.path.starts_with('/') {
-                    return Err(bad(
-                        &format!("hooks.{name}"),
-                        format!("path {:?} is not absolute", h.path),
-                    ));
+                    return Err(bad(&format!("hooks.{name}"), format!("path {:?} is not absolute", h.path)));
                 }
                 if h.timeout.is_some_and(|t| t <= 0) {
-                    return Err(bad(
-                        &format!("hooks.{name}"),
-                        "timeout must be positive".into(),
-                    ));
+                    return Err(bad(&format!("hooks.{name}"), "timeout must be positive".into()));
                 }
             }
         }
