@@ -49,7 +49,8 @@ for arg in "$@"; do
     case "$arg" in
         --boot-only) BOOT_ONLY=1 ;;
         -h | --help)
-            sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'
+            # The comment block at the top of this file.
+            awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"
             exit 0
             ;;
         -*)

@@ -10,6 +10,7 @@
 //! (kill --all, pause, delete) reopen it from state.json without re-detecting.
 
 pub mod detect;
+pub mod devfilter;
 pub mod devices;
 mod fsutil;
 pub mod path;

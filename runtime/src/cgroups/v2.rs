@@ -158,10 +158,8 @@ pub(super) fn apply(m: &Manager, res: &LinuxResources) -> Result<(), CgroupError
     };
     let dir = d.dir.as_path();
     if !res.devices.is_empty() {
-        warn_no(
-            &format!("{} device rule(s)", res.devices.len()),
-            "device control needs an eBPF program, which capsa does not implement yet",
-        );
+        // cgroup v2 has no devices.allow: an eBPF program enforces the rules.
+        super::devfilter::apply(dir, &res.devices)?;
     }
     if let Some(cpu) = &res.cpu {
         if let Some(c) = &cpu.cpus {
