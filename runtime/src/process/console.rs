@@ -34,6 +34,23 @@ pub fn set_size(fd: RawFd, size: ConsoleSize) -> SysResult<()> {
     Ok(())
 }
 
+/// Room for one SCM_RIGHTS control message carrying one fd (CMSG_SPACE(4) = 24 on
+/// 64-bit Linux), aligned for `struct cmsghdr`.
+#[repr(C, align(8))]
+struct CmsgBuf([u8; 32]);
+
+/// A msghdr over one iovec and a control buffer.
+fn msghdr(iov: &mut libc::iovec, cbuf: &mut CmsgBuf) -> libc::msghdr {
+    // SAFETY: msghdr is plain data; zeroed is a valid value.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = cbuf.0.as_mut_ptr().cast();
+    // SAFETY: CMSG_SPACE is a pure computation.
+    msg.msg_controllen = unsafe { libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) } as usize;
+    msg
+}
+
 /// Send `fd` over a unix socket with `name` as the payload.
 pub fn send_fd(sock: RawFd, fd: RawFd, name: &str) -> SysResult<()> {
     let mut data = name.as_bytes().to_vec();
@@ -41,17 +58,11 @@ pub fn send_fd(sock: RawFd, fd: RawFd, name: &str) -> SysResult<()> {
         data.push(0);
     }
     let mut iov = libc::iovec { iov_base: data.as_mut_ptr().cast(), iov_len: data.len() };
-    // SAFETY: CMSG_SPACE is a pure computation.
-    let space = unsafe { libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) } as usize;
-    let mut cbuf = vec![0u8; space];
-    // SAFETY: msghdr is plain data; every pointer set below outlives the sendmsg call,
-    // and the cmsg header is written inside cbuf, which has CMSG_SPACE bytes.
+    let mut cbuf = CmsgBuf([0; 32]);
+    let msg = msghdr(&mut iov, &mut cbuf);
+    // SAFETY: every pointer in msg outlives the sendmsg call, and the cmsg header is
+    // written inside cbuf, which has room for one fd.
     unsafe {
-        let mut msg: libc::msghdr = std::mem::zeroed();
-        msg.msg_iov = &mut iov;
-        msg.msg_iovlen = 1;
-        msg.msg_control = cbuf.as_mut_ptr().cast();
-        msg.msg_controllen = space;
         let cm = libc::CMSG_FIRSTHDR(&msg);
         (*cm).cmsg_level = libc::SOL_SOCKET;
         (*cm).cmsg_type = libc::SCM_RIGHTS;
@@ -68,16 +79,10 @@ pub fn send_fd(sock: RawFd, fd: RawFd, name: &str) -> SysResult<()> {
 pub fn recv_fd(sock: RawFd) -> SysResult<OwnedFd> {
     let mut data = [0u8; 4096];
     let mut iov = libc::iovec { iov_base: data.as_mut_ptr().cast(), iov_len: data.len() };
-    // SAFETY: pure computation.
-    let space = unsafe { libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) } as usize;
-    let mut cbuf = vec![0u8; space];
+    let mut cbuf = CmsgBuf([0; 32]);
+    let mut msg = msghdr(&mut iov, &mut cbuf);
     // SAFETY: as in send_fd: buffers outlive the call; we only read a cmsg the kernel wrote.
     unsafe {
-        let mut msg: libc::msghdr = std::mem::zeroed();
-        msg.msg_iov = &mut iov;
-        msg.msg_iovlen = 1;
-        msg.msg_control = cbuf.as_mut_ptr().cast();
-        msg.msg_controllen = space;
         check(libc::recvmsg(sock, &mut msg, libc::MSG_CMSG_CLOEXEC) as i32, || {
             "receive the pty master (recvmsg)".into()
         })?;

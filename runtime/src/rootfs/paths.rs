@@ -56,6 +56,15 @@ fn errno_of(e: &SysError) -> i32 {
     e.errno
 }
 
+/// The names and `..` of a path, without the root and `.`.
+fn parts(p: &Path) -> impl Iterator<Item = std::ffi::OsString> + '_ {
+    p.components().filter_map(|c| match c {
+        Component::Normal(n) => Some(n.to_os_string()),
+        Component::ParentDir => Some("..".into()),
+        _ => None,
+    })
+}
+
 /// Make every missing directory of `path` inside `root` (mode 0755) and return an
 /// `O_PATH` fd of the final directory. A dangling symlink on the way is followed
 /// (inside the root) and its target created, as runc does for mount points.
@@ -65,14 +74,7 @@ pub fn mkdir_all_in_root(root: RawFd, path: &Path) -> SysResult<OwnedFd> {
         Err(e) if errno_of(&e) == libc::ENOENT => {}
         Err(e) => return Err(e),
     }
-    let mut todo: std::collections::VecDeque<std::ffi::OsString> = path
-        .components()
-        .filter_map(|c| match c {
-            Component::Normal(n) => Some(n.to_os_string()),
-            Component::ParentDir => Some("..".into()),
-            _ => None,
-        })
-        .collect();
+    let mut todo: std::collections::VecDeque<std::ffi::OsString> = parts(path).collect();
     let mut cur = PathBuf::new();
     let mut links = 0;
     let mut dir = open_in_root(root, &cur, libc::O_PATH | libc::O_DIRECTORY)?;
@@ -122,14 +124,7 @@ pub fn mkdir_all_in_root(root: RawFd, path: &Path) -> SysResult<OwnedFd> {
             }
             use std::os::unix::ffi::OsStrExt;
             let target = Path::new(std::ffi::OsStr::from_bytes(&buf[..n as usize]));
-            let mut parts: Vec<std::ffi::OsString> = target
-                .components()
-                .filter_map(|c| match c {
-                    Component::Normal(n) => Some(n.to_os_string()),
-                    Component::ParentDir => Some("..".into()),
-                    _ => None,
-                })
-                .collect();
+            let mut parts: Vec<std::ffi::OsString> = parts(target).collect();
             if target.is_absolute() {
                 cur = PathBuf::new();
             }
