@@ -348,7 +348,7 @@ fn terminal_via_console_socket() {
     });
     let master = master.expect("runtime never connected to the console socket");
     rt.cmd(&["start", &b.id]).ok();
-    let text = read_until(&master, "hello", Duration::from_secs(10));
+    let text = read_until(&master, "hello\r\n", Duration::from_secs(10));
     // The pty turns "\n" into "\r\n".
     assert!(text.contains("/dev/pts/0\r\n"), "{text:?}");
     assert!(text.contains("hello\r\n"), "{text:?}");

@@ -1,0 +1,52 @@
+//! Applies one layer (plain, gzip or zstd tar) onto a directory and prints
+//! the time taken and what was unpacked.
+//!
+//! ```text
+//! cargo run --release --example unpack -- [--thread-hash] LAYER TARGET_DIR
+//! ```
+//!
+//! `--thread-hash` computes the diff_id on a second thread instead of the
+//! unpacking one.
+
+use std::fs::File;
+use std::time::Instant;
+
+use capsa_image::apply::{apply_layer, ApplyOptions};
+
+fn main() {
+    let mut args: Vec<String> = std::env::args().collect();
+    let threaded = args.iter().any(|a| a == "--thread-hash");
+    args.retain(|a| a != "--thread-hash");
+    if args.len() != 3 {
+        eprintln!("usage: {} [--thread-hash] LAYER TARGET_DIR", args[0]);
+        std::process::exit(2);
+    }
+    let layer = File::open(&args[1]).unwrap_or_else(|e| {
+        eprintln!("unpack: open {}: {e}", args[1]);
+        std::process::exit(1)
+    });
+    std::fs::create_dir_all(&args[2]).expect("create target");
+    let start = Instant::now();
+    let opts = ApplyOptions { hash_in_thread: threaded, ..ApplyOptions::default() };
+    match apply_layer(layer, args[2].as_ref(), &opts) {
+        Ok(st) => {
+            let secs = start.elapsed().as_secs_f64();
+            let c = &st.counts;
+            println!(
+                "unpacked {} entries ({} files, {} dirs, {} symlinks, {} hardlinks) in {:.3} s",
+                c.entries, c.files, c.dirs, c.symlinks, c.hardlinks, secs
+            );
+            println!(
+                "{:?}, {} MB uncompressed ({:.0} MB/s), diff_id {}",
+                st.compression,
+                st.tar_size / 1_000_000,
+                st.tar_size as f64 / 1e6 / secs,
+                st.diff_id
+            );
+        }
+        Err(e) => {
+            eprintln!("unpack: {e}");
+            std::process::exit(1);
+        }
+    }
+}

@@ -1,0 +1,373 @@
+//! `docker save` archives (and OCI layouts packed in a tar, `oci-archive`).
+//!
+//! Two layouts exist:
+//! - classic (Docker < 25): `manifest.json` = `[{"Config": "<hex>.json",
+//!   "RepoTags": ["name:tag"], "Layers": ["<id>/layer.tar", ...]}]`, plus
+//!   `repositories` (ignored: `manifest.json` carries the same tags) and
+//!   uncompressed `layer.tar` files whose sha256 is the layer's diff_id;
+//! - Docker 25+: an OCI layout (`oci-layout`, `index.json`, `blobs/sha256/...`)
+//!   plus a `manifest.json` whose paths point into `blobs/sha256/`, and
+//!   `<id>/layer.tar` symlinks into the blobs for old readers.
+//!
+//! The archive is indexed in one pass (member name → offset, size, link
+//! target), then members are read in place with `pread`. When `index.json` is
+//! present and names the wanted image, the OCI route is used (it keeps the
+//! original manifest digest). Otherwise `manifest.json` is used, and an OCI
+//! manifest is synthesized for the image; every layer is checked against the
+//! config's diff_ids. A gzip- or zstd-compressed archive is first decompressed
+//! into an unnamed temp file (O_TMPFILE), since reading members needs seeks.
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufReader, Read, Seek, SeekFrom};
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::path::Path;
+
+use crate::apply::{detect_compression, diff_id_of, Compression};
+use crate::digest::Digest;
+use crate::layout::{
+    self, normalize_reference, parse_json, read_file_limited, LayoutError, LayoutSource, ResolvedImage,
+    MAX_CONFIG_SIZE, MAX_MANIFEST_SIZE,
+};
+use crate::oci::{self, Descriptor, ImageConfiguration, ImageManifest, Platform};
+use crate::store::Store;
+
+/// Symlink hops followed when resolving a member name.
+const MAX_LINK_HOPS: usize = 16;
+
+/// One member of the archive.
+#[derive(Debug, Clone)]
+enum Member {
+    /// A regular file's data at `offset`, `size` bytes.
+    File { offset: u64, size: u64 },
+    /// A symlink (target resolved lexically against the member's directory) or
+    /// a hardlink (target is an archive path).
+    Link { target: String },
+    /// Directories and anything else: not readable.
+    Other,
+}
+
+/// A `docker save` archive opened for import.
+pub struct DockerArchive {
+    file: File,
+    members: HashMap<String, Member>,
+}
+
+/// One entry of `manifest.json`.
+#[derive(Debug, serde::Deserialize)]
+struct SaveManifestEntry {
+    #[serde(rename = "Config")]
+    config: String,
+    #[serde(rename = "RepoTags", default)]
+    repo_tags: Option<Vec<String>>,
+    #[serde(rename = "Layers", default)]
+    layers: Vec<String>,
+}
+
+impl LayoutSource for DockerArchive {
+    fn open_file(&self, rel: &str) -> io::Result<Box<dyn Read + '_>> {
+        let (offset, size) = self.lookup(rel)?;
+        Ok(Box::new(BufReader::with_capacity(
+            1 << 20,
+            PreadReader { file: &self.file, pos: offset, end: offset + size },
+        )))
+    }
+    fn exists(&self, rel: &str) -> bool {
+        self.lookup(rel).is_ok()
+    }
+}
+
+/// Reads `[pos, end)` of a file with `pread`, so readers do not share a cursor.
+struct PreadReader<'a> {
+    file: &'a File,
+    pos: u64,
+    end: u64,
+}
+
+impl Read for PreadReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let left = self.end - self.pos;
+        let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+        if want == 0 {
+            return Ok(0);
+        }
+        let n = self.file.read_at(&mut buf[..want], self.pos)?;
+        if n == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+/// Lexically normalizes an archive member name or link target: no leading
+/// `/` or `./`, no `.`, `..` resolved; `None` if it climbs above the top.
+fn clean(path: &str) -> Option<String> {
+    let mut parts: Vec<&str> = Vec::new();
+    for c in path.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                parts.pop()?;
+            }
+            c => parts.push(c),
+        }
+    }
+    Some(parts.join("/"))
+}
+
+impl DockerArchive {
+    /// Opens and indexes an archive (decompressing it first if compressed).
+    pub fn open(path: impl AsRef<Path>) -> Result<DockerArchive, LayoutError> {
+        let path = path.as_ref();
+        let shown = path.display().to_string();
+        let io_err = |op| {
+            let p = shown.clone();
+            move |source| LayoutError::Io { op, path: p, source }
+        };
+        let mut file = File::open(path).map_err(io_err("open archive"))?;
+        let mut head = [0u8; 4];
+        let n = file.read(&mut head).map_err(io_err("read archive"))?;
+        file.seek(SeekFrom::Start(0)).map_err(io_err("seek archive"))?;
+        let file = match detect_compression(&head[..n]) {
+            Compression::None => file,
+            c => decompress_to_tempfile(file, c).map_err(io_err("decompress archive"))?,
+        };
+        Self::index(file).map_err(io_err("index archive"))
+    }
+
+    /// One pass over the tar headers.
+    fn index(file: File) -> io::Result<DockerArchive> {
+        let mut members = HashMap::new();
+        {
+            let mut ar = tar::Archive::new(BufReader::with_capacity(1 << 16, &file));
+            for e in ar.entries_with_seek()? {
+                let e = e?;
+                let Some(name) = clean(&String::from_utf8_lossy(&e.path_bytes())) else {
+                    continue;
+                };
+                let kind = e.header().entry_type();
+                let link = || e.link_name_bytes().map(|l| String::from_utf8_lossy(&l).into_owned());
+                let m = match kind {
+                    tar::EntryType::Regular | tar::EntryType::Continuous => {
+                        Member::File { offset: e.raw_file_position(), size: e.size() }
+                    }
+                    tar::EntryType::Symlink => match link() {
+                        Some(t) => {
+                            let dir = name.rsplit_once('/').map_or("", |(d, _)| d);
+                            let full = if t.starts_with('/') { t } else { format!("{dir}/{t}") };
+                            match clean(&full) {
+                                Some(target) => Member::Link { target },
+                                None => Member::Other,
+                            }
+                        }
+                        None => Member::Other,
+                    },
+                    tar::EntryType::Link => match link().and_then(|t| clean(&t)) {
+                        Some(target) => Member::Link { target },
+                        None => Member::Other,
+                    },
+                    _ => Member::Other,
+                };
+                members.insert(name, m);
+            }
+        }
+        Ok(DockerArchive { file, members })
+    }
+
+    /// Finds a regular member by name, following links inside the archive.
+    fn lookup(&self, rel: &str) -> io::Result<(u64, u64)> {
+        let not_found = || io::Error::new(io::ErrorKind::NotFound, format!("no member {rel:?}"));
+        let mut name = clean(rel).ok_or_else(not_found)?;
+        for _ in 0..MAX_LINK_HOPS {
+            match self.members.get(&name) {
+                Some(Member::File { offset, size }) => return Ok((*offset, *size)),
+                Some(Member::Link { target }) => name = target.clone(),
+                _ => return Err(not_found()),
+            }
+        }
+        Err(io::Error::new(io::ErrorKind::InvalidData, "too many links"))
+    }
+
+    /// Resolves `reference` (or the only image) and copies it into `store`.
+    ///
+    /// The returned image's layers are in the store; with the `manifest.json`
+    /// route the manifest is synthesized (OCI media types) and stored too.
+    pub fn import(
+        &self,
+        store: &Store,
+        reference: Option<&str>,
+        platform: &Platform,
+    ) -> Result<ResolvedImage, LayoutError> {
+        let has_manifest_json = self.exists("manifest.json");
+        if self.exists("index.json") && self.exists("oci-layout") {
+            layout::check_oci_layout_file(self)?;
+            match layout::resolve(self, reference, platform) {
+                Ok(img) => {
+                    layout::import_resolved(self, store, &img)?;
+                    return Ok(img);
+                }
+                Err(LayoutError::NotFound { .. } | LayoutError::Ambiguous { .. }) if has_manifest_json => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if !has_manifest_json {
+            return Err(LayoutError::Invalid(
+                "archive has neither manifest.json nor an OCI index.json \
+                 (docker save from Docker < 1.10 is not supported)"
+                    .into(),
+            ));
+        }
+        self.import_manifest_json(store, reference)
+    }
+
+    fn import_manifest_json(&self, store: &Store, reference: Option<&str>) -> Result<ResolvedImage, LayoutError> {
+        let bytes = read_file_limited(self, "manifest.json", MAX_MANIFEST_SIZE)?;
+        let entries: Vec<SaveManifestEntry> = parse_json("manifest.json", &bytes)?;
+        let tags = |e: &SaveManifestEntry| e.repo_tags.clone().unwrap_or_default();
+        let available = || entries.iter().flat_map(tags).collect::<Vec<_>>();
+        let entry = match reference {
+            Some(r) => {
+                let want = normalize_reference(r);
+                entries
+                    .iter()
+                    .find(|e| tags(e).iter().any(|t| normalize_reference(t) == want))
+                    .ok_or_else(|| LayoutError::NotFound { reference: r.to_owned(), available: available() })?
+            }
+            None if entries.len() == 1 => &entries[0],
+            None => return Err(LayoutError::Ambiguous { count: entries.len(), available: available() }),
+        };
+
+        // Config: its sha256 is the image ID; check it against the name when
+        // the name carries a digest (`<hex>.json` or `blobs/sha256/<hex>`).
+        let config_bytes = read_file_limited(self, &entry.config, MAX_CONFIG_SIZE)?;
+        let config_digest = Digest::sha256_of(&config_bytes);
+        if let Some(named) = digest_in_name(&entry.config) {
+            if named != config_digest {
+                return Err(LayoutError::Verify {
+                    what: entry.config.clone(),
+                    source: crate::digest::DigestError::Mismatch { expected: named, actual: config_digest },
+                });
+            }
+        }
+        let config: ImageConfiguration = parse_json(&entry.config, &config_bytes)?;
+        if config.rootfs.diff_ids.len() != entry.layers.len() {
+            return Err(LayoutError::Invalid(format!(
+                "{}: {} diff_ids but manifest.json lists {} layers",
+                entry.config,
+                config.rootfs.diff_ids.len(),
+                entry.layers.len()
+            )));
+        }
+        store.put_bytes(&config_bytes, Some(&config_digest))?;
+
+        let mut layers = Vec::with_capacity(entry.layers.len());
+        for (path, diff_id) in entry.layers.iter().zip(&config.rootfs.diff_ids) {
+            layers.push(self.import_layer(store, path, diff_id)?);
+        }
+
+        let manifest = ImageManifest {
+            schema_version: 2,
+            media_type: Some(oci::MEDIA_TYPE_OCI_MANIFEST.to_owned()),
+            config: Descriptor::new(oci::MEDIA_TYPE_OCI_CONFIG, config_digest, config_bytes.len() as u64),
+            layers,
+            annotations: Default::default(),
+        };
+        let manifest_bytes = serde_json::to_vec(&manifest)
+            .map_err(|source| LayoutError::Json { what: "synthesized manifest".into(), source })?;
+        let md = store.put_bytes(&manifest_bytes, None)?;
+        Ok(ResolvedImage {
+            manifest_descriptor: Descriptor::new(oci::MEDIA_TYPE_OCI_MANIFEST, md, manifest_bytes.len() as u64),
+            manifest,
+            manifest_bytes,
+            config,
+            config_bytes,
+            indexes: Vec::new(),
+        })
+    }
+
+    /// Stores one layer and checks its uncompressed digest against `diff_id`.
+    fn import_layer(&self, store: &Store, path: &str, diff_id: &Digest) -> Result<Descriptor, LayoutError> {
+        let (_, size) =
+            self.lookup(path).map_err(|source| LayoutError::Io { op: "open layer", path: path.to_owned(), source })?;
+        let named = digest_in_name(path);
+        let digest = store.put(
+            self.open_file(path).map_err(|source| LayoutError::Io {
+                op: "open layer",
+                path: path.to_owned(),
+                source,
+            })?,
+            named.as_ref(),
+            Some(size),
+        )?;
+        let mut blob = store.open(&digest)?;
+        let mut head = [0u8; 4];
+        let n = blob.read(&mut head).map_err(|source| LayoutError::Io {
+            op: "read layer",
+            path: path.to_owned(),
+            source,
+        })?;
+        let compression = detect_compression(&head[..n]);
+        let actual = if compression == Compression::None {
+            digest.clone()
+        } else {
+            diff_id_of(store.open(&digest)?).map_err(|source| LayoutError::Io {
+                op: "decompress layer",
+                path: path.to_owned(),
+                source,
+            })?
+        };
+        if actual != *diff_id {
+            return Err(LayoutError::Verify {
+                what: format!("layer {path} (uncompressed)"),
+                source: crate::digest::DigestError::Mismatch { expected: diff_id.clone(), actual },
+            });
+        }
+        let mt = match compression {
+            Compression::None => oci::MEDIA_TYPE_OCI_LAYER,
+            Compression::Gzip => oci::MEDIA_TYPE_OCI_LAYER_GZIP,
+            Compression::Zstd => oci::MEDIA_TYPE_OCI_LAYER_ZSTD,
+        };
+        Ok(Descriptor::new(mt, digest, size))
+    }
+}
+
+/// The digest a member name carries: `blobs/sha256/<hex>` or `<hex>.json`.
+fn digest_in_name(path: &str) -> Option<Digest> {
+    let p = clean(path)?;
+    if let Some(hex) = p.strip_prefix("blobs/sha256/") {
+        return Digest::from_hex(hex).ok();
+    }
+    p.strip_suffix(".json").and_then(|h| Digest::from_hex(h).ok())
+}
+
+/// Decompresses `file` into an unnamed temp file and returns it, rewound.
+fn decompress_to_tempfile(file: File, c: Compression) -> io::Result<File> {
+    let mut out = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_TMPFILE | libc::O_CLOEXEC)
+        .mode(0o600)
+        .open(std::env::temp_dir())?;
+    let mut r = crate::apply::decompressor(BufReader::with_capacity(1 << 20, file), c)?;
+    io::copy(&mut r, &mut out)?;
+    out.seek(SeekFrom::Start(0))?;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clean_paths() {
+        assert_eq!(clean("./a/b/../c").as_deref(), Some("a/c"));
+        assert_eq!(clean("/a//b/").as_deref(), Some("a/b"));
+        assert_eq!(clean("../x"), None);
+        assert_eq!(clean("a/../../x"), None);
+        let hex = "a".repeat(64);
+        assert!(digest_in_name(&format!("blobs/sha256/{hex}")).is_some());
+        assert!(digest_in_name(&format!("{hex}.json")).is_some());
+        assert!(digest_in_name("abc/layer.tar").is_none());
+    }
+}

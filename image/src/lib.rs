@@ -1,0 +1,25 @@
+//! capsa-image: the image side of capsa.
+//!
+//! - [`digest`]: `sha256:<hex>` digests and verifying readers/writers;
+//! - [`store`]: the content store (`blobs/sha256/<hex>`, verified, atomic);
+//! - [`oci`]: OCI / Docker manifest, index and config types;
+//! - [`layout`]: reading OCI image layouts, resolving a tag and platform;
+//! - [`docker_archive`]: importing `docker save` archives (classic and Docker 25+);
+//! - [`apply`]: the safe layer applier, capsa's security boundary against
+//!   hostile layers (openat2 `RESOLVE_IN_ROOT`, `*at()` syscalls only).
+
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(missing_docs)]
+
+pub mod apply;
+pub mod digest;
+pub mod docker_archive;
+pub mod layout;
+pub mod oci;
+pub mod store;
+
+pub use apply::{apply_layer, apply_layer_verified, ApplyError, ApplyOptions, ApplyStats};
+pub use digest::Digest;
+pub use docker_archive::DockerArchive;
+pub use layout::{OciLayout, ResolvedImage};
+pub use store::Store;
