@@ -31,7 +31,7 @@ pub fn write_err(path: &Path, value: &str, e: io::Error) -> CgroupError {
 pub fn write_file(dir: &Path, file: &str, value: &str) -> Result<(), CgroupError> {
     let p = dir.join(file);
     let mut f = open_w(&p, value)?;
-    tracing::trace!(path = %p.display(), value, "cgroup write");
+    tracing::debug!("cgroup: write {value:?} to {}", p.display());
     write_once(&mut f, &p, value)
 }
 

@@ -122,7 +122,7 @@ pub(super) fn apply(m: &Manager, res: &LinuxResources) -> Result<(), CgroupError
     }
     if let Some(p) = &res.pids {
         match m.v1_dir("pids") {
-            Some(d) => write_file(d, "pids.max", &pids_value(p.limit))?,
+            Some(d) => write_file(d, "pids.max", &super::v2::pids_value(p.limit))?,
             None => warn_no("pids", "no v1 pids hierarchy"),
         }
     }
@@ -167,15 +167,6 @@ pub(super) fn apply(m: &Manager, res: &LinuxResources) -> Result<(), CgroupError
         }
     }
     Ok(())
-}
-
-/// pids.max value: "max" for limit <= 0.
-pub(super) fn pids_value(limit: i64) -> String {
-    if limit <= 0 {
-        "max".to_string()
-    } else {
-        limit.to_string()
-    }
 }
 
 fn set_hugetlb(m: &Manager, h: &LinuxHugepageLimit) -> Result<(), CgroupError> {

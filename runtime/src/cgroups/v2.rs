@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use super::fsutil::{self, read_trim, read_u64, write_file};
 use super::resources::*;
-use super::{shares_to_weight, v1::pids_value, CgroupError, Manager};
+use super::{shares_to_weight, CgroupError, Manager};
 
 pub(super) fn create(m: &mut Manager) -> Result<(), CgroupError> {
     let Some(d) = m.v2.clone() else {
@@ -77,6 +77,15 @@ fn w(dir: &Path, file: &str, value: &str) -> Result<(), CgroupError> {
 
 fn warn_no(what: &str, why: &str) {
     tracing::warn!("{what} requested but ignored on cgroup v2: {why}");
+}
+
+/// pids.max value: "max" for limit <= 0.
+pub(super) fn pids_value(limit: i64) -> String {
+    if limit <= 0 {
+        "max".to_string()
+    } else {
+        limit.to_string()
+    }
 }
 
 /// v2 value for a memory limit: 0 = unset, negative = "max".
