@@ -179,7 +179,23 @@ pub fn create(store: &Store, opts: &CreateOpts, foreground_tty: bool) -> Result<
         && hooks.create_runtime.is_empty()
         && hooks.create_container.is_empty()
         && hooks.start_container.is_empty());
-    let args = InitArgs {
+    // Fast path (no new user namespace): the init places itself in its cgroups, by
+    // writing "0" to each v1 `tasks` file (no global lock, no RCU wait) and by being
+    // cloned straight into the cgroup2 directory (clone3 CLONE_INTO_CGROUP). A user
+    // namespace's init has no rights on the host's cgroup files: the runtime moves it.
+    let mut self_join: Vec<(OwnedFd, PathBuf)> = Vec::new();
+    let mut v2_dir: Option<OwnedFd> = None;
+    if !ns.new_user {
+        let (tasks, v2) = mgr.self_join_targets();
+        for t in tasks {
+            self_join.push((crate::sys::open(&t, libc::O_WRONLY, 0)?, t));
+        }
+        if let Some(d) = v2 {
+            v2_dir = Some(crate::sys::open(&d, libc::O_RDONLY | libc::O_DIRECTORY, 0)?);
+        }
+    }
+    let join_fds: Vec<(RawFd, &Path)> = self_join.iter().map(|(f, p)| (f.as_raw_fd(), p.as_path())).collect();
+    let mut args = InitArgs {
         spec: &spec,
         process: &process,
         rootfs: &rootfs,
@@ -191,20 +207,25 @@ pub fn create(store: &Store, opts: &CreateOpts, foreground_tty: bool) -> Result<
         preserve_fds: opts.preserve_fds,
         no_pivot: opts.no_pivot,
         want_hooks,
+        self_join: if ns.new_user { None } else { Some(&join_fds) },
     };
-    if !opts.no_new_keyring {
-        // A fresh session keyring per container is the runc default; best effort
-        // (done in the child below, before anything else).
-    }
-    let clone_flags = libc::SIGCHLD | if ns.new_pid && !ns.new_user { libc::CLONE_NEWPID } else { 0 };
+    let ns_flags = if ns.new_pid && !ns.new_user { libc::CLONE_NEWPID } else { 0 };
     tracing::debug!(
-        "clone the container init (flags: {}), then unshare {}",
-        if clone_flags & libc::CLONE_NEWPID != 0 { "CLONE_NEWPID" } else { "none" },
+        "clone the container init (flags: {}{}), then unshare {}",
+        if ns_flags != 0 { "CLONE_NEWPID" } else { "none" },
+        if v2_dir.is_some() { "|CLONE_INTO_CGROUP" } else { "" },
         namespaces::describe(ns.unshare | if ns.new_user { libc::CLONE_NEWUSER } else { 0 })
     );
-    // SAFETY: raw clone without CLONE_VM is fork with namespace flags; the runtime is
-    // single-threaded, so the child can run Rust code until it execs or _exits.
-    let pid = unsafe { libc::syscall(libc::SYS_clone, clone_flags as libc::c_ulong, 0, 0, 0, 0) } as i32;
+    let mut pid = match &v2_dir {
+        Some(d) => clone3_into(ns_flags, d.as_raw_fd()),
+        None => clone_raw(ns_flags),
+    };
+    if pid < 0 && v2_dir.is_some() {
+        // clone3 or CLONE_INTO_CGROUP unsupported here: the runtime moves the init.
+        tracing::debug!("{}; falling back to clone + cgroup.procs", SysError::last("clone3(CLONE_INTO_CGROUP)"));
+        args.self_join = None;
+        pid = clone_raw(ns_flags);
+    }
     if pid == 0 {
         drop(parent_chan);
         if !opts.no_new_keyring {
@@ -213,19 +234,23 @@ pub fn create(store: &Store, opts: &CreateOpts, foreground_tty: bool) -> Result<
         }
         init::child_main(&args);
     }
+    let parent_moves = args.self_join.is_none();
     let pid = check(pid, || "clone the container init".into())?;
     drop(child_chan);
     drop(console);
+    drop(self_join);
     guard.pids.push(pid);
 
-    tracing::debug!(
-        "move pid {pid} into its cgroups ({})",
-        mgr.paths().iter().map(|(c, p)| format!("{c}:{}", p.display())).collect::<Vec<_>>().join(" ")
-    );
-    mgr.add_pid(pid)?;
-    if let Err(e) = parent_chan.send(&Msg::CgroupJoined) {
-        // The init already died: its own error message is waiting in the channel.
-        tracing::debug!("{e}");
+    if parent_moves {
+        tracing::debug!(
+            "move pid {pid} into its cgroups ({})",
+            mgr.paths().iter().map(|(c, p)| format!("{c}:{}", p.display())).collect::<Vec<_>>().join(" ")
+        );
+        mgr.add_pid(pid)?;
+        if let Err(e) = parent_chan.send(&Msg::CgroupJoined) {
+            // The init already died: its own error message is waiting in the channel.
+            tracing::debug!("{e}");
+        }
     }
 
     let mut init_pid = pid;
@@ -265,6 +290,45 @@ pub fn create(store: &Store, opts: &CreateOpts, foreground_tty: bool) -> Result<
     };
     guard.armed = false;
     Ok(Created { pid: init_pid, state, console_master })
+}
+
+/// fork-like clone with namespace flags (no CLONE_VM: the child gets a copy of our
+/// memory and may run Rust code; the runtime is single-threaded).
+fn clone_raw(flags: libc::c_int) -> i32 {
+    // SAFETY: see above; returns 0 in the child, the pid or -1 in the parent.
+    unsafe { libc::syscall(libc::SYS_clone, (flags | libc::SIGCHLD) as libc::c_ulong, 0, 0, 0, 0) as i32 }
+}
+
+/// `struct clone_args` of clone3(2), up to the `cgroup` field.
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
+/// fork-like clone3 that creates the child directly in the cgroup2 directory `cg`.
+fn clone3_into(flags: libc::c_int, cg: RawFd) -> i32 {
+    let args = CloneArgs {
+        flags: flags as u64 | CLONE_INTO_CGROUP,
+        exit_signal: libc::SIGCHLD as u64,
+        cgroup: cg as u64,
+        ..Default::default()
+    };
+    // SAFETY: args is valid for the call and its size is passed; stack 0 means the
+    // child continues on a copy of our stack, exactly like fork (no CLONE_VM).
+    unsafe { libc::syscall(libc::SYS_clone3, &args as *const CloneArgs, std::mem::size_of::<CloneArgs>()) as i32 }
 }
 
 /// Receive the next message, turning `Error` and EOF into errors.

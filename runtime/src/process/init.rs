@@ -27,6 +27,9 @@ pub struct InitArgs<'a> {
     pub no_pivot: bool,
     /// Hooks the init needs the parent for (prestart/createRuntime) or the state for.
     pub want_hooks: bool,
+    /// v1 `tasks` files (opened by the parent) the init writes "0" to, placing
+    /// itself in its cgroups; `None` when the parent moves it.
+    pub self_join: Option<&'a [(RawFd, &'a Path)]>,
 }
 
 struct Sync<'a> {
@@ -95,6 +98,15 @@ fn run(a: &InitArgs, ready: &mut bool) -> SysResult<std::convert::Infallible> {
         libc::umask(0);
     }
     let mut sync = Sync { chan: a.chan, cgroup_joined: false, cgroupns_done: false, new_cgroupns: a.ns.new_cgroup };
+    if let Some(files) = a.self_join {
+        for (fd, path) in files {
+            // SAFETY: a one-byte write from a static buffer to an fd we inherited.
+            if unsafe { libc::write(*fd, b"0".as_ptr().cast(), 1) } != 1 {
+                return Err(SysError::last(format!("join our cgroup: write \"0\" to {}", path.display())));
+            }
+        }
+        sync.cgroup_joined = true;
+    }
     for j in &a.ns.joins {
         namespaces::setns(j)?;
         if j.typ == "user" {
