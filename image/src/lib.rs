@@ -5,6 +5,10 @@
 //! - [`oci`]: OCI / Docker manifest, index and config types;
 //! - [`layout`]: reading OCI image layouts, resolving a tag and platform;
 //! - [`docker_archive`]: importing `docker save` archives (classic and Docker 25+);
+//! - [`reference`]: transport references (`oci:`, `docker-archive:`, `docker://`...);
+//! - [`images`]: the local image store (names, snapshots, prune);
+//! - [`rootfs`]: container root filesystems (overlay or copy), `unpack`;
+//! - [`bundle`]: image config → runtime `config.json`;
 //! - [`apply`]: the safe layer applier, capsa's security boundary against
 //!   hostile layers (openat2 `RESOLVE_IN_ROOT`, `*at()` syscalls only).
 
@@ -12,10 +16,14 @@
 #![warn(missing_docs)]
 
 pub mod apply;
+pub mod bundle;
 pub mod digest;
 pub mod docker_archive;
+pub mod images;
 pub mod layout;
 pub mod oci;
+pub mod reference;
+pub mod rootfs;
 pub mod store;
 
 pub use apply::{apply_layer, apply_layer_verified, ApplyError, ApplyOptions, ApplyStats};

@@ -331,6 +331,40 @@ pub fn apply_layer_verified<R: Read>(
     Ok(stats)
 }
 
+/// Reads a (small) file of a root filesystem, resolving `rel` inside `root`
+/// (`openat2(RESOLVE_IN_ROOT)`: an image's symlinks cannot point the read at
+/// the host). `Ok(None)` when it does not exist or is not a regular file;
+/// refuses more than `limit` bytes.
+pub fn read_file_in_root(root: &Path, rel: &str, limit: u64) -> io::Result<Option<Vec<u8>>> {
+    let dir: OwnedFd = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC)
+        .open(root)?
+        .into();
+    let name = CString::new(rel.trim_start_matches('/')).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let fd = match sys::openat2(
+        dir.as_fd(),
+        &name,
+        libc::O_RDONLY | libc::O_NOCTTY | libc::O_NONBLOCK,
+        0,
+        sys::RESOLVE_IN_ROOT | sys::RESOLVE_NO_MAGICLINKS,
+    ) {
+        Ok(fd) => fd,
+        Err(Errno(libc::ENOENT | libc::ENOTDIR | libc::ELOOP)) => return Ok(None),
+        Err(Errno(e)) => return Err(io::Error::from_raw_os_error(e)),
+    };
+    let st = sys::fstat(fd.as_fd()).map_err(|Errno(e)| io::Error::from_raw_os_error(e))?;
+    if st.st_mode & libc::S_IFMT != libc::S_IFREG {
+        return Ok(None);
+    }
+    let mut out = Vec::new();
+    std::fs::File::from(fd).take(limit + 1).read_to_end(&mut out)?;
+    if out.len() as u64 > limit {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, format!("{rel}: larger than {limit} bytes")));
+    }
+    Ok(Some(out))
+}
+
 /// Metadata of a directory entry, applied at the end.
 struct DirMeta {
     /// Normalized path (no NUL); empty for the root.

@@ -1,0 +1,623 @@
+//! The local image store: the content store plus names, snapshots and
+//! container root filesystems.
+//!
+//! Layout under the store root (`--store`, default `/var/lib/capsa`):
+//! - `blobs/sha256/<hex>`: the content store ([`Store`]);
+//! - `images.json`: `{"images":[{name, digest, config, ...}]}`, names → manifest
+//!   digests, rewritten atomically (temp file, fsync, rename, fsync dir);
+//! - `snapshots/<chainid-hex>/`: each layer unpacked once, in overlayfs form
+//!   (whiteouts as 0:0 character devices, opaque dirs as
+//!   `trusted.overlay.opaque=y`), keyed by the layer's ChainID;
+//! - `containers/<id>/`: a container's bundle (`config.json`, `rootfs/` the
+//!   overlay mount point, `upper/`, `work/`, `layers` = the chain ids it uses,
+//!   `lock` held while it runs);
+//! - `lock`: serializes changes to names and snapshots (flock).
+//!
+//! A snapshot is unpacked into `snapshots/.tmp-*` and renamed into place when
+//! complete and verified (diff_id), so a crash or a bad layer never leaves a
+//! half snapshot under a chain id; `prune` removes leftovers.
+
+use std::collections::BTreeSet;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::apply::{apply_layer_verified, ApplyError, ApplyOptions, WhiteoutMode};
+use crate::digest::Digest;
+use crate::layout::{self, LayoutError, ResolvedImage, MAX_CONFIG_SIZE, MAX_MANIFEST_SIZE};
+use crate::oci::{ImageConfiguration, ImageManifest, Platform};
+use crate::reference::{self, ImageRef};
+use crate::store::{Store, StoreError};
+
+/// Default store root.
+pub const DEFAULT_ROOT: &str = "/var/lib/capsa";
+/// Prefix of temporary names (snapshots in progress, images.json updates).
+const TMP_PREFIX: &str = ".tmp-";
+
+/// Errors of the local image store.
+#[derive(Debug, thiserror::Error)]
+pub enum ImageError {
+    /// A filesystem operation failed.
+    #[error("{op} {path}: {source}")]
+    Io {
+        /// What was being done.
+        op: &'static str,
+        /// On which path.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// Content store error.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Import error.
+    #[error(transparent)]
+    Layout(#[from] LayoutError),
+    /// Reference error.
+    #[error(transparent)]
+    Reference(#[from] reference::ReferenceError),
+    /// A layer could not be unpacked.
+    #[error("unpack layer {layer}: {source}")]
+    Apply {
+        /// The layer's blob digest.
+        layer: Digest,
+        /// Why.
+        #[source]
+        source: ApplyError,
+    },
+    /// No such image in the local store.
+    #[error("image {0:?} not found in the local store (import or pull it first; see `capsa image ls`)")]
+    NotFound(String),
+    /// A short id matches several images.
+    #[error("image id prefix {0:?} matches several images; give more digits")]
+    AmbiguousId(String),
+    /// Anything else.
+    #[error("{0}")]
+    Other(String),
+}
+
+fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> ImageError + 'a {
+    move |source| ImageError::Io { op, path: path.to_owned(), source }
+}
+
+pub(crate) fn io_error(op: &'static str, path: &Path, source: io::Error) -> ImageError {
+    ImageError::Io { op, path: path.to_owned(), source }
+}
+
+/// One named image.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageRecord {
+    /// The name (`busybox:latest`, `127.0.0.1:5000/app:v1`).
+    pub name: String,
+    /// The manifest digest.
+    pub digest: Digest,
+    /// The config digest (the image id, as Docker shows it).
+    pub config: Digest,
+    /// Where it came from (the reference imported or pulled).
+    #[serde(default)]
+    pub source: String,
+    /// Seconds since the epoch when it was added.
+    #[serde(default)]
+    pub added: u64,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct ImagesFile {
+    images: Vec<ImageRecord>,
+}
+
+/// An image found in the local store, with its manifest and config parsed.
+#[derive(Debug, Clone)]
+pub struct LocalImage {
+    /// Its record.
+    pub record: ImageRecord,
+    /// The manifest.
+    pub manifest: ImageManifest,
+    /// The config.
+    pub config: ImageConfiguration,
+}
+
+impl LocalImage {
+    /// The chain ids of its layers, base first.
+    pub fn chain_ids(&self) -> Vec<Digest> {
+        chain_ids(&self.config.rootfs.diff_ids)
+    }
+}
+
+/// An exclusive lock on a file (flock), released on drop.
+pub struct Lock(#[allow(dead_code)] File);
+
+impl Lock {
+    /// Takes the lock, waiting for it.
+    pub fn acquire(path: &Path) -> Result<Lock, ImageError> {
+        let f = open_lock_file(path)?;
+        // SAFETY: flock on an fd we own.
+        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
+            return Err(io_err("lock", path)(io::Error::last_os_error()));
+        }
+        Ok(Lock(f))
+    }
+
+    /// Takes the lock if free; `None` when someone holds it.
+    pub fn try_acquire(path: &Path) -> Result<Option<Lock>, ImageError> {
+        let f = open_lock_file(path)?;
+        // SAFETY: flock on an fd we own.
+        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            let e = io::Error::last_os_error();
+            if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
+                return Ok(None);
+            }
+            return Err(io_err("lock", path)(e));
+        }
+        Ok(Some(Lock(f)))
+    }
+}
+
+fn open_lock_file(path: &Path) -> Result<File, ImageError> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
+        .open(path)
+        .map_err(io_err("open lock file", path))
+}
+
+/// ChainIDs per the OCI image spec: `ChainID(L0) = DiffID(L0)`,
+/// `ChainID(Ln) = sha256(ChainID(Ln-1) + " " + DiffID(Ln))`.
+pub fn chain_ids(diff_ids: &[Digest]) -> Vec<Digest> {
+    let mut out: Vec<Digest> = Vec::with_capacity(diff_ids.len());
+    for d in diff_ids {
+        let next = match out.last() {
+            None => d.clone(),
+            Some(prev) => Digest::sha256_of(format!("{prev} {d}").as_bytes()),
+        };
+        out.push(next);
+    }
+    out
+}
+
+/// What happened on an import, for progress output.
+pub type Progress<'a> = &'a mut dyn FnMut(&str);
+
+/// The local image store.
+#[derive(Debug, Clone)]
+pub struct ImageStore {
+    root: PathBuf,
+    blobs: Store,
+}
+
+impl ImageStore {
+    /// Opens (creating) the store at `root`.
+    pub fn open(root: impl AsRef<Path>) -> Result<ImageStore, ImageError> {
+        let root = root.as_ref().to_owned();
+        let blobs = Store::new(&root)?;
+        for d in ["snapshots", "containers"] {
+            let p = root.join(d);
+            fs::create_dir_all(&p).map_err(io_err("create directory", &p))?;
+        }
+        Ok(ImageStore { root, blobs })
+    }
+
+    /// The root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The content store.
+    pub fn blobs(&self) -> &Store {
+        &self.blobs
+    }
+
+    /// The store-wide lock (names and snapshots).
+    pub fn lock(&self) -> Result<Lock, ImageError> {
+        Lock::acquire(&self.root.join("lock"))
+    }
+
+    fn images_path(&self) -> PathBuf {
+        self.root.join("images.json")
+    }
+
+    /// Every named image, in name order.
+    pub fn list(&self) -> Result<Vec<ImageRecord>, ImageError> {
+        let p = self.images_path();
+        let bytes = match fs::read(&p) {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(io_err("read", &p)(e)),
+        };
+        let f: ImagesFile =
+            serde_json::from_slice(&bytes).map_err(|e| ImageError::Other(format!("parse {}: {e}", p.display())))?;
+        let mut v = f.images;
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(v)
+    }
+
+    /// Rewrites `images.json` atomically. Call with the lock held.
+    fn write_list(&self, images: Vec<ImageRecord>) -> Result<(), ImageError> {
+        let p = self.images_path();
+        let tmp = self.root.join(format!("{TMP_PREFIX}images.json-{}", std::process::id()));
+        let data = serde_json::to_vec_pretty(&ImagesFile { images })
+            .map_err(|e| ImageError::Other(format!("serialize images.json: {e}")))?;
+        let r = (|| {
+            let mut f = OpenOptions::new().write(true).create(true).truncate(true).mode(0o644).open(&tmp)?;
+            f.write_all(&data)?;
+            f.sync_all()?;
+            fs::rename(&tmp, &p)?;
+            File::open(&self.root)?.sync_all()
+        })();
+        if r.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        r.map_err(io_err("write", &p))
+    }
+
+    /// Names `img` (already in the content store) as `name`, replacing any
+    /// image of that name.
+    pub fn tag(&self, name: &str, img: &ResolvedImage, source: &str) -> Result<ImageRecord, ImageError> {
+        let _l = self.lock()?;
+        let mut list = self.list()?;
+        list.retain(|r| r.name != name);
+        let rec = ImageRecord {
+            name: name.to_owned(),
+            digest: img.manifest_descriptor.digest.clone(),
+            config: img.manifest.config.digest.clone(),
+            source: source.to_owned(),
+            added: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
+        };
+        list.push(rec.clone());
+        self.write_list(list)?;
+        Ok(rec)
+    }
+
+    /// Imports an image from a transport (not the registry: see
+    /// `crate::registry`) into the store and names it. `name` defaults to a
+    /// name derived from the reference. Returns the record.
+    pub fn import(
+        &self,
+        r: &ImageRef,
+        name: Option<&str>,
+        platform: &Platform,
+        progress: Progress<'_>,
+    ) -> Result<ImageRecord, ImageError> {
+        let (img, default_name) = match r {
+            ImageRef::OciDir { path, tag } => {
+                progress(&format!("importing OCI layout {}", path.display()));
+                let l = layout::OciLayout::open(path)?;
+                let img = l.import(&self.blobs, tag.as_deref(), platform)?;
+                (img, derived_name(path, tag.as_deref()))
+            }
+            ImageRef::OciArchive { path, tag } => {
+                progress(&format!("importing OCI archive {}", path.display()));
+                let a = crate::docker_archive::DockerArchive::open(path)?;
+                layout::check_oci_layout_file(&a)?;
+                let img = layout::resolve(&a, tag.as_deref(), platform)?;
+                layout::import_resolved(&a, &self.blobs, &img)?;
+                (img, derived_name(path, tag.as_deref()))
+            }
+            ImageRef::DockerArchive { path, name: n } => {
+                progress(&format!("importing docker archive {}", path.display()));
+                let a = crate::docker_archive::DockerArchive::open(path)?;
+                let img = a.import(&self.blobs, n.as_deref(), platform)?;
+                let dn = match n {
+                    Some(n) => n.clone(),
+                    None => docker_archive_name(&img).unwrap_or_else(|| derived_name(path, None)),
+                };
+                (img, dn)
+            }
+            ImageRef::Registry(_) => {
+                return Err(ImageError::Other("registry references are pulled with crate::registry".into()))
+            }
+            ImageRef::Local(n) => return self.get(n).map(|i| i.record),
+        };
+        progress(&format!("stored {} ({} layers)", img.manifest_descriptor.digest, img.manifest.layers.len()));
+        self.tag(name.unwrap_or(&default_name), &img, &r.to_string())
+    }
+
+    /// Finds an image: by exact name, by normalized name (`busybox` =
+    /// `docker.io/library/busybox:latest`), by image id or manifest digest
+    /// (or a prefix of at least 12 hex digits).
+    pub fn find(&self, name: &str) -> Result<ImageRecord, ImageError> {
+        let list = self.list()?;
+        if let Some(r) = list.iter().find(|r| r.name == name) {
+            return Ok(r.clone());
+        }
+        let norm = layout::normalize_reference(name);
+        if let Some(r) = list.iter().find(|r| layout::normalize_reference(&r.name) == norm) {
+            return Ok(r.clone());
+        }
+        if reference::is_id_prefix(name) {
+            let h = name.strip_prefix("sha256:").unwrap_or(name);
+            let hits: Vec<&ImageRecord> =
+                list.iter().filter(|r| r.config.hex().starts_with(h) || r.digest.hex().starts_with(h)).collect();
+            let distinct: BTreeSet<&Digest> = hits.iter().map(|r| &r.digest).collect();
+            match distinct.len() {
+                0 => {}
+                1 => return Ok(hits[0].clone()),
+                _ => return Err(ImageError::AmbiguousId(name.to_owned())),
+            }
+        }
+        Err(ImageError::NotFound(name.to_owned()))
+    }
+
+    /// [`ImageStore::find`] and parse the manifest and config.
+    pub fn get(&self, name: &str) -> Result<LocalImage, ImageError> {
+        let record = self.find(name)?;
+        let (manifest, config) = self.load(&record.digest)?;
+        Ok(LocalImage { record, manifest, config })
+    }
+
+    /// Reads a manifest and its config from the content store.
+    pub fn load(&self, manifest: &Digest) -> Result<(ImageManifest, ImageConfiguration), ImageError> {
+        let mb = self.blobs.read_bytes(manifest, MAX_MANIFEST_SIZE)?;
+        let m: ImageManifest = layout::parse_json(&format!("manifest {manifest}"), &mb)?;
+        let cb = self.blobs.read_bytes(&m.config.digest, MAX_CONFIG_SIZE)?;
+        let c: ImageConfiguration = layout::parse_json(&format!("config {}", m.config.digest), &cb)?;
+        if c.rootfs.diff_ids.len() != m.layers.len() {
+            return Err(ImageError::Other(format!(
+                "image {manifest}: config lists {} diff_ids for {} layers",
+                c.rootfs.diff_ids.len(),
+                m.layers.len()
+            )));
+        }
+        Ok((m, c))
+    }
+
+    /// Removes a name. Blobs and snapshots stay until [`ImageStore::prune`].
+    pub fn remove(&self, name: &str) -> Result<ImageRecord, ImageError> {
+        let _l = self.lock()?;
+        let rec = self.find(name)?;
+        let mut list = self.list()?;
+        list.retain(|r| r.name != rec.name);
+        self.write_list(list)?;
+        Ok(rec)
+    }
+
+    fn snapshots_dir(&self) -> PathBuf {
+        self.root.join("snapshots")
+    }
+
+    /// Where the snapshot of chain id `c` lives.
+    pub fn snapshot_path(&self, c: &Digest) -> PathBuf {
+        self.snapshots_dir().join(c.hex())
+    }
+
+    /// Every complete snapshot, by chain id.
+    pub fn snapshots(&self) -> Result<Vec<Digest>, ImageError> {
+        let dir = self.snapshots_dir();
+        let mut out = Vec::new();
+        for e in fs::read_dir(&dir).map_err(io_err("list", &dir))? {
+            let e = e.map_err(io_err("list", &dir))?;
+            if let Some(d) = e.file_name().to_str().and_then(|n| Digest::from_hex(n).ok()) {
+                out.push(d);
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// Makes sure every layer of `img` is unpacked into its snapshot
+    /// (overlayfs form); returns the snapshot paths, base first. Layers
+    /// already unpacked are not touched.
+    pub fn ensure_snapshots(&self, img: &LocalImage, progress: Progress<'_>) -> Result<Vec<PathBuf>, ImageError> {
+        let chain = img.chain_ids();
+        let _l = self.lock()?;
+        let mut out = Vec::with_capacity(chain.len());
+        let n = chain.len();
+        for (i, ((c, layer), diff_id)) in
+            chain.iter().zip(&img.manifest.layers).zip(&img.config.rootfs.diff_ids).enumerate()
+        {
+            let dest = self.snapshot_path(c);
+            if !dest.is_dir() {
+                progress(&format!("unpacking layer {}/{n} {} ({} bytes)", i + 1, layer.digest, layer.size));
+                let t = std::time::Instant::now();
+                let tmp = self.snapshots_dir().join(format!("{TMP_PREFIX}{}-{}", std::process::id(), c.hex()));
+                let _ = remove_tree(&tmp);
+                fs::create_dir(&tmp).map_err(io_err("create snapshot directory", &tmp))?;
+                let opts = ApplyOptions { whiteouts: WhiteoutMode::Overlay, ..ApplyOptions::default() };
+                let r = self
+                    .blobs
+                    .open(&layer.digest)
+                    .map_err(ImageError::from)
+                    .and_then(|f| {
+                        apply_layer_verified(f, &tmp, &opts, diff_id)
+                            .map_err(|source| ImageError::Apply { layer: layer.digest.clone(), source })
+                    })
+                    .and_then(|_| fs::rename(&tmp, &dest).map_err(io_err("rename snapshot into place", &dest)));
+                if let Err(e) = r {
+                    let _ = remove_tree(&tmp);
+                    return Err(e);
+                }
+                progress(&format!("unpacked layer {}/{n} in {:.2}s", i + 1, t.elapsed().as_secs_f64()));
+            }
+            out.push(dest);
+        }
+        Ok(out)
+    }
+
+    /// Removes unreferenced blobs and snapshots, leftovers of interrupted
+    /// work, and containers that are not running. Returns (blobs, snapshots,
+    /// containers) removed.
+    pub fn prune(&self) -> Result<(usize, usize, usize), ImageError> {
+        let _l = self.lock()?;
+        // Containers not running (their lock is free) are removed first, so
+        // their snapshots are freed too.
+        let cdir = self.root.join("containers");
+        let mut used_chains: BTreeSet<Digest> = BTreeSet::new();
+        let mut containers = 0;
+        for e in fs::read_dir(&cdir).map_err(io_err("list", &cdir))? {
+            let e = e.map_err(io_err("list", &cdir))?;
+            let p = e.path();
+            match Lock::try_acquire(&p.join("lock")) {
+                Ok(Some(lock)) => {
+                    let _ = unmount(&p.join("rootfs"));
+                    remove_tree(&p).map_err(io_err("remove container", &p))?;
+                    drop(lock);
+                    containers += 1;
+                }
+                _ => {
+                    if let Ok(s) = fs::read_to_string(p.join("layers")) {
+                        used_chains.extend(s.lines().filter_map(|l| Digest::from_hex(l).ok()));
+                    }
+                }
+            }
+        }
+        let mut used_blobs: BTreeSet<Digest> = BTreeSet::new();
+        for r in self.list()? {
+            used_blobs.insert(r.digest.clone());
+            if let Ok((m, c)) = self.load(&r.digest) {
+                used_blobs.insert(m.config.digest.clone());
+                used_blobs.extend(m.layers.iter().map(|l| l.digest.clone()));
+                used_chains.extend(chain_ids(&c.rootfs.diff_ids));
+            }
+        }
+        let mut blobs = 0;
+        for d in self.blobs.list()? {
+            if !used_blobs.contains(&d) && self.blobs.remove(&d)? {
+                blobs += 1;
+            }
+        }
+        let mut snaps = 0;
+        let sdir = self.snapshots_dir();
+        for e in fs::read_dir(&sdir).map_err(io_err("list", &sdir))? {
+            let e = e.map_err(io_err("list", &sdir))?;
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            let keep = Digest::from_hex(&name).is_ok_and(|d| used_chains.contains(&d));
+            if !keep {
+                let p = e.path();
+                remove_tree(&p).map_err(io_err("remove snapshot", &p))?;
+                if !name.starts_with(TMP_PREFIX) {
+                    snaps += 1;
+                }
+            }
+        }
+        Ok((blobs, snaps, containers))
+    }
+}
+
+/// A default local name for an image imported from a path: the ref.name when
+/// it is a full name, else `<file stem>:<tag or latest>`.
+fn derived_name(path: &Path, tag: Option<&str>) -> String {
+    if let Some(t) = tag {
+        if t.contains('/') || (t.contains(':') && reference::RegistryName::parse(t).is_ok()) {
+            return t.to_owned();
+        }
+    }
+    let stem = path.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let stem = stem.strip_suffix(".tar").unwrap_or(&stem);
+    let clean: String = stem
+        .to_lowercase()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || "._-".contains(c) { c } else { '-' })
+        .collect();
+    let clean = clean.trim_matches(|c: char| !c.is_ascii_alphanumeric());
+    let clean = if clean.is_empty() { "image" } else { clean };
+    format!("{clean}:{}", tag.unwrap_or("latest"))
+}
+
+/// The name a docker archive gave its image (none when synthesized without tags).
+fn docker_archive_name(img: &ResolvedImage) -> Option<String> {
+    img.manifest_descriptor
+        .annotation(crate::oci::ANNOTATION_CONTAINERD_IMAGE_NAME)
+        .or_else(|| img.manifest_descriptor.annotation(crate::oci::ANNOTATION_REF_NAME))
+        .map(str::to_owned)
+}
+
+/// Removes a directory tree (or file) without following symlinks;
+/// missing is fine. Snapshots contain device nodes and odd modes: a root
+/// process removes them all; a directory without write permission is
+/// chmodded first.
+pub fn remove_tree(p: &Path) -> io::Result<()> {
+    match fs::symlink_metadata(p) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+        Ok(m) if !m.is_dir() => return fs::remove_file(p),
+        Ok(_) => {}
+    }
+    match fs::remove_dir_all(p) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(_) => {
+            // Make every directory writable, then retry.
+            fn fix(p: &Path) {
+                use std::os::unix::fs::PermissionsExt;
+                if let Ok(m) = fs::symlink_metadata(p) {
+                    if m.is_dir() {
+                        let _ = fs::set_permissions(p, fs::Permissions::from_mode(0o700));
+                        if let Ok(rd) = fs::read_dir(p) {
+                            for e in rd.flatten() {
+                                fix(&e.path());
+                            }
+                        }
+                    }
+                }
+            }
+            fix(p);
+            fs::remove_dir_all(p)
+        }
+    }
+}
+
+/// Detaches a mount (lazy); `Ok` if it was not mounted.
+pub fn unmount(p: &Path) -> io::Result<()> {
+    let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).map_err(|_| io::ErrorKind::InvalidInput)?;
+    // SAFETY: a NUL-terminated path.
+    if unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH | libc::UMOUNT_NOFOLLOW) } != 0 {
+        let e = io::Error::last_os_error();
+        if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::ENOENT)) {
+            return Ok(());
+        }
+        return Err(e);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chain_id_rule() {
+        let a = Digest::sha256_of(b"a");
+        let b = Digest::sha256_of(b"b");
+        let c = chain_ids(&[a.clone(), b.clone()]);
+        assert_eq!(c[0], a);
+        assert_eq!(c[1], Digest::sha256_of(format!("{a} {b}").as_bytes()));
+        assert!(chain_ids(&[]).is_empty());
+    }
+
+    #[test]
+    fn names() {
+        assert_eq!(derived_name(Path::new("/tmp/busybox"), Some("latest")), "busybox:latest");
+        assert_eq!(derived_name(Path::new("/tmp/My Img.tar"), None), "my-img:latest");
+        assert_eq!(derived_name(Path::new("/x/y"), Some("docker.io/library/busybox:1")), "docker.io/library/busybox:1");
+    }
+
+    #[test]
+    fn records_roundtrip() {
+        let t = tempfile::tempdir().unwrap();
+        let s = ImageStore::open(t.path()).unwrap();
+        assert!(s.list().unwrap().is_empty());
+        let rec = ImageRecord {
+            name: "a:latest".into(),
+            digest: Digest::sha256_of(b"m"),
+            config: Digest::sha256_of(b"c"),
+            source: String::new(),
+            added: 0,
+        };
+        s.write_list(vec![rec.clone()]).unwrap();
+        assert_eq!(s.find("a:latest").unwrap(), rec);
+        assert_eq!(s.find("a").unwrap(), rec);
+        assert_eq!(s.find(&rec.config.hex()[..12]).unwrap(), rec);
+        assert!(matches!(s.find("b"), Err(ImageError::NotFound(_))));
+        assert!(!t.path().join(format!("{TMP_PREFIX}images.json-{}", std::process::id())).exists());
+    }
+}
