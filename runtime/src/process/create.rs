@@ -294,7 +294,7 @@ pub fn create(store: &Store, opts: &CreateOpts, foreground_tty: bool) -> Result<
 
 /// fork-like clone with namespace flags (no CLONE_VM: the child gets a copy of our
 /// memory and may run Rust code; the runtime is single-threaded).
-fn clone_raw(flags: libc::c_int) -> i32 {
+pub(crate) fn clone_raw(flags: libc::c_int) -> i32 {
     // SAFETY: see above; returns 0 in the child, the pid or -1 in the parent.
     unsafe { libc::syscall(libc::SYS_clone, (flags | libc::SIGCHLD) as libc::c_ulong, 0, 0, 0, 0) as i32 }
 }
@@ -319,7 +319,7 @@ struct CloneArgs {
 const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
 
 /// fork-like clone3 that creates the child directly in the cgroup2 directory `cg`.
-fn clone3_into(flags: libc::c_int, cg: RawFd) -> i32 {
+pub(crate) fn clone3_into(flags: libc::c_int, cg: RawFd) -> i32 {
     let args = CloneArgs {
         flags: flags as u64 | CLONE_INTO_CGROUP,
         exit_signal: libc::SIGCHLD as u64,

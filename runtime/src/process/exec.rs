@@ -81,15 +81,39 @@ pub fn exec(store: &Store, id: &str, opts: &ExecOpts) -> Result<Execed> {
     if let Some(j) = &join_pid {
         namespaces::setns(j)?;
     }
-    // SAFETY: raw clone without CLONE_VM is fork; the runtime is single-threaded.
-    let child = unsafe { libc::syscall(libc::SYS_clone, libc::SIGCHLD as libc::c_ulong, 0, 0, 0, 0) } as i32;
+    // Like the init, the new process places itself in the container's cgroups (v1
+    // `tasks` "0", clone3 into the cgroup2 dir): no migration by pid, no RCU wait.
+    let mut self_join: Vec<(OwnedFd, PathBuf)> = Vec::new();
+    let mut v2_dir: Option<OwnedFd> = None;
+    if let Some(cg) = &st.cgroup {
+        let (tasks, v2) = cg.self_join_targets();
+        for t in tasks {
+            self_join.push((crate::sys::open(&t, libc::O_WRONLY, 0)?, t));
+        }
+        if let Some(d) = v2 {
+            v2_dir = Some(crate::sys::open(&d, libc::O_RDONLY | libc::O_DIRECTORY, 0)?);
+        }
+    }
+    let join_fds: Vec<(RawFd, &std::path::Path)> =
+        self_join.iter().map(|(f, p)| (f.as_raw_fd(), p.as_path())).collect();
+    let mut parent_moves = st.cgroup.is_some() && v2_dir.is_none() && join_fds.is_empty();
+    let mut child = match &v2_dir {
+        Some(d) => super::create::clone3_into(0, d.as_raw_fd()),
+        None => super::create::clone_raw(0),
+    };
+    if child < 0 && v2_dir.is_some() {
+        parent_moves = true;
+        child = super::create::clone_raw(0);
+    }
     if child == 0 {
         drop(parent_chan);
+        let joined = if parent_moves { None } else { Some(join_fds.as_slice()) };
         let e = match child_setup(
             &joins,
             root.as_raw_fd(),
             console.as_ref().map(|c| c.as_raw_fd()),
             &child_chan,
+            joined,
             st.seccomp.as_ref(),
             p,
         ) {
@@ -103,13 +127,16 @@ pub fn exec(store: &Store, id: &str, opts: &ExecOpts) -> Result<Execed> {
     let child = check(child, || "fork the exec process".into())?;
     drop(child_chan);
     drop(console);
-    if let Some(cg) = &st.cgroup {
-        if let Err(e) = cg.add_pid(child) {
-            kill_reap(child);
-            return Err(e.into());
+    drop(self_join);
+    if parent_moves {
+        if let Some(cg) = &st.cgroup {
+            if let Err(e) = cg.add_pid(child) {
+                kill_reap(child);
+                return Err(e.into());
+            }
         }
+        parent_chan.send(&Msg::CgroupJoined)?;
     }
-    parent_chan.send(&Msg::CgroupJoined)?;
     // EOF means the child exec'd (the channel is close-on-exec); a message is an error.
     match parent_chan.recv()? {
         None => {}
@@ -145,6 +172,7 @@ fn child_setup(
     root: RawFd,
     console: Option<RawFd>,
     chan: &Channel,
+    self_join: Option<&[(RawFd, &std::path::Path)]>,
     seccomp: Option<&crate::spec::LinuxSeccomp>,
     p: &Process,
 ) -> SysResult<finalize::Prepared> {
@@ -152,9 +180,22 @@ fn child_setup(
     // SAFETY: prctl with integer arguments: keep /proc/<us>/exe (the runtime binary)
     // out of the container's reach until we exec (CVE-2019-5736).
     unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
-    match chan.recv()? {
-        Some(Msg::CgroupJoined) => {}
-        other => return Err(SysError::msg("wait for the cgroup join", format!("got {other:?}"))),
+    match self_join {
+        Some(files) => {
+            for (fd, path) in files {
+                // SAFETY: a one-byte write from a static buffer to an fd we inherited.
+                if unsafe { libc::write(*fd, b"0".as_ptr().cast(), 1) } != 1 {
+                    return Err(SysError::last(format!(
+                        "join the container's cgroup: write \"0\" to {}",
+                        path.display()
+                    )));
+                }
+            }
+        }
+        None => match chan.recv()? {
+            Some(Msg::CgroupJoined) => {}
+            other => return Err(SysError::msg("wait for the cgroup join", format!("got {other:?}"))),
+        },
     }
     for j in joins {
         namespaces::setns(j)?;
