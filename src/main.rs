@@ -3,6 +3,10 @@
 
 mod cli;
 
+/// Whether image commands run in this binary (`capsa-image`) or are
+/// handed to it (`capsa`): see `cli::image`.
+const IMAGE_BUILTIN: bool = false;
+
 fn main() {
     std::process::exit(cli::main());
 }

@@ -287,6 +287,35 @@ impl ImageStore {
         platform: &Platform,
         progress: Progress<'_>,
     ) -> Result<ImageRecord, ImageError> {
+        if let ImageRef::Local(n) = r {
+            return self.get(n).map(|i| i.record);
+        }
+        // One import at a time; on failure, the blobs this import added are
+        // removed again, so a failed import leaves the store as it was.
+        let lock = self.lock()?;
+        let before: BTreeSet<Digest> = self.blobs.list()?.into_iter().collect();
+        match self.import_locked(r, platform, progress) {
+            Ok((img, default_name)) => {
+                drop(lock);
+                self.tag(name.unwrap_or(&default_name), &img, &r.to_string())
+            }
+            Err(e) => {
+                for d in self.blobs.list().unwrap_or_default() {
+                    if !before.contains(&d) {
+                        let _ = self.blobs.remove(&d);
+                    }
+                }
+                Err(e)
+            }
+        }
+    }
+
+    fn import_locked(
+        &self,
+        r: &ImageRef,
+        platform: &Platform,
+        progress: Progress<'_>,
+    ) -> Result<(ResolvedImage, String), ImageError> {
         let (img, default_name) = match r {
             ImageRef::OciDir { path, tag } => {
                 progress(&format!("importing OCI layout {}", path.display()));
@@ -315,10 +344,10 @@ impl ImageStore {
             ImageRef::Registry(_) => {
                 return Err(ImageError::Other("registry references are pulled with crate::registry".into()))
             }
-            ImageRef::Local(n) => return self.get(n).map(|i| i.record),
+            ImageRef::Local(_) => unreachable!("handled by import"),
         };
         progress(&format!("stored {} ({} layers)", img.manifest_descriptor.digest, img.manifest.layers.len()));
-        self.tag(name.unwrap_or(&default_name), &img, &r.to_string())
+        Ok((img, default_name))
     }
 
     /// Finds an image: by exact name, by normalized name (`busybox` =

@@ -1,0 +1,394 @@
+//! `capsa image ...` and `capsa run IMAGE [CMD...]` (image mode).
+//!
+//! Nothing here runs on the runc path: `capsa run` calls [`is_image_mode`]
+//! (one flag parse and at most one stat). The image code is only linked into
+//! the `capsa-image` binary (`IMAGE_BUILTIN`); `capsa` execs it, from its
+//! own directory, for `capsa image ...` and image-mode `capsa run`, so the
+//! runtime binary stays as small as before (linking the image crate in cost
+//! ~0.2 MB of RSS on every call, measured with `capsa --version`).
+//!
+//! Mode of `capsa run`: runc mode when `--bundle/-b` is given, or when there
+//! is exactly one positional and `./config.json` exists (runc's own default
+//! bundle); image mode otherwise, and always when a flag only image mode
+//! knows (`--rm`, `-e`, `--entrypoint`, `-v`, `-t`...) is present.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use serde_json::json;
+
+use capsa_image::bundle::{self, RunOptions, Volume};
+use capsa_image::images::{ImageStore, LocalImage, DEFAULT_ROOT};
+use capsa_image::oci::Platform;
+use capsa_image::reference::ImageRef;
+
+use super::args::{self, flag, Flag, Parsed};
+use super::CreateArgs;
+
+const STORE: Flag = flag("store", None, true, "image store directory (default /var/lib/capsa)");
+const PLATFORM: Flag = flag("platform", None, true, "os/arch[/variant] to pick from an index (default: the host's)");
+const QUIET: Flag = flag("quiet", Some('q'), false, "no progress lines");
+const HELP: Flag = flag("help", Some('h'), false, "print help");
+
+/// Flags of `capsa image` before its verb.
+pub const IMAGE_TOP: &[Flag] = &[STORE, HELP];
+
+const RUN: &[Flag] = &[
+    flag("rm", None, false, "remove the container (its upper dir and bundle) when it exits"),
+    flag("name", None, true, "container name (default: capsa-<random>)"),
+    flag("env", Some('e'), true, "set KEY=VALUE (or KEY: from this environment); repeatable"),
+    flag("entrypoint", None, true, "replace the image's Entrypoint (\"\" clears it)"),
+    flag("workdir", Some('w'), true, "working directory in the container"),
+    flag("user", Some('u'), true, "user[:group], names or numbers (resolved in the image)"),
+    flag("memory", Some('m'), true, "memory limit (bytes, or with k/m/g)"),
+    flag("cpus", None, true, "CPU limit (1.5 = one and a half CPUs)"),
+    flag("pids-limit", None, true, "maximum number of processes"),
+    flag("volume", Some('v'), true, "bind mount SRC:DST[:ro]; repeatable"),
+    flag("tty", Some('t'), false, "allocate a terminal"),
+    flag("interactive", Some('i'), false, "keep stdin attached (default: /dev/null)"),
+    flag("copy", None, false, "copy the layers instead of an overlay mount"),
+    flag("detach", Some('d'), false, "not supported in image mode yet (needs the shim)"),
+    STORE,
+    PLATFORM,
+    QUIET,
+    HELP,
+];
+
+const RUN_USAGE: &str = "capsa run [OPTIONS] IMAGE [COMMAND [ARG...]]   (runc mode: capsa run [--bundle B] ID)";
+const RUN_ABOUT: &str = "Run a container from an image in the foreground (image mode of `capsa run`).\n\
+IMAGE is a local name or id, oci:DIR[:TAG], oci-archive:FILE[:TAG] or docker-archive:FILE[:NAME].";
+
+const IMPORT: &[Flag] = &[STORE, PLATFORM, QUIET, HELP];
+const LS: &[Flag] = &[
+    flag("format", Some('f'), true, "table or json"),
+    flag("quiet", Some('q'), false, "print only the names"),
+    STORE,
+    HELP,
+];
+const SIMPLE: &[Flag] = &[STORE, HELP];
+const BUNDLE: &[Flag] = &[
+    flag("env", Some('e'), true, "set KEY=VALUE; repeatable"),
+    flag("entrypoint", None, true, "replace the image's Entrypoint"),
+    flag("workdir", Some('w'), true, "working directory"),
+    flag("user", Some('u'), true, "user[:group]"),
+    flag("tty", Some('t'), false, "process.terminal = true"),
+    STORE,
+    PLATFORM,
+    QUIET,
+    HELP,
+];
+
+/// (verb, usage, about, flags)
+const VERBS: &[(&str, &str, &str, &[Flag])] = &[
+    ("import", "capsa image import REF [NAME]", "Copy an image into the local store and name it.", IMPORT),
+    ("pull", "capsa image pull REF [NAME]", "Same as import (registries: docker://HOST/NAME:TAG).", IMPORT),
+    ("ls", "capsa image ls [--format table|json] [-q]", "List the images of the local store.", LS),
+    ("inspect", "capsa image inspect NAME", "Print an image's manifest, config and snapshots as JSON.", SIMPLE),
+    ("rm", "capsa image rm NAME...", "Remove image names (blobs stay until prune).", SIMPLE),
+    ("prune", "capsa image prune", "Remove unreferenced blobs and snapshots and stopped containers.", SIMPLE),
+    ("unpack", "capsa image unpack REF DEST", "Unpack an image flattened into DEST (like umoci raw unpack).", IMPORT),
+    (
+        "bundle",
+        "capsa image bundle [OPTIONS] REF DIR [CMD...]",
+        "Write an OCI bundle: DIR/config.json + DIR/rootfs.",
+        BUNDLE,
+    ),
+];
+
+/// Replaces this process by `capsa-image` (next to this binary) with the
+/// same arguments.
+#[cold]
+#[inline(never)]
+pub fn exec_image_binary() -> Result<i32> {
+    use std::os::unix::process::CommandExt;
+    let exe = std::fs::read_link("/proc/self/exe").context("find this binary (/proc/self/exe)")?;
+    let helper = exe.with_file_name("capsa-image");
+    let err = std::process::Command::new(&helper).args(std::env::args_os().skip(1)).exec();
+    Err(err).with_context(|| format!("exec {} (image commands live there; install it next to capsa)", helper.display()))
+}
+
+/// Help for image mode (printed after runc mode's by `capsa run --help`).
+#[cold]
+#[inline(never)]
+pub fn run_help() -> String {
+    args::help(RUN_USAGE, RUN_ABOUT, RUN)
+}
+
+/// Whether `capsa run ARGS` is image mode (see the module doc).
+#[inline(never)]
+pub fn is_image_mode(cargs: &[String]) -> bool {
+    match args::parse(cargs, super::CREATE, false) {
+        Ok(p) => {
+            !(p.get("bundle").is_some() || p.on("help") || (p.pos.len() == 1 && Path::new("config.json").exists()))
+        }
+        Err(_) => true,
+    }
+}
+
+fn store_at(p: &Parsed, top: Option<&str>) -> Result<ImageStore> {
+    let root = p.get("store").or(top).unwrap_or(DEFAULT_ROOT);
+    ImageStore::open(root).with_context(|| format!("open image store {root}"))
+}
+
+fn platform(p: &Parsed) -> Result<Platform> {
+    let Some(s) = p.get("platform") else { return Ok(Platform::host()) };
+    let parts: Vec<&str> = s.split('/').collect();
+    let mut pl = match parts.as_slice() {
+        [os, arch] | [os, arch, _] if !os.is_empty() && !arch.is_empty() => Platform::linux(arch),
+        _ => bail!("--platform {s:?}: expected os/arch[/variant], e.g. linux/amd64"),
+    };
+    pl.os = parts[0].to_owned();
+    pl.variant = parts.get(2).map(|v| v.to_string());
+    Ok(pl)
+}
+
+/// Progress lines on stderr (plain text; none with --quiet).
+fn progress(quiet: bool) -> impl FnMut(&str) {
+    move |s: &str| {
+        if !quiet {
+            eprintln!("capsa: {s}");
+        }
+    }
+}
+
+/// Finds `r` in the store, importing it first when it names a transport.
+fn obtain(store: &ImageStore, r: &str, p: &Parsed, quiet: bool) -> Result<LocalImage> {
+    let iref = ImageRef::parse(r)?;
+    let name = match &iref {
+        ImageRef::Local(n) => n.clone(),
+        ImageRef::Registry(_) => {
+            bail!("{r}: pulling from a registry is not implemented yet; use skopeo copy to an oci: layout")
+        }
+        other => {
+            let rec = store.import(other, None, &platform(p)?, &mut progress(quiet))?;
+            rec.name
+        }
+    };
+    Ok(store.get(&name)?)
+}
+
+/// `capsa image VERB ...`.
+#[cold]
+#[inline(never)]
+pub fn image(top: &Parsed) -> Result<i32> {
+    let Some((verb, rest)) = top.pos.split_first() else {
+        let mut s = args::help("capsa image [--store DIR] VERB [ARGS]", "Manage the local image store.", IMAGE_TOP);
+        s.push_str("\nVerbs:\n");
+        for (v, _, about, _) in VERBS {
+            s.push_str(&format!("  {v:<10} {about}\n"));
+        }
+        print!("{s}");
+        return Ok(if top.on("help") { 0 } else { 2 });
+    };
+    let Some(&(_, usage, about, defs)) = VERBS.iter().find(|v| v.0 == verb) else {
+        bail!("image: unknown verb {verb:?} (see 'capsa image --help')");
+    };
+    let p = args::parse(rest, defs, verb == "bundle")
+        .map_err(|e| anyhow::anyhow!("image {verb}: {e} (see 'capsa image {verb} --help')"))?;
+    if p.on("help") {
+        print!("{}", args::help(usage, about, defs));
+        return Ok(0);
+    }
+    let store = store_at(&p, top.get("store"))?;
+    let quiet = p.on("quiet");
+    match (verb.as_str(), p.pos.as_slice()) {
+        ("import" | "pull", [r]) | ("import" | "pull", [r, _]) => {
+            let iref = ImageRef::parse(r)?;
+            if let ImageRef::Registry(_) = iref {
+                bail!("{r}: pulling from a registry is not implemented yet; use skopeo copy to an oci: layout");
+            }
+            let rec = store.import(&iref, p.pos.get(1).map(String::as_str), &platform(&p)?, &mut progress(quiet))?;
+            println!("{}", rec.name);
+            Ok(0)
+        }
+        ("ls", []) => ls(&store, &p),
+        ("inspect", [n]) => {
+            let img = store.get(n)?;
+            let snaps: Vec<_> = img
+                .chain_ids()
+                .iter()
+                .zip(&img.manifest.layers)
+                .zip(&img.config.rootfs.diff_ids)
+                .map(|((c, l), d)| {
+                    json!({"digest": l.digest, "size": l.size, "mediaType": l.media_type, "diffId": d,
+                           "chainId": c, "unpacked": store.snapshot_path(c).is_dir()})
+                })
+                .collect();
+            let v = json!({"name": img.record.name, "id": img.record.config, "digest": img.record.digest,
+                           "source": img.record.source, "layers": snaps, "config": img.config});
+            println!("{}", serde_json::to_string_pretty(&v)?);
+            Ok(0)
+        }
+        ("rm", names) if !names.is_empty() => {
+            for n in names {
+                let rec = store.remove(n)?;
+                println!("untagged {} ({})", rec.name, rec.digest);
+            }
+            Ok(0)
+        }
+        ("prune", []) => {
+            let (b, s, c) = store.prune()?;
+            println!("removed {b} blobs, {s} snapshots, {c} stopped containers");
+            Ok(0)
+        }
+        ("unpack", [r, dest]) => {
+            let img = obtain(&store, r, &p, quiet)?;
+            let t = std::time::Instant::now();
+            store.unpack(&img, Path::new(dest), &mut progress(quiet))?;
+            progress(quiet)(&format!("unpacked {} into {dest} in {:.2}s", img.record.name, t.elapsed().as_secs_f64()));
+            Ok(0)
+        }
+        ("bundle", [r, dir, cmd @ ..]) => {
+            let img = obtain(&store, r, &p, quiet)?;
+            let dir = PathBuf::from(dir);
+            let rootfs = dir.join("rootfs");
+            store.unpack(&img, &rootfs, &mut progress(quiet))?;
+            let id = dir.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+            let id: String =
+                id.chars().map(|c| if c.is_ascii_alphanumeric() || "_.-".contains(c) { c } else { '-' }).collect();
+            let mut o = run_options(&p, &id, cmd)?;
+            o.id = if id.is_empty() { "capsa".into() } else { id };
+            let spec = bundle::make_spec(capsa_runtime::spec::default_spec(), &img.config, &o, &rootfs)?;
+            let cfg = dir.join("config.json");
+            std::fs::write(&cfg, serde_json::to_vec_pretty(&spec)?)
+                .with_context(|| format!("write {}", cfg.display()))?;
+            println!("{}", dir.display());
+            Ok(0)
+        }
+        _ => bail!("usage: {usage}"),
+    }
+}
+
+fn ls(store: &ImageStore, p: &Parsed) -> Result<i32> {
+    let list = store.list()?;
+    if p.on("quiet") {
+        for r in &list {
+            println!("{}", r.name);
+        }
+        return Ok(0);
+    }
+    let rows: Vec<(String, String, u64, usize)> = list
+        .iter()
+        .map(|r| {
+            let (size, layers) = store
+                .load(&r.digest)
+                .map(|(m, _)| (m.layers.iter().map(|l| l.size).sum(), m.layers.len()))
+                .unwrap_or((0, 0));
+            (r.name.clone(), r.config.hex()[..12].to_owned(), size, layers)
+        })
+        .collect();
+    match p.get("format").unwrap_or("table") {
+        "json" => {
+            let v: Vec<_> = list
+                .iter()
+                .zip(&rows)
+                .map(|(r, row)| {
+                    json!({"name": r.name, "id": r.config, "digest": r.digest, "size": row.2,
+                           "layers": row.3, "source": r.source, "added": r.added})
+                })
+                .collect();
+            println!("{}", serde_json::to_string_pretty(&v)?);
+        }
+        "table" => {
+            let w = rows.iter().map(|r| r.0.len()).max().unwrap_or(0).max(4);
+            println!("{:<w$}  {:<12}  {:>10}  LAYERS", "NAME", "IMAGE ID", "SIZE");
+            for (n, id, size, layers) in rows {
+                println!("{n:<w$}  {id:<12}  {:>10}  {layers}", human(size));
+            }
+        }
+        f => bail!("--format {f:?}: table or json"),
+    }
+    Ok(0)
+}
+
+fn human(n: u64) -> String {
+    match n {
+        n if n >= 1 << 30 => format!("{:.1} GB", n as f64 / (1u64 << 30) as f64),
+        n if n >= 1 << 20 => format!("{:.1} MB", n as f64 / (1u64 << 20) as f64),
+        n if n >= 1 << 10 => format!("{:.1} kB", n as f64 / 1024.0),
+        n => format!("{n} B"),
+    }
+}
+
+fn run_options(p: &Parsed, id: &str, cmd: &[String]) -> Result<RunOptions> {
+    let num = |f: &str| -> Result<Option<i64>> {
+        p.get(f).map(|v| v.parse::<i64>().with_context(|| format!("--{f} {v:?}: expected a number"))).transpose()
+    };
+    Ok(RunOptions {
+        id: id.to_owned(),
+        cmd: cmd.to_vec(),
+        entrypoint: p.get("entrypoint").map(str::to_owned),
+        env: p.all("env"),
+        workdir: p.get("workdir").map(str::to_owned),
+        user: p.get("user").map(str::to_owned),
+        terminal: p.on("tty"),
+        memory: p.get("memory").map(bundle::parse_memory).transpose()?,
+        cpus: p.get("cpus").map(|v| v.parse::<f64>().with_context(|| format!("--cpus {v:?}"))).transpose()?,
+        pids_limit: num("pids-limit")?,
+        volumes: p.all("volume").iter().map(|v| Volume::parse(v)).collect::<Result<_, _>>()?,
+    })
+}
+
+/// A fresh container name: `capsa-` and 12 random hex digits.
+fn random_name() -> String {
+    let mut b = [0u8; 6];
+    // SAFETY: getrandom writes at most b.len() bytes into b.
+    let n = unsafe { libc::getrandom(b.as_mut_ptr().cast(), b.len(), 0) };
+    if n != b.len() as isize {
+        let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        b.copy_from_slice(&((t as u64) ^ u64::from(std::process::id())).to_le_bytes()[..6]);
+    }
+    format!("capsa-{}", b.iter().map(|x| format!("{x:02x}")).collect::<String>())
+}
+
+/// `capsa run [OPTIONS] IMAGE [CMD...]` in the foreground.
+#[cold]
+#[inline(never)]
+pub fn run(runtime: &capsa_runtime::container::Store, cargs: &[String]) -> Result<i32> {
+    let p = args::parse(cargs, RUN, true).map_err(|e| anyhow::anyhow!("run: {e} (see 'capsa run --help')"))?;
+    if p.on("help") {
+        print!("{}", run_help());
+        return Ok(0);
+    }
+    if p.on("detach") {
+        bail!("run: -d is not supported in image mode yet (detached containers come with the shim)");
+    }
+    let Some((image, cmd)) = p.pos.split_first() else { bail!("run: missing the image (usage: {RUN_USAGE})") };
+    let quiet = p.on("quiet");
+    let store = store_at(&p, None)?;
+    let id = p.get("name").map_or_else(random_name, str::to_owned);
+    let opts = run_options(&p, &id, cmd)?;
+    let img = obtain(&store, image, &p, quiet)?;
+    let container = store.create_container(&id, &img, p.on("copy"), &mut progress(quiet))?;
+    let result = (|| -> Result<i32> {
+        let spec = bundle::make_spec(capsa_runtime::spec::default_spec(), &img.config, &opts, &container.rootfs)?;
+        let cfg = container.dir.join("config.json");
+        std::fs::write(&cfg, serde_json::to_vec_pretty(&spec)?).with_context(|| format!("write {}", cfg.display()))?;
+        if !p.on("interactive") && !p.on("tty") {
+            stdin_from_dev_null();
+        }
+        let c = CreateArgs {
+            bundle: container.dir.clone(),
+            pid_file: None,
+            console_socket: None,
+            no_pivot: false,
+            no_new_keyring: false,
+            preserve_fds: 0,
+            id: id.clone(),
+        };
+        super::lifecycle::run(runtime, &c, false)
+    })();
+    let cleanup = if p.on("rm") || result.is_err() { container.remove() } else { container.unmount() };
+    let code = result?;
+    cleanup.with_context(|| format!("clean up container {id}"))?;
+    Ok(code)
+}
+
+/// Replaces fd 0 by /dev/null (docker runs without -i with a closed stdin).
+fn stdin_from_dev_null() {
+    if let Ok(f) = std::fs::File::open("/dev/null") {
+        use std::os::fd::AsRawFd;
+        // SAFETY: dup2 onto fd 0 of two valid fds.
+        unsafe { libc::dup2(f.as_raw_fd(), 0) };
+    }
+}
