@@ -276,14 +276,12 @@ impl DockerArchive {
         let manifest_bytes = serde_json::to_vec(&manifest)
             .map_err(|source| LayoutError::Json { what: "synthesized manifest".into(), source })?;
         let md = store.put_bytes(&manifest_bytes, None)?;
-        Ok(ResolvedImage {
-            manifest_descriptor: Descriptor::new(oci::MEDIA_TYPE_OCI_MANIFEST, md, manifest_bytes.len() as u64),
-            manifest,
-            manifest_bytes,
-            config,
-            config_bytes,
-            indexes: Vec::new(),
-        })
+        let mut manifest_descriptor = Descriptor::new(oci::MEDIA_TYPE_OCI_MANIFEST, md, manifest_bytes.len() as u64);
+        // The image's first RepoTag names it (as index.json's annotation does).
+        if let Some(tag) = tags(entry).into_iter().next() {
+            manifest_descriptor.annotations.insert(oci::ANNOTATION_CONTAINERD_IMAGE_NAME.to_owned(), tag);
+        }
+        Ok(ResolvedImage { manifest_descriptor, manifest, manifest_bytes, config, config_bytes, indexes: Vec::new() })
     }
 
     /// Stores one layer and checks its uncompressed digest against `diff_id`.
