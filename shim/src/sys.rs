@@ -1,0 +1,163 @@
+//! Thin libc wrappers: no allocation on the hot path, errors as `io::Error` (errno).
+
+use std::ffi::CStr;
+use std::io;
+use std::os::fd::RawFd;
+
+pub fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r)
+    }
+}
+
+pub fn cvt_s(r: libc::ssize_t) -> io::Result<usize> {
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r as usize)
+    }
+}
+
+/// `pipe2(O_CLOEXEC)`: (read, write).
+pub fn pipe() -> io::Result<(RawFd, RawFd)> {
+    let mut fds = [-1; 2];
+    cvt(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) })?;
+    Ok((fds[0], fds[1]))
+}
+
+pub fn set_nonblock(fd: RawFd) -> io::Result<()> {
+    let fl = cvt(unsafe { libc::fcntl(fd, libc::F_GETFL) })?;
+    cvt(unsafe { libc::fcntl(fd, libc::F_SETFL, fl | libc::O_NONBLOCK) })?;
+    Ok(())
+}
+
+pub fn close(fd: &mut RawFd) {
+    if *fd >= 0 {
+        unsafe { libc::close(*fd) };
+        *fd = -1;
+    }
+}
+
+pub fn read(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        let r = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+        match cvt_s(r) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            x => return x,
+        }
+    }
+}
+
+pub fn write_all(fd: RawFd, mut buf: &[u8]) -> io::Result<()> {
+    while !buf.is_empty() {
+        let r = unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) };
+        match cvt_s(r) {
+            Ok(n) => buf = &buf[n..],
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+pub fn open(path: &CStr, flags: libc::c_int) -> io::Result<RawFd> {
+    cvt(unsafe { libc::open(path.as_ptr(), flags | libc::O_CLOEXEC, 0o640 as libc::c_uint) })
+}
+
+/// Wall clock (seconds, nanoseconds) since the epoch.
+pub fn realtime() -> (i64, u32) {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut ts) };
+    (ts.tv_sec, ts.tv_nsec as u32)
+}
+
+/// Monotonic milliseconds.
+pub fn monotonic_ms() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000
+}
+
+/// Field 22 of /proc/<pid>/stat (start time in clock ticks since boot), or None if the
+/// process does not exist or has exited (a zombie not yet reaped by its parent).
+pub fn proc_start_time(pid: i32) -> Option<u64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // comm may hold spaces and ')': split after the last ')'.
+    let rest = &s[s.rfind(')')? + 2..];
+    if rest.starts_with('Z') || rest.starts_with('X') {
+        return None;
+    }
+    // rest starts at field 3 (state); field 22 is index 19.
+    rest.split(' ').nth(19)?.parse().ok()
+}
+
+/// Bind a listening unix socket of `ty` (SOCK_STREAM / SOCK_SEQPACKET) at `path`
+/// (relative paths are fine: the shim runs in its state directory).
+pub fn unix_listen(path: &[u8], ty: libc::c_int) -> io::Result<RawFd> {
+    let fd = cvt(unsafe { libc::socket(libc::AF_UNIX, ty | libc::SOCK_CLOEXEC, 0) })?;
+    let (addr, len) = sockaddr_un(path)?;
+    let r = unsafe {
+        libc::unlink(addr.sun_path.as_ptr());
+        libc::bind(fd, (&addr as *const libc::sockaddr_un).cast(), len)
+    };
+    if let Err(e) = cvt(r).and_then(|_| cvt(unsafe { libc::listen(fd, 8) })) {
+        unsafe { libc::close(fd) };
+        return Err(e);
+    }
+    Ok(fd)
+}
+
+/// Connect a unix socket of type `ty` to `path`.
+pub fn unix_connect(path: &[u8], ty: libc::c_int) -> io::Result<RawFd> {
+    let fd = cvt(unsafe { libc::socket(libc::AF_UNIX, ty | libc::SOCK_CLOEXEC, 0) })?;
+    let (addr, len) = sockaddr_un(path)?;
+    if let Err(e) = cvt(unsafe { libc::connect(fd, (&addr as *const libc::sockaddr_un).cast(), len) }) {
+        unsafe { libc::close(fd) };
+        return Err(e);
+    }
+    Ok(fd)
+}
+
+fn sockaddr_un(path: &[u8]) -> io::Result<(libc::sockaddr_un, libc::socklen_t)> {
+    let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    if path.is_empty() || path.len() >= addr.sun_path.len() || path.contains(&0) {
+        return Err(io::Error::from_raw_os_error(libc::ENAMETOOLONG));
+    }
+    for (d, s) in addr.sun_path.iter_mut().zip(path) {
+        *d = *s as libc::c_char;
+    }
+    let len = std::mem::size_of::<libc::sa_family_t>() + path.len() + 1;
+    Ok((addr, len as libc::socklen_t))
+}
+
+/// Receive one fd sent with SCM_RIGHTS (the pty master from `runtime create --console-socket`).
+pub fn recv_fd(sock: RawFd) -> io::Result<RawFd> {
+    let mut data = [0u8; 256];
+    let mut iov = libc::iovec { iov_base: data.as_mut_ptr().cast(), iov_len: data.len() };
+    // CMSG_SPACE(sizeof(int)) = 24 on 64-bit; 64 leaves room for a stray second fd.
+    let mut cbuf = [0u64; 8];
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = cbuf.as_mut_ptr().cast();
+    msg.msg_controllen = std::mem::size_of_val(&cbuf) as _;
+    cvt_s(unsafe { libc::recvmsg(sock, &mut msg, libc::MSG_CMSG_CLOEXEC) })?;
+    let cm = unsafe { libc::CMSG_FIRSTHDR(&msg) };
+    if cm.is_null() || unsafe { (*cm).cmsg_level != libc::SOL_SOCKET || (*cm).cmsg_type != libc::SCM_RIGHTS } {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, "no SCM_RIGHTS fd on the console socket"));
+    }
+    let mut fd: RawFd = -1;
+    unsafe { std::ptr::copy_nonoverlapping(libc::CMSG_DATA(cm), (&mut fd as *mut RawFd).cast(), 4) };
+    Ok(fd)
+}
+
+/// Write `data` to `path` atomically (temp file + rename). Relative paths are relative to
+/// the current directory.
+pub fn write_atomic(path: &str, data: &[u8]) -> io::Result<()> {
+    let tmp = format!("{path}.tmp");
+    std::fs::write(&tmp, data)?;
+    std::fs::rename(&tmp, path)
+}
