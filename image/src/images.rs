@@ -61,6 +61,9 @@ pub enum ImageError {
     /// Reference error.
     #[error(transparent)]
     Reference(#[from] reference::ReferenceError),
+    /// Registry error.
+    #[error(transparent)]
+    Registry(#[from] crate::registry::RegistryError),
     /// A layer could not be unpacked.
     #[error("unpack layer {layer}: {source}")]
     Apply {
@@ -300,12 +303,41 @@ impl ImageStore {
                 self.tag(name.unwrap_or(&default_name), &img, &r.to_string())
             }
             Err(e) => {
-                for d in self.blobs.list().unwrap_or_default() {
-                    if !before.contains(&d) {
-                        let _ = self.blobs.remove(&d);
-                    }
-                }
+                self.rollback(&before);
                 Err(e)
+            }
+        }
+    }
+
+    /// Removes the blobs not in `before` (a failed import's).
+    fn rollback(&self, before: &BTreeSet<Digest>) {
+        for d in self.blobs.list().unwrap_or_default() {
+            if !before.contains(&d) {
+                let _ = self.blobs.remove(&d);
+            }
+        }
+    }
+
+    /// Pulls `name` from its registry and names it (`local_name`, default the
+    /// full `host/repo:tag`). A failed pull leaves the store as it was.
+    pub fn pull(
+        &self,
+        name: &reference::RegistryName,
+        opts: &crate::registry::PullOptions,
+        local_name: Option<&str>,
+        progress: Progress<'_>,
+    ) -> Result<ImageRecord, ImageError> {
+        let lock = self.lock()?;
+        let before: BTreeSet<Digest> = self.blobs.list()?.into_iter().collect();
+        match crate::registry::pull(&self.blobs, name, opts, progress) {
+            Ok(img) => {
+                drop(lock);
+                progress(&format!("stored {} ({} layers)", img.manifest_descriptor.digest, img.manifest.layers.len()));
+                self.tag(local_name.unwrap_or(&name.to_string()), &img, &format!("docker://{name}"))
+            }
+            Err(e) => {
+                self.rollback(&before);
+                Err(e.into())
             }
         }
     }

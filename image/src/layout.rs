@@ -364,7 +364,7 @@ pub(crate) fn resolve_descriptor(
 }
 
 /// Checks media types inside a manifest.
-fn check_manifest(m: &ImageManifest, desc: &Descriptor) -> Result<(), LayoutError> {
+pub(crate) fn check_manifest(m: &ImageManifest, desc: &Descriptor) -> Result<(), LayoutError> {
     if let Some(mt) = &m.media_type {
         if !oci::is_manifest_media_type(mt) {
             return Err(LayoutError::Invalid(format!(
@@ -391,7 +391,7 @@ fn check_manifest(m: &ImageManifest, desc: &Descriptor) -> Result<(), LayoutErro
 }
 
 /// Picks the entry of an index for `platform`, skipping attestation manifests.
-fn pick_platform<'a>(idx: &'a ImageIndex, want: &Platform) -> Result<&'a Descriptor, LayoutError> {
+pub(crate) fn pick_platform<'a>(idx: &'a ImageIndex, want: &Platform) -> Result<&'a Descriptor, LayoutError> {
     let candidates: Vec<&Descriptor> = idx
         .manifests
         .iter()

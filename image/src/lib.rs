@@ -6,6 +6,7 @@
 //! - [`layout`]: reading OCI image layouts, resolving a tag and platform;
 //! - [`docker_archive`]: importing `docker save` archives (classic and Docker 25+);
 //! - [`reference`]: transport references (`oci:`, `docker-archive:`, `docker://`...);
+//! - [`registry`]: pulling from a registry (distribution API v2);
 //! - [`images`]: the local image store (names, snapshots, prune);
 //! - [`rootfs`]: container root filesystems (overlay or copy), `unpack`;
 //! - [`bundle`]: image config → runtime `config.json`;
@@ -23,6 +24,7 @@ pub mod images;
 pub mod layout;
 pub mod oci;
 pub mod reference;
+pub mod registry;
 pub mod rootfs;
 pub mod store;
 

@@ -21,6 +21,7 @@ use capsa_image::bundle::{self, RunOptions, Volume};
 use capsa_image::images::{ImageStore, LocalImage, DEFAULT_ROOT};
 use capsa_image::oci::Platform;
 use capsa_image::reference::ImageRef;
+use capsa_image::registry::PullOptions;
 
 use super::args::{self, flag, Flag, Parsed};
 use super::CreateArgs;
@@ -28,6 +29,10 @@ use super::CreateArgs;
 const STORE: Flag = flag("store", None, true, "image store directory (default /var/lib/capsa)");
 const PLATFORM: Flag = flag("platform", None, true, "os/arch[/variant] to pick from an index (default: the host's)");
 const QUIET: Flag = flag("quiet", Some('q'), false, "no progress lines");
+const INSECURE: Flag = flag("insecure", None, false, "registry over plain http (loopback hosts always are)");
+const CREDS: Flag = flag("creds", None, true, "registry credentials USER:PASSWORD");
+const AUTHFILE: Flag =
+    flag("authfile", None, true, "docker-style auth file (default: REGISTRY_AUTH_FILE, ~/.docker/config.json)");
 const HELP: Flag = flag("help", Some('h'), false, "print help");
 
 /// Flags of `capsa image` before its verb.
@@ -51,14 +56,18 @@ const RUN: &[Flag] = &[
     STORE,
     PLATFORM,
     QUIET,
+    INSECURE,
+    CREDS,
+    AUTHFILE,
     HELP,
 ];
 
 const RUN_USAGE: &str = "capsa run [OPTIONS] IMAGE [COMMAND [ARG...]]   (runc mode: capsa run [--bundle B] ID)";
 const RUN_ABOUT: &str = "Run a container from an image in the foreground (image mode of `capsa run`).\n\
-IMAGE is a local name or id, oci:DIR[:TAG], oci-archive:FILE[:TAG] or docker-archive:FILE[:NAME].";
+IMAGE is a local name or id, oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:NAME]\n\
+or docker://HOST[:PORT]/NAME[:TAG|@DIGEST] (imported or pulled into the store first).";
 
-const IMPORT: &[Flag] = &[STORE, PLATFORM, QUIET, HELP];
+const IMPORT: &[Flag] = &[STORE, PLATFORM, QUIET, INSECURE, CREDS, AUTHFILE, HELP];
 const LS: &[Flag] = &[
     flag("format", Some('f'), true, "table or json"),
     flag("quiet", Some('q'), false, "print only the names"),
@@ -75,13 +84,21 @@ const BUNDLE: &[Flag] = &[
     STORE,
     PLATFORM,
     QUIET,
+    INSECURE,
+    CREDS,
+    AUTHFILE,
     HELP,
 ];
 
 /// (verb, usage, about, flags)
 const VERBS: &[(&str, &str, &str, &[Flag])] = &[
     ("import", "capsa image import REF [NAME]", "Copy an image into the local store and name it.", IMPORT),
-    ("pull", "capsa image pull REF [NAME]", "Same as import (registries: docker://HOST/NAME:TAG).", IMPORT),
+    (
+        "pull",
+        "capsa image pull REF [NAME]",
+        "Same as import; REF docker://HOST[:PORT]/NAME[:TAG|@DIGEST] pulls.",
+        IMPORT,
+    ),
     ("ls", "capsa image ls [--format table|json] [-q]", "List the images of the local store.", LS),
     ("inspect", "capsa image inspect NAME", "Print an image's manifest, config and snapshots as JSON.", SIMPLE),
     ("rm", "capsa image rm NAME...", "Remove image names (blobs stay until prune).", SIMPLE),
@@ -142,6 +159,15 @@ fn platform(p: &Parsed) -> Result<Platform> {
     Ok(pl)
 }
 
+fn pull_options(p: &Parsed) -> Result<PullOptions> {
+    Ok(PullOptions {
+        insecure: p.on("insecure"),
+        creds: p.get("creds").map(str::to_owned),
+        auth_file: p.get("authfile").map(PathBuf::from),
+        platform: Some(platform(p)?),
+    })
+}
+
 /// Progress lines on stderr (plain text; none with --quiet).
 fn progress(quiet: bool) -> impl FnMut(&str) {
     move |s: &str| {
@@ -156,9 +182,7 @@ fn obtain(store: &ImageStore, r: &str, p: &Parsed, quiet: bool) -> Result<LocalI
     let iref = ImageRef::parse(r)?;
     let name = match &iref {
         ImageRef::Local(n) => n.clone(),
-        ImageRef::Registry(_) => {
-            bail!("{r}: pulling from a registry is not implemented yet; use skopeo copy to an oci: layout")
-        }
+        ImageRef::Registry(n) => store.pull(n, &pull_options(p)?, None, &mut progress(quiet))?.name,
         other => {
             let rec = store.import(other, None, &platform(p)?, &mut progress(quiet))?;
             rec.name
@@ -194,10 +218,11 @@ pub fn image(top: &Parsed) -> Result<i32> {
     match (verb.as_str(), p.pos.as_slice()) {
         ("import" | "pull", [r]) | ("import" | "pull", [r, _]) => {
             let iref = ImageRef::parse(r)?;
-            if let ImageRef::Registry(_) = iref {
-                bail!("{r}: pulling from a registry is not implemented yet; use skopeo copy to an oci: layout");
-            }
-            let rec = store.import(&iref, p.pos.get(1).map(String::as_str), &platform(&p)?, &mut progress(quiet))?;
+            let name = p.pos.get(1).map(String::as_str);
+            let rec = match &iref {
+                ImageRef::Registry(n) => store.pull(n, &pull_options(&p)?, name, &mut progress(quiet))?,
+                _ => store.import(&iref, name, &platform(&p)?, &mut progress(quiet))?,
+            };
             println!("{}", rec.name);
             Ok(0)
         }
