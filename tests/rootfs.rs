@@ -336,16 +336,25 @@ fn spec_device_is_created() {
     assert_eq!(run(&b), "character special file a:e5 666 1000:1000\n");
 }
 
+/// A fifo in linux.devices is created as a fifo (and gets no device-cgroup rule).
+#[test]
+fn spec_fifo_is_created() {
+    if !common::require_root() {
+        return;
+    }
+    let b = Bundle::sh("spec-fifo", "stat -c '%F %a' /dev/myfifo").edit(|c| {
+        c["linux"]["devices"] = json!([{"path": "/dev/myfifo", "type": "p", "fileMode": 0o600}]);
+    });
+    assert_eq!(run(&b), "fifo 600\n");
+}
+
 /// The device cgroup (default deny) blocks opening a node that is not allowed.
 #[test]
 fn device_cgroup_denies_unlisted_device() {
     if !common::require_root() {
         return;
     }
-    if !Path::new("/sys/fs/cgroup/devices/devices.list").exists() {
-        eprintln!("skipping: no v1 devices controller");
-        return;
-    }
+    // v1: the devices controller; v2: capsa's eBPF device filter.
     // /dev/kmsg (1:11) is created by mknod but not allowed by the cgroup.
     let b = Bundle::sh("dev-deny", &format!("mknod /tmp/kmsg c 1 11; {}", probe("head -c1 /tmp/kmsg")))
         .edit(|c| common::add_caps(c, &["CAP_MKNOD"]));

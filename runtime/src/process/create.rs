@@ -89,7 +89,8 @@ fn device_rules(spec: &Spec) -> Vec<LinuxDeviceCgroup> {
     let linux = spec.linux();
     let mut rules = linux.resources.as_ref().map(|r| r.devices.clone()).unwrap_or_default();
     rules.extend(cgroups::default_allowed_devices());
-    for d in &linux.devices {
+    // A fifo ("p") is not a device the cgroup controls: no rule for it.
+    for d in linux.devices.iter().filter(|d| d.typ != "p") {
         rules.push(LinuxDeviceCgroup {
             allow: true,
             r#type: Some(if d.typ == "u" { "c".into() } else { d.typ.clone() }),
