@@ -470,37 +470,73 @@ impl ImageStore {
     pub fn ensure_snapshots(&self, img: &LocalImage, progress: Progress<'_>) -> Result<Vec<PathBuf>, ImageError> {
         let chain = img.chain_ids();
         let _l = self.lock()?;
-        let mut out = Vec::with_capacity(chain.len());
         let n = chain.len();
-        for (i, ((c, layer), diff_id)) in
-            chain.iter().zip(&img.manifest.layers).zip(&img.config.rootfs.diff_ids).enumerate()
-        {
-            let dest = self.snapshot_path(c);
-            if !dest.is_dir() {
-                progress(&format!("unpacking layer {}/{n} {} ({} bytes)", i + 1, layer.digest, layer.size));
-                let t = std::time::Instant::now();
-                let tmp = self.snapshots_dir().join(format!("{TMP_PREFIX}{}-{}", std::process::id(), c.hex()));
-                let _ = remove_tree(&tmp);
-                fs::create_dir(&tmp).map_err(io_err("create snapshot directory", &tmp))?;
-                let opts = ApplyOptions { whiteouts: WhiteoutMode::Overlay, ..ApplyOptions::default() };
-                let r = self
-                    .blobs
-                    .open(&layer.digest)
-                    .map_err(ImageError::from)
-                    .and_then(|f| {
-                        apply_layer_verified(f, &tmp, &opts, diff_id)
-                            .map_err(|source| ImageError::Apply { layer: layer.digest.clone(), source })
-                    })
-                    .and_then(|_| fs::rename(&tmp, &dest).map_err(io_err("rename snapshot into place", &dest)));
-                if let Err(e) = r {
-                    let _ = remove_tree(&tmp);
-                    return Err(e);
-                }
-                progress(&format!("unpacked layer {}/{n} in {:.2}s", i + 1, t.elapsed().as_secs_f64()));
-            }
-            out.push(dest);
+        let out: Vec<PathBuf> = chain.iter().map(|c| self.snapshot_path(c)).collect();
+        // An overlay snapshot holds only its own layer's diff (whiteouts kept
+        // as overlay markers), so the missing ones are independent: unpack
+        // them in parallel, one thread per core at most.
+        let todo: Vec<usize> = (0..n).filter(|&i| !out[i].is_dir()).collect();
+        if todo.is_empty() {
+            return Ok(out);
         }
+        for &i in &todo {
+            let l = &img.manifest.layers[i];
+            progress(&format!("unpacking layer {}/{n} {} ({} bytes)", i + 1, l.digest, l.size));
+        }
+        let t = std::time::Instant::now();
+        let threads = std::thread::available_parallelism().map_or(1, |p| p.get()).min(todo.len());
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let results: Vec<(usize, Result<(), ImageError>)> = std::thread::scope(|s| {
+            let workers: Vec<_> = (0..threads)
+                .map(|_| {
+                    s.spawn(|| {
+                        let mut done = Vec::new();
+                        loop {
+                            let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            let Some(&i) = todo.get(k) else { break };
+                            done.push((i, self.unpack_snapshot(img, i, &chain[i], &out[i])));
+                        }
+                        done
+                    })
+                })
+                .collect();
+            workers.into_iter().flat_map(|w| w.join().unwrap_or_default()).collect()
+        });
+        let mut first_err = None;
+        for (i, r) in results {
+            if let Err(e) = r {
+                if first_err.as_ref().is_none_or(|(j, _)| i < *j) {
+                    first_err = Some((i, e));
+                }
+            }
+        }
+        if let Some((_, e)) = first_err {
+            return Err(e);
+        }
+        progress(&format!("unpacked {} layer(s) in {:.2}s", todo.len(), t.elapsed().as_secs_f64()));
         Ok(out)
+    }
+
+    /// Unpacks layer `i` of `img` into a temp dir, then renames it to `dest`.
+    fn unpack_snapshot(&self, img: &LocalImage, i: usize, chain: &Digest, dest: &Path) -> Result<(), ImageError> {
+        let layer = &img.manifest.layers[i];
+        let tmp = self.snapshots_dir().join(format!("{TMP_PREFIX}{}-{}", std::process::id(), chain.hex()));
+        let _ = remove_tree(&tmp);
+        fs::create_dir(&tmp).map_err(io_err("create snapshot directory", &tmp))?;
+        let opts = ApplyOptions { whiteouts: WhiteoutMode::Overlay, ..ApplyOptions::default() };
+        let r = self
+            .blobs
+            .open(&layer.digest)
+            .map_err(ImageError::from)
+            .and_then(|f| {
+                apply_layer_verified(f, &tmp, &opts, &img.config.rootfs.diff_ids[i])
+                    .map_err(|source| ImageError::Apply { layer: layer.digest.clone(), source })
+            })
+            .and_then(|_| fs::rename(&tmp, dest).map_err(io_err("rename snapshot into place", dest)));
+        if r.is_err() {
+            let _ = remove_tree(&tmp);
+        }
+        r
     }
 
     /// Removes unreferenced blobs and snapshots, leftovers of interrupted
