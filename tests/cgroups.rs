@@ -45,8 +45,13 @@ fn memory_limit() {
     if !common::require_root() {
         return;
     }
-    let (_rt, b, _c) = start_with("mem", json!({"memory": {"limit": 67108864}}));
+    let (_rt, b, _c) = start_with("mem", json!({"memory": {"limit": 67108864, "kernelTCP": 50593792}}));
     assert_eq!(read(&cgf(&b.id, "memory", "memory.limit_in_bytes", "memory.max")), "67108864");
+    // v1 still enforces the TCP buffer limit (kernelTCP); v2 has no such file.
+    let tcp = cgf(&b.id, "memory", "memory.kmem.tcp.limit_in_bytes", "");
+    if !unified() && tcp.exists() && common::is_capsa() {
+        assert_eq!(read(&tcp), "50593792");
+    }
 }
 
 #[test]

@@ -250,8 +250,17 @@ fn set_memory(dir: &Path, mem: &LinuxMemory) -> Result<(), CgroupError> {
             write_file(dir, "memory.soft_limit_in_bytes", &r.to_string())?;
         }
     }
-    if mem.kernel.is_some() || mem.kernel_tcp.is_some() {
-        warn_no("memory.kernel/kernelTCP", "kernel memory limits are deprecated; runc ignores them too");
+    if mem.kernel.is_some() {
+        // Kernels >= 5.16 accept the write but no longer enforce or report it.
+        warn_no("memory.kernel", "kernel memory limits are deprecated (memory.kmem.limit_in_bytes has no effect)");
+    }
+    if let Some(t) = mem.kernel_tcp {
+        // The TCP buffer limit still works on v1 where the file exists.
+        if dir.join("memory.kmem.tcp.limit_in_bytes").exists() {
+            write_file(dir, "memory.kmem.tcp.limit_in_bytes", &t.to_string())?;
+        } else {
+            warn_no("memory.kernelTCP", "no memory.kmem.tcp.limit_in_bytes on this kernel");
+        }
     }
     if mem.disable_oom_killer == Some(true) {
         write_file(dir, "memory.oom_control", "1")?;
