@@ -266,6 +266,11 @@ impl ImageStore {
     /// image of that name.
     pub fn tag(&self, name: &str, img: &ResolvedImage, source: &str) -> Result<ImageRecord, ImageError> {
         let _l = self.lock()?;
+        self.tag_locked(name, img, source)
+    }
+
+    /// [`ImageStore::tag`] with the store lock already held.
+    fn tag_locked(&self, name: &str, img: &ResolvedImage, source: &str) -> Result<ImageRecord, ImageError> {
         let mut list = self.list()?;
         list.retain(|r| r.name != name);
         let rec = ImageRecord {
@@ -298,9 +303,12 @@ impl ImageStore {
         let lock = self.lock()?;
         let before: BTreeSet<Digest> = self.blobs.list()?.into_iter().collect();
         match self.import_locked(r, platform, progress) {
+            // Named before the lock is released: a prune in between would
+            // take the blobs for garbage.
             Ok((img, default_name)) => {
+                let rec = self.tag_locked(name.unwrap_or(&default_name), &img, &r.to_string());
                 drop(lock);
-                self.tag(name.unwrap_or(&default_name), &img, &r.to_string())
+                rec
             }
             Err(e) => {
                 self.rollback(&before);
@@ -331,9 +339,10 @@ impl ImageStore {
         let before: BTreeSet<Digest> = self.blobs.list()?.into_iter().collect();
         match crate::registry::pull(&self.blobs, name, opts, progress) {
             Ok(img) => {
-                drop(lock);
                 progress(&format!("stored {} ({} layers)", img.manifest_descriptor.digest, img.manifest.layers.len()));
-                self.tag(local_name.unwrap_or(&name.to_string()), &img, &format!("docker://{name}"))
+                let rec = self.tag_locked(local_name.unwrap_or(&name.to_string()), &img, &format!("docker://{name}"));
+                drop(lock);
+                rec
             }
             Err(e) => {
                 self.rollback(&before);
