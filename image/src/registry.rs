@@ -26,6 +26,8 @@ use crate::store::Store;
 
 /// Redirect hops followed.
 const MAX_REDIRECTS: usize = 5;
+/// Layers downloaded at once.
+const PARALLEL_DOWNLOADS: usize = 4;
 /// Index levels followed.
 const MAX_INDEX_DEPTH: usize = 4;
 
@@ -81,6 +83,7 @@ pub struct PullOptions {
 }
 
 /// A session with one registry repository.
+#[derive(Clone)]
 struct Session<'a> {
     agent: ureq::Agent,
     base: String,
@@ -336,13 +339,51 @@ pub fn pull(
         )));
     }
     let n = manifest.layers.len();
+    let mut missing: Vec<&Descriptor> = Vec::new();
     for (i, l) in manifest.layers.iter().enumerate() {
         if store.has(&l.digest) {
             progress(&format!("layer {}/{n} {} already present", i + 1, l.digest));
-            continue;
+        } else if !missing.iter().any(|m| m.digest == l.digest) {
+            progress(&format!("downloading layer {}/{n} {} ({} bytes)", i + 1, l.digest, l.size));
+            missing.push(l);
         }
-        progress(&format!("downloading layer {}/{n} {} ({} bytes)", i + 1, l.digest, l.size));
-        s.blob(store, l)?;
+    }
+    // Layers download in parallel (a few connections, each with its own
+    // session: the token obtained above is shared by cloning).
+    let t = std::time::Instant::now();
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let workers = missing.len().min(PARALLEL_DOWNLOADS);
+    let errors: Vec<RegistryError> = std::thread::scope(|sc| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                let mut ws = s.clone();
+                let (next, missing) = (&next, &missing);
+                sc.spawn(move || {
+                    let mut errs = Vec::new();
+                    loop {
+                        let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(l) = missing.get(k) else { break };
+                        if let Err(e) = ws.blob(store, l) {
+                            errs.push(e);
+                            // Stop the others early.
+                            next.store(missing.len(), std::sync::atomic::Ordering::Relaxed);
+                            break;
+                        }
+                    }
+                    errs
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_else(|_| vec![RegistryError::Invalid("download thread panicked".into())]))
+            .collect()
+    });
+    if let Some(e) = errors.into_iter().next() {
+        return Err(e);
+    }
+    if !missing.is_empty() {
+        progress(&format!("downloaded {} layer(s) in {:.2}s", missing.len(), t.elapsed().as_secs_f64()));
     }
     for (d, b) in &indexes {
         store.put_bytes(b, Some(&d.digest))?;
