@@ -417,3 +417,27 @@ fn stdin_from_dev_null() {
         unsafe { libc::dup2(f.as_raw_fd(), 0) };
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(s: &[&str]) -> Vec<String> {
+        s.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn run_mode() {
+        // runc mode: a bundle, or help.
+        assert!(!is_image_mode(&v(&["--bundle", "/b", "id"])));
+        assert!(!is_image_mode(&v(&["-b", "/b", "-d", "id"])));
+        assert!(!is_image_mode(&v(&["--help"])));
+        // image mode: image-only flags, a command, or no ./config.json here.
+        assert!(is_image_mode(&v(&["--rm", "busybox"])));
+        assert!(is_image_mode(&v(&["-e", "A=1", "busybox"])));
+        assert!(is_image_mode(&v(&["busybox", "echo", "hi"])));
+        if !Path::new("config.json").exists() {
+            assert!(is_image_mode(&v(&["busybox"])));
+        }
+    }
+}
