@@ -352,6 +352,15 @@ impl Manager {
                 first_err.get_or_insert(e);
             }
         }
+        // `/capsa` (the parent of every default `/capsa/<id>` path) is shared by the
+        // containers capsa makes: whoever leaves it empty removes it, even when
+        // another container created it (rmdir only ever removes an empty cgroup).
+        for (mount, dir) in self.all_dirs() {
+            let parent = mount.join("capsa");
+            if dir.parent() == Some(parent.as_path()) {
+                let _ = std::fs::remove_dir(&parent);
+            }
+        }
         match first_err {
             Some(e) => Err(e),
             None => Ok(()),
