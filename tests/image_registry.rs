@@ -138,3 +138,244 @@ fn registry_errors_leave_the_store_empty() {
     assert_eq!(reg.count("blobs/sha256"), 0);
     assert_eq!(reg.capsa(&["image", "ls"], &["-q"]).stdout, "");
 }
+
+/// A tiny in-test registry (HTTP/1.1 on 127.0.0.1, one thread per
+/// connection, `Connection: close`) serving one image `x:latest`: it can cut
+/// the first layer download after half the bytes, honour or ignore `Range`,
+/// and require Bearer-token auth (token endpoint behind basic auth).
+mod fake {
+    use std::io::{BufRead, BufReader, Write};
+    use std::net::{TcpListener, TcpStream};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    use capsa_image::digest::Digest;
+
+    pub const FILE: &str = "hello.txt";
+
+    pub struct Opts {
+        pub cut_first_layer: bool,
+        pub honour_range: bool,
+        pub auth: bool,
+    }
+
+    struct State {
+        opts: Opts,
+        port: u16,
+        manifest: Vec<u8>,
+        blobs: Vec<(Digest, Vec<u8>, bool)>,
+        cut_done: AtomicBool,
+        log: Mutex<Vec<String>>,
+    }
+
+    pub struct Fake {
+        pub addr: String,
+        pub content: Vec<u8>,
+        state: Arc<State>,
+    }
+
+    impl Fake {
+        pub fn start(opts: Opts) -> Fake {
+            // The layer: an uncompressed tar of one 256 kB file (diff_id = digest).
+            let dir = tempfile::tempdir().unwrap();
+            let content: Vec<u8> = (0..256 * 1024u32).map(|i| (i * 7 % 251) as u8).collect();
+            std::fs::write(dir.path().join(FILE), &content).unwrap();
+            let tar = dir.path().join("layer.tar");
+            let st = std::process::Command::new("tar")
+                .arg("-cf")
+                .arg(&tar)
+                .arg("-C")
+                .arg(dir.path())
+                .arg(FILE)
+                .status()
+                .unwrap();
+            assert!(st.success());
+            let layer = std::fs::read(&tar).unwrap();
+            let ld = Digest::sha256_of(&layer);
+            let arch = capsa_image::oci::Platform::host().architecture;
+            let config = serde_json::to_vec(&serde_json::json!({
+                "architecture": arch, "os": "linux", "config": {"Cmd": ["/bin/true"]},
+                "rootfs": {"type": "layers", "diff_ids": [ld.to_string()]}
+            }))
+            .unwrap();
+            let cd = Digest::sha256_of(&config);
+            let manifest = serde_json::to_vec(&serde_json::json!({
+                "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                           "digest": cd.to_string(), "size": config.len()},
+                "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar",
+                            "digest": ld.to_string(), "size": layer.len()}]
+            }))
+            .unwrap();
+            let l = TcpListener::bind("127.0.0.1:0").unwrap();
+            let port = l.local_addr().unwrap().port();
+            let state = Arc::new(State {
+                opts,
+                port,
+                manifest,
+                blobs: vec![(cd, config, false), (ld, layer, true)],
+                cut_done: AtomicBool::new(false),
+                log: Mutex::new(Vec::new()),
+            });
+            let s = state.clone();
+            std::thread::spawn(move || {
+                for c in l.incoming().flatten() {
+                    let s = s.clone();
+                    std::thread::spawn(move || serve(&s, c));
+                }
+            });
+            Fake { addr: format!("127.0.0.1:{port}"), content, state }
+        }
+
+        /// One line per request: `PATH range=... auth=...`.
+        pub fn log(&self) -> Vec<String> {
+            self.state.log.lock().unwrap().clone()
+        }
+
+        pub fn layer_size(&self) -> usize {
+            self.state.blobs[1].1.len()
+        }
+    }
+
+    fn respond(c: &mut TcpStream, status: &str, headers: &[(&str, String)], body: &[u8]) {
+        let mut h = format!("HTTP/1.1 {status}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+        for (k, v) in headers {
+            h.push_str(&format!("{k}: {v}\r\n"));
+        }
+        h.push_str("\r\n");
+        let _ = c.write_all(h.as_bytes());
+        let _ = c.write_all(body);
+    }
+
+    fn serve(s: &State, mut c: TcpStream) {
+        let mut rd = BufReader::new(c.try_clone().unwrap());
+        let mut line = String::new();
+        if rd.read_line(&mut line).is_err() {
+            return;
+        }
+        let path = line.split_whitespace().nth(1).unwrap_or("").to_owned();
+        let (mut range, mut authz) = (None, None);
+        loop {
+            let mut h = String::new();
+            if rd.read_line(&mut h).unwrap_or(0) == 0 || h.trim().is_empty() {
+                break;
+            }
+            let (k, v) = h.split_once(':').unwrap_or((&h, ""));
+            match k.trim().to_ascii_lowercase().as_str() {
+                "range" => range = Some(v.trim().to_owned()),
+                "authorization" => authz = Some(v.trim().to_owned()),
+                _ => {}
+            }
+        }
+        s.log.lock().unwrap().push(format!("{path} range={range:?} auth={authz:?}"));
+        if path.starts_with("/token") {
+            // base64("user:pass")
+            if authz.as_deref() == Some("Basic dXNlcjpwYXNz") {
+                respond(&mut c, "200 OK", &[("Content-Type", "application/json".into())], br#"{"token":"t"}"#);
+            } else {
+                respond(&mut c, "401 Unauthorized", &[], b"bad credentials");
+            }
+            return;
+        }
+        if s.opts.auth && authz.as_deref() != Some("Bearer t") {
+            let ch =
+                format!(r#"Bearer realm="http://127.0.0.1:{}/token",service="test",scope="repository:x:pull""#, s.port);
+            let body = br#"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}"#;
+            respond(&mut c, "401 Unauthorized", &[("WWW-Authenticate", ch)], body);
+            return;
+        }
+        if path == "/v2/x/manifests/latest" {
+            let ct = ("Content-Type", "application/vnd.oci.image.manifest.v1+json".to_owned());
+            respond(&mut c, "200 OK", &[ct], &s.manifest);
+            return;
+        }
+        let Some((_, blob, is_layer)) =
+            s.blobs.iter().find(|(d, _, _)| path.strip_prefix("/v2/x/blobs/") == Some(&d.to_string()))
+        else {
+            respond(&mut c, "404 Not Found", &[], br#"{"errors":[{"code":"BLOB_UNKNOWN","message":"unknown"}]}"#);
+            return;
+        };
+        if *is_layer && s.opts.cut_first_layer && !s.cut_done.swap(true, Ordering::SeqCst) {
+            // Announce the whole blob, send half, hang up.
+            let h = format!("HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: {}\r\n\r\n", blob.len());
+            let _ = c.write_all(h.as_bytes());
+            let _ = c.write_all(&blob[..blob.len() / 2]);
+            let _ = c.flush();
+            let _ = c.shutdown(std::net::Shutdown::Both);
+            return;
+        }
+        let from = range
+            .as_deref()
+            .and_then(|r| r.strip_prefix("bytes="))
+            .and_then(|r| r.strip_suffix('-'))
+            .and_then(|r| r.parse::<usize>().ok());
+        match from {
+            Some(n) if s.opts.honour_range && n < blob.len() => {
+                let cr = ("Content-Range", format!("bytes {n}-{}/{}", blob.len() - 1, blob.len()));
+                respond(&mut c, "206 Partial Content", &[cr], &blob[n..]);
+            }
+            _ => respond(&mut c, "200 OK", &[], blob),
+        }
+    }
+}
+
+/// A store and state dir for the fake registry's tests.
+struct Local(tempfile::TempDir);
+
+impl Local {
+    fn new() -> Local {
+        Local(tempfile::Builder::new().prefix("capsa-fake-registry").tempdir().unwrap())
+    }
+
+    fn capsa(&self, verb: &[&str], args: &[&str]) -> Out {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_capsa"));
+        c.arg("--root").arg(self.0.path().join("state")).args(verb);
+        c.arg("--store").arg(self.0.path().join("store")).args(args);
+        run(&mut c)
+    }
+
+    /// Every blob hashes to its name; returns how many there are.
+    fn verify_blobs(&self) -> usize {
+        let Ok(rd) = fs::read_dir(self.0.path().join("store/blobs/sha256")) else { return 0 };
+        let mut n = 0;
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            assert!(!name.starts_with('.'), "left-over temp file {name}");
+            let d = capsa_image::digest::Digest::sha256_of(&fs::read(e.path()).unwrap());
+            assert_eq!(d.hex(), name, "blob {name} does not verify");
+            n += 1;
+        }
+        n
+    }
+
+    /// Unpacks the pulled image (diff_ids checked) and compares the file.
+    fn unpack_matches(&self, addr: &str, want: &[u8]) {
+        let dest = self.0.path().join("rootfs");
+        let o = self.capsa(&["image", "unpack"], &["-q", &format!("{addr}/x:latest"), dest.to_str().unwrap()]);
+        assert_eq!(o.code, 0, "unpack: {}", o.stderr);
+        assert!(fs::read(dest.join(fake::FILE)).unwrap() == want, "unpacked file differs");
+    }
+}
+
+#[test]
+fn pull_resumes_a_broken_layer_download_with_range() {
+    let f = fake::Fake::start(fake::Opts { cut_first_layer: true, honour_range: true, auth: false });
+    let l = Local::new();
+    let o = l.capsa(&["image", "pull"], &[&format!("docker://{}/x:latest", f.addr)]);
+    assert_eq!(o.code, 0, "pull: {}\nlog: {:#?}", o.stderr, f.log());
+    let want = format!("range=Some(\"bytes={}-\")", f.layer_size() / 2);
+    assert!(f.log().iter().any(|r| r.contains(&want)), "no resume request: {:#?}", f.log());
+    assert_eq!(l.verify_blobs(), 3);
+    l.unpack_matches(&f.addr, &f.content);
+}
+
+#[test]
+fn pull_restarts_when_the_server_ignores_range() {
+    let f = fake::Fake::start(fake::Opts { cut_first_layer: true, honour_range: false, auth: false });
+    let l = Local::new();
+    let o = l.capsa(&["image", "pull"], &[&format!("docker://{}/x:latest", f.addr)]);
+    assert_eq!(o.code, 0, "pull: {}\nlog: {:#?}", o.stderr, f.log());
+    assert!(f.log().iter().any(|r| r.contains("range=Some(\"bytes=")), "no resume request: {:#?}", f.log());
+    assert_eq!(l.verify_blobs(), 3);
+    l.unpack_matches(&f.addr, &f.content);
+}
