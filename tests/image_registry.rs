@@ -379,3 +379,35 @@ fn pull_restarts_when_the_server_ignores_range() {
     assert_eq!(l.verify_blobs(), 3);
     l.unpack_matches(&f.addr, &f.content);
 }
+
+#[test]
+fn pull_with_bearer_token_and_basic_auth() {
+    let f = fake::Fake::start(fake::Opts { cut_first_layer: false, honour_range: true, auth: true });
+    let r = format!("docker://{}/x:latest", f.addr);
+    // Wrong or no credentials: a clear error, nothing stored.
+    for creds in [Some("user:wrong"), None] {
+        let l = Local::new();
+        let mut args = vec![r.as_str()];
+        if let Some(c) = creds {
+            args = vec!["--creds", c, &r];
+        }
+        let o = l.capsa(&["image", "pull"], &args);
+        let want = if creds.is_some() { "refused the credentials" } else { "wants credentials" };
+        assert!(o.code != 0 && o.stderr.contains("401") && o.stderr.contains(want), "{creds:?}: {}", o.stderr);
+        assert_eq!(l.verify_blobs(), 0);
+        assert_eq!(l.capsa(&["image", "ls"], &["-q"]).stdout, "");
+    }
+    // The right ones: a token from the realm (basic auth), then Bearer.
+    let l = Local::new();
+    let o = l.capsa(&["image", "pull"], &["--creds", "user:pass", &r]);
+    assert_eq!(o.code, 0, "pull: {}\nlog: {:#?}", o.stderr, f.log());
+    let log = f.log();
+    assert!(
+        log.iter().any(|x| x.starts_with("/token?service=test&scope=repository%3Ax%3Apull ")
+            && x.contains("auth=Some(\"Basic dXNlcjpwYXNz\")")),
+        "{log:#?}"
+    );
+    assert!(log.iter().any(|x| x.starts_with("/v2/x/blobs/") && x.contains("auth=Some(\"Bearer t\")")), "{log:#?}");
+    assert_eq!(l.verify_blobs(), 3);
+    l.unpack_matches(&f.addr, &f.content);
+}

@@ -211,8 +211,18 @@ impl<'a> Session<'a> {
                 if let Some(b) = &self.basic {
                     req = req.set("Authorization", &format!("Basic {b}"));
                 }
-                let resp =
-                    req.call().map_err(|e| RegistryError::Transport { url: turl.clone(), msg: e.to_string() })?;
+                let resp = match req.call() {
+                    Ok(r) => r,
+                    Err(ureq::Error::Status(status @ (401 | 403), _)) => {
+                        let detail = if self.basic.is_some() {
+                            " unauthorized: the token endpoint refused the credentials (check --creds or the auth file)"
+                        } else {
+                            " unauthorized: the token endpoint wants credentials (--creds or an auth file)"
+                        };
+                        return Err(RegistryError::Status { url: realm, status, detail: detail.into() });
+                    }
+                    Err(e) => return Err(RegistryError::Transport { url: turl.clone(), msg: e.to_string() }),
+                };
                 let mut body = Vec::new();
                 resp.into_reader()
                     .take(1 << 20)
