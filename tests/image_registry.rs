@@ -411,3 +411,53 @@ fn pull_with_bearer_token_and_basic_auth() {
     assert_eq!(l.verify_blobs(), 3);
     l.unpack_matches(&f.addr, &f.content);
 }
+
+#[test]
+fn progress_bars_on_a_terminal_plain_lines_otherwise() {
+    if run(Command::new("sh").args(["-c", "command -v script"])).code != 0 {
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "needs script (util-linux) (CI=true)");
+        eprintln!("skipping: needs script (util-linux)");
+        return;
+    }
+    let f = fake::Fake::start(fake::Opts { cut_first_layer: false, honour_range: true, auth: false });
+    let r = format!("docker://{}/x:latest", f.addr);
+    let bar = "download 1/1 ";
+    // Not a terminal: the plain lines, no bars.
+    let l = Local::new();
+    let o = l.capsa(&["image", "pull"], &[&r]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert!(o.stderr.contains("capsa: downloading layer 1/1") && !o.stderr.contains(bar), "{}", o.stderr);
+    // A terminal (script's pty): a bar per layer, the lines above them;
+    // --quiet: neither.
+    for quiet in [false, true] {
+        let l = Local::new();
+        let cmd = format!(
+            "{} --root {} image --store {} pull {} {r}",
+            env!("CARGO_BIN_EXE_capsa"),
+            l.0.path().join("state").display(),
+            l.0.path().join("store").display(),
+            if quiet { "-q" } else { "" },
+        );
+        let o = run(Command::new("script").args(["-qefc", &cmd, "/dev/null"]));
+        assert_eq!(o.code, 0, "{}{}", o.stdout, o.stderr);
+        let out = o.stdout.clone();
+        if quiet {
+            assert!(!out.contains(bar) && !out.contains("capsa: "), "{out}");
+        } else {
+            assert!(out.contains(bar) && out.contains("capsa: downloading layer 1/1"), "{out}");
+        }
+        // Unpack bars too.
+        let dest = l.0.path().join("rootfs");
+        let cmd = format!(
+            "{} image --store {} unpack {} {}/x:latest {}",
+            env!("CARGO_BIN_EXE_capsa"),
+            l.0.path().join("store").display(),
+            if quiet { "-q" } else { "" },
+            f.addr,
+            dest.display()
+        );
+        let o = run(Command::new("script").args(["-qefc", &cmd, "/dev/null"]));
+        assert_eq!(o.code, 0, "{}{}", o.stdout, o.stderr);
+        assert_eq!(o.stdout.contains("unpack   1/1 "), !quiet, "{}", o.stdout);
+    }
+}

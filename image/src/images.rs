@@ -538,8 +538,12 @@ impl ImageStore {
             .open(&layer.digest)
             .map_err(ImageError::from)
             .and_then(|f| {
-                apply_layer_verified(f, &tmp, &opts, &img.config.rootfs.diff_ids[i])
-                    .map_err(|source| ImageError::Apply { layer: layer.digest.clone(), source })
+                let n = img.manifest.layers.len();
+                let bar = crate::progress::layer("unpack", i + 1, n, &layer.digest, layer.size);
+                let mut f = crate::progress::Counting::new(f, bar);
+                let r = apply_layer_verified(&mut f, &tmp, &opts, &img.config.rootfs.diff_ids[i]);
+                f.finish(r.is_ok());
+                r.map_err(|source| ImageError::Apply { layer: layer.digest.clone(), source })
             })
             .and_then(|_| fs::rename(&tmp, dest).map_err(io_err("rename snapshot into place", dest)));
         if r.is_err() {

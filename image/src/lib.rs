@@ -8,6 +8,7 @@
 //! - [`reference`]: transport references (`oci:`, `docker-archive:`, `docker://`...);
 //! - [`registry`]: pulling from a registry (distribution API v2);
 //! - [`images`]: the local image store (names, snapshots, prune);
+//! - [`progress`]: per-layer progress bars on a terminal;
 //! - [`rootfs`]: container root filesystems (overlay or copy), `unpack`;
 //! - [`bundle`]: image config → runtime `config.json`;
 //! - [`apply`]: the safe layer applier, capsa's security boundary against
@@ -23,6 +24,7 @@ pub mod docker_archive;
 pub mod images;
 pub mod layout;
 pub mod oci;
+pub mod progress;
 pub mod reference;
 pub mod registry;
 pub mod rootfs;

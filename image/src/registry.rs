@@ -295,6 +295,16 @@ impl<'a> Session<'a> {
 
     /// Streams a blob into the store, verified.
     fn blob(&mut self, store: &Store, d: &Descriptor) -> Result<(), RegistryError> {
+        self.blob_bar(store, d, None)
+    }
+
+    /// [`Session::blob`], advancing `bar` (a terminal progress bar).
+    fn blob_bar(
+        &mut self,
+        store: &Store,
+        d: &Descriptor,
+        bar: Option<indicatif::ProgressBar>,
+    ) -> Result<(), RegistryError> {
         if store.has(&d.digest) {
             return Ok(());
         }
@@ -310,7 +320,14 @@ impl<'a> Session<'a> {
             reader: Some(resp.into_reader()),
             last: None,
         };
-        store.put(r, Some(&d.digest), Some(d.size))?;
+        let res = store.put(crate::progress::Counting::new(r, bar.clone()), Some(&d.digest), Some(d.size));
+        if let Some(b) = bar {
+            match res {
+                Ok(_) => b.finish_with_message("done"),
+                Err(_) => b.abandon_with_message("failed"),
+            }
+        }
+        res?;
         Ok(())
     }
 }
@@ -478,13 +495,13 @@ pub fn pull(
         )));
     }
     let n = manifest.layers.len();
-    let mut missing: Vec<&Descriptor> = Vec::new();
+    let mut missing: Vec<(&Descriptor, Option<indicatif::ProgressBar>)> = Vec::new();
     for (i, l) in manifest.layers.iter().enumerate() {
         if store.has(&l.digest) {
             progress(&format!("layer {}/{n} {} already present", i + 1, l.digest));
-        } else if !missing.iter().any(|m| m.digest == l.digest) {
+        } else if !missing.iter().any(|(m, _)| m.digest == l.digest) {
             progress(&format!("downloading layer {}/{n} {} ({} bytes)", i + 1, l.digest, l.size));
-            missing.push(l);
+            missing.push((l, crate::progress::layer("download", i + 1, n, &l.digest, l.size)));
         }
     }
     // Layers download in parallel (a few connections, each with its own
@@ -501,8 +518,8 @@ pub fn pull(
                     let mut errs = Vec::new();
                     loop {
                         let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        let Some(l) = missing.get(k) else { break };
-                        if let Err(e) = ws.blob(store, l) {
+                        let Some((l, bar)) = missing.get(k) else { break };
+                        if let Err(e) = ws.blob_bar(store, l, bar.clone()) {
                             errs.push(e);
                             // Stop the others early.
                             next.store(missing.len(), std::sync::atomic::Ordering::Relaxed);

@@ -145,9 +145,11 @@ fn unpack_layers(store: &ImageStore, img: &LocalImage, dest: &Path, progress: Pr
     let n = img.manifest.layers.len();
     for (i, (layer, diff_id)) in img.manifest.layers.iter().zip(&img.config.rootfs.diff_ids).enumerate() {
         progress(&format!("unpacking layer {}/{n} {} ({} bytes)", i + 1, layer.digest, layer.size));
-        let f = store.blobs().open(&layer.digest)?;
-        apply_layer_verified(f, dest, &opts, diff_id)
-            .map_err(|source| ImageError::Apply { layer: layer.digest.clone(), source })?;
+        let bar = crate::progress::layer("unpack", i + 1, n, &layer.digest, layer.size);
+        let mut f = crate::progress::Counting::new(store.blobs().open(&layer.digest)?, bar);
+        let r = apply_layer_verified(&mut f, dest, &opts, diff_id);
+        f.finish(r.is_ok());
+        r.map_err(|source| ImageError::Apply { layer: layer.digest.clone(), source })?;
     }
     Ok(())
 }

@@ -168,10 +168,15 @@ fn pull_options(p: &Parsed) -> Result<PullOptions> {
     })
 }
 
-/// Progress lines on stderr (plain text; none with --quiet).
+/// Progress on stderr: per-layer bars on a terminal (lines above them),
+/// plain lines otherwise; nothing with --quiet.
 fn progress(quiet: bool) -> impl FnMut(&str) {
+    use std::io::IsTerminal;
+    if !quiet && std::io::stderr().is_terminal() {
+        capsa_image::progress::enable();
+    }
     move |s: &str| {
-        if !quiet {
+        if !quiet && !capsa_image::progress::println(&format!("capsa: {s}")) {
             eprintln!("capsa: {s}");
         }
     }
