@@ -6,24 +6,12 @@
 //! clear errors and leave the store empty. The registry is stopped and every
 //! directory removed even when a test fails.
 
+mod image_common;
+
+use image_common::{run, Out};
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-
-struct Out {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-fn run(cmd: &mut Command) -> Out {
-    let o = cmd.stdin(Stdio::null()).output().expect("spawn");
-    Out {
-        code: o.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
-    }
-}
+use std::process::Command;
 
 fn harness() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/harness/registry")

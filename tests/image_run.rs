@@ -7,10 +7,13 @@
 //! Every test has its own store and state root in a temp dir; a guard
 //! unmounts container rootfs and removes everything even when a test fails.
 
+mod image_common;
+
+use image_common::{run, sh, Out};
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 fn capsa() -> PathBuf {
@@ -25,25 +28,6 @@ fn root_or_skip() -> bool {
     assert!(std::env::var("CI").as_deref() != Ok("true"), "needs root (CI=true)");
     eprintln!("skipping: needs root");
     false
-}
-
-struct Out {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-fn sh(cmd: &str) -> Out {
-    run(Command::new("bash").args(["-c", cmd]))
-}
-
-fn run(cmd: &mut Command) -> Out {
-    let o = cmd.stdin(Stdio::null()).output().expect("spawn");
-    Out {
-        code: o.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
-    }
 }
 
 /// A store + state root in a temp dir; unmounts and removes on drop.
