@@ -66,23 +66,35 @@ pub fn is_enoent(e: &CgroupError) -> bool {
 /// `mkdir -p dir` below `mount` (which must exist). Appends every directory it
 /// created itself to `created`, top-down. A directory that already exists
 /// (EEXIST, e.g. created concurrently by someone else) is not recorded.
+///
+/// A shared ancestor may vanish between our EEXIST and the next mkdir (the
+/// last container using it removed it): ENOENT below the mount restarts the
+/// walk, a few times, instead of failing the create.
 pub fn mkdir_p(mount: &Path, dir: &Path, created: &mut Vec<PathBuf>) -> Result<(), CgroupError> {
     let rel = dir.strip_prefix(mount).map_err(|_| CgroupError::InvalidPath {
         path: dir.display().to_string(),
         reason: format!("not below the cgroup mount {}", mount.display()),
     })?;
-    let mut cur = mount.to_path_buf();
-    for c in rel.components() {
-        cur.push(c);
-        match std::fs::create_dir(&cur) {
-            Ok(()) => created.push(cur.clone()),
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-            Err(e) => {
-                return Err(CgroupError::Mkdir { path: cur, source: e });
+    let mut attempts = 0;
+    'walk: loop {
+        let mut cur = mount.to_path_buf();
+        for c in rel.components() {
+            cur.push(c);
+            match std::fs::create_dir(&cur) {
+                Ok(()) => created.push(cur.clone()),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound && attempts < 5 => {
+                    attempts += 1;
+                    tracing::debug!(path = %cur.display(), "cgroup parent removed concurrently; retrying mkdir -p");
+                    continue 'walk;
+                }
+                Err(e) => {
+                    return Err(CgroupError::Mkdir { path: cur, source: e });
+                }
             }
         }
+        return Ok(());
     }
-    Ok(())
 }
 
 /// rmdir that retries EBUSY until `deadline` (processes may still be exiting).

@@ -189,8 +189,9 @@ impl Manager {
 
     /// mkdir -p the container cgroup in every hierarchy (v1: all mounted
     /// hierarchies incl. name=systemd; hybrid also the cgroup2 mount), recording
-    /// exactly which directories it created. v1 cpuset: new directories get
-    /// cpuset.cpus/mems from the nearest non-empty ancestor, top-down.
+    /// exactly which directories it created. v1 cpuset: every still-empty
+    /// directory on the path gets cpuset.cpus/mems from the nearest non-empty
+    /// ancestor, top-down (a concurrent create may own an unfilled parent).
     pub fn create(&mut self) -> Result<(), CgroupError> {
         match self.mode {
             HostMode::Unified => v2::create(self),

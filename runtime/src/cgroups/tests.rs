@@ -368,6 +368,29 @@ fn real_preexisting_parent_is_kept() {
     }
 }
 
+/// Two creates racing on a shared parent: the other one made `/<name>` and has
+/// not filled its cpuset yet. Ours must fill it (an empty v1 cpuset parent
+/// makes the kernel refuse the child's cpus with EACCES, as seen in CI).
+#[test]
+fn real_unfilled_cpuset_parent_from_a_concurrent_create() {
+    let Some(host) = real_host() else { return };
+    if host.v1("cpuset").is_none() {
+        return;
+    }
+    let name = format!("capsa-cgtest-{}-race", std::process::id());
+    let g = Guard::new(&host, &name);
+    for p in &g.prefixes {
+        std::fs::create_dir(p).unwrap(); // created, like the racing peer, but left empty
+    }
+    let mut m = Manager::new(&host, &resolve_path(&format!("/{name}/c"), "c").unwrap());
+    m.create().unwrap();
+    let cs = dir_of(&m, "cpuset");
+    let root = host.v1("cpuset").unwrap().mount_point.clone();
+    assert_eq!(rd(cs.parent().unwrap(), "cpuset.cpus"), rd(&root, "cpuset.cpus"));
+    assert_eq!(rd(&cs, "cpuset.mems"), rd(&root, "cpuset.mems"));
+    m.destroy().unwrap();
+}
+
 #[test]
 fn real_relative_path_resolves_under_own_cgroup() {
     // Resolution only: creating under the caller's cgroup would touch

@@ -17,10 +17,9 @@ pub(super) fn create(m: &mut Manager) -> Result<(), CgroupError> {
 
 fn create_inner(m: &Manager, created: &mut Vec<PathBuf>) -> Result<(), CgroupError> {
     for d in &m.v1 {
-        let start = created.len();
         fsutil::mkdir_p(&d.mount, &d.dir, created)?;
         if d.controllers.iter().any(|c| c == "cpuset") {
-            cpuset_fill(&d.mount, &created[start..])?;
+            cpuset_fill(&d.mount, &d.dir)?;
         }
     }
     if let Some(d) = &m.v2 {
@@ -34,33 +33,33 @@ fn create_inner(m: &Manager, created: &mut Vec<PathBuf>) -> Result<(), CgroupErr
 }
 
 /// New v1 cpuset cgroups start with empty cpuset.cpus/mems, and no task can
-/// join until both are set. Copy them from the nearest non-empty ancestor,
-/// top-down (`new_dirs` is in creation order).
-fn cpuset_fill(mount: &Path, new_dirs: &[PathBuf]) -> Result<(), CgroupError> {
-    for dir in new_dirs {
-        for file in ["cpuset.cpus", "cpuset.mems"] {
-            if !read_trim(dir, file)?.is_empty() {
+/// join until both are set. Every directory from the mount down to `leaf` that
+/// is still empty gets the values of its nearest non-empty ancestor, top-down.
+///
+/// Not only the directories this manager created: a concurrent create may
+/// have made a shared parent (EEXIST here) and not filled it yet, and the
+/// kernel refuses a child's cpus that are not a subset of its parent's
+/// (EACCES). An empty cpuset cgroup cannot hold any task, so filling one
+/// changes nothing for anybody.
+fn cpuset_fill(mount: &Path, leaf: &Path) -> Result<(), CgroupError> {
+    let Ok(rel) = leaf.strip_prefix(mount) else { return Ok(()) };
+    for file in ["cpuset.cpus", "cpuset.mems"] {
+        let mut value = read_trim(mount, file)?;
+        let mut cur = mount.to_path_buf();
+        for c in rel.components() {
+            cur.push(c);
+            let own = read_trim(&cur, file)?;
+            if !own.is_empty() {
+                value = own;
                 continue;
-            }
-            let mut value = String::new();
-            let mut anc = dir.parent();
-            while let Some(a) = anc {
-                if !a.starts_with(mount) {
-                    break;
-                }
-                value = read_trim(a, file)?;
-                if !value.is_empty() {
-                    break;
-                }
-                anc = a.parent();
             }
             if value.is_empty() {
                 return Err(CgroupError::InvalidResource(format!(
                     "{file} is empty in every ancestor of {}; cannot give the new cpuset cgroup any CPUs/memory nodes",
-                    dir.display()
+                    cur.display()
                 )));
             }
-            write_file(dir, file, &value)?;
+            write_file(&cur, file, &value)?;
         }
     }
     Ok(())
