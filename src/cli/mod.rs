@@ -226,7 +226,7 @@ pub fn main() -> i32 {
     match run(&g, rest) {
         Ok(code) => code,
         Err(e) => {
-            logging::error(&format!("{e:#}"));
+            logging::error(&error_text(&e));
             1
         }
     }
@@ -297,4 +297,22 @@ fn run(g: &Parsed, rest: &[String]) -> anyhow::Result<i32> {
         "image" if crate::IMAGE_BUILTIN => image::image(&p),
         _ => unreachable!(),
     }
+}
+
+/// The error and its causes as one line, `a: b: c`. A cause whose text the
+/// previous message already ends with (errors that both print and expose
+/// their source) is not repeated.
+fn error_text(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.ends_with(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
 }
