@@ -41,6 +41,11 @@ impl ContainerRootfs {
         Ok(())
     }
 
+    /// The container's lock (held while the value lives).
+    pub fn lock(&self) -> &Lock {
+        &self._lock
+    }
+
     /// Unmounts and removes everything of this container.
     pub fn remove(self) -> io::Result<()> {
         self.unmount()?;

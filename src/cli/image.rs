@@ -52,7 +52,9 @@ const RUN: &[Flag] = &[
     flag("tty", Some('t'), false, "allocate a terminal"),
     flag("interactive", Some('i'), false, "keep stdin attached (default: /dev/null)"),
     flag("copy", None, false, "copy the layers instead of an overlay mount"),
-    flag("detach", Some('d'), false, "not supported in image mode yet (needs the shim)"),
+    flag("detach", Some('d'), false, "run in the background under a monitor (capsa-shim); print the name"),
+    flag("restart", None, true, "with -d: no (default), on-failure[:N] or always (restarts with backoff)"),
+    flag("pod", None, true, "join this pod's network, ipc and uts namespaces"),
     STORE,
     PLATFORM,
     QUIET,
@@ -192,6 +194,24 @@ fn obtain(store: &ImageStore, r: &str, p: &Parsed, quiet: bool) -> Result<LocalI
             let rec = store.import(other, None, &platform(p)?, &mut progress(quiet))?;
             rec.name
         }
+    };
+    Ok(store.get(&name)?)
+}
+
+/// Finds or imports the image a pod manifest names (default pull options).
+pub fn obtain_for_pod(store: &ImageStore, r: &str, quiet: bool) -> Result<LocalImage> {
+    let iref = ImageRef::parse(r)?;
+    let name = match &iref {
+        ImageRef::Local(n) => {
+            return store.get(n).context(
+                "not in the local store (capsa image import/pull it first, or name a transport like docker://)",
+            )
+        }
+        ImageRef::Registry(n) => {
+            let o = PullOptions { platform: Some(Platform::host()), ..Default::default() };
+            store.pull(n, &o, None, &mut progress(quiet))?.name
+        }
+        other => store.import(other, None, &Platform::host(), &mut progress(quiet))?.name,
     };
     Ok(store.get(&name)?)
 }
@@ -380,20 +400,48 @@ pub fn run(runtime: &capsa_runtime::container::Store, cargs: &[String]) -> Resul
         print!("{}", run_help());
         return Ok(0);
     }
-    if p.on("detach") {
-        bail!("run: -d is not supported in image mode yet (detached containers come with the shim)");
-    }
     let Some((image, cmd)) = p.pos.split_first() else { bail!("run: missing the image (usage: {RUN_USAGE})") };
+    let restart = p.get("restart").unwrap_or("no");
+    if restart != "no" && !p.on("detach") {
+        bail!("run: --restart needs -d (the monitor restarts the container)");
+    }
+    if p.on("detach") && p.on("rm") {
+        bail!("run: --rm with -d is not supported yet: use capsa rm NAME after it exits");
+    }
     let quiet = p.on("quiet");
     let store = store_at(&p, None)?;
     let id = p.get("name").map_or_else(random_name, str::to_owned);
     let opts = run_options(&p, &id, cmd)?;
     let img = obtain(&store, image, &p, quiet)?;
+    let pod = match p.get("pod") {
+        Some(name) => Some(capsa_pod::pods::join(&store, &capsa_pod::pods::load(&store, name)?)?),
+        None => None,
+    };
+    let req = capsa_pod::containers::Request {
+        image_name: image.clone(),
+        image: &img,
+        opts,
+        copy: p.on("copy"),
+        restart: restart.to_owned(),
+        stdin: p.on("interactive"),
+        pod,
+        extra_mounts: Vec::new(),
+        labels: Default::default(),
+        pod_container: None,
+        init: false,
+    };
+    if p.on("detach") {
+        let tools = capsa_pod::runtime_cli::Tools::beside(
+            &std::fs::read_link("/proc/self/exe").context("find this binary (/proc/self/exe)")?,
+            runtime.root(),
+        );
+        capsa_pod::containers::run_detached(&store, &tools, &req, &mut progress(quiet))?;
+        println!("{id}");
+        return Ok(0);
+    }
     let container = store.create_container(&id, &img, p.on("copy"), &mut progress(quiet))?;
     let result = (|| -> Result<i32> {
-        let spec = bundle::make_spec(capsa_runtime::spec::default_spec(), &img.config, &opts, &container.rootfs)?;
-        let cfg = container.dir.join("config.json");
-        std::fs::write(&cfg, serde_json::to_vec_pretty(&spec)?).with_context(|| format!("write {}", cfg.display()))?;
+        capsa_pod::containers::write_bundle(&store, &req, &container.rootfs, false)?;
         if !p.on("interactive") && !p.on("tty") {
             stdin_from_dev_null();
         }
@@ -406,7 +454,11 @@ pub fn run(runtime: &capsa_runtime::container::Store, cargs: &[String]) -> Resul
             preserve_fds: 0,
             id: id.clone(),
         };
-        super::lifecycle::run(runtime, &c, false)
+        let code = super::lifecycle::run(runtime, &c, false)?;
+        // The exit, for `capsa ps -a` and `inspect` (no monitor recorded it).
+        let exit = json!({"exit_code": code, "finished_at": capsa_runtime::time::now_rfc3339()});
+        let _ = std::fs::write(container.dir.join("exit"), exit.to_string());
+        Ok(code)
     })();
     let cleanup = if p.on("rm") || result.is_err() { container.remove() } else { container.unmount() };
     let code = result?;

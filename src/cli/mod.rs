@@ -6,6 +6,8 @@ mod image;
 mod info;
 mod lifecycle;
 mod logging;
+mod managed;
+mod pod;
 mod update;
 
 use std::path::PathBuf;
@@ -124,7 +126,13 @@ const COMMANDS: &[(&str, &str, &str, &[Flag], bool)] = &[
     ("kill", "capsa kill [--all] ID [SIGNAL]", "Send a signal (default SIGTERM) to the container's init.", KILL, false),
     ("delete", "capsa delete [--force] ID", "Delete a stopped container (--force kills it first).", DELETE, false),
     ("list", "capsa list [--format table|json] [-q]", "List containers.", LIST, false),
-    ("ps", "capsa ps [--format table|json] ID [PS-ARGS...]", "Show the processes of a container.", PS, true),
+    (
+        "ps",
+        "capsa ps [--format table|json] ID [PS-ARGS...]   |   capsa ps [-a] [--format table|json]",
+        "Show the processes of a container; without an ID, list managed containers.",
+        PS,
+        true,
+    ),
     ("exec", "capsa exec [OPTIONS] ID [COMMAND [ARG...]]", "Run a new process inside a running container.", EXEC, true),
     ("pause", "capsa pause ID", "Freeze every process of a container (cgroup freezer).", ID_ONLY, false),
     ("resume", "capsa resume ID", "Thaw a paused container.", ID_ONLY, false),
@@ -144,6 +152,25 @@ const COMMANDS: &[(&str, &str, &str, &[Flag], bool)] = &[
         false,
     ),
     ("features", "capsa features", "Print the features this runtime supports, as JSON.", ID_ONLY, false),
+    ("logs", "capsa logs [-f] [--tail N] [-t] NAME", "Print a managed container's log.", managed::LOGS, false),
+    ("attach", "capsa attach NAME", "Attach to a managed container's stdio.", managed::ATTACH, false),
+    (
+        "stop",
+        "capsa stop [-t SECONDS] NAME...",
+        "Stop managed containers (stop signal, then SIGKILL).",
+        managed::STOP,
+        false,
+    ),
+    ("rm", "capsa rm [-f] NAME...", "Remove managed containers.", managed::RM, false),
+    ("inspect", "capsa inspect NAME...", "Print managed containers' state as JSON.", managed::INSPECT, false),
+    ("stats", "capsa stats [NAME...]", "CPU, memory and pids of running managed containers.", managed::STATS, false),
+    (
+        "pod",
+        "capsa pod create|ls|inspect|logs|stop|rm|apply|delete ...",
+        "Pods: containers sharing network, ipc and uts (see 'capsa pod --help').",
+        &[],
+        true,
+    ),
     (
         "image",
         "capsa image [--store DIR] import|pull|ls|inspect|rm|prune|unpack|bundle ...",
@@ -247,14 +274,20 @@ fn run(g: &Parsed, rest: &[String]) -> anyhow::Result<i32> {
         return Ok(0);
     };
     let &(_, use_, about, defs, stop) = COMMANDS.iter().find(|c| c.0 == name).expect("split on a known command");
-    let image_mode = name == "image" || (name == "run" && image::is_image_mode(cargs));
+    let managed_verb = managed::help(name).is_some() && (name != "ps" || is_managed_ps(cargs));
+    let image_mode = name == "image" || name == "pod" || managed_verb || (name == "run" && image::is_image_mode(cargs));
     if image_mode && !crate::IMAGE_BUILTIN {
         // Image code lives in the capsa-image binary, so the runtime path
         // (this binary) does not carry it: ~0.2 MB RSS per call measured.
         return image::exec_image_binary();
     }
-    if crate::IMAGE_BUILTIN && image_mode && name == "run" {
-        return image::run(&Store::new(g.get("root").unwrap_or("/run/capsa")), cargs);
+    if crate::IMAGE_BUILTIN && image_mode {
+        match name.as_str() {
+            "run" => return image::run(&Store::new(g.get("root").unwrap_or("/run/capsa")), cargs),
+            "pod" => return pod::main(cargs, g),
+            n if managed_verb => return managed::main(n, cargs, g),
+            _ => {}
+        }
     }
     let p = args::parse(cargs, defs, stop).map_err(|e| anyhow::anyhow!("{name}: {e} (see 'capsa {name} --help')"))?;
     if p.on("help") && (!stop || p.pos.is_empty()) {
@@ -297,6 +330,12 @@ fn run(g: &Parsed, rest: &[String]) -> anyhow::Result<i32> {
         "image" if crate::IMAGE_BUILTIN => image::image(&p),
         _ => unreachable!(),
     }
+}
+
+/// `ps` without a container id lists managed containers (docker's `ps`);
+/// with one it is runc's `ps ID`.
+fn is_managed_ps(cargs: &[String]) -> bool {
+    args::parse(cargs, managed::PS, false).is_ok_and(|p| p.pos.is_empty())
 }
 
 /// The error and its causes as one line, `a: b: c`. A cause whose text the

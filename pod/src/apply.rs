@@ -1,0 +1,298 @@
+//! `pod apply -f` / `pod delete -f`: a Kubernetes `v1/Pod` manifest made real.
+//!
+//! Order, as the kubelet does it: every image is resolved first (a missing one
+//! fails before anything is made), then the pod (namespaces, network, ports),
+//! its volumes, the init containers one by one to completion, and the
+//! containers. Any failure removes the whole pod again.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use capsa_image::bundle::RunOptions;
+use capsa_image::images::{ImageStore, LocalImage};
+use serde_json::{json, Value};
+
+use crate::cni::PortMapping;
+use crate::containers::{self, Request, State};
+use crate::error::{io, PodError, Result};
+use crate::manifest::{ContainerSpec, PodManifest, RestartPolicy, VolumeSource};
+use crate::pods::{self, NetConfig, PodCreate, PodRecord};
+use crate::runtime_cli::Tools;
+
+/// How long an init container may run before `apply` gives up on it.
+pub const INIT_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// The managed-container name of a pod member.
+pub fn member_name(pod: &str, container: &str) -> String {
+    format!("{pod}-{container}")
+}
+
+fn restart_of(p: RestartPolicy) -> &'static str {
+    match p {
+        RestartPolicy::Always => "always",
+        RestartPolicy::OnFailure => "on-failure",
+        RestartPolicy::Never => "no",
+    }
+}
+
+/// Applies one parsed pod. `resolve` finds (or imports) an image by the name
+/// the manifest gives; `progress` reports steps.
+pub fn apply(
+    store: &ImageStore,
+    tools: &Tools,
+    net: &NetConfig,
+    pod: &PodManifest,
+    origin: &str,
+    resolve: &mut dyn FnMut(&str) -> Result<LocalImage>,
+    progress: &mut dyn FnMut(&str),
+) -> Result<PodRecord> {
+    if pods::load(store, &pod.name).is_ok() {
+        return Err(PodError::msg(format!(
+            "{origin}: pod {} already exists (capsa pod delete -f {origin}, or capsa pod rm -f {})",
+            pod.name, pod.name
+        )));
+    }
+    // 1. Images, before anything is made.
+    let all: Vec<(&ContainerSpec, bool)> =
+        pod.init_containers.iter().map(|c| (c, true)).chain(pod.containers.iter().map(|c| (c, false))).collect();
+    let mut images = Vec::new();
+    for (c, init) in &all {
+        let what = if *init { "initContainers" } else { "containers" };
+        let img = resolve(&c.image)
+            .map_err(|e| PodError::msg(format!("{origin}: spec.{what} {:?}: image {:?}: {e}", c.name, c.image)))?;
+        images.push(img);
+    }
+    for (c, _) in &all {
+        let n = member_name(&pod.name, &c.name);
+        if containers::container_dir(store, &n).exists() {
+            return Err(PodError::msg(format!("{origin}: a container named {n} already exists (capsa rm -f {n})")));
+        }
+    }
+    // 2. The pod.
+    let ports: Vec<PortMapping> = pod
+        .containers
+        .iter()
+        .flat_map(|c| c.ports.iter())
+        .filter_map(|p| {
+            p.host_port.map(|h| PortMapping {
+                host_port: h,
+                container_port: p.container_port,
+                protocol: p.protocol.clone(),
+                host_ip: p.host_ip.clone(),
+            })
+        })
+        .collect();
+    let rec = pods::create(
+        store,
+        net,
+        &PodCreate {
+            name: pod.name.clone(),
+            network: if pod.host_network { "host".into() } else { "bridge".into() },
+            ports,
+            hostname: pod.hostname.clone(),
+            labels: pod.labels.clone(),
+            manifest: Some(origin.to_owned()),
+        },
+    )?;
+    progress(&format!("pod {} created{}", rec.name, rec.ip.as_ref().map(|i| format!(", IP {i}")).unwrap_or_default()));
+    let r = (|| -> Result<()> {
+        let vols = make_volumes(store, pod)?;
+        let join = pods::join(store, &rec)?;
+        for ((c, init), img) in all.iter().zip(&images) {
+            let name = member_name(&pod.name, &c.name);
+            let req = Request {
+                image_name: c.image.clone(),
+                image: img,
+                opts: run_options(&name, c),
+                copy: false,
+                restart: if *init { "no".into() } else { restart_of(pod.restart_policy).into() },
+                stdin: false,
+                pod: Some(join.clone()),
+                extra_mounts: mounts(c, &vols)?,
+                labels: pod.labels.clone(),
+                pod_container: Some(c.name.clone()),
+                init: *init,
+            };
+            let pid = containers::run_detached(store, tools, &req, progress)?;
+            if *init {
+                let code = wait_exit(store, tools, &name, INIT_TIMEOUT)?;
+                if code != 0 {
+                    return Err(PodError::msg(format!(
+                        "{origin}: init container {} exited with {code} (see capsa logs {name})",
+                        c.name
+                    )));
+                }
+                progress(&format!("init container {} completed", c.name));
+            } else {
+                progress(&format!("container {} started (pid {pid})", c.name));
+            }
+        }
+        Ok(())
+    })();
+    match r {
+        Ok(()) => Ok(pods::load(store, &pod.name)?),
+        Err(e) => {
+            if let Err(ce) = pods::remove(store, tools, net, &pod.name, true) {
+                tracing::warn!("clean up pod {}: {ce}", pod.name);
+            }
+            Err(e)
+        }
+    }
+}
+
+/// Waits until container `name` has exited; returns its exit code.
+fn wait_exit(store: &ImageStore, tools: &Tools, name: &str, timeout: Duration) -> Result<i64> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let i = containers::inspect_state(store, tools, name)?;
+        match i.state {
+            State::Exited => return Ok(i.exit_code().unwrap_or(-1)),
+            State::Lost => return Err(PodError::msg(format!("init container {name}: its monitor died"))),
+            _ if Instant::now() >= deadline => {
+                return Err(PodError::msg(format!("init container {name}: still running after {timeout:?}")))
+            }
+            _ => std::thread::sleep(Duration::from_millis(20)),
+        }
+    }
+}
+
+/// Kubernetes' command/args over the image's Entrypoint/Cmd: `command`
+/// replaces the Entrypoint (and drops Cmd), `args` replaces Cmd.
+fn run_options(name: &str, c: &ContainerSpec) -> RunOptions {
+    let (entrypoint, cmd) = if c.command.is_empty() {
+        (None, c.args.clone())
+    } else {
+        (Some(String::new()), c.command.iter().chain(&c.args).cloned().collect())
+    };
+    RunOptions {
+        id: name.to_owned(),
+        cmd,
+        entrypoint,
+        env: c.env.iter().map(|(k, v)| format!("{k}={v}")).collect(),
+        workdir: c.working_dir.clone(),
+        user: None,
+        terminal: false,
+        memory: c.memory_limit,
+        cpus: c.cpu_limit,
+        pids_limit: None,
+        volumes: Vec::new(),
+    }
+}
+
+/// Makes the pod's volumes; returns (name, host path).
+fn make_volumes(store: &ImageStore, pod: &PodManifest) -> Result<Vec<(String, PathBuf)>> {
+    let base = pods::pod_dir(store, &pod.name).join("volumes");
+    let mut out = Vec::new();
+    for v in &pod.volumes {
+        let path = match &v.source {
+            VolumeSource::EmptyDir { memory, size_limit } => {
+                let p = base.join(&v.name);
+                std::fs::create_dir_all(&p).map_err(io("create", &p))?;
+                if *memory {
+                    let size = size_limit.map(|s| format!("size={s}")).unwrap_or_default();
+                    tmpfs(&p, &size)?;
+                }
+                p
+            }
+            VolumeSource::HostPath { path, kind } => {
+                let p = PathBuf::from(path);
+                host_path(&p, kind.as_deref().unwrap_or(""), &v.name)?;
+                p
+            }
+        };
+        out.push((v.name.clone(), path));
+    }
+    Ok(out)
+}
+
+fn tmpfs(p: &Path, opts: &str) -> Result<()> {
+    let c = |s: &[u8]| std::ffi::CString::new(s).unwrap_or_default();
+    let (src, dst, ty, data) = (c(b"tmpfs"), c(p.as_os_str().as_encoded_bytes()), c(b"tmpfs"), c(opts.as_bytes()));
+    // SAFETY: valid NUL-terminated strings; a fresh tmpfs on a directory we made.
+    if unsafe {
+        libc::mount(src.as_ptr(), dst.as_ptr(), ty.as_ptr(), libc::MS_NOSUID | libc::MS_NODEV, data.as_ptr().cast())
+    } != 0
+    {
+        return Err(PodError::msg(format!(
+            "mount tmpfs ({opts}) on {}: {}",
+            p.display(),
+            std::io::Error::last_os_error()
+        )));
+    }
+    Ok(())
+}
+
+/// Kubernetes' hostPath `type` checks.
+fn host_path(p: &Path, kind: &str, vol: &str) -> Result<()> {
+    let md = std::fs::metadata(p);
+    let fail = |want: &str| Err(PodError::msg(format!("volume {vol}: hostPath {} is not {want}", p.display())));
+    match kind {
+        "" => Ok(()),
+        "DirectoryOrCreate" => std::fs::create_dir_all(p).map_err(io("create", p)),
+        "Directory" if md.as_ref().is_ok_and(|m| m.is_dir()) => Ok(()),
+        "Directory" => fail("an existing directory"),
+        "FileOrCreate" if md.is_ok() => Ok(()),
+        "FileOrCreate" => std::fs::write(p, b"").map_err(io("create", p)),
+        "File" if md.as_ref().is_ok_and(|m| m.is_file()) => Ok(()),
+        "File" => fail("an existing file"),
+        "Socket" | "CharDevice" | "BlockDevice" => {
+            use std::os::unix::fs::FileTypeExt;
+            let ok = md.as_ref().is_ok_and(|m| {
+                let t = m.file_type();
+                (kind == "Socket" && t.is_socket())
+                    || (kind == "CharDevice" && t.is_char_device())
+                    || (kind == "BlockDevice" && t.is_block_device())
+            });
+            if ok {
+                Ok(())
+            } else {
+                fail(kind)
+            }
+        }
+        other => Err(PodError::msg(format!("volume {vol}: unknown hostPath type {other:?}"))),
+    }
+}
+
+/// The OCI mounts of a container's volumeMounts.
+fn mounts(c: &ContainerSpec, vols: &[(String, PathBuf)]) -> Result<Vec<Value>> {
+    c.volume_mounts
+        .iter()
+        .map(|m| {
+            let (_, base) = vols
+                .iter()
+                .find(|(n, _)| *n == m.name)
+                .ok_or_else(|| PodError::msg(format!("container {}: volume {:?} is not declared", c.name, m.name)))?;
+            let src = match &m.sub_path {
+                Some(s) => {
+                    let p = base.join(s);
+                    if !p.exists() {
+                        std::fs::create_dir_all(&p).map_err(io("create", &p))?;
+                    }
+                    p
+                }
+                None => base.clone(),
+            };
+            let mut opts = vec!["rbind", "rprivate"];
+            if m.read_only {
+                opts.push("ro");
+            }
+            Ok(json!({"destination": m.mount_path, "type": "bind", "source": src, "options": opts}))
+        })
+        .collect()
+}
+
+/// `pod delete -f`: removes every pod the manifest names (those that exist).
+pub fn delete(store: &ImageStore, tools: &Tools, net: &NetConfig, pods_in: &[PodManifest]) -> Result<Vec<String>> {
+    let mut removed = Vec::new();
+    for p in pods_in {
+        match pods::load(store, &p.name) {
+            Ok(_) => {
+                pods::remove(store, tools, net, &p.name, true)?;
+                removed.push(p.name.clone());
+            }
+            Err(PodError::NotFound { .. }) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(removed)
+}

@@ -1,0 +1,20 @@
+//! capsa-pod: managed containers and pods.
+//!
+//! - [`containers`]: `run -d`, `ps`, `stop`, `rm`, `inspect`, `stats` over the
+//!   image store, the runtime CLI and one `capsa-shim` per container.
+//! - [`logs`]: reading the shim's CRI-format logs (`logs -f --tail --timestamps`).
+//! - [`pods`]: pods whose containers share pinned net/ipc/uts namespaces
+//!   ([`netns`]), networked by standard CNI plugins ([`cni`]), and applied from
+//!   Kubernetes `v1/Pod` manifests ([`manifest`], [`apply`]).
+
+pub mod apply;
+pub mod cni;
+pub mod containers;
+pub mod error;
+pub mod logs;
+pub mod manifest;
+pub mod netns;
+pub mod pods;
+pub mod runtime_cli;
+
+pub use error::{PodError, Result};

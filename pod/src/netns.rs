@@ -1,0 +1,159 @@
+//! The pod's infra: its net, ipc and uts namespaces, pinned by bind mounts.
+//!
+//! capsa pins namespaces rather than keeping a holder ("pause") process: a pin
+//! costs no memory, cannot be killed, survives every container and monitor of
+//! the pod, and is a path that both the runtime (`linux.namespaces[].path`) and
+//! the CNI plugins (`CNI_NETNS`) take directly. The pod's pid namespace is not
+//! shared, so nothing needs a reaper at pid 1.
+//!
+//! How: a short-lived thread `unshare`s new net/ipc/uts namespaces (namespaces
+//! belong to the thread, not the process), sets the hostname, brings `lo` up,
+//! and bind-mounts `/proc/thread-self/ns/{net,ipc,uts}` onto files in the pod's
+//! `ns/` directory. As `ip netns` does for /run/netns, `ns/` is first made a
+//! shared mount of itself, so that removing a pin also removes it from mount
+//! namespaces that copied it meanwhile.
+
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use crate::error::{PodError, Result};
+
+/// The namespace kinds a pod owns, as named in config.json and /proc/PID/ns.
+pub const KINDS: [&str; 3] = ["net", "ipc", "uts"];
+
+fn cstr(p: &Path) -> CString {
+    CString::new(p.as_os_str().as_bytes()).unwrap_or_default()
+}
+
+fn errno_err(what: String) -> PodError {
+    PodError::msg(format!("{what}: {}", std::io::Error::last_os_error()))
+}
+
+fn mount(src: &Path, dst: &Path, flags: libc::c_ulong) -> Result<()> {
+    let (s, d) = (cstr(src), cstr(dst));
+    // SAFETY: both strings are valid NUL-terminated paths; no fstype/data.
+    if unsafe { libc::mount(s.as_ptr(), d.as_ptr(), std::ptr::null(), flags, std::ptr::null()) } != 0 {
+        return Err(errno_err(format!("mount {} on {} (flags {flags:#x})", src.display(), dst.display())));
+    }
+    Ok(())
+}
+
+/// Whether `p` is a mount point (its device differs from its parent's, or mountinfo lists it).
+fn is_mount_point(p: &Path) -> bool {
+    let Ok(mi) = std::fs::read_to_string("/proc/self/mountinfo") else { return false };
+    let target = p.to_string_lossy();
+    mi.lines().any(|l| l.split(' ').nth(4) == Some(target.as_ref()))
+}
+
+/// Creates the pins in `dir` (made if missing): `dir/net`, `dir/ipc`, `dir/uts`
+/// for the kinds in `kinds`. `hostname` is set in the new uts namespace, and
+/// `lo` is brought up in the new net namespace. On error nothing is left pinned.
+pub fn pin(dir: &Path, kinds: &[&str], hostname: &str) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(crate::error::io("create", dir))?;
+    if !is_mount_point(dir) {
+        mount(dir, dir, libc::MS_BIND)?;
+    }
+    // SAFETY: a propagation change on our own bind mount.
+    let d = cstr(dir);
+    if unsafe { libc::mount(std::ptr::null(), d.as_ptr(), std::ptr::null(), libc::MS_SHARED, std::ptr::null()) } != 0 {
+        let e = errno_err(format!("make {} a shared mount", dir.display()));
+        unpin(dir);
+        return Err(e);
+    }
+    let kinds: Vec<String> = kinds.iter().map(|k| k.to_string()).collect();
+    let (dir2, host) = (dir.to_path_buf(), hostname.to_owned());
+    let r = std::thread::spawn(move || pin_in_thread(&dir2, &kinds, &host))
+        .join()
+        .unwrap_or_else(|_| Err(PodError::msg("pin namespaces: the thread panicked")));
+    if r.is_err() {
+        unpin(dir);
+    }
+    r
+}
+
+fn pin_in_thread(dir: &Path, kinds: &[String], hostname: &str) -> Result<()> {
+    let mut flags = 0;
+    for k in kinds {
+        flags |= match k.as_str() {
+            "net" => libc::CLONE_NEWNET,
+            "ipc" => libc::CLONE_NEWIPC,
+            "uts" => libc::CLONE_NEWUTS,
+            other => return Err(PodError::msg(format!("pin namespaces: unknown kind {other:?}"))),
+        };
+    }
+    tracing::debug!("unshare(net/ipc/uts flags {flags:#x}) in a pinning thread for {}", dir.display());
+    // SAFETY: unshare of net/ipc/uts changes only this thread's namespaces; the
+    // thread ends right after pinning them.
+    if unsafe { libc::unshare(flags) } != 0 {
+        return Err(errno_err("unshare the pod's namespaces".into()));
+    }
+    if kinds.iter().any(|k| k == "uts") {
+        // SAFETY: pointer/length of a live byte slice.
+        if unsafe { libc::sethostname(hostname.as_ptr().cast(), hostname.len()) } != 0 {
+            return Err(errno_err(format!("sethostname {hostname:?} in the pod's uts namespace")));
+        }
+    }
+    if kinds.iter().any(|k| k == "net") {
+        loopback_up()?;
+    }
+    for k in kinds {
+        let pin = dir.join(k);
+        std::fs::write(&pin, b"").map_err(crate::error::io("create", &pin))?;
+        tracing::debug!("pin /proc/thread-self/ns/{k} on {}", pin.display());
+        mount(&PathBuf::from(format!("/proc/thread-self/ns/{k}")), &pin, libc::MS_BIND)?;
+    }
+    Ok(())
+}
+
+/// `ip link set lo up` in the calling thread's network namespace.
+fn loopback_up() -> Result<()> {
+    // SAFETY: plain socket creation; the fd is closed below.
+    let s = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if s < 0 {
+        return Err(errno_err("socket for SIOCSIFFLAGS".into()));
+    }
+    // SAFETY: ifreq is plain data; zeroed is a valid value.
+    let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (i, b) in b"lo".iter().enumerate() {
+        ifr.ifr_name[i] = *b as libc::c_char;
+    }
+    // SAFETY: SIOCGIFFLAGS/SIOCSIFFLAGS read and write the ifreq we own.
+    let r = unsafe {
+        if libc::ioctl(s, libc::SIOCGIFFLAGS, &mut ifr) != 0 {
+            -1
+        } else {
+            ifr.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
+            libc::ioctl(s, libc::SIOCSIFFLAGS, &ifr)
+        }
+    };
+    let err = (r != 0).then(|| errno_err("bring lo up (SIOCSIFFLAGS) in the pod's network namespace".into()));
+    // SAFETY: closing the socket opened above.
+    unsafe { libc::close(s) };
+    err.map_or(Ok(()), Err)
+}
+
+/// Removes the pins in `dir` and the shared bind mount of `dir` itself; missing is fine.
+pub fn unpin(dir: &Path) {
+    for k in KINDS {
+        let p = dir.join(k);
+        let c = cstr(&p);
+        // SAFETY: umount2 of a path string we own.
+        unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
+        let _ = std::fs::remove_file(&p);
+    }
+    if is_mount_point(dir) {
+        let c = cstr(dir);
+        // SAFETY: as above.
+        unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
+    }
+}
+
+/// Whether `dir/kind` is a live pin (an nsfs bind mount).
+pub fn is_pinned(dir: &Path, kind: &str) -> bool {
+    const NSFS_MAGIC: i64 = 0x6e73_6673;
+    let c = cstr(&dir.join(kind));
+    // SAFETY: statfs into a zeroed struct we own.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    unsafe { libc::statfs(c.as_ptr(), &mut st) == 0 && st.f_type as i64 == NSFS_MAGIC }
+}

@@ -1,0 +1,362 @@
+//! Pods: a group of containers sharing the net, ipc and uts namespaces that the
+//! pod pins ([`crate::netns`]), with an IP from CNI.
+//!
+//! A pod `NAME` is the directory `<store>/pods/NAME/`:
+//!
+//! | path          | content |
+//! |---------------|---------|
+//! | `pod.json`    | [`PodRecord`]: network, ports, IP, hostname, labels |
+//! | `ns/`         | the pins `net`, `ipc`, `uts` (a shared bind mount of itself) |
+//! | `hosts`, `resolv.conf`, `hostname` | bind-mounted into every container of the pod |
+//! | `volumes/`    | emptyDir volumes of a manifest |
+//!
+//! Its containers are managed containers whose `capsa.json` names the pod.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use capsa_image::images::ImageStore;
+use serde::{Deserialize, Serialize};
+
+use crate::cni::{self, Attachment, Cni, PortMapping};
+use crate::containers::{self, Info, PodJoin};
+use crate::error::{io, PodError, Result};
+use crate::netns;
+use crate::runtime_cli::Tools;
+
+/// Where user network configs live (`--network NAME` picks one by its name).
+pub const DEFAULT_CNI_CONF_DIR: &str = "/etc/capsa/net.d";
+
+/// The record of a pod (`pod.json`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct PodRecord {
+    pub name: String,
+    pub created: String,
+    /// `bridge` (capsa's default CNI network), `none`, `host`, or a CNI network name.
+    pub network: String,
+    /// The CNI network list name used (for DEL), when the pod has one.
+    #[serde(default)]
+    pub cni_network: Option<String>,
+    #[serde(default)]
+    pub ports: Vec<PortMapping>,
+    /// The pod's IPv4 address on its CNI network.
+    #[serde(default)]
+    pub ip: Option<String>,
+    pub hostname: String,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// The manifest it was applied from, if any.
+    #[serde(default)]
+    pub manifest: Option<String>,
+}
+
+/// What `pod create` asks for.
+#[derive(Debug, Clone, Default)]
+pub struct PodCreate {
+    pub name: String,
+    pub network: String,
+    pub ports: Vec<PortMapping>,
+    pub hostname: Option<String>,
+    pub labels: BTreeMap<String, String>,
+    pub manifest: Option<String>,
+}
+
+/// Networking settings: where conflists and plugins are.
+#[derive(Debug, Clone)]
+pub struct NetConfig {
+    pub conf_dir: PathBuf,
+    pub cni: Cni,
+}
+
+impl Default for NetConfig {
+    fn default() -> Self {
+        let conf_dir =
+            std::env::var_os("CAPSA_CNI_CONF_DIR").map_or_else(|| DEFAULT_CNI_CONF_DIR.into(), PathBuf::from);
+        NetConfig { conf_dir, cni: Cni::new() }
+    }
+}
+
+/// Serializes pod create and remove: port and bridge bookkeeping (is a port
+/// published? is the bridge still used?) must not race another pod.
+fn lock(store: &ImageStore) -> Result<capsa_image::images::Lock> {
+    let d = store.root().join("pods");
+    std::fs::create_dir_all(&d).map_err(io("create", &d))?;
+    Ok(capsa_image::images::Lock::acquire(&d.join(".lock"))?)
+}
+
+/// `<store>/pods/NAME`.
+pub fn pod_dir(store: &ImageStore, name: &str) -> PathBuf {
+    store.root().join("pods").join(name)
+}
+
+fn check_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 63
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !name.starts_with('-')
+        && !name.ends_with('-');
+    if ok {
+        Ok(())
+    } else {
+        Err(PodError::msg(format!(
+            "invalid pod name {name:?}: lowercase letters, digits and '-', starting and ending with a letter or digit, at most 63"
+        )))
+    }
+}
+
+/// Reads a pod's record.
+pub fn load(store: &ImageStore, name: &str) -> Result<PodRecord> {
+    let p = pod_dir(store, name).join("pod.json");
+    let data = std::fs::read(&p).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            PodError::NotFound { kind: "pod", name: name.to_owned() }
+        } else {
+            PodError::Io { what: "read", path: p.clone(), source: e }
+        }
+    })?;
+    serde_json::from_slice(&data).map_err(|e| PodError::msg(format!("{}: {e}", p.display())))
+}
+
+fn save(dir: &Path, rec: &PodRecord) -> Result<()> {
+    let p = dir.join("pod.json");
+    let tmp = dir.join("pod.json.tmp");
+    std::fs::write(&tmp, serde_json::to_vec_pretty(rec).unwrap_or_default()).map_err(io("write", &tmp))?;
+    std::fs::rename(&tmp, &p).map_err(io("rename", &p))
+}
+
+/// Every pod record, sorted by name.
+pub fn list(store: &ImageStore) -> Result<Vec<PodRecord>> {
+    let d = store.root().join("pods");
+    let mut out = Vec::new();
+    let rd = match std::fs::read_dir(&d) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(PodError::Io { what: "list", path: d, source: e }),
+    };
+    for e in rd.flatten() {
+        if let Ok(r) = load(store, &e.file_name().to_string_lossy()) {
+            out.push(r);
+        }
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
+}
+
+/// The managed containers of pod `name`, in creation order.
+pub fn members(store: &ImageStore, tools: &Tools, name: &str) -> Result<Vec<Info>> {
+    Ok(containers::list(store, tools)?.into_iter().filter(|i| i.meta.pod.as_deref() == Some(name)).collect())
+}
+
+/// The attachment of a pod to its CNI network.
+fn attachment(store: &ImageStore, rec: &PodRecord) -> Attachment {
+    Attachment {
+        container_id: format!("capsa-pod-{}", rec.name),
+        netns: pod_dir(store, &rec.name).join("ns").join("net"),
+        ifname: "eth0".into(),
+        port_mappings: rec.ports.clone(),
+        args: vec![("K8S_POD_NAME".into(), rec.name.clone()), ("K8S_POD_NAMESPACE".into(), "capsa".into())],
+    }
+}
+
+/// `pod create`: pins the namespaces, attaches the pod to its network, writes
+/// hosts/resolv.conf/hostname. On any error everything made so far is undone.
+pub fn create(store: &ImageStore, net: &NetConfig, req: &PodCreate) -> Result<PodRecord> {
+    check_name(&req.name)?;
+    let _lock = lock(store)?;
+    let network = if req.network.is_empty() { "bridge".to_owned() } else { req.network.clone() };
+    if network == "none" && !req.ports.is_empty() {
+        return Err(PodError::msg(format!("pod {}: published ports need a network (not --network none)", req.name)));
+    }
+    // Ports: not used by another pod, and free on the host.
+    let others = list(store)?;
+    for pm in &req.ports {
+        if let Some(o) =
+            others.iter().find(|o| o.ports.iter().any(|q| q.host_port == pm.host_port && q.protocol == pm.protocol))
+        {
+            return Err(PodError::msg(format!(
+                "pod {}: host port {}/{} is already published by pod {}",
+                req.name, pm.host_port, pm.protocol, o.name
+            )));
+        }
+        cni::check_host_port_free(pm)?;
+    }
+    let list_net = match network.as_str() {
+        "none" | "host" => None,
+        "bridge" => Some(cni::load_network(&net.conf_dir, "capsa")?),
+        other => Some(cni::load_network(&net.conf_dir, other)?),
+    };
+    let pods = store.root().join("pods");
+    std::fs::create_dir_all(&pods).map_err(io("create", &pods))?;
+    let dir = pod_dir(store, &req.name);
+    match std::fs::create_dir(&dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            return Err(PodError::msg(format!("pod {} already exists", req.name)));
+        }
+        Err(e) => return Err(io("create", &dir)(e)),
+    }
+    let hostname = req.hostname.clone().unwrap_or_else(|| {
+        if network == "host" {
+            std::fs::read_to_string("/proc/sys/kernel/hostname").map(|s| s.trim().to_owned()).unwrap_or_default()
+        } else {
+            req.name.clone()
+        }
+    });
+    let mut rec = PodRecord {
+        name: req.name.clone(),
+        created: capsa_runtime::time::now_rfc3339(),
+        network: network.clone(),
+        cni_network: list_net.as_ref().map(|l| l.name.clone()),
+        ports: req.ports.clone(),
+        ip: None,
+        hostname: hostname.clone(),
+        labels: req.labels.clone(),
+        manifest: req.manifest.clone(),
+    };
+    let made = (|| -> Result<()> {
+        let kinds: &[&str] = if network == "host" { &["ipc", "uts"] } else { &netns::KINDS };
+        netns::pin(&dir.join("ns"), kinds, &hostname)?;
+        // Saved before ADD: a failure from here on is cleaned up by remove().
+        save(&dir, &rec)?;
+        if let Some(l) = &list_net {
+            let res = net.cni.add(l, &attachment(store, &rec))?;
+            rec.ip = res.ip();
+        }
+        write_files(&dir, &rec)?;
+        save(&dir, &rec)
+    })();
+    if let Err(e) = made {
+        if let Err(ce) = teardown(store, net, &rec) {
+            tracing::warn!("clean up pod {}: {ce}", rec.name);
+        }
+        return Err(e);
+    }
+    Ok(rec)
+}
+
+/// /etc/hosts, /etc/resolv.conf and /etc/hostname for the pod's containers.
+fn write_files(dir: &Path, rec: &PodRecord) -> Result<()> {
+    let mut hosts = String::from("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n");
+    match &rec.ip {
+        Some(ip) => hosts.push_str(&format!("{ip}\t{}\n", rec.hostname)),
+        None => hosts.push_str(&format!("127.0.1.1\t{}\n", rec.hostname)),
+    }
+    // The host's resolvers, minus loopback ones (unreachable from the pod's
+    // network namespace, e.g. systemd-resolved's 127.0.0.53 stub).
+    let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let resolv: String = host
+        .lines()
+        .filter(|l| {
+            let mut w = l.split_whitespace();
+            !(w.next() == Some("nameserver") && w.next().is_some_and(|a| a.starts_with("127.") || a == "::1"))
+                || rec.network == "host"
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    for (f, data) in [("hosts", hosts), ("resolv.conf", resolv), ("hostname", format!("{}\n", rec.hostname))] {
+        let p = dir.join(f);
+        std::fs::write(&p, data).map_err(io("write", &p))?;
+    }
+    Ok(())
+}
+
+/// What a container must do to join the pod.
+pub fn join(store: &ImageStore, rec: &PodRecord) -> Result<PodJoin> {
+    let dir = pod_dir(store, &rec.name);
+    let ns = dir.join("ns");
+    let mut namespaces = Vec::new();
+    for k in netns::KINDS {
+        if rec.network == "host" && k == "net" {
+            continue;
+        }
+        if !netns::is_pinned(&ns, k) {
+            return Err(PodError::msg(format!(
+                "pod {}: its {k} namespace is not pinned at {} (host rebooted?): remove and re-create the pod",
+                rec.name,
+                ns.join(k).display()
+            )));
+        }
+        let ty = if k == "net" { "network" } else { k };
+        namespaces.push((ty.to_owned(), ns.join(k)));
+    }
+    if rec.network == "host" {
+        // Sharing the host's network: no namespace of its own (an empty path drops the entry).
+        namespaces.push(("network".to_owned(), PathBuf::new()));
+    }
+    let files = ["hosts", "resolv.conf", "hostname"].iter().map(|f| (dir.join(f), format!("/etc/{f}"))).collect();
+    Ok(PodJoin { pod: rec.name.clone(), namespaces, files })
+}
+
+/// Detaches the pod from its network and removes its pins and directory.
+fn teardown(store: &ImageStore, net: &NetConfig, rec: &PodRecord) -> Result<()> {
+    let dir = pod_dir(store, &rec.name);
+    let mut first_err = None;
+    if let Some(name) = &rec.cni_network {
+        match cni::load_network(&net.conf_dir, name) {
+            Ok(l) => {
+                if let Err(e) = net.cni.del(&l, &attachment(store, rec)) {
+                    first_err.get_or_insert(e.into());
+                }
+                let still_used =
+                    list(store)?.iter().any(|o| o.name != rec.name && o.cni_network.as_deref() == Some(name));
+                if !still_used {
+                    if let Err(e) = cni::remove_bridge_if_unused(&l) {
+                        tracing::warn!("remove the bridge of network {name}: {e}");
+                    }
+                }
+                if !rec.ports.is_empty() {
+                    if let Err(e) = cni::remove_portmap_chains_if_unused() {
+                        tracing::warn!("remove portmap's chains: {e}");
+                    }
+                }
+            }
+            Err(e) => {
+                first_err.get_or_insert(e.into());
+            }
+        }
+    }
+    let vols = dir.join("volumes");
+    if let Ok(rd) = std::fs::read_dir(&vols) {
+        for e in rd.flatten() {
+            let _ = capsa_image::images::unmount(&e.path());
+        }
+    }
+    netns::unpin(&dir.join("ns"));
+    if let Err(e) = capsa_image::images::remove_tree(&dir) {
+        first_err.get_or_insert(io("remove", &dir)(e));
+    }
+    first_err.map_or(Ok(()), Err)
+}
+
+/// `pod stop`: stops every container of the pod (the pod keeps its namespaces and IP).
+pub fn stop(store: &ImageStore, tools: &Tools, name: &str, grace: Duration) -> Result<Vec<Info>> {
+    load(store, name)?;
+    let mut out = Vec::new();
+    // Reverse creation order: sidecars added later stop first.
+    for m in members(store, tools, name)?.into_iter().rev() {
+        out.push(containers::stop(store, tools, &m.meta.name, grace)?);
+    }
+    Ok(out)
+}
+
+/// `pod rm`: refuses while containers run unless `force` (then they are
+/// killed); removes the containers, the network attachment, the pins, the directory.
+pub fn remove(store: &ImageStore, tools: &Tools, net: &NetConfig, name: &str, force: bool) -> Result<()> {
+    let _lock = lock(store)?;
+    let rec = load(store, name)?;
+    let ms = members(store, tools, name)?;
+    if !force {
+        if let Some(m) = ms.iter().find(|m| m.is_active()) {
+            return Err(PodError::msg(format!(
+                "pod {name}: container {} is {}: stop the pod first, or use pod rm -f",
+                m.meta.name,
+                m.state.as_str()
+            )));
+        }
+    }
+    for m in ms.iter().rev() {
+        containers::remove(store, tools, &m.meta.name, true)?;
+    }
+    teardown(store, net, &rec)
+}
