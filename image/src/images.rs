@@ -160,17 +160,12 @@ impl Lock {
         Ok(Some(Lock(f)))
     }
 
-    /// Lets a child process inherit the lock: clears close-on-exec on its fd
-    /// and returns the fd. A flock belongs to the open file, so the lock is
-    /// held until every process holding the fd has closed it: a container's
-    /// monitor keeps it for as long as the container lives, after the CLI exits.
-    pub fn share_with_children(&self) -> Result<std::os::fd::RawFd, ImageError> {
-        let fd = self.0.as_raw_fd();
-        // SAFETY: F_SETFD on an fd we own; only the close-on-exec flag changes.
-        if unsafe { libc::fcntl(fd, libc::F_SETFD, 0) } != 0 {
-            return Err(ImageError::Other(format!("fcntl(F_SETFD) on a lock: {}", io::Error::last_os_error())));
-        }
-        Ok(fd)
+    /// The lock's fd (close-on-exec). A flock belongs to the open file, so a
+    /// child given this fd (made inheritable in the child only, between fork and
+    /// exec) holds the lock until every holder has closed it: a container's
+    /// monitor keeps it for as long as the container lives.
+    pub fn fd(&self) -> std::os::fd::RawFd {
+        self.0.as_raw_fd()
     }
 }
 

@@ -13,7 +13,7 @@ use capsa_image::images::{ImageStore, LocalImage};
 use serde_json::{json, Value};
 
 use crate::cni::PortMapping;
-use crate::containers::{self, Request, State};
+use crate::containers::{self, PodJoin, Request, State};
 use crate::error::{io, PodError, Result};
 use crate::manifest::{ContainerSpec, PodManifest, RestartPolicy, VolumeSource};
 use crate::pods::{self, NetConfig, PodCreate, PodRecord};
@@ -82,37 +82,90 @@ pub fn apply(
             })
         })
         .collect();
-    let rec = pods::create(
-        store,
-        net,
-        &PodCreate {
-            name: pod.name.clone(),
-            network: if pod.host_network { "host".into() } else { "bridge".into() },
-            ports,
-            hostname: pod.hostname.clone(),
-            labels: pod.labels.clone(),
-            manifest: Some(origin.to_owned()),
-        },
-    )?;
+    let create = PodCreate {
+        name: pod.name.clone(),
+        network: if pod.host_network { "host".into() } else { "bridge".into() },
+        ports,
+        hostname: pod.hostname.clone(),
+        labels: pod.labels.clone(),
+        manifest: Some(origin.to_owned()),
+    };
+    let mut made: Vec<String> = Vec::new();
+    let rec = if pod.init_containers.is_empty() {
+        // No init containers: the containers are created while CNI attaches the
+        // network, and started once it is up (their processes see eth0 configured).
+        let r = pods::create_with(store, net, &create, &mut |rec| {
+            let vols = make_volumes(store, pod)?;
+            let join = pods::join(store, rec)?;
+            let mut reqs = Vec::new();
+            for (c, img) in pod.containers.iter().zip(&images) {
+                let mut req = request(pod, c, false, img, &join, &vols)?;
+                req.created_only = true;
+                reqs.push(req);
+            }
+            // Created side by side (each: rootfs, bundle, shim, `capsa create`).
+            let results: Vec<Result<i32>> = std::thread::scope(|s| {
+                let hs: Vec<_> = reqs
+                    .iter()
+                    .map(|r| s.spawn(move || containers::run_detached(store, tools, r, &mut |_| {})))
+                    .collect();
+                hs.into_iter()
+                    .map(|h| h.join().unwrap_or_else(|_| Err(PodError::msg("create: thread panicked"))))
+                    .collect()
+            });
+            let mut first_err = None;
+            for (r, req) in results.into_iter().zip(&reqs) {
+                match r {
+                    Ok(_) => made.push(req.opts.id.clone()),
+                    Err(e) => {
+                        first_err.get_or_insert(e);
+                    }
+                }
+            }
+            first_err.map_or(Ok(()), Err)
+        });
+        let started = r.and_then(|rec| {
+            // `capsa start` of each, together.
+            std::thread::scope(|s| {
+                let hs: Vec<_> = made.iter().map(|n| s.spawn(move || containers::start(tools, n))).collect();
+                hs.into_iter()
+                    .try_for_each(|h| h.join().unwrap_or_else(|_| Err(PodError::msg("start: thread panicked"))))
+            })?;
+            for n in &made {
+                progress(&format!("container {n} started"));
+            }
+            Ok(rec)
+        });
+        match started {
+            Ok(rec) => rec,
+            Err(e) => {
+                for n in made.iter().rev() {
+                    if let Err(ce) = containers::remove(store, tools, n, true) {
+                        tracing::warn!("clean up container {n}: {ce}");
+                    }
+                }
+                if pods::load(store, &pod.name).is_ok() {
+                    if let Err(ce) = pods::remove(store, tools, net, &pod.name, true) {
+                        tracing::warn!("clean up pod {}: {ce}", pod.name);
+                    }
+                }
+                return Err(e);
+            }
+        }
+    } else {
+        pods::create(store, net, &create)?
+    };
     progress(&format!("pod {} created{}", rec.name, rec.ip.as_ref().map(|i| format!(", IP {i}")).unwrap_or_default()));
+    if pod.init_containers.is_empty() {
+        return Ok(rec);
+    }
+    // Init containers first, one by one to completion, then the containers.
     let r = (|| -> Result<()> {
         let vols = make_volumes(store, pod)?;
         let join = pods::join(store, &rec)?;
         for ((c, init), img) in all.iter().zip(&images) {
-            let name = member_name(&pod.name, &c.name);
-            let req = Request {
-                image_name: c.image.clone(),
-                image: img,
-                opts: run_options(&name, c),
-                copy: false,
-                restart: if *init { "no".into() } else { restart_of(pod.restart_policy).into() },
-                stdin: false,
-                pod: Some(join.clone()),
-                extra_mounts: mounts(c, &vols)?,
-                labels: pod.labels.clone(),
-                pod_container: Some(c.name.clone()),
-                init: *init,
-            };
+            let req = request(pod, c, *init, img, &join, &vols)?;
+            let name = req.opts.id.clone();
             let pid = containers::run_detached(store, tools, &req, progress)?;
             if *init {
                 let code = wait_exit(store, tools, &name, INIT_TIMEOUT)?;
@@ -138,6 +191,32 @@ pub fn apply(
             Err(e)
         }
     }
+}
+
+/// The managed-container request of one manifest container.
+fn request<'a>(
+    pod: &PodManifest,
+    c: &ContainerSpec,
+    init: bool,
+    img: &'a LocalImage,
+    join: &PodJoin,
+    vols: &[(String, PathBuf)],
+) -> Result<Request<'a>> {
+    let name = member_name(&pod.name, &c.name);
+    Ok(Request {
+        image_name: c.image.clone(),
+        image: img,
+        opts: run_options(&name, c),
+        copy: false,
+        restart: if init { "no".into() } else { restart_of(pod.restart_policy).into() },
+        stdin: false,
+        pod: Some(join.clone()),
+        extra_mounts: mounts(c, vols)?,
+        labels: pod.labels.clone(),
+        pod_container: Some(c.name.clone()),
+        init,
+        created_only: false,
+    })
 }
 
 /// Waits until container `name` has exited; returns its exit code.

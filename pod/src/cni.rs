@@ -29,12 +29,13 @@ pub const DEFAULT_PLUGIN_TIMEOUT: Duration = Duration::from_secs(60);
 pub const DEFAULT_CONFLIST: &str = r#"{
   "cniVersion": "1.0.0",
   "name": "capsa",
+  "capsaMasquerade": true,
   "plugins": [
     {
       "type": "bridge",
       "bridge": "capsa0",
       "isGateway": true,
-      "ipMasq": true,
+      "ipMasq": false,
       "hairpinMode": true,
       "ipam": {
         "type": "host-local",
@@ -231,6 +232,53 @@ fn parse_version(v: &str) -> Option<(u32, u32, u32)> {
 
 fn version_at_least(v: &str, min: &str) -> bool {
     matches!((parse_version(v), parse_version(min)), (Some(a), Some(b)) if a >= b)
+}
+
+/// The comment on the masquerade rule capsa adds for a network (see [`ensure_masquerade`]).
+fn masquerade_rule(net: &NetworkList, subnet: &str) -> Vec<String> {
+    ["-w", "-t", "nat", "POSTROUTING", "-s", subnet, "!", "-d", subnet, "-m", "comment", "--comment"]
+        .iter()
+        .map(|s| s.to_string())
+        .chain([format!("capsa: masquerade network {}", net.name), "-j".into(), "MASQUERADE".into()])
+        .collect()
+}
+
+impl NetworkList {
+    /// The subnet to masquerade when the list asks capsa to (`"capsaMasquerade": true` at
+    /// the top level; the first plugin's first ipam range). Plugins never see that key.
+    pub fn masquerade_subnet(&self) -> Option<String> {
+        let top: Value = serde_json::from_slice(&self.raw).ok()?;
+        if top.get("capsaMasquerade").and_then(Value::as_bool) != Some(true) {
+            return None;
+        }
+        let ipam = self.plugins.first()?.get("ipam")?;
+        ipam.pointer("/ranges/0/0/subnet").or_else(|| ipam.get("subnet")).and_then(Value::as_str).map(str::to_owned)
+    }
+}
+
+/// Outbound NAT for a network that asks capsa for it (`"capsaMasquerade": true`; the
+/// built-in network does): one `POSTROUTING -s SUBNET ! -d SUBNET -j MASQUERADE` rule per
+/// network, added with its first pod, instead of the bridge plugin's `ipMasq`, which
+/// makes a chain per pod with ~8 iptables calls: measured, bridge ADD 25 ms → 15 ms.
+pub fn ensure_masquerade(net: &NetworkList) -> Result<()> {
+    let Some(subnet) = net.masquerade_subnet() else { return Ok(()) };
+    let mut rule = masquerade_rule(net, &subnet);
+    rule.insert(3, "-C".into());
+    if run_tool("iptables", &rule.iter().map(String::as_str).collect::<Vec<_>>()).is_ok() {
+        return Ok(());
+    }
+    rule[3] = "-A".into();
+    run_tool("iptables", &rule.iter().map(String::as_str).collect::<Vec<_>>()).map(|_| ())
+}
+
+/// Removes the rule of [`ensure_masquerade`] (with the network's last pod).
+pub fn remove_masquerade(net: &NetworkList) -> Result<()> {
+    let Some(subnet) = net.masquerade_subnet() else { return Ok(()) };
+    let mut del = masquerade_rule(net, &subnet);
+    del.insert(3, "-D".into());
+    let del: Vec<&str> = del.iter().map(String::as_str).collect();
+    while run_tool("iptables", &del).is_ok() {}
+    Ok(())
 }
 
 /// The built-in `capsa` network (see [`DEFAULT_CONFLIST`]).
@@ -1117,8 +1165,10 @@ mod tests {
         assert_eq!((b["type"].as_str(), b["bridge"].as_str()), (Some("bridge"), Some("capsa0")));
         assert_eq!(
             (b["isGateway"].as_bool(), b["ipMasq"].as_bool(), b["hairpinMode"].as_bool()),
-            (Some(true), Some(true), Some(true))
+            (Some(true), Some(false), Some(true))
         );
+        // Outbound NAT: one rule per network, by capsa (see ensure_masquerade).
+        assert_eq!(n.masquerade_subnet().as_deref(), Some("10.99.0.0/16"));
         assert_eq!(b["ipam"]["type"], "host-local");
         assert_eq!(b["ipam"]["ranges"][0][0]["subnet"], "10.99.0.0/16");
         assert_eq!(b["ipam"]["ranges"][0][0]["gateway"], "10.99.0.1");

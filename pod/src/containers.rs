@@ -91,6 +91,8 @@ pub struct Request<'a> {
     pub labels: BTreeMap<String, String>,
     pub pod_container: Option<String>,
     pub init: bool,
+    /// Only create the container (its process waits); [`start`] runs it.
+    pub created_only: bool,
 }
 
 /// Environment variable: the cgroup under which managed containers are placed
@@ -220,8 +222,7 @@ pub fn run_detached(
     let rootfs = store.create_container(&name, req.image, req.copy, progress)?;
     let started = (|| -> Result<i32> {
         write_bundle(store, req, &rootfs.rootfs, true)?;
-        rootfs.lock().share_with_children()?;
-        spawn_shim(store, tools, &name, req.opts.terminal, req.stdin, &req.restart)
+        spawn_shim(store, tools, &name, req, rootfs.lock().fd())
     })();
     match started {
         Ok(pid) => Ok(pid),
@@ -237,7 +238,8 @@ pub fn run_detached(
 }
 
 /// Starts `capsa-shim` for the bundle of `name`; waits until the container runs.
-fn spawn_shim(store: &ImageStore, tools: &Tools, name: &str, tty: bool, stdin: bool, restart: &str) -> Result<i32> {
+fn spawn_shim(store: &ImageStore, tools: &Tools, name: &str, req: &Request<'_>, lock_fd: i32) -> Result<i32> {
+    let (tty, stdin, restart) = (req.opts.terminal, req.stdin, req.restart.as_str());
     let dir = container_dir(store, name);
     let sd = shim_dir(store, name);
     let mut c = std::process::Command::new(&tools.shim);
@@ -255,6 +257,22 @@ fn spawn_shim(store: &ImageStore, tools: &Tools, name: &str, tty: bool, stdin: b
         c.arg("--stdin");
     }
     c.arg("--restart").arg(restart);
+    if req.created_only {
+        c.arg("--no-start");
+    }
+    // The shim inherits the container's store lock, and only it: the fd stays
+    // close-on-exec here (other children, other threads' shims must not get it).
+    // SAFETY: fcntl is async-signal-safe; it only clears FD_CLOEXEC on an fd this
+    // process owns, in the forked child before exec.
+    unsafe {
+        use std::os::unix::process::CommandExt;
+        c.pre_exec(move || {
+            if libc::fcntl(lock_fd, libc::F_SETFD, 0) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
     tracing::debug!("start the monitor: {c:?}");
     let out = c.stdin(Stdio::null()).output().map_err(|e| PodError::Command {
         cmd: format!("{} (the container monitor; install it next to capsa)", tools.shim.display()),
@@ -269,6 +287,11 @@ fn spawn_shim(store: &ImageStore, tools: &Tools, name: &str, tty: bool, stdin: b
         .trim()
         .parse()
         .map_err(|_| PodError::msg(format!("start container {name}: the monitor printed no pid")))
+}
+
+/// Starts a container made with [`Request::created_only`] (`capsa start NAME`).
+pub fn start(tools: &Tools, name: &str) -> Result<()> {
+    tools.runtime(&["start", name]).map(|_| ())
 }
 
 /// A container's state as a user sees it.

@@ -40,6 +40,10 @@ pub struct PodRecord {
     pub cni_network: Option<String>,
     #[serde(default)]
     pub ports: Vec<PortMapping>,
+    /// CNI_CONTAINERID of the pod's attachment: unique per pod instance (a lease
+    /// or cache left by a crash of an earlier pod of the same name never collides).
+    #[serde(default)]
+    pub cni_id: String,
     /// The pod's IPv4 address on its CNI network.
     #[serde(default)]
     pub ip: Option<String>,
@@ -81,8 +85,21 @@ impl Default for NetConfig {
 /// published? is the bridge still used?) must not race another pod.
 fn lock(store: &ImageStore) -> Result<capsa_image::images::Lock> {
     let d = store.root().join("pods");
+    // The directory holds the lock file, so it is made first.
     std::fs::create_dir_all(&d).map_err(io("create", &d))?;
     Ok(capsa_image::images::Lock::acquire(&d.join(".lock"))?)
+}
+
+/// 8 random hex digits.
+fn random_hex() -> String {
+    let mut b = [0u8; 4];
+    // SAFETY: getrandom writes at most b.len() bytes into b.
+    let n = unsafe { libc::getrandom(b.as_mut_ptr().cast(), b.len(), 0) };
+    if n != b.len() as isize {
+        let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+        b = (t ^ std::process::id()).to_le_bytes();
+    }
+    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 /// `<store>/pods/NAME`.
@@ -151,7 +168,7 @@ pub fn members(store: &ImageStore, tools: &Tools, name: &str) -> Result<Vec<Info
 /// The attachment of a pod to its CNI network.
 fn attachment(store: &ImageStore, rec: &PodRecord) -> Attachment {
     Attachment {
-        container_id: format!("capsa-pod-{}", rec.name),
+        container_id: if rec.cni_id.is_empty() { format!("capsa-pod-{}", rec.name) } else { rec.cni_id.clone() },
         netns: pod_dir(store, &rec.name).join("ns").join("net"),
         ifname: "eth0".into(),
         port_mappings: rec.ports.clone(),
@@ -162,6 +179,19 @@ fn attachment(store: &ImageStore, rec: &PodRecord) -> Attachment {
 /// `pod create`: pins the namespaces, attaches the pod to its network, writes
 /// hosts/resolv.conf/hostname. On any error everything made so far is undone.
 pub fn create(store: &ImageStore, net: &NetConfig, req: &PodCreate) -> Result<PodRecord> {
+    create_with(store, net, req, &mut |_| Ok(()))
+}
+
+/// [`create`], running `during` (on this thread) while the CNI plugins attach
+/// the pod's network on another: the pod's containers can be *created* (not
+/// started) meanwhile, since that needs only the pinned namespaces. If either
+/// fails, the pod is torn down and the error returned (`during` undoes its own work).
+pub fn create_with(
+    store: &ImageStore,
+    net: &NetConfig,
+    req: &PodCreate,
+    during: &mut dyn FnMut(&PodRecord) -> Result<()>,
+) -> Result<PodRecord> {
     check_name(&req.name)?;
     let _lock = lock(store)?;
     let network = if req.network.is_empty() { "bridge".to_owned() } else { req.network.clone() };
@@ -187,14 +217,13 @@ pub fn create(store: &ImageStore, net: &NetConfig, req: &PodCreate) -> Result<Po
         other => Some(cni::load_network(&net.conf_dir, other)?),
     };
     let pods = store.root().join("pods");
-    std::fs::create_dir_all(&pods).map_err(io("create", &pods))?;
     let dir = pod_dir(store, &req.name);
     match std::fs::create_dir(&dir) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
             return Err(PodError::msg(format!("pod {} already exists", req.name)));
         }
-        Err(e) => return Err(io("create", &dir)(e)),
+        Err(e) => return Err(io("create", &pods)(e)),
     }
     let hostname = req.hostname.clone().unwrap_or_else(|| {
         if network == "host" {
@@ -209,6 +238,7 @@ pub fn create(store: &ImageStore, net: &NetConfig, req: &PodCreate) -> Result<Po
         network: network.clone(),
         cni_network: list_net.as_ref().map(|l| l.name.clone()),
         ports: req.ports.clone(),
+        cni_id: format!("capsa-pod-{}-{}", req.name, random_hex()),
         ip: None,
         hostname: hostname.clone(),
         labels: req.labels.clone(),
@@ -217,12 +247,35 @@ pub fn create(store: &ImageStore, net: &NetConfig, req: &PodCreate) -> Result<Po
     let made = (|| -> Result<()> {
         let kinds: &[&str] = if network == "host" { &["ipc", "uts"] } else { &netns::KINDS };
         netns::pin(&dir.join("ns"), kinds, &hostname)?;
-        // Saved before ADD: a failure from here on is cleaned up by remove().
+        // Saved before ADD: a failure from here on is cleaned up by teardown().
         save(&dir, &rec)?;
-        if let Some(l) = &list_net {
-            let res = net.cni.add(l, &attachment(store, &rec))?;
-            rec.ip = res.ip();
+        // The files exist before any container mounts them; with the IP known they
+        // are rewritten in place (same inode: bind mounts see the new content).
+        write_files(&dir, &rec)?;
+        let (added, ran) = std::thread::scope(|s| {
+            let panicked =
+                || cni::CniError::Io { context: "CNI ADD".into(), source: std::io::Error::other("thread panicked") };
+            // The masquerade rule does not depend on the bridge: added alongside.
+            let masq = list_net.as_ref().map(|l| s.spawn(move || cni::ensure_masquerade(l)));
+            let adding = list_net.as_ref().map(|l| {
+                let a = attachment(store, &rec);
+                s.spawn(move || net.cni.add(l, &a))
+            });
+            let ran = during(&rec);
+            tracing::debug!("pod {}: containers prepared; waiting for the network", rec.name);
+            let added = adding.map(|h| h.join().unwrap_or_else(|_| Err(panicked())));
+            let masq = masq.map(|h| h.join().unwrap_or_else(|_| Err(panicked())));
+            let added = match (added, masq) {
+                (Some(Ok(_)), Some(Err(e))) => Some(Err(e)),
+                (a, _) => a,
+            };
+            tracing::debug!("pod {}: network attached", rec.name);
+            (added, ran)
+        });
+        if let Some(added) = added {
+            rec.ip = added?.ip();
         }
+        ran?;
         write_files(&dir, &rec)?;
         save(&dir, &rec)
     })();
@@ -301,6 +354,9 @@ fn teardown(store: &ImageStore, net: &NetConfig, rec: &PodRecord) -> Result<()> 
                 let still_used =
                     list(store)?.iter().any(|o| o.name != rec.name && o.cni_network.as_deref() == Some(name));
                 if !still_used {
+                    if let Err(e) = cni::remove_masquerade(&l) {
+                        tracing::warn!("remove the masquerade rule of network {name}: {e}");
+                    }
                     if let Err(e) = cni::remove_bridge_if_unused(&l) {
                         tracing::warn!("remove the bridge of network {name}: {e}");
                     }

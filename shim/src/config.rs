@@ -19,6 +19,8 @@ Daemonizes; prints the container's pid once it is started, or an error (exit 1).
   --terminal              the process has a terminal: receive the pty over --console-socket
   --stdin                 keep the container's stdin open for attach (default /dev/null)
   --restart POLICY        no (default) | on-failure[:N] | always
+  --no-start              first run: only `runtime create`; the caller runs `runtime start ID`
+                          (a pod starts its containers once its network is up). Restarts start.
 ";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,6 +74,8 @@ pub struct Config {
     pub terminal: bool,
     pub stdin: bool,
     pub restart: Restart,
+    /// Leave the first run created (the caller starts it).
+    pub no_start: bool,
 }
 
 fn absolute(p: &str) -> PathBuf {
@@ -88,7 +92,7 @@ impl Config {
     pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Option<Config>, String> {
         let (mut id, mut bundle, mut state, mut runtime, mut root, mut log, mut max) =
             (None, None, None, None, None, None, 0u64);
-        let (mut terminal, mut stdin, mut restart) = (false, false, Restart::No);
+        let (mut terminal, mut stdin, mut restart, mut no_start) = (false, false, Restart::No, false);
         let mut it = args.into_iter();
         while let Some(a) = it.next() {
             let (k, inline) = match a.split_once('=') {
@@ -99,6 +103,7 @@ impl Config {
                 "-h" | "--help" => return Ok(None),
                 "--terminal" | "-t" => terminal = true,
                 "--stdin" | "-i" => stdin = true,
+                "--no-start" => no_start = true,
                 "--id" | "--bundle" | "--state-dir" | "--runtime" | "--root" | "--log-path" | "--log-max-size"
                 | "--restart" => {
                     let v = match inline.or_else(|| it.next()) {
@@ -137,6 +142,7 @@ impl Config {
             terminal,
             stdin,
             restart,
+            no_start,
         }))
     }
 }

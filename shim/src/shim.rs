@@ -388,8 +388,12 @@ impl Shim {
             let n = oom_kills(&p);
             (p, n)
         });
-        let st =
-            runtime_cmd(&self.cfg).arg("start").arg(&self.cfg.id).stdin(null()).stdout(null()).stderr(null()).status();
+        // --no-start: the first run stays created; the caller starts it (restarts always start).
+        let st = if std::mem::take(&mut self.cfg.no_start) {
+            Ok(std::process::ExitStatus::default())
+        } else {
+            runtime_cmd(&self.cfg).arg("start").arg(&self.cfg.id).stdin(null()).stdout(null()).stderr(null()).status()
+        };
         match st {
             Ok(s) if s.success() => {}
             other => {

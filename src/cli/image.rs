@@ -429,6 +429,7 @@ pub fn run(runtime: &capsa_runtime::container::Store, cargs: &[String]) -> Resul
         labels: Default::default(),
         pod_container: None,
         init: false,
+        created_only: false,
     };
     if p.on("detach") {
         let tools = capsa_pod::runtime_cli::Tools::beside(

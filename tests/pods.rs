@@ -1,0 +1,177 @@
+//! Pods end to end (root, real kernel, real CNI plugins from /usr/lib/cni), every
+//! one inside a network namespace the test makes: its "host" side (bridge, veths,
+//! iptables rules, published ports) never touches the machine's own network.
+//!
+//! - the example manifest (busybox httpd + an init container + a sidecar that
+//!   fetches http://localhost:8080) works, a second pod reaches it by pod IP, the
+//!   published port answers from the host, and `pod rm` leaves the host as it was
+//!   (links, iptables rules, mounts, cgroups, host-local leases, CNI cache);
+//! - bad input (missing image, duplicate container name, a taken port, a CNI
+//!   plugin failing halfway, rm while containers run) changes nothing.
+
+mod pod_common;
+
+use pod_common::{root_or_skip, wait_until, Env};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+fn example(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("rootfs-examples/pods").join(name)
+}
+
+fn lease(ip: &str) -> PathBuf {
+    Path::new("/var/lib/cni/networks/capsa").join(ip)
+}
+
+/// A snapshot of what pods may touch on the (test's) host.
+#[derive(Debug, PartialEq)]
+struct HostState {
+    links: Vec<String>,
+    rules: Vec<String>,
+    mounts: Vec<String>,
+}
+
+fn host_state(env: &Env) -> HostState {
+    let ns = env.net.as_ref().unwrap();
+    HostState { links: ns.links(), rules: ns.rules(), mounts: env.mounts() }
+}
+
+#[test]
+fn sidecar_reaches_app_on_localhost_pods_reach_each_other_and_rm_leaves_nothing() {
+    if !root_or_skip() {
+        return;
+    }
+    let env = Env::new(true);
+    env.with_busybox();
+    let ns = env.net.as_ref().unwrap();
+    let before = host_state(&env);
+
+    let o = env.ok(&["pod", "apply", "-f", example("pod-web-sidecar.yaml").to_str().unwrap()]);
+    assert!(o.stdout.contains("pod/web created"), "{}", o.stdout);
+    assert!(o.stderr.contains("init container init-www completed"), "{}", o.stderr);
+    let pod: serde_json::Value = serde_json::from_str(&env.ok(&["pod", "inspect", "web"]).stdout).unwrap();
+    let ip = pod["pod"]["ip"].as_str().unwrap().to_owned();
+    assert!(ip.starts_with("10.99."), "{pod:#}");
+    assert!(lease(&ip).exists(), "no host-local lease for {ip}");
+    let cache =
+        Path::new("/var/lib/cni/results").join(format!("capsa-{}-eth0", pod["pod"]["cni_id"].as_str().unwrap()));
+    assert!(cache.exists(), "no cached CNI result at {}", cache.display());
+    for k in ["net", "ipc", "uts"] {
+        assert!(pod["namespaces"][k].is_string(), "{pod:#}");
+    }
+
+    // The sidecar fetched the app over localhost (shared network namespace).
+    let ok = wait_until(Duration::from_secs(10), || {
+        env.ok(&["pod", "logs", "-c", "probe", "web"]).stdout.contains("hello from capsa")
+    });
+    assert!(ok, "sidecar log: {}", env.ok(&["pod", "logs", "web"]).stdout);
+    // Both containers share the pod's net/ipc/uts namespaces, not their pid namespaces.
+    let a = env.inspect("web-httpd");
+    let b = env.inspect("web-probe");
+    for k in ["net", "ipc", "uts"] {
+        assert_eq!(a["namespaces"][k], b["namespaces"][k], "{k}");
+    }
+    assert_ne!(a["namespaces"]["pid"], b["namespaces"]["pid"]);
+    assert_eq!(a["ip"], ip.as_str());
+    let host = env.ok(&["exec", "web-probe", "hostname"]).stdout;
+    assert_eq!(host.trim(), "web");
+
+    // Outbound NAT for the network: one rule, capsa's.
+    assert!(ns.rules().iter().any(|r| r.contains("capsa: masquerade network capsa")), "{:?}", ns.rules());
+    // The published port answers from the host (the test's namespace).
+    for url in ["http://127.0.0.1:18080/".to_string(), format!("http://{ip}:8080/")] {
+        let o = ns.run("curl", &["-s", "-m", "5", &url]);
+        assert_eq!(o.stdout, "hello from capsa\n", "{url}: {}", o.stderr);
+    }
+
+    // A second pod reaches the first by its pod IP.
+    env.ok(&["pod", "create", "client"]);
+    let o = env.ok(&["run", "--rm", "--pod", "client", "busybox", "wget", "-q", "-O-", &format!("http://{ip}:8080/")]);
+    assert_eq!(o.stdout, "hello from capsa\n");
+    let ls: serde_json::Value = serde_json::from_str(&env.ok(&["pod", "ls", "--format", "json"]).stdout).unwrap();
+    assert_eq!(ls.as_array().unwrap().len(), 2, "{ls:#}");
+    let client_ip = ls[0]["ip"].as_str().unwrap().to_owned();
+    assert_ne!(client_ip, ip);
+
+    // rm refuses while containers run; -f removes everything.
+    let o = env.fails(&["pod", "rm", "web"]);
+    assert!(o.stderr.contains("stop the pod first"), "{}", o.stderr);
+    env.ok(&["pod", "stop", "-t", "1", "web"]);
+    env.ok(&["pod", "rm", "web", "client"]);
+    assert_eq!(host_state(&env), before);
+    assert!(!lease(&ip).exists() && !lease(&client_ip).exists(), "leases left");
+    assert!(!cache.exists(), "cached CNI result left: {}", cache.display());
+    assert!(env.leftover_cgroups().is_empty(), "{:?}", env.leftover_cgroups());
+    assert_eq!(env.ok(&["ps", "-a", "-q"]).stdout, "");
+    assert_eq!(env.ok(&["pod", "ls", "-q"]).stdout, "");
+}
+
+#[test]
+fn bad_pod_input_leaves_nothing_behind() {
+    if !root_or_skip() {
+        return;
+    }
+    let mut env = Env::new(true);
+    env.with_busybox();
+    let before = host_state(&env);
+    let manifest = |name: &str, body: &str| {
+        let p = env.path(name);
+        std::fs::write(&p, body).unwrap();
+        p.display().to_string()
+    };
+    let pod = |containers: &str| {
+        format!("apiVersion: v1\nkind: Pod\nmetadata:\n  name: bad\nspec:\n  containers:\n{containers}")
+    };
+
+    // A missing image: refused before anything is made.
+    let m = manifest("a.yaml", &pod("    - name: a\n      image: no-such-image\n"));
+    let o = env.fails(&["pod", "apply", "-f", &m]);
+    assert!(o.stderr.contains("no-such-image"), "{}", o.stderr);
+    // A duplicate container name, a container without an image: clear errors naming the field.
+    let m = manifest("b.yaml", &pod("    - name: a\n      image: busybox\n    - name: a\n      image: busybox\n"));
+    let o = env.fails(&["pod", "apply", "-f", &m]);
+    assert!(o.stderr.contains("spec.containers[1].name"), "{}", o.stderr);
+    let m = manifest("c.yaml", &pod("    - name: a\n"));
+    let o = env.fails(&["pod", "apply", "-f", &m]);
+    assert!(o.stderr.contains("spec.containers[0].image"), "{}", o.stderr);
+    // Unknown fields are warnings that name them.
+    let m = manifest(
+        "d.yaml",
+        &pod("    - name: a\n      image: busybox\n      command: [\"true\"]\n      livenessProbe: {}\n"),
+    );
+    let o = env.ok(&["pod", "apply", "-f", &m]);
+    assert!(o.stderr.contains("warning") && o.stderr.contains("livenessProbe"), "{}", o.stderr);
+    env.ok(&["pod", "delete", "-f", &m]);
+
+    // A port already taken on the host: refused, nothing made.
+    let ns = env.net.as_ref().unwrap();
+    let mut holder = ns.command("busybox", &["nc", "-l", "-p", "18081"]).spawn().unwrap();
+    assert!(wait_until(Duration::from_secs(5), || ns.run("ss", &["-ltn"]).stdout.contains(":18081")));
+    let o = env.fails(&["pod", "create", "-p", "18081:80", "taken"]);
+    assert!(o.stderr.contains("18081/tcp is already in use"), "{}", o.stderr);
+    let _ = holder.kill();
+    let _ = holder.wait();
+
+    // A CNI plugin that fails halfway: the bridge plugin's work is undone.
+    let conf = env.path("net.d");
+    std::fs::create_dir_all(&conf).unwrap();
+    let data = env.path("cni-data");
+    let conflist = serde_json::json!({"cniVersion": "1.0.0", "name": "broken", "plugins": [
+        {"type": "bridge", "bridge": "capsabrk0", "isGateway": true,
+         "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.98.7.0/24"}]], "dataDir": data}},
+        {"type": "capsa-no-such-plugin"}]});
+    std::fs::write(conf.join("broken.conflist"), conflist.to_string()).unwrap();
+    env.vars.push(("CAPSA_CNI_CONF_DIR".into(), conf.display().to_string()));
+    let o = env.fails(&["pod", "create", "--network", "broken", "halfway"]);
+    assert!(o.stderr.contains("capsa-no-such-plugin"), "{}", o.stderr);
+    let leases: Vec<_> = std::fs::read_dir(data.join("broken"))
+        .map(|rd| rd.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+        .unwrap_or_default();
+    assert!(!leases.is_empty(), "host-local never ran: the test proves nothing");
+    assert!(leases.iter().all(|l| l == "lock" || l.starts_with("last_reserved_ip")), "{leases:?}");
+
+    assert_eq!(env.ok(&["pod", "ls", "-q"]).stdout, "");
+    assert_eq!(env.ok(&["ps", "-a", "-q"]).stdout, "");
+    assert_eq!(host_state(&env), before);
+    assert!(env.leftover_cgroups().is_empty(), "{:?}", env.leftover_cgroups());
+}
