@@ -52,6 +52,7 @@ pub fn apply(
             pod.name, pod.name
         )));
     }
+    tracing::debug!("apply pod {}: resolving images", pod.name);
     // 1. Images, before anything is made.
     let all: Vec<(&ContainerSpec, bool)> =
         pod.init_containers.iter().map(|c| (c, true)).chain(pod.containers.iter().map(|c| (c, false))).collect();
@@ -124,6 +125,7 @@ pub fn apply(
             }
             first_err.map_or(Ok(()), Err)
         });
+        tracing::debug!("apply pod {}: starting containers", pod.name);
         let started = r.and_then(|rec| {
             // `capsa start` of each, together.
             std::thread::scope(|s| {

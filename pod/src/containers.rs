@@ -289,9 +289,12 @@ fn spawn_shim(store: &ImageStore, tools: &Tools, name: &str, req: &Request<'_>, 
         .map_err(|_| PodError::msg(format!("start container {name}: the monitor printed no pid")))
 }
 
-/// Starts a container made with [`Request::created_only`] (`capsa start NAME`).
+/// Starts a container made with [`Request::created_only`]: what `capsa start NAME`
+/// does (the runtime library's `start`, under its per-container lock), in this
+/// process: a pod saves one process spawn per container on its start path.
 pub fn start(tools: &Tools, name: &str) -> Result<()> {
-    tools.runtime(&["start", name]).map(|_| ())
+    let rt = capsa_runtime::container::Store::new(&tools.root);
+    capsa_runtime::lifecycle::start(&rt, name).map_err(|e| PodError::msg(format!("start container {name}: {e}")))
 }
 
 /// A container's state as a user sees it.

@@ -247,6 +247,7 @@ pub fn create_with(
     let made = (|| -> Result<()> {
         let kinds: &[&str] = if network == "host" { &["ipc", "uts"] } else { &netns::KINDS };
         netns::pin(&dir.join("ns"), kinds, &hostname)?;
+        tracing::debug!("pod {}: namespaces pinned", rec.name);
         // Saved before ADD: a failure from here on is cleaned up by teardown().
         save(&dir, &rec)?;
         // The files exist before any container mounts them; with the IP known they
