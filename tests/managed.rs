@@ -156,6 +156,16 @@ fn attach_exec_stats_inspect() {
     // exec (runc's verb works on managed containers: same runtime root).
     let o = env.ok(&["exec", "cat", "sh", "-c", "echo hi from exec"]);
     assert_eq!(o.stdout, "hi from exec\n");
+    // docker's `exec -i` spelling: stdin reaches the process.
+    let mut c = env.command(&["exec", "-i", "cat", "sh", "-c", "read x; echo got $x"]);
+    c.stdin(Stdio::piped()).stdout(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    {
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(b"typed\n").unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "got typed\n");
     // stats from the cgroup.
     let s: serde_json::Value = serde_json::from_str(&env.ok(&["stats", "--format", "json", "cat"]).stdout).unwrap();
     assert!(s[0]["memory_bytes"].as_u64().unwrap() > 0, "{s:#}");

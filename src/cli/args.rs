@@ -69,6 +69,17 @@ pub fn parse(args: &[String], defs: &[Flag], stop_at_positional: bool) -> Result
             Some((n, v)) => (n, Some(v.to_string())),
             None => (body, None),
         };
+        // Combined short booleans (`-it`, `-df`), when no single-dash long flag has that name.
+        if !a.starts_with("--") && name.len() > 1 && inline.is_none() && !defs.iter().any(|d| d.long == name) {
+            let shorts: Option<Vec<&Flag>> =
+                name.chars().map(|c| defs.iter().find(|d| d.short == Some(c) && !d.value)).collect();
+            if let Some(shorts) = shorts {
+                for d in shorts {
+                    p.flags.entry(d.long).or_default().push("true".into());
+                }
+                continue;
+            }
+        }
         let def = if a.starts_with("--") || name.len() > 1 {
             defs.iter().find(|d| d.long == name)
         } else {
@@ -131,6 +142,9 @@ mod tests {
         let p = parse(&v(&["-d", "id", "sh", "-c", "exit 1"]), DEFS, true).unwrap();
         assert_eq!(p.pos, ["id", "sh", "-c", "exit 1"]);
         assert!(parse(&v(&["--nope"]), DEFS, false).is_err());
+        let p = parse(&v(&["-dd", "id"]), DEFS, false).unwrap();
+        assert!(p.on("detach"));
+        assert!(parse(&v(&["-db", "/x"]), DEFS, false).is_err(), "a value flag cannot be combined");
         assert!(parse(&v(&["--bundle"]), DEFS, false).is_err());
     }
 }

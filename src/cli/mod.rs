@@ -45,6 +45,7 @@ const EXEC: &[Flag] = &[
     flag("process", Some('p'), true, "a JSON process (runtime-spec `process`) to run"),
     flag("detach", Some('d'), false, "do not wait for the process"),
     flag("tty", Some('t'), false, "allocate a terminal"),
+    flag("interactive", Some('i'), false, "accepted for docker compatibility (stdin is always passed)"),
     flag("console-socket", None, true, "unix socket that receives the pty master"),
     flag("pid-file", None, true, "write the new process's pid to this file"),
     flag("cwd", None, true, "working directory inside the container"),
