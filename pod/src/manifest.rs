@@ -482,37 +482,34 @@ fn present(m: &Mapping, key: &str) -> bool {
     m.get(key).is_some_and(|v| !v.is_null())
 }
 
-fn as_list<'v>(ctx: &mut Ctx, path: &str, v: &'v Value) -> Option<&'v [Value]> {
-    match v {
-        Value::Sequence(s) => Some(s),
-        Value::Null => None,
-        other => {
-            ctx.type_error(path, "a list", other);
-            None
-        }
+/// `pick(v)` for a value of the expected type; null is "absent"; any other type is an error.
+fn typed<'v, T>(
+    ctx: &mut Ctx,
+    path: &str,
+    v: &'v Value,
+    expected: &str,
+    pick: impl FnOnce(&'v Value) -> Option<T>,
+) -> Option<T> {
+    if v.is_null() {
+        return None;
     }
+    let r = pick(v);
+    if r.is_none() {
+        ctx.type_error(path, expected, v);
+    }
+    r
+}
+
+fn as_list<'v>(ctx: &mut Ctx, path: &str, v: &'v Value) -> Option<&'v [Value]> {
+    typed(ctx, path, v, "a list", |v| v.as_sequence().map(Vec::as_slice))
 }
 
 fn as_string(ctx: &mut Ctx, path: &str, v: &Value) -> Option<String> {
-    match v {
-        Value::String(s) => Some(s.clone()),
-        Value::Null => None,
-        other => {
-            ctx.type_error(path, "a string", other);
-            None
-        }
-    }
+    typed(ctx, path, v, "a string", |v| v.as_str().map(str::to_owned))
 }
 
 fn as_bool(ctx: &mut Ctx, path: &str, v: &Value) -> Option<bool> {
-    match v {
-        Value::Bool(b) => Some(*b),
-        Value::Null => None,
-        other => {
-            ctx.type_error(path, "a boolean (true or false)", other);
-            None
-        }
-    }
+    typed(ctx, path, v, "a boolean (true or false)", Value::as_bool)
 }
 
 /// A port number; `allow_zero` makes 0 mean "absent" (as `hostPort: 0` does in Kubernetes).
@@ -536,15 +533,11 @@ fn as_port(ctx: &mut Ctx, path: &str, v: &Value, allow_zero: bool) -> Option<u16
 
 /// The text of a quantity given as a string or a bare YAML number.
 fn as_quantity(ctx: &mut Ctx, path: &str, v: &Value) -> Option<String> {
-    match v {
+    typed(ctx, path, v, "a quantity (a string such as \"64Mi\" or a number)", |v| match v {
         Value::String(s) => Some(s.clone()),
         Value::Number(n) => Some(n.to_string()),
-        Value::Null => None,
-        other => {
-            ctx.type_error(path, "a quantity (a string such as \"64Mi\" or a number)", other);
-            None
-        }
-    }
+        _ => None,
+    })
 }
 
 fn string_list(ctx: &mut Ctx, path: &str, v: &Value) -> Vec<String> {

@@ -4,6 +4,7 @@
 use std::process::{Command, Stdio};
 
 /// Exit code and captured output of a command.
+#[derive(Debug)]
 pub struct Out {
     pub code: i32,
     pub stdout: String,

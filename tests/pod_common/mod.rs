@@ -10,30 +10,13 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-/// Exit code and captured output.
-#[derive(Debug)]
-pub struct Out {
-    pub code: i32,
-    pub stdout: String,
-    pub stderr: String,
-}
-
-pub fn run(cmd: &mut Command) -> Out {
-    let o = cmd.stdin(Stdio::null()).output().expect("spawn");
-    Out {
-        code: o.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
-    }
-}
-
-pub fn sh(cmd: &str) -> Out {
-    run(Command::new("bash").args(["-c", cmd]))
-}
+#[path = "../image_common/mod.rs"]
+mod image_common;
+pub use image_common::{run, sh, Out};
 
 pub fn capsa_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_capsa"))
