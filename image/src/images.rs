@@ -21,7 +21,7 @@ use std::collections::BTreeSet;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -214,6 +214,10 @@ impl ImageStore {
             let p = root.join(d);
             fs::create_dir_all(&p).map_err(io_err("create directory", &p))?;
         }
+        // Containers: config.json holds the process environment (secrets), and a root
+        // filesystem may hold setuid files the container made: only root may look in.
+        let c = root.join("containers");
+        fs::set_permissions(&c, fs::Permissions::from_mode(0o700)).map_err(io_err("chmod 0700", &c))?;
         Ok(ImageStore { root, blobs })
     }
 

@@ -19,6 +19,9 @@ use crate::manifest::{ContainerSpec, PodManifest, RestartPolicy, VolumeSource};
 use crate::pods::{self, NetConfig, PodCreate, PodRecord};
 use crate::runtime_cli::Tools;
 
+/// `pod delete -f`: how long containers get between the stop signal and SIGKILL.
+pub const DELETE_GRACE: Duration = Duration::from_secs(10);
+
 /// How long an init container may run before `apply` gives up on it.
 pub const INIT_TIMEOUT: Duration = Duration::from_secs(300);
 
@@ -126,6 +129,7 @@ pub fn apply(
             first_err.map_or(Ok(()), Err)
         });
         tracing::debug!("apply pod {}: starting containers", pod.name);
+        let created = r.is_ok();
         let started = r.and_then(|rec| {
             // `capsa start` of each, together.
             std::thread::scope(|s| {
@@ -146,7 +150,9 @@ pub fn apply(
                         tracing::warn!("clean up container {n}: {ce}");
                     }
                 }
-                if pods::load(store, &pod.name).is_ok() {
+                // Only a pod this call made (a failed create_with undid its own work; a
+                // pod of the same name made by someone else meanwhile is theirs).
+                if created {
                     if let Err(ce) = pods::remove(store, tools, net, &pod.name, true) {
                         tracing::warn!("clean up pod {}: {ce}", pod.name);
                     }
@@ -269,6 +275,9 @@ fn make_volumes(store: &ImageStore, pod: &PodManifest) -> Result<Vec<(String, Pa
             VolumeSource::EmptyDir { memory, size_limit } => {
                 let p = base.join(&v.name);
                 std::fs::create_dir_all(&p).map_err(io("create", &p))?;
+                // World-writable as Kubernetes makes it: images that run as non-root write there.
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o777)).map_err(io("chmod", &p))?;
                 if *memory {
                     let size = size_limit.map(|s| format!("size={s}")).unwrap_or_default();
                     tmpfs(&p, &size)?;
@@ -344,13 +353,7 @@ fn mounts(c: &ContainerSpec, vols: &[(String, PathBuf)]) -> Result<Vec<Value>> {
                 .find(|(n, _)| *n == m.name)
                 .ok_or_else(|| PodError::msg(format!("container {}: volume {:?} is not declared", c.name, m.name)))?;
             let src = match &m.sub_path {
-                Some(s) => {
-                    let p = base.join(s);
-                    if !p.exists() {
-                        std::fs::create_dir_all(&p).map_err(io("create", &p))?;
-                    }
-                    p
-                }
+                Some(s) => sub_path(base, s, &c.name)?,
                 None => base.clone(),
             };
             let mut opts = vec!["rbind", "rprivate"];
@@ -362,12 +365,43 @@ fn mounts(c: &ContainerSpec, vols: &[(String, PathBuf)]) -> Result<Vec<Value>> {
         .collect()
 }
 
+/// `base/sub`, made as directories where missing, refusing symlinks on the way: a
+/// container that shares the volume (an init container before, a sibling) could
+/// otherwise point a subPath anywhere on the host. (The check is at apply time; a
+/// container swapping a checked directory for a symlink before a *restart* is not
+/// covered: Kubernetes' own answer is to bind the resolved fd; capsa does not yet.)
+fn sub_path(base: &Path, sub: &str, container: &str) -> Result<PathBuf> {
+    let mut p = base.to_path_buf();
+    for comp in Path::new(sub).components() {
+        let std::path::Component::Normal(name) = comp else {
+            return Err(PodError::msg(format!("container {container}: subPath {sub:?} must be relative, without ..")));
+        };
+        p.push(name);
+        match std::fs::symlink_metadata(&p) {
+            Ok(m) if m.file_type().is_symlink() => {
+                return Err(PodError::msg(format!(
+                "container {container}: subPath {sub:?}: {} is a symlink (refused: it could lead out of the volume)",
+                p.display()
+            )))
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                std::fs::create_dir(&p).map_err(io("create", &p))?;
+            }
+            Err(e) => return Err(io("inspect", &p)(e)),
+        }
+    }
+    Ok(p)
+}
+
 /// `pod delete -f`: removes every pod the manifest names (those that exist).
 pub fn delete(store: &ImageStore, tools: &Tools, net: &NetConfig, pods_in: &[PodManifest]) -> Result<Vec<String>> {
     let mut removed = Vec::new();
     for p in pods_in {
         match pods::load(store, &p.name) {
             Ok(_) => {
+                // As kubectl delete: the stop signal and a grace period first.
+                pods::stop(store, tools, &p.name, DELETE_GRACE)?;
                 pods::remove(store, tools, net, &p.name, true)?;
                 removed.push(p.name.clone());
             }
@@ -376,4 +410,28 @@ pub fn delete(store: &ImageStore, tools: &Tools, net: &NetConfig, pods_in: &[Pod
         }
     }
     Ok(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sub_path_is_made_inside_and_refuses_symlinks() {
+        let d = tempfile::tempdir().unwrap();
+        let base = d.path().join("vol");
+        std::fs::create_dir(&base).unwrap();
+        let p = sub_path(&base, "a/b", "c").unwrap();
+        assert_eq!(p, base.join("a/b"));
+        assert!(p.is_dir());
+        // What a container sharing the volume could plant: a link to the host's root.
+        std::os::unix::fs::symlink("/", base.join("escape")).unwrap();
+        let e = sub_path(&base, "escape/etc", "c").unwrap_err().to_string();
+        assert!(e.contains("is a symlink"), "{e}");
+        std::os::unix::fs::symlink("/", base.join("a/link")).unwrap();
+        assert!(sub_path(&base, "a/link", "c").is_err());
+        assert!(sub_path(&base, "../x", "c").is_err());
+        assert!(sub_path(&base, "/abs", "c").is_err());
+        assert!(!d.path().join("x").exists());
+    }
 }

@@ -382,7 +382,17 @@ pub fn inspect_state(store: &ImageStore, tools: &Tools, name: &str) -> Result<In
             (State::Lost, None, None)
         }
         ShimStatus::Missing if meta.detached => (State::Created, None, None),
-        ShimStatus::Missing => (if exit.is_some() { State::Exited } else { State::Created }, None, None),
+        // A foreground `run`: no monitor; the runtime's state and the exit the CLI recorded.
+        ShimStatus::Missing => {
+            let rt = capsa_runtime::container::Store::new(&tools.root);
+            match capsa_runtime::lifecycle::load(&rt, name) {
+                Ok(c) if c.status != capsa_runtime::container::Status::Stopped => {
+                    (State::Running, Some(c.state.pid), None)
+                }
+                _ if dir.join("exit").exists() => (State::Exited, None, None),
+                _ => (State::Created, None, None),
+            }
+        }
     };
     let exit = exit.or_else(|| read_json(&dir.join("exit")));
     Ok(Info { meta, state, pid, shim_pid, exit, restart_count })
@@ -439,9 +449,10 @@ pub fn stop(store: &ImageStore, tools: &Tools, name: &str, grace: Duration) -> R
     let shim_pid = info.shim_pid.unwrap_or(0);
     if info.state == State::Restarting || !tools.exists(name) {
         // Between runs: the shim ends the restart loop on SIGTERM.
-        if shim_pid > 0 {
-            // SAFETY: kill(2) on the shim pid that shim_status just found alive.
-            unsafe { libc::kill(shim_pid, libc::SIGTERM) };
+        // Rechecked right before the signal: a shim that exited meanwhile may have had its pid reused.
+        if let ShimStatus::Alive { pid } = proto::shim_status(&sd) {
+            // SAFETY: kill(2) on the shim pid that shim_status just found alive (pid + start time).
+            unsafe { libc::kill(pid, libc::SIGTERM) };
         }
     } else if !grace.is_zero() {
         tracing::debug!("stop {name}: {} (then SIGKILL after {:?})", info.meta.stop_signal, grace);
@@ -474,16 +485,21 @@ pub fn remove(store: &ImageStore, tools: &Tools, name: &str, force: bool) -> Res
                 info.state.as_str()
             )));
         }
-        stop(store, tools, name, Duration::ZERO)?;
+        if info.shim_pid.is_none() {
+            // A foreground run: its CLI holds the container; kill it, the CLI cleans up.
+            tools.force_remove(name);
+        } else {
+            stop(store, tools, name, Duration::ZERO)?;
+        }
     }
-    tools.force_remove(name);
     let dir = container_dir(store, name);
     let Some(lock) = Lock::try_acquire(&dir.join("lock"))? else {
         return Err(PodError::msg(format!(
-            "container {name} is still in use (its lock {} is held)",
+            "container {name} is still in use (its lock {} is held by its monitor or its foreground capsa run)",
             dir.join("lock").display()
         )));
     };
+    tools.force_remove(name);
     capsa_image::images::unmount(&dir.join("rootfs")).map_err(io("unmount", &dir.join("rootfs")))?;
     capsa_image::images::remove_tree(&dir).map_err(io("remove", &dir))?;
     drop(lock);

@@ -165,6 +165,10 @@ pub fn print(
         // Rotation: the name now points at a new file; the old one was read to its end above.
         let now = std::fs::metadata(path).ok().map(|m| m.ino());
         if now.is_some() && now != ino {
+            // Records appended to the old file just before it was renamed: read it to its end first.
+            if let Some(file) = f.as_mut() {
+                file.read_to_end(&mut pending).map_err(io("read", path))?;
+            }
             f = std::fs::File::open(path).ok();
             ino = now;
             if let Some(file) = f.as_mut() {

@@ -85,8 +85,10 @@ impl Default for NetConfig {
 /// published? is the bridge still used?) must not race another pod.
 fn lock(store: &ImageStore) -> Result<capsa_image::images::Lock> {
     let d = store.root().join("pods");
-    // The directory holds the lock file, so it is made first.
+    // The directory holds the lock file, so it is made first (0700: pod files are root's).
     std::fs::create_dir_all(&d).map_err(io("create", &d))?;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o700)).map_err(io("chmod 0700", &d))?;
     Ok(capsa_image::images::Lock::acquire(&d.join(".lock"))?)
 }
 
@@ -244,6 +246,8 @@ pub fn create_with(
         labels: req.labels.clone(),
         manifest: req.manifest.clone(),
     };
+    // Whether CNI ADD succeeded: a failed ADD has undone its own plugins' work (no DEL then).
+    let mut attached = false;
     let made = (|| -> Result<()> {
         let kinds: &[&str] = if network == "host" { &["ipc", "uts"] } else { &netns::KINDS };
         netns::pin(&dir.join("ns"), kinds, &hostname)?;
@@ -253,7 +257,7 @@ pub fn create_with(
         // The files exist before any container mounts them; with the IP known they
         // are rewritten in place (same inode: bind mounts see the new content).
         write_files(&dir, &rec)?;
-        let (added, ran) = std::thread::scope(|s| {
+        let (added, masq, ran) = std::thread::scope(|s| {
             let panicked =
                 || cni::CniError::Io { context: "CNI ADD".into(), source: std::io::Error::other("thread panicked") };
             // The masquerade rule does not depend on the bridge: added alongside.
@@ -266,22 +270,23 @@ pub fn create_with(
             tracing::debug!("pod {}: containers prepared; waiting for the network", rec.name);
             let added = adding.map(|h| h.join().unwrap_or_else(|_| Err(panicked())));
             let masq = masq.map(|h| h.join().unwrap_or_else(|_| Err(panicked())));
-            let added = match (added, masq) {
-                (Some(Ok(_)), Some(Err(e))) => Some(Err(e)),
-                (a, _) => a,
-            };
             tracing::debug!("pod {}: network attached", rec.name);
-            (added, ran)
+            (added, masq, ran)
         });
         if let Some(added) = added {
-            rec.ip = added?.ip();
+            let r = added?;
+            attached = true;
+            rec.ip = r.ip();
+        }
+        if let Some(m) = masq {
+            m?;
         }
         ran?;
         write_files(&dir, &rec)?;
         save(&dir, &rec)
     })();
     if let Err(e) = made {
-        if let Err(ce) = teardown(store, net, &rec) {
+        if let Err(ce) = teardown(store, net, &rec, attached) {
             tracing::warn!("clean up pod {}: {ce}", rec.name);
         }
         return Err(e);
@@ -343,17 +348,31 @@ pub fn join(store: &ImageStore, rec: &PodRecord) -> Result<PodJoin> {
 }
 
 /// Detaches the pod from its network and removes its pins and directory.
-fn teardown(store: &ImageStore, net: &NetConfig, rec: &PodRecord) -> Result<()> {
+/// `del`: run CNI DEL (not after a failed ADD, which undid its own work).
+fn teardown(store: &ImageStore, net: &NetConfig, rec: &PodRecord, del: bool) -> Result<()> {
     let dir = pod_dir(store, &rec.name);
     let mut first_err = None;
     if let Some(name) = &rec.cni_network {
+        let ns = dir.join("ns");
+        if !netns::is_pinned(&ns, "net") {
+            // A pin lost to a reboot leaves an empty file: the plugins must see no netns
+            // (they then release what they hold) rather than a path that is not one.
+            let _ = std::fs::remove_file(ns.join("net"));
+        }
         match cni::load_network(&net.conf_dir, name) {
             Ok(l) => {
-                if let Err(e) = net.cni.del(&l, &attachment(store, rec)) {
-                    first_err.get_or_insert(e.into());
+                if let Err(e) = if del { net.cni.del(&l, &attachment(store, rec)) } else { Ok(()) } {
+                    // Keep the pod (record, pins): its lease, veth and rules are still out
+                    // there, and `pod rm` can try again.
+                    return Err(PodError::msg(format!(
+                        "pod {}: detach from network {name}: {e} (the pod is kept; retry capsa pod rm -f {})",
+                        rec.name, rec.name
+                    )));
                 }
-                let still_used =
-                    list(store)?.iter().any(|o| o.name != rec.name && o.cni_network.as_deref() == Some(name));
+                let still_used = list(store)
+                    .unwrap_or_default()
+                    .iter()
+                    .any(|o| o.name != rec.name && o.cni_network.as_deref() == Some(name));
                 if !still_used {
                     if let Err(e) = cni::remove_masquerade(&l) {
                         tracing::warn!("remove the masquerade rule of network {name}: {e}");
@@ -389,12 +408,13 @@ fn teardown(store: &ImageStore, net: &NetConfig, rec: &PodRecord) -> Result<()> 
 /// `pod stop`: stops every container of the pod (the pod keeps its namespaces and IP).
 pub fn stop(store: &ImageStore, tools: &Tools, name: &str, grace: Duration) -> Result<Vec<Info>> {
     load(store, name)?;
-    let mut out = Vec::new();
-    // Reverse creation order: sidecars added later stop first.
-    for m in members(store, tools, name)?.into_iter().rev() {
-        out.push(containers::stop(store, tools, &m.meta.name, grace)?);
-    }
-    Ok(out)
+    // All at once, as the kubelet does: the grace period is the pod's, not per container.
+    let ms = members(store, tools, name)?;
+    std::thread::scope(|s| {
+        let hs: Vec<_> =
+            ms.iter().map(|m| s.spawn(move || containers::stop(store, tools, &m.meta.name, grace))).collect();
+        hs.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(PodError::msg("stop: thread panicked")))).collect()
+    })
 }
 
 /// `pod rm`: refuses while containers run unless `force` (then they are
@@ -415,5 +435,5 @@ pub fn remove(store: &ImageStore, tools: &Tools, net: &NetConfig, name: &str, fo
     for m in ms.iter().rev() {
         containers::remove(store, tools, &m.meta.name, true)?;
     }
-    teardown(store, net, &rec)
+    teardown(store, net, &rec, true)
 }

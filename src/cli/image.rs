@@ -145,8 +145,16 @@ pub fn is_image_mode(cargs: &[String]) -> bool {
 }
 
 fn store_at(p: &Parsed, top: Option<&str>) -> Result<ImageStore> {
-    let root = p.get("store").or(top).unwrap_or(DEFAULT_ROOT);
-    ImageStore::open(root).with_context(|| format!("open image store {root}"))
+    open_store(p.get("store").or(top).unwrap_or(DEFAULT_ROOT))
+}
+
+/// Opens (creating) the store at `root`, by its canonical path: paths into the store
+/// end up in config.json (read by the runtime from another directory) and are matched
+/// against /proc/self/mountinfo, so they must be absolute and free of symlinks.
+pub fn open_store(root: &str) -> Result<ImageStore> {
+    ImageStore::open(root).with_context(|| format!("open image store {root}"))?;
+    let canonical = std::fs::canonicalize(root).with_context(|| format!("resolve store path {root}"))?;
+    ImageStore::open(&canonical).with_context(|| format!("open image store {}", canonical.display()))
 }
 
 fn platform(p: &Parsed) -> Result<Platform> {

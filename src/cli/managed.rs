@@ -46,8 +46,7 @@ pub const STATS: &[Flag] = &[
 
 /// The store and tools for these verbs.
 pub fn env(p: &Parsed, g: &Parsed) -> Result<(ImageStore, Tools)> {
-    let root = p.get("store").unwrap_or(DEFAULT_ROOT);
-    let store = ImageStore::open(root).with_context(|| format!("open store {root}"))?;
+    let store = super::image::open_store(p.get("store").unwrap_or(DEFAULT_ROOT))?;
     let exe = std::fs::read_link("/proc/self/exe").context("find this binary (/proc/self/exe)")?;
     Ok((store, Tools::beside(&exe, g.get("root").unwrap_or("/run/capsa"))))
 }
@@ -198,7 +197,9 @@ fn attach_loop(c: &AttachClient, stdin: bool, tty: bool) -> Result<i32> {
                     break v["exit_code"].as_i64().unwrap_or(0) as i32;
                 }
                 Ok(Some(_)) => {}
-                Ok(None) => break 0,
+                Ok(None) => {
+                    bail!("attach: the monitor closed the connection (too slow a reader?); the container may still run")
+                }
                 Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {}
                 Err(e) => return Err(e).context("attach: read from the monitor"),
             }
