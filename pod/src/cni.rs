@@ -281,6 +281,26 @@ pub fn remove_masquerade(net: &NetworkList) -> Result<()> {
     Ok(())
 }
 
+/// The built-in `capsa` network for a pod that publishes no port: the same list without
+/// portmap. capsa chains portmap only where it has work (a no-op portmap is a ~4 ms exec
+/// of a Go binary on the pod's start path). Each attachment's ADD, CHECK and DEL all use
+/// the list it was made with, as the CNI spec asks.
+pub fn default_network_without_portmap() -> NetworkList {
+    let mut v: Value = serde_json::from_str(DEFAULT_CONFLIST).expect("built-in network is valid");
+    if let Some(plugins) = v.get_mut("plugins").and_then(Value::as_array_mut) {
+        plugins.retain(|p| p.get("type").and_then(Value::as_str) != Some("portmap"));
+    }
+    let raw = serde_json::to_vec_pretty(&v).expect("JSON serializes");
+    NetworkList::parse(&raw, "<built-in capsa network, no ports>").expect("built-in network is valid")
+}
+
+impl NetworkList {
+    /// Whether this is the built-in list, unchanged (no user conflist named `capsa`).
+    pub fn is_builtin(&self) -> bool {
+        self.raw == DEFAULT_CONFLIST.as_bytes()
+    }
+}
+
 /// The built-in `capsa` network (see [`DEFAULT_CONFLIST`]).
 pub fn default_network() -> NetworkList {
     NetworkList::parse(DEFAULT_CONFLIST.as_bytes(), "<built-in capsa network>").expect("built-in network is valid")
@@ -1169,6 +1189,12 @@ mod tests {
         );
         // Outbound NAT: one rule per network, by capsa (see ensure_masquerade).
         assert_eq!(n.masquerade_subnet().as_deref(), Some("10.99.0.0/16"));
+        assert!(n.is_builtin());
+        let bare = default_network_without_portmap();
+        assert_eq!((bare.name.as_str(), bare.plugins.len()), ("capsa", 1));
+        assert_eq!(bare.plugins[0], n.plugins[0]);
+        assert_eq!(bare.masquerade_subnet().as_deref(), Some("10.99.0.0/16"));
+        assert!(!bare.is_builtin());
         assert_eq!(b["ipam"]["type"], "host-local");
         assert_eq!(b["ipam"]["ranges"][0][0]["subnet"], "10.99.0.0/16");
         assert_eq!(b["ipam"]["ranges"][0][0]["gateway"], "10.99.0.1");

@@ -104,6 +104,13 @@ fn random_hex() -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
+/// The network list of a pod: the named conflist, or the built-in one (without
+/// portmap when the pod publishes no port). Create and teardown derive it alike.
+fn network_list(net: &NetConfig, name: &str, has_ports: bool) -> Result<cni::NetworkList> {
+    let l = cni::load_network(&net.conf_dir, name)?;
+    Ok(if l.is_builtin() && !has_ports { cni::default_network_without_portmap() } else { l })
+}
+
 /// `<store>/pods/NAME`.
 pub fn pod_dir(store: &ImageStore, name: &str) -> PathBuf {
     store.root().join("pods").join(name)
@@ -215,8 +222,8 @@ pub fn create_with(
     }
     let list_net = match network.as_str() {
         "none" | "host" => None,
-        "bridge" => Some(cni::load_network(&net.conf_dir, "capsa")?),
-        other => Some(cni::load_network(&net.conf_dir, other)?),
+        "bridge" => Some(network_list(net, "capsa", !req.ports.is_empty())?),
+        other => Some(network_list(net, other, !req.ports.is_empty())?),
     };
     let pods = store.root().join("pods");
     let dir = pod_dir(store, &req.name);
@@ -359,7 +366,7 @@ fn teardown(store: &ImageStore, net: &NetConfig, rec: &PodRecord, del: bool) -> 
             // (they then release what they hold) rather than a path that is not one.
             let _ = std::fs::remove_file(ns.join("net"));
         }
-        match cni::load_network(&net.conf_dir, name) {
+        match network_list(net, name, !rec.ports.is_empty()) {
             Ok(l) => {
                 if let Err(e) = if del { net.cni.del(&l, &attachment(store, rec)) } else { Ok(()) } {
                     // Keep the pod (record, pins): its lease, veth and rules are still out
@@ -388,7 +395,7 @@ fn teardown(store: &ImageStore, net: &NetConfig, rec: &PodRecord, del: bool) -> 
                 }
             }
             Err(e) => {
-                first_err.get_or_insert(e.into());
+                first_err.get_or_insert(e);
             }
         }
     }
