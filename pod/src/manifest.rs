@@ -500,6 +500,24 @@ fn typed<'v, T>(
     r
 }
 
+/// A top-level field that must hold exactly `want`; `wrong` names what was found (`{}`).
+fn expect_value(ctx: &mut Ctx, field: &str, v: Option<&Value>, want: &str, wrong: &str) -> bool {
+    let errors_before = ctx.errors.len();
+    match v.and_then(|v| as_string(ctx, field, v)) {
+        Some(found) if found == want => true,
+        Some(found) => {
+            ctx.error(field, wrong.replace("{}", &format!("{found:?}")));
+            false
+        }
+        None => {
+            if ctx.errors.len() == errors_before {
+                ctx.error(field, format!("missing (expected {want})"));
+            }
+            false
+        }
+    }
+}
+
 fn as_list<'v>(ctx: &mut Ctx, path: &str, v: &'v Value) -> Option<&'v [Value]> {
     typed(ctx, path, v, "a list", |v| v.as_sequence().map(Vec::as_slice))
 }
@@ -761,33 +779,10 @@ fn parse_pod(ctx: &mut Ctx, doc: &Value) -> Option<PodManifest> {
         }
     }
 
-    let mut kind_ok = true;
-    let errors_before = ctx.errors.len();
-    match api_version.and_then(|v| as_string(ctx, "apiVersion", v)) {
-        Some(v) if v == "v1" => {}
-        Some(v) => {
-            ctx.error("apiVersion", format!("unsupported apiVersion {v:?} (capsa reads only v1 Pods)"));
-            kind_ok = false;
-        }
-        None if ctx.errors.len() == errors_before => {
-            ctx.error("apiVersion", "missing (expected v1)");
-            kind_ok = false;
-        }
-        None => kind_ok = false,
-    }
-    let errors_before = ctx.errors.len();
-    match kind.and_then(|v| as_string(ctx, "kind", v)) {
-        Some(k) if k == "Pod" => {}
-        Some(k) => {
-            ctx.error("kind", format!("unsupported kind {k:?} (capsa reads only kind Pod)"));
-            kind_ok = false;
-        }
-        None if ctx.errors.len() == errors_before => {
-            ctx.error("kind", "missing (expected Pod)");
-            kind_ok = false;
-        }
-        None => kind_ok = false,
-    }
+    let version_ok =
+        expect_value(ctx, "apiVersion", api_version, "v1", "unsupported apiVersion {} (capsa reads only v1 Pods)");
+    let kind_ok =
+        expect_value(ctx, "kind", kind, "Pod", "unsupported kind {} (capsa reads only kind Pod)") && version_ok;
     if !kind_ok {
         return None;
     }

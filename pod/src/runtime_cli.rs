@@ -1,9 +1,11 @@
 //! The tools a managed container is driven with: the `capsa` runtime CLI (the
 //! same runc-compatible verbs containerd uses) and the `capsa-shim` monitor.
 //!
-//! Going through the CLI rather than linking the runtime in keeps one code
-//! path for every client (containerd, podman, the shim, this crate) and keeps
-//! the runtime's state lock discipline in one place.
+//! Creating, killing and deleting go through the CLI, as for every other client
+//! (containerd, podman, the shim): one code path, one state-lock discipline.
+//! Reads (stats, a foreground container's state) and `start` of a pod's created
+//! containers call the runtime library directly: the same functions the CLI
+//! runs, without a process spawn on the pod's start path.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
