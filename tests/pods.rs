@@ -76,6 +76,8 @@ fn sidecar_reaches_app_on_localhost_pods_reach_each_other_and_rm_leaves_nothing(
     let host = env.ok(&["exec", "web-probe", "hostname"]).stdout;
     assert_eq!(host.trim(), "web");
 
+    // CNI CHECK passes (a broken pod network is shown below, with the second pod).
+    env.ok(&["pod", "check", "web"]);
     // Outbound NAT for the network: one rule, capsa's.
     assert!(ns.rules().iter().any(|r| r.contains("capsa: masquerade network capsa")), "{:?}", ns.rules());
     // The published port answers from the host (the test's namespace).
@@ -92,6 +94,18 @@ fn sidecar_reaches_app_on_localhost_pods_reach_each_other_and_rm_leaves_nothing(
     assert_eq!(ls.as_array().unwrap().len(), 2, "{ls:#}");
     let client_ip = ls[0]["ip"].as_str().unwrap().to_owned();
     assert_ne!(client_ip, ip);
+
+    // CHECK notices a pod whose interface vanished; rm still cleans up after it.
+    env.ok(&["pod", "check", "client"]);
+    let pin = env.store().join("pods/client/ns/net");
+    let o = pod_common::run(
+        std::process::Command::new("nsenter")
+            .arg(format!("--net={}", pin.display()))
+            .args(["ip", "link", "del", "eth0"]),
+    );
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let o = env.fails(&["pod", "check", "client"]);
+    assert!(o.stderr.contains("CHECK"), "{}", o.stderr);
 
     // rm refuses while containers run; -f removes everything.
     let o = env.fails(&["pod", "rm", "web"]);

@@ -412,6 +412,15 @@ fn teardown(store: &ImageStore, net: &NetConfig, rec: &PodRecord, del: bool) -> 
     first_err.map_or(Ok(()), Err)
 }
 
+/// `pod check`: CNI CHECK of the pod's attachment (each plugin verifies that what it
+/// set up is still there: veth, address, routes, rules). Ok for pods without a network.
+pub fn check(store: &ImageStore, net: &NetConfig, name: &str) -> Result<()> {
+    let rec = load(store, name)?;
+    let Some(n) = &rec.cni_network else { return Ok(()) };
+    let l = network_list(net, n, !rec.ports.is_empty())?;
+    Ok(net.cni.check(&l, &attachment(store, &rec))?)
+}
+
 /// `pod stop`: stops every container of the pod (the pod keeps its namespaces and IP).
 pub fn stop(store: &ImageStore, tools: &Tools, name: &str, grace: Duration) -> Result<Vec<Info>> {
     load(store, name)?;

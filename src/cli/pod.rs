@@ -50,6 +50,7 @@ const VERBS: &[(&str, &str, &str, &[Flag])] = &[
     ),
     ("ls", "capsa pod ls [--format table|json]", "List pods.", LS),
     ("inspect", "capsa pod inspect NAME", "Print a pod, its IP, namespaces and containers as JSON.", SIMPLE),
+    ("check", "capsa pod check NAME", "Ask the CNI plugins to verify the pod's network (CNI CHECK).", SIMPLE),
     ("logs", "capsa pod logs [-c CONTAINER] [--tail N] [-t] NAME", "Print the logs of a pod's containers.", LOGS),
     ("stop", "capsa pod stop [-t SECONDS] NAME...", "Stop every container of a pod (the pod stays).", STOP),
     ("rm", "capsa pod rm [-f] NAME...", "Remove a pod: containers, network, namespaces.", RM),
@@ -173,6 +174,12 @@ pub fn main(cargs: &[String], g: &Parsed) -> Result<i32> {
             Ok(0)
         }
         "logs" => logs(&store, &tools, &p),
+        "check" => {
+            let name = one(&p, verb)?;
+            pods::check(&store, &net, &name)?;
+            println!("{name}: network ok");
+            Ok(0)
+        }
         "stop" => {
             let secs: u64 = p.get("time").map(|t| t.parse()).transpose().context("--time takes seconds")?.unwrap_or(10);
             names(&p, verb)?;
