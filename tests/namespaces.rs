@@ -195,11 +195,11 @@ fn join_namespaces_by_path() {
     }
     let rt = Rt::new();
     let host = common::host_dir();
-    let a = Bundle::sh("join-a", "nc -l -p 9000 > /h/got; sleep 30").edit(|c| c["hostname"] = json!("capsa-a")).bind(
-        host.path(),
-        "/h",
-        &[],
-    );
+    // The listener's stdin stays open (a pipe from sleep): busybox nc -l with an
+    // empty stdin may close the connection before it reads what B sent.
+    let a = Bundle::sh("join-a", "sleep 30 | nc -l -p 9000 > /h/got; sleep 30")
+        .edit(|c| c["hostname"] = json!("capsa-a"))
+        .bind(host.path(), "/h", &[]);
     let _ca = rt.start_new(&a);
     let pid_a = rt.pid(&a.id);
 
