@@ -82,8 +82,9 @@ impl Default for NetConfig {
 }
 
 /// Serializes pod create and remove: port and bridge bookkeeping (is a port
-/// published? is the bridge still used?) must not race another pod.
-fn lock(store: &ImageStore) -> Result<capsa_image::images::Lock> {
+/// published? is the bridge still used?) must not race another pod, and a
+/// container joining a pod (`run -d --pod`) must not race its removal.
+pub fn lock(store: &ImageStore) -> Result<capsa_image::images::Lock> {
     let d = store.root().join("pods");
     // The directory holds the lock file, so it is made first (0700: pod files are root's).
     std::fs::create_dir_all(&d).map_err(io("create", &d))?;

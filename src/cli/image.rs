@@ -421,10 +421,17 @@ pub fn run(runtime: &capsa_runtime::container::Store, cargs: &[String]) -> Resul
     let id = p.get("name").map_or_else(random_name, str::to_owned);
     let opts = run_options(&p, &id, cmd)?;
     let img = obtain(&store, image, &p, quiet)?;
+    // Joining a pod holds the pods lock until the container exists (detached), so a
+    // concurrent `pod rm` sees it among the members, or removes the pod before the join.
+    let mut pod_lock = if p.get("pod").is_some() { Some(capsa_pod::pods::lock(&store)?) } else { None };
     let pod = match p.get("pod") {
         Some(name) => Some(capsa_pod::pods::join(&store, &capsa_pod::pods::load(&store, name)?)?),
         None => None,
     };
+    if !p.on("detach") {
+        // A foreground run would hold it for its whole life.
+        pod_lock = None;
+    }
     let req = capsa_pod::containers::Request {
         image_name: image.clone(),
         image: &img,
@@ -445,6 +452,7 @@ pub fn run(runtime: &capsa_runtime::container::Store, cargs: &[String]) -> Resul
             runtime.root(),
         );
         capsa_pod::containers::run_detached(&store, &tools, &req, &mut progress(quiet))?;
+        drop(pod_lock);
         println!("{id}");
         return Ok(0);
     }
