@@ -477,6 +477,19 @@ fn as_item<'v>(ctx: &mut Ctx, path: &str, v: &'v Value, what: &str) -> Option<&'
     }
 }
 
+/// The items of the list at `path` that are mappings, each with its own path
+/// (`path[i]`); any other item is a type error naming `what` was expected.
+fn mappings<'v>(ctx: &mut Ctx, path: &str, v: &'v Value, what: &str) -> Vec<(String, &'v Mapping)> {
+    let mut out = Vec::new();
+    for (i, item) in as_list(ctx, path, v).unwrap_or_default().iter().enumerate() {
+        let ip = format!("{path}[{i}]");
+        if let Some(m) = as_item(ctx, &ip, item, what) {
+            out.push((ip, m));
+        }
+    }
+    out
+}
+
 /// Whether the mapping has `key` with a non-null value.
 fn present(m: &Mapping, key: &str) -> bool {
     m.get(key).is_some_and(|v| !v.is_null())
@@ -1036,11 +1049,7 @@ fn parse_container(ctx: &mut Ctx, path: &str, v: &Value, init: bool, refs: &mut 
 
 fn parse_env(ctx: &mut Ctx, path: &str, v: &Value) -> Vec<(String, String)> {
     let mut out = Vec::new();
-    for (i, item) in as_list(ctx, path, v).unwrap_or_default().iter().enumerate() {
-        let ip = format!("{path}[{i}]");
-        let Some(m) = as_item(ctx, &ip, item, "an env entry (a mapping with name and value)") else {
-            continue;
-        };
+    for (ip, m) in mappings(ctx, path, v, "an env entry (a mapping with name and value)") {
         let (mut name, mut value) = (None, String::new());
         for (key, v) in fields(ctx, &ip, m) {
             let p = join(&ip, key);
@@ -1067,11 +1076,7 @@ fn parse_env(ctx: &mut Ctx, path: &str, v: &Value) -> Vec<(String, String)> {
 
 fn parse_ports(ctx: &mut Ctx, path: &str, v: &Value, refs: &mut PodRefs) -> Vec<ContainerPort> {
     let mut out = Vec::new();
-    for (i, item) in as_list(ctx, path, v).unwrap_or_default().iter().enumerate() {
-        let ip = format!("{path}[{i}]");
-        let Some(m) = as_item(ctx, &ip, item, "a port (a mapping)") else {
-            continue;
-        };
+    for (ip, m) in mappings(ctx, path, v, "a port (a mapping)") {
         let mut port = ContainerPort {
             name: None,
             container_port: 0,
@@ -1198,11 +1203,7 @@ fn positive_memory(ctx: &mut Ctx, path: &str, q: &str) -> Option<i64> {
 fn parse_mounts(ctx: &mut Ctx, path: &str, v: &Value, refs: &mut PodRefs) -> Vec<VolumeMount> {
     let mut out = Vec::new();
     let mut paths: BTreeMap<String, String> = BTreeMap::new();
-    for (i, item) in as_list(ctx, path, v).unwrap_or_default().iter().enumerate() {
-        let ip = format!("{path}[{i}]");
-        let Some(m) = as_item(ctx, &ip, item, "a volume mount (a mapping)") else {
-            continue;
-        };
+    for (ip, m) in mappings(ctx, path, v, "a volume mount (a mapping)") {
         let (mut name, mut mount_path, mut read_only, mut sub_path) = (None, None, false, None);
         for (key, v) in fields(ctx, &ip, m) {
             let p = join(&ip, key);
@@ -1254,11 +1255,7 @@ fn parse_mounts(ctx: &mut Ctx, path: &str, v: &Value, refs: &mut PodRefs) -> Vec
 fn parse_volumes(ctx: &mut Ctx, path: &str, v: &Value, refs: &mut PodRefs) -> Vec<Volume> {
     let mut out = Vec::new();
     let mut names: BTreeMap<String, String> = BTreeMap::new();
-    for (i, item) in as_list(ctx, path, v).unwrap_or_default().iter().enumerate() {
-        let ip = format!("{path}[{i}]");
-        let Some(m) = as_item(ctx, &ip, item, "a volume (a mapping)") else {
-            continue;
-        };
+    for (ip, m) in mappings(ctx, path, v, "a volume (a mapping)") {
         let mut name = None;
         let mut kinds: Vec<&str> = Vec::new();
         let mut source = None;

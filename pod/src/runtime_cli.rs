@@ -55,7 +55,7 @@ impl Tools {
 
     /// Whether the runtime knows container `id`.
     pub fn exists(&self, id: &str) -> bool {
-        self.root.join(id).join("state.json").exists()
+        capsa_runtime::container::Store::new(&self.root).load(id).is_ok()
     }
 
     /// `kill --all ID KILL` then `delete --force ID`, for a container whose monitor

@@ -152,7 +152,7 @@ fn store_at(p: &Parsed, top: Option<&str>) -> Result<ImageStore> {
 /// end up in config.json (read by the runtime from another directory) and are matched
 /// against /proc/self/mountinfo, so they must be absolute and free of symlinks.
 pub fn open_store(root: &str) -> Result<ImageStore> {
-    ImageStore::open(root).with_context(|| format!("open image store {root}"))?;
+    std::fs::create_dir_all(root).with_context(|| format!("create image store {root}"))?;
     let canonical = std::fs::canonicalize(root).with_context(|| format!("resolve store path {root}"))?;
     ImageStore::open(&canonical).with_context(|| format!("open image store {}", canonical.display()))
 }

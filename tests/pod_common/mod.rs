@@ -148,13 +148,8 @@ impl Env {
     /// `capsa --root R VERB [SUBVERB] --store S ARGS...` (subverb for `image` and `pod`).
     pub fn command(&self, args: &[&str]) -> Command {
         let mut full: Vec<String> = vec!["--root".into(), self.root().display().to_string()];
-        let n = if matches!(args.first(), Some(&"image")) {
-            1
-        } else if matches!(args.first(), Some(&"pod")) {
-            2.min(args.len())
-        } else {
-            1.min(args.len())
-        };
+        // `--store` goes after the verb (and after `pod`'s subverb); runtime verbs have none.
+        let n = if args.first() == Some(&"pod") { args.len().min(2) } else { args.len().min(1) };
         full.extend(args[..n].iter().map(|s| s.to_string()));
         let with_store = ["image", "pod", "run", "ps", "logs", "attach", "stop", "rm", "inspect", "stats"];
         if args.first().is_some_and(|v| with_store.contains(v)) {
