@@ -41,6 +41,8 @@ struct Cleanup<'a> {
     cgroup: Option<Manager>,
     pids: Vec<i32>,
     armed: bool,
+    /// The rootfs and its base mount id, for a container sharing our mount namespace.
+    host_mounts: Option<(PathBuf, u64)>,
 }
 
 impl Drop for Cleanup<'_> {
@@ -54,6 +56,9 @@ impl Drop for Cleanup<'_> {
                 libc::kill(p, libc::SIGKILL);
                 libc::waitpid(p, std::ptr::null_mut(), 0);
             }
+        }
+        if let Some((rootfs, base)) = &self.host_mounts {
+            crate::rootfs::release_host_mounts(rootfs, *base);
         }
         if let Some(cg) = &self.cgroup {
             if let Err(e) = cg.destroy() {
@@ -119,7 +124,16 @@ pub fn create(store: &Store, opts: &CreateOpts, foreground_tty: bool) -> Result<
     }
 
     store.create_dir(&opts.id)?;
-    let mut guard = Cleanup { store, id: &opts.id, cgroup: None, pids: Vec::new(), armed: true };
+    // Without a mount namespace the init mounts in ours: note what is at the rootfs now.
+    let host_mounts_base = if spec.namespace("mount").is_none() { crate::rootfs::mount_id_at(&rootfs) } else { None };
+    let mut guard = Cleanup {
+        store,
+        id: &opts.id,
+        cgroup: None,
+        pids: Vec::new(),
+        armed: true,
+        host_mounts: host_mounts_base.map(|b| (rootfs.clone(), b)),
+    };
     let linux = spec.linux();
 
     // Cgroups first (cheap mkdirs and writes), so a bad limit fails before any process exists.
@@ -148,6 +162,7 @@ pub fn create(store: &Store, opts: &CreateOpts, foreground_tty: bool) -> Result<
         seccomp: linux.seccomp.clone(),
         hooks: spec.hooks.clone(),
         user_ns: spec.namespace("user").is_some(),
+        host_mounts_base,
     };
     store.save(&state)?;
 
