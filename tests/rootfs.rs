@@ -320,6 +320,15 @@ fn rootfs_propagation_unbindable() {
     for (p, want) in [("unbindable", both), ("runbindable", none)] {
         assert_eq!(propagation(Some(p)), want, "{p}");
         assert_eq!(root_propagation(p), "unbindable", "{p}");
+        // With a terminal, /dev/console is bound from an (unbindable) /dev/pts.
+        // (`run` with a terminal and no tty on stdin: capsa only; runc wants a tty.)
+        if common::is_capsa() {
+            let b = Bundle::sh("prop-tty", "tty").edit(|c| {
+                c["linux"]["rootfsPropagation"] = json!(p);
+                c["process"]["terminal"] = json!(true);
+            });
+            assert_eq!(run(&b), "/dev/pts/0\r\n", "{p}");
+        }
     }
 }
 

@@ -11,7 +11,8 @@ use std::path::Path;
 
 use super::fdmount;
 use super::masks::describe;
-use super::paths::{fstat, open_in_root, reopen_dir};
+use super::mounts::mount_setattr_prop;
+use super::paths::{fstat, mount_id, open_in_root, reopen_dir};
 use crate::sys::{SysError, SysResult};
 
 const DEVPTS_SUPER_MAGIC: i64 = 0x1cd1;
@@ -21,7 +22,10 @@ pub fn mount_console(pty: BorrowedFd<'_>) -> SysResult<()> {
     check_pty(pty.as_raw_fd())?;
     let root = crate::sys::open(Path::new("/"), libc::O_PATH | libc::O_DIRECTORY, 0)?;
     let target = console_target(root.as_raw_fd())?;
-    let tree = fdmount::clone_tree(pty.as_raw_fd(), false, "the terminal")?;
+    let tree = match fdmount::clone_tree(pty.as_raw_fd(), false, "the terminal") {
+        Err(e) if e.errno == libc::EINVAL => clone_from_unbindable(root.as_raw_fd(), pty.as_raw_fd()).ok_or(e)?,
+        r => r?,
+    };
     let what = "bind the terminal over /dev/console";
     fdmount::attach(&tree, target.as_raw_fd(), what)?;
     fdmount::verify(root.as_raw_fd(), Path::new("dev/console"), libc::O_PATH | libc::O_NOFOLLOW, &tree, what)
@@ -35,6 +39,23 @@ pub fn prepare(root: RawFd) -> SysResult<()> {
         Err(e) if e.errno == libc::EROFS => Ok(()),
         r => r.map(drop),
     }
+}
+
+/// `rootfsPropagation: "runbindable"` made the container's /dev/pts unbindable, so
+/// the terminal cannot be cloned from it: make that mount private for the clone, then
+/// unbindable again. `None` when the pty is not on the /dev/pts mount.
+fn clone_from_unbindable(root: RawFd, pty: RawFd) -> Option<OwnedFd> {
+    let pts = open_in_root(root, Path::new("dev/pts"), libc::O_PATH | libc::O_DIRECTORY).ok()?;
+    if mount_id(pts.as_raw_fd()).ok()? != mount_id(pty).ok()? {
+        return None;
+    }
+    let set = |p| mount_setattr_prop(pts.as_raw_fd(), 0, 0, p, false);
+    set(libc::MS_PRIVATE).ok()?;
+    let tree = fdmount::clone_tree(pty, false, "the terminal");
+    if let Err(e) = set(libc::MS_UNBINDABLE) {
+        tracing::warn!("make /dev/pts unbindable again: {e}");
+    }
+    tree.ok()
 }
 
 fn check_pty(fd: RawFd) -> SysResult<()> {

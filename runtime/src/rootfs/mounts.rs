@@ -185,7 +185,12 @@ struct MountAttr {
 
 /// `mount_setattr(2)` on an fd (recursive with `AT_RECURSIVE`).
 pub fn mount_setattr(fd: RawFd, set: u64, clr: u64, recursive: bool) -> SysResult<()> {
-    let attr = MountAttr { attr_set: set, attr_clr: clr, propagation: 0, userns_fd: 0 };
+    mount_setattr_prop(fd, set, clr, 0, recursive)
+}
+
+/// `mount_setattr(2)` that also sets the propagation (`MS_PRIVATE`, ..., 0 to keep it).
+pub fn mount_setattr_prop(fd: RawFd, set: u64, clr: u64, propagation: libc::c_ulong, recursive: bool) -> SysResult<()> {
+    let attr = MountAttr { attr_set: set, attr_clr: clr, propagation, userns_fd: 0 };
     let flags = libc::AT_EMPTY_PATH | if recursive { libc::AT_RECURSIVE } else { 0 };
     // SAFETY: "" is a valid C string; attr lives across the call and its size is passed.
     let r = unsafe {
