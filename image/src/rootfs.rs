@@ -95,7 +95,8 @@ impl ImageStore {
             // Written before the snapshots are made: prune keeps what a live
             // container names here.
             let chains: String = img.chain_ids().iter().map(|c| format!("{}\n", c.hex())).collect();
-            fs::write(dir.join("layers"), chains).map_err(|e| io_error("write", &dir.join("layers"), e))?;
+            capsa_fsutil::write_atomic(&dir.join("layers"), chains.as_bytes(), crate::images::META_MODE)
+                .map_err(crate::images::fs_error)?;
             lock
         };
         let mut c = ContainerRootfs { rootfs: dir.join("rootfs"), dir, kind: RootfsKind::Overlay, _lock: lock };

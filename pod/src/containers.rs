@@ -29,7 +29,7 @@ use capsa_shim::proto::{self, ShimStatus};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::error::{io, PodError, Result};
+use crate::error::{io, write_state, PodError, Result};
 use crate::runtime_cli::Tools;
 
 /// The record of a managed container (`capsa.json`).
@@ -118,10 +118,8 @@ pub fn log_path(store: &ImageStore, name: &str) -> PathBuf {
 pub const LOG_MAX_SIZE: u64 = 10 << 20;
 
 fn write_json(path: &Path, v: &impl Serialize) -> Result<()> {
-    let tmp = path.with_extension("tmp");
     let data = serde_json::to_vec_pretty(v).map_err(|e| PodError::msg(format!("encode {}: {e}", path.display())))?;
-    std::fs::write(&tmp, data).map_err(io("write", &tmp))?;
-    std::fs::rename(&tmp, path).map_err(io("rename", path))
+    write_state(path, &data)
 }
 
 /// Reads a container's `capsa.json`.
@@ -377,7 +375,7 @@ pub fn inspect_state(store: &ImageStore, tools: &Tools, name: &str) -> Result<In
             if !dir.join("lost").exists() {
                 tracing::warn!("the monitor of {name} (pid {pid}) is gone: killing and deleting the container");
                 tools.force_remove(name);
-                let _ = std::fs::write(dir.join("lost"), format!("{}\n", capsa_runtime::time::now_rfc3339()));
+                let _ = write_state(&dir.join("lost"), format!("{}\n", capsa_runtime::time::now_rfc3339()).as_bytes());
             }
             (State::Lost, None, None)
         }
@@ -445,7 +443,7 @@ pub fn stop(store: &ImageStore, tools: &Tools, name: &str, grace: Duration) -> R
         return Ok(info);
     }
     let sd = shim_dir(store, name);
-    std::fs::write(sd.join("stop"), b"").map_err(io("write", &sd.join("stop")))?;
+    write_state(&sd.join("stop"), b"")?;
     let shim_pid = info.shim_pid.unwrap_or(0);
     if info.state == State::Restarting || !tools.exists(name) {
         // Between runs: the shim ends the restart loop on SIGTERM.
