@@ -381,7 +381,7 @@ impl ImageStore {
             }
             ImageRef::OciArchive { path, tag } => {
                 progress(&format!("importing OCI archive {}", path.display()));
-                let a = crate::docker_archive::DockerArchive::open(path)?;
+                let a = crate::docker_archive::DockerArchive::open(path).map_err(|e| named(e, r))?;
                 layout::check_oci_layout_file(&a)?;
                 let img = layout::resolve(&a, tag.as_deref(), platform)?;
                 layout::import_resolved(&a, &self.blobs, &img)?;
@@ -389,7 +389,7 @@ impl ImageStore {
             }
             ImageRef::DockerArchive { path, name: n } => {
                 progress(&format!("importing docker archive {}", path.display()));
-                let a = crate::docker_archive::DockerArchive::open(path)?;
+                let a = crate::docker_archive::DockerArchive::open(path).map_err(|e| named(e, r))?;
                 let img = a.import(&self.blobs, n.as_deref(), platform)?;
                 let dn = match n {
                     Some(n) => n.clone(),
@@ -625,6 +625,14 @@ impl ImageStore {
             }
         }
         Ok((blobs, snaps, containers))
+    }
+}
+
+/// An archive error named by the reference the user gave (`docker-archive:/tmp/x`).
+fn named(e: LayoutError, r: &ImageRef) -> LayoutError {
+    match e {
+        LayoutError::NotTar { what, .. } => LayoutError::NotTar { archive: r.to_string(), what },
+        e => e,
     }
 }
 
