@@ -81,6 +81,18 @@ pub enum ImageError {
     /// No such image in the local store.
     #[error("image {0:?} not found in the local store (import or pull it first; see `capsa image ls`)")]
     NotFound(String),
+    /// A container of that name exists (`running`: its lock is held).
+    #[error(
+        "container name {name:?} is in use by a {} container: `capsa rm {}{name}` removes it, or choose another --name",
+        if *running { "running" } else { "stopped" },
+        if *running { "-f " } else { "" }
+    )]
+    NameInUse {
+        /// The name asked for.
+        name: String,
+        /// Whether that container runs.
+        running: bool,
+    },
     /// A short id matches several images.
     #[error("image id prefix {0:?} matches several images; give more digits")]
     AmbiguousId(String),

@@ -84,10 +84,9 @@ impl ImageStore {
             match fs::create_dir(&dir) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                    return Err(ImageError::Other(format!(
-                        "container name {id:?} is in use ({} exists; `capsa image prune` removes stopped ones)",
-                        dir.display()
-                    )))
+                    // Its lock is held while it runs (by its monitor or its foreground run).
+                    let running = !matches!(Lock::try_acquire(&dir.join("lock")), Ok(Some(_)));
+                    return Err(ImageError::NameInUse { name: id.to_owned(), running });
                 }
                 Err(e) => return Err(io_error("create directory", &dir, e)),
             }
