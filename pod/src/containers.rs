@@ -435,9 +435,11 @@ fn wait_shim_gone(sd: &Path, deadline: Instant) -> bool {
 }
 
 /// `stop`: no more restarts; the stop signal (the image's StopSignal, else
-/// SIGTERM), and SIGKILL to every process of the container after `grace`.
-/// Returns the container's state afterwards.
-pub fn stop(store: &ImageStore, tools: &Tools, name: &str, grace: Duration) -> Result<Info> {
+/// SIGTERM), and SIGKILL to every process of the container after `grace`, or at
+/// once when the signal cannot reach the container's init (a pid-namespace init
+/// without a handler for it: see [`crate::signals`]). Returns the container's state
+/// afterwards.
+pub fn stop(store: &ImageStore, tools: &Tools, name: &str, mut grace: Duration) -> Result<Info> {
     let info = inspect_state(store, tools, name)?;
     if !info.is_active() {
         return Ok(info);
@@ -454,8 +456,20 @@ pub fn stop(store: &ImageStore, tools: &Tools, name: &str, grace: Duration) -> R
         }
     } else if !grace.is_zero() {
         tracing::debug!("stop {name}: {} (then SIGKILL after {:?})", info.meta.stop_signal, grace);
+        // Checked before and after the signal: a handler installed in between gets it.
+        let sig = capsa_runtime::process::signal::parse(&info.meta.stop_signal).unwrap_or(libc::SIGTERM);
+        let unreachable = || info.pid.is_some_and(|p| crate::signals::discarded_by_init(p, sig));
+        let before = unreachable();
         if let Err(e) = tools.runtime(&["kill", name, &info.meta.stop_signal]) {
             tracing::debug!("stop {name}: {e}");
+        }
+        if before && unreachable() {
+            tracing::debug!(
+                "stop {name}: its init (pid {}) has no handler for {}, which the kernel discards: SIGKILL now",
+                info.pid.unwrap_or(0),
+                info.meta.stop_signal
+            );
+            grace = Duration::ZERO;
         }
     }
     if !wait_shim_gone(&sd, Instant::now() + grace) {
