@@ -2,7 +2,8 @@
 //!
 //! - [`write_atomic`]: replace a file's content so that readers, and the file
 //!   after a crash, see either the old content or the new, never a mix or an empty
-//!   file; created with the caller's mode, never wider (state files hold secrets).
+//!   file ([`Durability`]: also after a power loss); created with the caller's mode,
+//!   never wider (state files hold secrets).
 //! - [`ensure_dir`]: a directory that is at most as open as asked, narrowing an
 //!   existing one (how stores made by older versions are migrated).
 //! - [`errno_name`]: `EPERM` for 1, for error messages.
@@ -14,7 +15,7 @@ mod atomic;
 mod dir;
 mod errno;
 
-pub use atomic::{write_atomic, TempFile};
+pub use atomic::{write_atomic, Durability, TempFile};
 pub use dir::ensure_dir;
 pub use errno::errno_name;
 

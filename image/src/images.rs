@@ -286,7 +286,8 @@ impl ImageStore {
     fn write_list(&self, images: Vec<ImageRecord>) -> Result<(), ImageError> {
         let data = serde_json::to_vec_pretty(&ImagesFile { images })
             .map_err(|e| ImageError::Other(format!("serialize images.json: {e}")))?;
-        capsa_fsutil::write_atomic(&self.images_path(), &data, META_MODE).map_err(fs_error)
+        capsa_fsutil::write_atomic(&self.images_path(), &data, META_MODE, capsa_fsutil::Durability::Durable)
+            .map_err(fs_error)
     }
 
     /// Names `img` (already in the content store) as `name`, replacing any

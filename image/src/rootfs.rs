@@ -94,8 +94,13 @@ impl ImageStore {
             // Written before the snapshots are made: prune keeps what a live
             // container names here.
             let chains: String = img.chain_ids().iter().map(|c| format!("{}\n", c.hex())).collect();
-            capsa_fsutil::write_atomic(&dir.join("layers"), chains.as_bytes(), crate::images::META_MODE)
-                .map_err(crate::images::fs_error)?;
+            capsa_fsutil::write_atomic(
+                &dir.join("layers"),
+                chains.as_bytes(),
+                crate::images::META_MODE,
+                capsa_fsutil::Durability::Durable,
+            )
+            .map_err(crate::images::fs_error)?;
             lock
         };
         let mut c = ContainerRootfs { rootfs: dir.join("rootfs"), dir, kind: RootfsKind::Overlay, _lock: lock };

@@ -648,7 +648,7 @@ impl Cni {
         }
         info.insert("result".into(), result.clone());
         let bytes = serde_json::to_vec(&Value::Object(info)).expect("serializing a JSON value cannot fail");
-        capsa_fsutil::write_atomic(&path, &bytes, 0o600)
+        capsa_fsutil::write_atomic(&path, &bytes, 0o600, capsa_fsutil::Durability::Durable)
             .map_err(|e| io_err(format!("writing CNI cache {}", path.display()))(e.into()))
     }
 

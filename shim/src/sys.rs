@@ -160,5 +160,6 @@ pub const STATE_MODE: u32 = 0o600;
 /// Write `data` to `path` atomically and durably (temp file, fsync, rename, fsync the
 /// directory), mode [`STATE_MODE`]. Relative paths are relative to the current directory.
 pub fn write_atomic(path: &str, data: &[u8]) -> io::Result<()> {
-    capsa_fsutil::write_atomic(std::path::Path::new(path), data, STATE_MODE).map_err(io::Error::from)
+    let d = capsa_fsutil::Durability::Durable;
+    capsa_fsutil::write_atomic(std::path::Path::new(path), data, STATE_MODE, d).map_err(io::Error::from)
 }

@@ -475,7 +475,12 @@ pub fn run(runtime: &capsa_runtime::container::Store, cargs: &[String]) -> Resul
         let code = super::lifecycle::run(runtime, &c, false)?;
         // The exit, for `capsa ps -a` and `inspect` (no monitor recorded it).
         let exit = json!({"exit_code": code, "finished_at": capsa_runtime::time::now_rfc3339()});
-        let _ = capsa_fsutil::write_atomic(&container.dir.join("exit"), exit.to_string().as_bytes(), 0o600);
+        let _ = capsa_fsutil::write_atomic(
+            &container.dir.join("exit"),
+            exit.to_string().as_bytes(),
+            0o600,
+            capsa_fsutil::Durability::Durable,
+        );
         Ok(code)
     })();
     let cleanup = if p.on("rm") || result.is_err() { container.remove() } else { container.unmount() };

@@ -2,8 +2,9 @@
 //! `exec.fifo`, with an flock per container.
 //!
 //! Modes are runc's: the root 0700, a container's directory 0711, `state.json` 0600
-//! (it holds the process environment, where secrets live), replaced atomically and
-//! durably by [`capsa_fsutil::write_atomic`].
+//! (it holds the process environment, where secrets live), replaced atomically by
+//! [`capsa_fsutil::write_atomic`] (not fsync'd, as runc and crun: what it describes
+//! does not survive a reboot).
 
 use std::fs::File;
 use std::os::fd::AsRawFd;
@@ -123,11 +124,9 @@ impl Store {
     pub fn save(&self, st: &State) -> Result<(), StoreError> {
         let path = self.dir(&st.id).join("state.json");
         let data = serde_json::to_vec(st).expect("state serializes");
-        capsa_fsutil::write_atomic(&path, &data, STATE_MODE).map_err(|e| StoreError::Io {
-            step: e.step,
-            path: e.path,
-            err: e.source,
-        })
+        // Volatile: the pids, cgroups and namespaces it names do not survive a reboot.
+        capsa_fsutil::write_atomic(&path, &data, STATE_MODE, capsa_fsutil::Durability::Volatile)
+            .map_err(|e| StoreError::Io { step: e.step, path: e.path, err: e.source })
     }
 
     /// Remove `<root>/<id>` and everything in it.

@@ -371,10 +371,11 @@ fn write_id_maps(pid: i32, linux: &spec::Linux) -> Result<()> {
     Ok(())
 }
 
-/// Write the pid file atomically (temp file, fsync, rename, fsync the directory), as
-/// runc does, with runc's mode: 0666 minus the umask (0644 usually; a pid is no secret).
+/// Write the pid file atomically (temp file, rename), as runc does, with runc's mode:
+/// 0666 minus the umask (0644 usually; a pid is no secret). Not fsync'd: a pid means
+/// nothing after a reboot ([`capsa_fsutil::Durability::Volatile`]).
 pub fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
-    capsa_fsutil::write_atomic(path, pid.to_string().as_bytes(), 0o666)
+    capsa_fsutil::write_atomic(path, pid.to_string().as_bytes(), 0o666, capsa_fsutil::Durability::Volatile)
         .map_err(|e| SysError::io(format!("write pid file: {} {}", e.step, e.path.display()), &e.source))?;
     Ok(())
 }
