@@ -275,8 +275,9 @@ mod tests {
         let p = t.path().join("state.json");
         fs::write(&p, "old").unwrap();
         fs::set_permissions(&p, fs::Permissions::from_mode(0o644)).unwrap();
-        let ino = fs::metadata(&p).unwrap().ino();
         for d in [Durability::Durable, Durability::Volatile] {
+            // The temp file exists before the old one is freed: its inode differs.
+            let ino = fs::metadata(&p).unwrap().ino();
             write_atomic(&p, b"{\"secret\":1}", 0o600, d).unwrap();
             let m = fs::metadata(&p).unwrap();
             assert_eq!(m.mode() & 0o7777, 0o600);
