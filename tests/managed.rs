@@ -208,8 +208,13 @@ fn bad_input_changes_nothing() {
     // A stopped one by that name: `rm` (no -f) is enough.
     env.ok(&["run", "-d", "--name", "done", "busybox", "true"]);
     env.wait_state("done", "exited", Duration::from_secs(10));
-    let o = env.fails(&["run", "--name", "done", "busybox", "true"]);
-    assert!(o.stderr.contains("in use by a stopped container: `capsa rm done` removes it"), "{}", o.stderr);
+    // (Its monitor holds the name's lock for a moment after the exit: "running" until it is gone.)
+    let mut last = String::new();
+    let stopped = wait_until(Duration::from_secs(10), || {
+        last = env.fails(&["run", "--name", "done", "busybox", "true"]).stderr;
+        last.contains("in use by a stopped container: `capsa rm done` removes it")
+    });
+    assert!(stopped, "{last}");
     env.ok(&["rm", "done"]);
     // Unknown image, bad restart policy: nothing created.
     env.fails(&["run", "-d", "--name", "two", "no-such-image", "true"]);
