@@ -191,12 +191,12 @@ fn bad_pod_input_leaves_nothing_behind() {
 }
 
 /// `pod delete -f FILE` (kubectl's `-f`: the manifest) keeps the grace period for a
-/// container that handles the stop signal, and kills at once one whose init cannot
-/// receive it (a pid-namespace init without a handler: the kernel discards the
-/// signal, so waiting the grace period only delayed the SIGKILL; the example pod's
-/// delete took 10 s where `pod rm -f` took 0.4 s).
+/// container that handles the stop signal or ignores it on purpose (it may finish its
+/// work meanwhile), and kills at once one whose init leaves it at the default action (a
+/// pid-namespace init: the kernel discards the signal, so waiting only delayed the
+/// SIGKILL; the example pod's delete took 10 s where `pod rm -f` took 0.4 s).
 #[test]
-fn delete_waits_only_for_containers_that_can_receive_the_stop_signal() {
+fn delete_kills_at_once_only_inits_that_never_see_the_stop_signal() {
     if !root_or_skip() {
         return;
     }
@@ -207,6 +207,9 @@ fn delete_waits_only_for_containers_that_can_receive_the_stop_signal() {
     let m = env.path("grace.yaml");
     let polite = "trap 'sleep 1; echo bye > /out/bye; exit 0' TERM; echo ready > /out/ready; \
                   while true; do sleep 0.1; done";
+    // Ignores SIGTERM to finish its work: done once polite has said bye.
+    let busy = "trap '' TERM; echo ready > /out/busy-ready; \
+                while [ ! -e /out/bye ]; do sleep 0.1; done; echo done > /out/done";
     std::fs::write(
         &m,
         format!(
@@ -214,6 +217,8 @@ fn delete_waits_only_for_containers_that_can_receive_the_stop_signal() {
              - name: out\n    hostPath: {{path: {}, type: Directory}}\n  containers:\n  \
              - name: deaf\n    image: busybox\n    command: [sh, -c, 'while true; do sleep 0.1; done']\n  \
              - name: polite\n    image: busybox\n    command: [sh, -c, {polite:?}]\n    \
+             volumeMounts: [{{name: out, mountPath: /out}}]\n  \
+             - name: busy\n    image: busybox\n    command: [sh, -c, {busy:?}]\n    \
              volumeMounts: [{{name: out, mountPath: /out}}]\n",
             out.display()
         ),
@@ -221,7 +226,10 @@ fn delete_waits_only_for_containers_that_can_receive_the_stop_signal() {
     .unwrap();
     let m = m.display().to_string();
     env.ok(&["pod", "apply", "-f", &m]);
-    assert!(wait_until(Duration::from_secs(10), || out.join("ready").exists()), "polite never started");
+    assert!(
+        wait_until(Duration::from_secs(10), || out.join("ready").exists() && out.join("busy-ready").exists()),
+        "polite or busy never started"
+    );
     let mut c = std::process::Command::new(pod_common::capsa_bin());
     c.arg("--debug").arg("--root").arg(env.root()).args(["pod", "delete", "--store"]).arg(env.store());
     c.args(["-f", &m]).env("CAPSA_CGROUP_PARENT", &env.cgroup_parent);
@@ -229,9 +237,10 @@ fn delete_waits_only_for_containers_that_can_receive_the_stop_signal() {
     assert_eq!((o.code, o.stdout.as_str()), (0, "pod/grace deleted\n"), "{}", o.stderr);
     let killed_at_once = |n: &str| o.stderr.lines().any(|l| l.contains(&format!("stop {n}: its init")));
     assert!(killed_at_once("grace-deaf"), "the deaf container waited the grace period:\n{}", o.stderr);
-    assert!(!killed_at_once("grace-polite"), "{}", o.stderr);
+    assert!(!killed_at_once("grace-polite") && !killed_at_once("grace-busy"), "{}", o.stderr);
     // The handler ran to its end: the grace period was honoured.
     assert_eq!(std::fs::read_to_string(out.join("bye")).unwrap_or_default(), "bye\n", "{}", o.stderr);
+    assert_eq!(std::fs::read_to_string(out.join("done")).unwrap_or_default(), "done\n", "{}", o.stderr);
     assert_eq!(env.ok(&["pod", "ls", "-q"]).stdout, "");
     assert_eq!(env.ok(&["ps", "-a", "-q"]).stdout, "");
 }

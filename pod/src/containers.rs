@@ -434,12 +434,31 @@ fn wait_shim_gone(sd: &Path, deadline: Instant) -> bool {
     }
 }
 
+/// How long [`stop_with`] waits between the stop signal and SIGKILL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Grace {
+    /// The whole period, as `docker stop` and the kubelet give it: the process may
+    /// also use it to finish on its own.
+    Full(Duration),
+    /// The period only when the container's init can learn of the stop signal; an
+    /// init of a pid namespace leaving it at the default action never does (the kernel
+    /// discards it: [`crate::signals`]) and gets SIGKILL at once. For `pod delete`.
+    UnlessDiscarded(Duration),
+}
+
 /// `stop`: no more restarts; the stop signal (the image's StopSignal, else
-/// SIGTERM), and SIGKILL to every process of the container after `grace`, or at
-/// once when the signal cannot reach the container's init (a pid-namespace init
-/// without a handler for it: see [`crate::signals`]). Returns the container's state
-/// afterwards.
-pub fn stop(store: &ImageStore, tools: &Tools, name: &str, mut grace: Duration) -> Result<Info> {
+/// SIGTERM), and SIGKILL to every process of the container after `grace`.
+/// Returns the container's state afterwards.
+pub fn stop(store: &ImageStore, tools: &Tools, name: &str, grace: Duration) -> Result<Info> {
+    stop_with(store, tools, name, Grace::Full(grace))
+}
+
+/// [`stop`] with a choice of [`Grace`].
+pub fn stop_with(store: &ImageStore, tools: &Tools, name: &str, how: Grace) -> Result<Info> {
+    let (mut grace, unless_discarded) = match how {
+        Grace::Full(g) => (g, false),
+        Grace::UnlessDiscarded(g) => (g, true),
+    };
     let info = inspect_state(store, tools, name)?;
     if !info.is_active() {
         return Ok(info);
@@ -458,14 +477,14 @@ pub fn stop(store: &ImageStore, tools: &Tools, name: &str, mut grace: Duration) 
         tracing::debug!("stop {name}: {} (then SIGKILL after {:?})", info.meta.stop_signal, grace);
         // Checked before and after the signal: a handler installed in between gets it.
         let sig = capsa_runtime::process::signal::parse(&info.meta.stop_signal).unwrap_or(libc::SIGTERM);
-        let unreachable = || info.pid.is_some_and(|p| crate::signals::discarded_by_init(p, sig));
+        let unreachable = || unless_discarded && info.pid.is_some_and(|p| crate::signals::discarded_by_init(p, sig));
         let before = unreachable();
         if let Err(e) = tools.runtime(&["kill", name, &info.meta.stop_signal]) {
             tracing::debug!("stop {name}: {e}");
         }
         if before && unreachable() {
             tracing::debug!(
-                "stop {name}: its init (pid {}) has no handler for {}, which the kernel discards: SIGKILL now",
+                "stop {name}: its init (pid {}) leaves {} at the default action; the kernel discards it: SIGKILL now",
                 info.pid.unwrap_or(0),
                 info.meta.stop_signal
             );

@@ -421,12 +421,17 @@ pub fn check(store: &ImageStore, net: &NetConfig, name: &str) -> Result<()> {
 
 /// `pod stop`: stops every container of the pod (the pod keeps its namespaces and IP).
 pub fn stop(store: &ImageStore, tools: &Tools, name: &str, grace: Duration) -> Result<Vec<Info>> {
+    stop_with(store, tools, name, containers::Grace::Full(grace))
+}
+
+/// [`stop`] with a choice of [`containers::Grace`].
+pub fn stop_with(store: &ImageStore, tools: &Tools, name: &str, grace: containers::Grace) -> Result<Vec<Info>> {
     load(store, name)?;
     // All at once, as the kubelet does: the grace period is the pod's, not per container.
     let ms = members(store, tools, name)?;
     std::thread::scope(|s| {
         let hs: Vec<_> =
-            ms.iter().map(|m| s.spawn(move || containers::stop(store, tools, &m.meta.name, grace))).collect();
+            ms.iter().map(|m| s.spawn(move || containers::stop_with(store, tools, &m.meta.name, grace))).collect();
         hs.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(PodError::msg("stop: thread panicked")))).collect()
     })
 }

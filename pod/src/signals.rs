@@ -2,15 +2,17 @@
 //!
 //! The init of a pid namespace gets a signal sent from an ancestor namespace only if it
 //! has a handler for it (pid_namespaces(7)); SIGKILL and SIGSTOP excepted. A container
-//! whose init neither catches nor blocks its stop signal (busybox `httpd` or `sh` as
-//! pid 1 with SIGTERM, for instance) can never react to it: waiting a grace period for
-//! it only delays the SIGKILL that follows (`pod delete` took 10 s for the example pod
-//! where `pod rm -f` took 0.4 s).
+//! whose init leaves its stop signal at the default action (busybox `httpd` or `sh` as
+//! pid 1 with SIGTERM, for instance) never learns it was asked to stop: for `pod
+//! delete`, waiting the grace period for it only delayed the SIGKILL that follows (the
+//! example pod's delete took 10 s where `pod rm -f` took 0.4 s).
 
 /// Whether `sig`, sent to `pid` from outside its pid namespace, is discarded by the
-/// kernel: `pid` is the init of a pid namespace of its own and neither catches nor
-/// blocks `sig` (a blocked signal stays pending; a handler may come before unblocking).
-/// False whenever in doubt (no such process, unreadable status).
+/// kernel without the process knowing: `pid` is the init of a pid namespace of its own
+/// and leaves `sig` at its default action, unblocked (a blocked signal stays pending,
+/// and a handler may come before it is unblocked). An ignored signal (SIG_IGN) is not
+/// counted: ignoring the stop signal is a choice to keep running until SIGKILL, and
+/// the grace period is that time. False whenever in doubt (no such process...).
 pub fn discarded_by_init(pid: i32, sig: i32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/status")).is_ok_and(|s| discarded(&s, sig))
 }
@@ -29,7 +31,7 @@ fn discarded(status: &str, sig: i32) -> bool {
     let has = |key: &str| {
         field(key).and_then(|h| u64::from_str_radix(h, 16).ok()).map(|mask| mask & (1u64 << (sig - 1)) != 0)
     };
-    ns_init && has("SigCgt:") == Some(false) && has("SigBlk:") == Some(false)
+    ns_init && has("SigCgt:") == Some(false) && has("SigBlk:") == Some(false) && has("SigIgn:") == Some(false)
 }
 
 #[cfg(test)]
@@ -37,7 +39,11 @@ mod tests {
     use super::*;
 
     fn status(nspid: &str, blk: &str, cgt: &str) -> String {
-        format!("Name:\thttpd\nNSpid:\t{nspid}\nSigQ:\t0/63\nSigPnd:\t0000000000000000\nSigBlk:\t{blk}\nSigIgn:\t0000000000000000\nSigCgt:\t{cgt}\n")
+        with_ign(nspid, blk, "0000000000000000", cgt)
+    }
+
+    fn with_ign(nspid: &str, blk: &str, ign: &str, cgt: &str) -> String {
+        format!("Name:\thttpd\nNSpid:\t{nspid}\nSigQ:\t0/63\nSigPnd:\t0000000000000000\nSigBlk:\t{blk}\nSigIgn:\t{ign}\nSigCgt:\t{cgt}\n")
     }
 
     #[test]
@@ -48,6 +54,7 @@ mod tests {
         assert!(discarded(&status("4242\t17\t1", none, "0000000000000002"), libc::SIGTERM), "INT caught only");
         assert!(!discarded(&status("4242\t1", none, term), libc::SIGTERM), "a handler: delivered");
         assert!(!discarded(&status("4242\t1", term, none), libc::SIGTERM), "blocked: stays pending");
+        assert!(!discarded(&with_ign("4242\t1", none, term, none), libc::SIGTERM), "ignored: by choice");
         assert!(!discarded(&status("4242", none, none), libc::SIGTERM), "not a namespace init: default action kills");
         assert!(!discarded(&status("4242\t7", none, none), libc::SIGTERM), "not the init of its namespace");
         assert!(!discarded(&status("4242\t1", none, none), libc::SIGKILL));
