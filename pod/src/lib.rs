@@ -16,5 +16,6 @@ pub mod manifest;
 pub mod netns;
 pub mod pods;
 pub mod runtime_cli;
+pub mod signals;
 
 pub use error::{PodError, Result};

@@ -386,12 +386,12 @@ fn write_id_maps(pid: i32, linux: &spec::Linux) -> Result<()> {
     Ok(())
 }
 
-/// Write the pid file atomically (temp file + rename), as runc does.
+/// Write the pid file atomically (temp file, rename), as runc does, with runc's mode:
+/// 0666 minus the umask (0644 usually; a pid is no secret). Not fsync'd: a pid means
+/// nothing after a reboot ([`capsa_fsutil::Durability::Volatile`]).
 pub fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(".{}.capsa-tmp", path.file_name().and_then(|n| n.to_str()).unwrap_or("pid")));
-    std::fs::write(&tmp, pid.to_string()).map_err(|e| SysError::io(format!("write pid file {}", tmp.display()), &e))?;
-    std::fs::rename(&tmp, path).map_err(|e| SysError::io(format!("rename pid file to {}", path.display()), &e))?;
+    capsa_fsutil::write_atomic(path, pid.to_string().as_bytes(), 0o666, capsa_fsutil::Durability::Volatile)
+        .map_err(|e| SysError::io(format!("write pid file: {} {}", e.step, e.path.display()), &e.source))?;
     Ok(())
 }
 
