@@ -7,12 +7,26 @@
 //! nothing of containers: it asks the runtime through the [`Backend`] trait.
 
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
+
+pub mod http;
+pub mod portforward;
+pub mod remotecommand;
+pub mod resize;
+pub mod spdy;
+pub mod status;
+pub mod token;
+mod ws;
+
+use remotecommand::Command;
+use token::TokenCache;
 
 /// What the CRI `Exec` RPC asked for; kept behind the URL's token until the client connects.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,18 +96,90 @@ pub trait Backend: Send + Sync + 'static {
     fn port_forward(&self, pod_sandbox_id: String, port: u16) -> BoxFuture<Result<tokio::net::TcpStream, String>>;
 }
 
+/// Settings of the streaming server (kubelet's `streaming.Config` defaults).
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Address to bind, e.g. "127.0.0.1:0". Tokens are the only authentication, so the default
+    /// is loopback: kubelet connects from the same node.
+    pub addr: String,
+    /// Scheme and authority of the URLs handed out (e.g. "http://10.0.0.5:10010"); by default
+    /// the bound address (a wildcard bind is named by its loopback address).
+    pub base_url: Option<String>,
+    /// How long a URL stays valid (kubelet: one minute).
+    pub token_ttl: Duration,
+    /// How long the client has to create its streams after the upgrade (kubelet: 30 s).
+    pub stream_creation_timeout: Duration,
+    /// How long the client has to send its request head.
+    pub request_timeout: Duration,
+    /// How long a finished session waits for the client to close the connection.
+    pub linger: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            addr: "127.0.0.1:0".into(),
+            base_url: None,
+            token_ttl: Duration::from_secs(60),
+            stream_creation_timeout: Duration::from_secs(30),
+            request_timeout: Duration::from_secs(30),
+            linger: Duration::from_secs(5),
+        }
+    }
+}
+
+/// What a token stands for.
+#[derive(Debug, Clone)]
+enum Pending {
+    Exec(ExecRequest),
+    Attach(AttachRequest),
+    PortForward { pod_sandbox_id: String, ports: Vec<i32> },
+}
+
 /// The streaming server: an HTTP listener serving single-use URLs.
 pub struct Server {
     addr: SocketAddr,
-    #[allow(dead_code)]
-    backend: Arc<dyn Backend>,
+    base_url: String,
+    tokens: TokenCache<Pending>,
+    accept_loop: tokio::task::AbortHandle,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.accept_loop.abort();
+    }
 }
 
 impl Server {
     /// Bind (e.g. "127.0.0.1:0"), spawn the accept loop on the current tokio runtime.
     pub async fn start(addr: &str, backend: Arc<dyn Backend>) -> std::io::Result<Arc<Server>> {
-        let _ = (addr, backend);
-        Err(std::io::Error::new(std::io::ErrorKind::Unsupported, "streaming server not implemented yet"))
+        Self::start_with(Config { addr: addr.to_string(), ..Config::default() }, backend).await
+    }
+
+    /// [`Server::start`] with every setting. The accept loop stops when the last `Arc` of the
+    /// server is dropped (sessions already upgraded run to their end).
+    pub async fn start_with(config: Config, backend: Arc<dyn Backend>) -> std::io::Result<Arc<Server>> {
+        let listener = TcpListener::bind(&config.addr).await?;
+        let addr = listener.local_addr()?;
+        let base_url = match &config.base_url {
+            Some(u) => u.trim_end_matches('/').to_string(),
+            None => {
+                let mut shown = addr;
+                if shown.ip().is_unspecified() {
+                    shown.set_ip(match shown.ip() {
+                        IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::LOCALHOST),
+                        IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::LOCALHOST),
+                    });
+                }
+                format!("http://{shown}")
+            }
+        };
+        let config = Arc::new(config);
+        let server = Arc::new_cyclic(|weak: &std::sync::Weak<Server>| {
+            let task = tokio::spawn(accept_loop(listener, weak.clone(), backend, config.clone()));
+            Server { addr, base_url, tokens: TokenCache::new(config.token_ttl), accept_loop: task.abort_handle() }
+        });
+        Ok(server)
     }
 
     /// The address the server listens on.
@@ -103,20 +189,114 @@ impl Server {
 
     /// A single-use, expiring URL for a CRI `ExecResponse`.
     pub fn exec_url(&self, req: ExecRequest) -> String {
-        let _ = req;
-        String::new()
+        self.url("exec", Pending::Exec(req))
     }
 
     /// A single-use, expiring URL for a CRI `AttachResponse`.
     pub fn attach_url(&self, req: AttachRequest) -> String {
-        let _ = req;
-        String::new()
+        self.url("attach", Pending::Attach(req))
     }
 
-    /// A single-use, expiring URL for a CRI `PortForwardResponse`. `ports` is informational
-    /// (kubelet ignores it too): the client names the port of each forwarded connection.
+    /// A single-use, expiring URL for a CRI `PortForwardResponse`. Over SPDY the client names
+    /// the port of each forwarded connection; over websocket the `port` query parameters do,
+    /// and `ports` is the default when the client gives none.
     pub fn port_forward_url(&self, pod_sandbox_id: String, ports: Vec<i32>) -> String {
-        let _ = (pod_sandbox_id, ports);
-        String::new()
+        self.url("portforward", Pending::PortForward { pod_sandbox_id, ports })
+    }
+
+    fn url(&self, kind: &str, pending: Pending) -> String {
+        let token = self.tokens.insert(pending);
+        format!("{}/{kind}/{token}", self.base_url)
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    server: std::sync::Weak<Server>,
+    backend: Arc<dyn Backend>,
+    config: Arc<Config>,
+) {
+    loop {
+        let (tcp, peer) = match listener.accept().await {
+            Ok(c) => c,
+            Err(e) => {
+                // EMFILE and friends: back off instead of spinning.
+                tracing::warn!("streaming server: accept: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let _ = tcp.set_nodelay(true);
+        let server = server.clone();
+        let backend = backend.clone();
+        let config = config.clone();
+        tokio::spawn(async move {
+            if let Err(e) = serve_connection(tcp, server, backend, config).await {
+                tracing::debug!("streaming server: connection from {peer}: {e}");
+            }
+        });
+    }
+}
+
+async fn serve_connection(
+    mut tcp: TcpStream,
+    server: std::sync::Weak<Server>,
+    backend: Arc<dyn Backend>,
+    config: Arc<Config>,
+) -> Result<(), http::HeadError> {
+    let (req, leftover) = match http::read_head(&mut tcp, config.request_timeout).await {
+        Ok(r) => r,
+        Err(e @ http::HeadError::Malformed(_)) | Err(e @ http::HeadError::TooLarge) => {
+            let _ = http::respond(&mut tcp, 400, &[], "malformed HTTP request").await;
+            return Err(e);
+        }
+        Err(e) => return Err(e),
+    };
+    let mut parts = req.path.trim_start_matches('/').splitn(2, '/');
+    let (kind, token) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    if !matches!(kind, "exec" | "attach" | "portforward") || token.is_empty() || token.contains('/') {
+        let _ = http::respond(&mut tcp, 404, &[], "404 page not found\n").await;
+        return Ok(());
+    }
+    if req.method != "GET" && req.method != "POST" {
+        let _ = http::respond(&mut tcp, 405, &[("Allow", "GET, POST")], "405: Method Not Allowed").await;
+        return Ok(());
+    }
+    let pending = server.upgrade().and_then(|s| s.tokens.consume(token));
+    let websocket = req.is_upgrade_to("websocket");
+    match (kind, pending) {
+        ("exec", Some(Pending::Exec(r))) => {
+            serve_command(&req, tcp, leftover, Command::Exec(r), backend, &config, websocket).await
+        }
+        ("attach", Some(Pending::Attach(r))) => {
+            serve_command(&req, tcp, leftover, Command::Attach(r), backend, &config, websocket).await
+        }
+        ("portforward", Some(Pending::PortForward { pod_sandbox_id, ports })) => {
+            if websocket {
+                ws::serve_port_forward(&req, tcp, leftover, pod_sandbox_id, ports, backend, &config).await
+            } else {
+                portforward::serve_spdy(&req, tcp, leftover, pod_sandbox_id, backend, &config).await
+            }
+        }
+        _ => {
+            let _ = http::respond(&mut tcp, 404, &[], "404 page not found\n").await;
+        }
+    }
+    Ok(())
+}
+
+async fn serve_command(
+    req: &http::Request,
+    tcp: TcpStream,
+    leftover: Vec<u8>,
+    cmd: Command,
+    backend: Arc<dyn Backend>,
+    config: &Config,
+    websocket: bool,
+) {
+    if websocket {
+        ws::serve_command(req, tcp, leftover, cmd, backend, config).await
+    } else {
+        remotecommand::serve_spdy(req, tcp, leftover, cmd, backend, config).await
     }
 }
