@@ -17,6 +17,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
 pub mod http;
+mod pipe;
 pub mod portforward;
 pub mod remotecommand;
 pub mod resize;

@@ -1,8 +1,9 @@
 //! The streaming server driven by a Go client built on moby/spdystream (the SPDY connection and
 //! framer client-go uses), creating streams in client-go's order and reading the status as
-//! client-go does: see tests/goclient/main.go. Needs `go` and Debian's
-//! golang-github-docker-spdystream-dev; without them the tests skip, except under CI=true,
-//! where they fail.
+//! client-go does: see tests/goclient/main.go; and over websocket with gorilla/websocket as
+//! client-go's v5 executor does (tests/goclient/ws.go). Needs `go` and Debian's
+//! golang-github-docker-spdystream-dev and golang-github-gorilla-websocket-dev; without them the
+//! tests skip, except under CI=true, where they fail.
 
 mod common;
 
@@ -22,10 +23,14 @@ const GOPATH: &str = "/usr/share/gocode";
 fn goclient() -> Option<PathBuf> {
     static BIN: OnceLock<Option<PathBuf>> = OnceLock::new();
     BIN.get_or_init(|| {
-        let have_lib = std::path::Path::new(GOPATH).join("src/github.com/docker/spdystream/spdy").is_dir();
+        let src = std::path::Path::new(GOPATH).join("src/github.com");
+        let have_lib = src.join("docker/spdystream/spdy").is_dir() && src.join("gorilla/websocket").is_dir();
         let have_go = std::process::Command::new("go").arg("version").output().is_ok_and(|o| o.status.success());
         if !have_lib || !have_go {
-            assert!(!in_ci(), "CI needs golang-go and golang-github-docker-spdystream-dev for the Go interop tests");
+            assert!(
+                !in_ci(),
+                "CI needs golang-go, golang-github-docker-spdystream-dev and golang-github-gorilla-websocket-dev"
+            );
             eprintln!("skipping: go or spdystream sources missing");
             return None;
         }
@@ -277,4 +282,73 @@ async fn a_client_leaving_mid_exec_ends_the_backend_call() {
         assert!(tokio::time::Instant::now() < deadline, "the attach did not end after the client left");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+#[tokio::test]
+async fn websocket_v5_exec_with_stdin_close_and_exit_code() {
+    need_go!();
+    let (server, _) = start().await;
+    let url = server.exec_url(exec_req(&["sh", "-c", "cat; echo done >&2; exit 4"], true, false));
+    let r = run(&["ws-exec", &url, "-stdin"], b"abc\n").await;
+    assert_eq!(r.code, 4, "{}", r.stderr);
+    assert_eq!(r.stdout, "abc\n");
+    assert!(r.stderr.contains("protocol: \"v5.channel.k8s.io\""), "{}", r.stderr);
+    assert!(r.stderr.contains("done\n"), "{}", r.stderr);
+    assert!(r.stderr.contains("pong: yes"), "{}", r.stderr);
+    assert!(r.stderr.contains("first channel: 1"), "the empty hello on stdout comes first: {}", r.stderr);
+    assert!(r.stderr.contains("status: Failure NonZeroExitCode"), "{}", r.stderr);
+}
+
+#[tokio::test]
+async fn websocket_older_protocols_and_base64() {
+    need_go!();
+    let (server, _) = start().await;
+    let url = server.exec_url(exec_req(&["sh", "-c", "echo hi"], false, false));
+    let r = run(&["ws-exec", &url, "-protocols", "v4.base64.channel.k8s.io"], b"").await;
+    assert_eq!((r.code, r.stdout.as_str()), (0, "hi\n"), "{}", r.stderr);
+    assert!(r.stderr.contains("status: Success"), "{}", r.stderr);
+
+    let url = server.exec_url(exec_req(&["sh", "-c", "echo hi; exit 2"], false, false));
+    let r = run(&["ws-exec", &url, "-protocols", "channel.k8s.io"], b"").await;
+    assert_eq!(r.stdout, "hi\n", "{}", r.stderr);
+    assert!(r.stderr.contains("status: text command terminated with non-zero exit code"), "{}", r.stderr);
+
+    let url = server.exec_url(exec_req(&["true"], false, false));
+    let r = run(&["ws-exec", &url, "-protocols", "v9.channel.k8s.io"], b"").await;
+    assert_eq!(r.code, 126);
+    assert!(r.stderr.contains("upgrade refused: 403"), "{}", r.stderr);
+}
+
+#[tokio::test]
+async fn websocket_tty_exec_gets_its_size() {
+    need_go!();
+    let (server, _) = start().await;
+    let url = server.exec_url(exec_req(&["sh", "-c", "read x; stty size"], true, true));
+    let r = run(&["ws-exec", &url, "-stdin", "-tty", "-resize", "90x30"], b"x\n").await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("30 90\r\n"), "{:?}", r.stdout);
+}
+
+#[tokio::test]
+async fn websocket_port_forward_of_several_ports() {
+    need_go!();
+    let (server, _) = start().await;
+    let (a, b) = (line_echo_server().await.port(), line_echo_server().await.port());
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    for proto in ["v4.channel.k8s.io", "v4.base64.channel.k8s.io"] {
+        let url = format!("{}?port={a},{b}", server.port_forward_url(SANDBOX.into(), vec![]));
+        let r = run(&["ws-portforward", &url, "-protocols", proto], b"").await;
+        assert_eq!(r.code, 0, "{proto}: {}", r.stderr);
+        assert!(r.stdout.contains(&format!("reply {a}: echo: request {a}\n")), "{proto}: {}", r.stdout);
+        assert!(r.stdout.contains(&format!("reply {b}: echo: request {b}\n")), "{proto}: {}", r.stdout);
+    }
+    // The CRI request's ports serve when the query names none; failures come on the error channel.
+    let url = server.port_forward_url(SANDBOX.into(), vec![closed as i32]);
+    let r = run(&["ws-portforward", &url], b"").await;
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stdout.contains(&format!("error {closed}: error forwarding port {closed} to pod {SANDBOX}, uid : ")),
+        "{}",
+        r.stdout
+    );
 }

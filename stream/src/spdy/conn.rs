@@ -13,10 +13,12 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::PollSender;
+
+use crate::pipe::ChanReader;
 
 use super::frame::{self, goaway, rst, Frame, FrameHead, FLAG_FIN, FLAG_UNIDIRECTIONAL};
 use super::zlib::{HeaderCompressor, HeaderDecompressor, Headers};
@@ -54,31 +56,8 @@ struct Shared {
     local_done: AtomicBool,
 }
 
-/// The client's data on one stream.
-pub struct StreamReader {
-    rx: mpsc::Receiver<Vec<u8>>,
-    pending: Vec<u8>,
-    pos: usize,
-}
-
-impl AsyncRead for StreamReader {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        let this = &mut *self;
-        if this.pos >= this.pending.len() {
-            match ready!(this.rx.poll_recv(cx)) {
-                Some(data) => {
-                    this.pending = data;
-                    this.pos = 0;
-                }
-                None => return Poll::Ready(Ok(())),
-            }
-        }
-        let n = buf.remaining().min(this.pending.len() - this.pos);
-        buf.put_slice(&this.pending[this.pos..this.pos + n]);
-        this.pos += n;
-        Poll::Ready(Ok(()))
-    }
-}
+/// The client's data on one stream (EOF at the client's FIN or RST, or when it left).
+pub type StreamReader = ChanReader;
 
 /// Our side of one stream: writes become data frames, shutdown (or drop) sends FIN.
 pub struct StreamWriter {
@@ -370,7 +349,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
                     shared,
                     closed: unidirectional,
                 };
-                let reader = StreamReader { rx: in_rx, pending: Vec::new(), pos: 0 };
+                let reader = ChanReader::new(in_rx);
                 let _ = new_streams.send(SpdyStream { id: stream_id, headers, reader, writer });
             }
             Frame::Data { stream_id, flags, data } => {

@@ -5,6 +5,7 @@
 //
 //	goclient exec URL [-stdin] [-tty] [-stderr=false] [-resize WxH] [-protocols p1,p2]
 //	goclient portforward URL -port N [-count N]
+//	goclient ws-exec|ws-portforward URL ... (see ws.go)
 //
 // exec copies its stdin to the stdin stream (then half-closes it), the stdout/stderr streams to
 // its own, and exits with the command's exit code read from the error stream (v4 status JSON),
@@ -41,7 +42,15 @@ func main() {
 	tty := fs.Bool("tty", false, "tty")
 	stderr := fs.Bool("stderr", true, "want stderr (ignored with -tty)")
 	resize := fs.String("resize", "", "send one resize WxH")
-	protocols := fs.String("protocols", "v4.channel.k8s.io,v3.channel.k8s.io,v2.channel.k8s.io,channel.k8s.io", "offered protocols")
+	defaultProtocols := "v4.channel.k8s.io,v3.channel.k8s.io,v2.channel.k8s.io,channel.k8s.io"
+	switch mode {
+	case "ws-exec":
+		// client-go's websocket executor offers v5 first.
+		defaultProtocols = "v5.channel.k8s.io,v4.channel.k8s.io,v3.channel.k8s.io,v2.channel.k8s.io"
+	case "ws-portforward":
+		defaultProtocols = "v4.channel.k8s.io"
+	}
+	protocols := fs.String("protocols", defaultProtocols, "offered protocols")
 	port := fs.Int("port", 0, "remote port")
 	count := fs.Int("count", 1, "forwarded connections")
 	fs.Parse(os.Args[3:])
@@ -51,6 +60,10 @@ func main() {
 		os.Exit(execMode(target, strings.Split(*protocols, ","), *stdin, *tty, *stderr, *resize))
 	case "portforward":
 		os.Exit(portForward(target, *port, *count))
+	case "ws-exec":
+		os.Exit(wsExec(target, strings.Split(*protocols, ","), *stdin, *tty, *stderr, *resize))
+	case "ws-portforward":
+		os.Exit(wsPortForward(target, strings.Split(*protocols, ",")))
 	default:
 		fail("unknown mode " + mode)
 	}
