@@ -17,39 +17,17 @@ use capsa_stream::{AttachRequest, TermSize};
 use common::*;
 use tokio::io::AsyncWriteExt;
 
-const GOPATH: &str = "/usr/share/gocode";
-
-/// Builds the Go client once; `None` (skip) when Go or spdystream is missing outside CI.
+/// Builds the Go client once; `None` (skip) when Go or its packages are missing outside CI.
 fn goclient() -> Option<PathBuf> {
     static BIN: OnceLock<Option<PathBuf>> = OnceLock::new();
     BIN.get_or_init(|| {
-        let src = std::path::Path::new(GOPATH).join("src/github.com");
-        let have_lib = src.join("docker/spdystream/spdy").is_dir() && src.join("gorilla/websocket").is_dir();
-        let have_go = std::process::Command::new("go").arg("version").output().is_ok_and(|o| o.status.success());
-        if !have_lib || !have_go {
-            assert!(
-                !in_ci(),
-                "CI needs golang-go, golang-github-docker-spdystream-dev and golang-github-gorilla-websocket-dev"
-            );
-            eprintln!("skipping: go or spdystream sources missing");
-            return None;
-        }
-        let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("capsa-stream-goclient");
-        let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/goclient");
-        let gocache = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("gocache");
-        let status = std::process::Command::new("go")
-            .args(["build", "-o"])
-            .arg(&out)
-            .arg(".")
-            .current_dir(&src)
-            .env("GOPATH", GOPATH)
-            .env("GO111MODULE", "off")
-            .env("GOFLAGS", "")
-            .env("GOCACHE", gocache)
-            .status()
-            .expect("run go build");
-        assert!(status.success(), "go build of tests/goclient failed");
-        Some(out)
+        go_build(
+            "goclient",
+            &[
+                ("github.com/docker/spdystream/spdy", "golang-github-docker-spdystream-dev"),
+                ("github.com/gorilla/websocket", "golang-github-gorilla-websocket-dev"),
+            ],
+        )
     })
     .clone()
 }

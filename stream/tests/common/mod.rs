@@ -4,6 +4,7 @@
 
 use std::net::SocketAddr;
 use std::os::fd::{FromRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -243,4 +244,35 @@ pub async fn start() -> (Arc<capsa_stream::Server>, Arc<Stats>) {
     let stats = backend.stats.clone();
     let server = capsa_stream::Server::start("127.0.0.1:0", Arc::new(backend)).await.unwrap();
     (server, stats)
+}
+
+const GOPATH: &str = "/usr/share/gocode";
+
+/// Builds the Go program in tests/`dir` with Debian's Go packages (GOPATH mode, offline).
+/// `None` (the caller skips) when Go or a package source is missing, except under CI=true,
+/// where that fails the test. `needs` are (GOPATH source dir, Debian package) pairs.
+pub fn go_build(dir: &str, needs: &[(&str, &str)]) -> Option<PathBuf> {
+    let src_root = Path::new(GOPATH).join("src");
+    let have_go = std::process::Command::new("go").arg("version").output().is_ok_and(|o| o.status.success());
+    let missing: Vec<&str> = needs.iter().filter(|(d, _)| !src_root.join(d).is_dir()).map(|(_, p)| *p).collect();
+    if !have_go || !missing.is_empty() {
+        assert!(!in_ci(), "CI needs golang-go and {missing:?} for the Go interop tests");
+        eprintln!("skipping: go or {missing:?} missing");
+        return None;
+    }
+    let tmp = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    let out = tmp.join(format!("capsa-stream-{dir}"));
+    let status = std::process::Command::new("go")
+        .args(["build", "-o"])
+        .arg(&out)
+        .arg(".")
+        .current_dir(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests").join(dir))
+        .env("GOPATH", GOPATH)
+        .env("GO111MODULE", "off")
+        .env("GOFLAGS", "")
+        .env("GOCACHE", tmp.join("gocache"))
+        .status()
+        .expect("run go build");
+    assert!(status.success(), "go build of tests/{dir} failed");
+    Some(out)
 }
