@@ -191,7 +191,7 @@ where
 fn encode(channel: u8, data: &[u8], base64: bool) -> Message {
     if base64 {
         let mut text = String::with_capacity(1 + data.len() * 4 / 3 + 4);
-        text.push((b'0' + channel) as char);
+        text.push(b'0'.wrapping_add(channel) as char);
         base64::engine::general_purpose::STANDARD.encode_string(data, &mut text);
         Message::Text(text.into())
     } else {
