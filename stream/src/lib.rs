@@ -88,12 +88,22 @@ impl std::fmt::Debug for StreamIo {
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
 /// Implemented by capsa-cri: what the streaming server asks of the runtime.
+///
+/// The server calls these once the client's streams exist, with the streams the request asked
+/// for. When the call resolves the server finishes stdout and stderr (data written after that
+/// is dropped), sends the outcome on the error channel and closes the connection. If the client
+/// leaves first, `stdin` reads EOF, writes to `stdout`/`stderr` fail with `BrokenPipe` and
+/// `resize` ends; an `exec` future is still awaited to its end (as containerd lets an orphaned
+/// exec run: kill it on EPIPE if that is wanted), an `attach` future is dropped.
 pub trait Backend: Send + Sync + 'static {
     /// Run the command; resolve with its exit code once it ended and output is flushed.
+    /// `Err` is reported to the client as an internal error ("error executing command in
+    /// container: ERR"); a non-zero code as kubelet's `NonZeroExitCode` status.
     fn exec(&self, req: ExecRequest, io: StreamIo) -> BoxFuture<Result<i32, String>>;
     /// Attach to the container's stdio until it exits or the client leaves.
     fn attach(&self, req: AttachRequest, io: StreamIo) -> BoxFuture<Result<(), String>>;
-    /// Connect to `port` inside the sandbox's network namespace.
+    /// Connect to `port` inside the sandbox's network namespace. Called once per forwarded
+    /// connection; `Err` goes back to the client as "error forwarding port P to pod ID, uid : ERR".
     fn port_forward(&self, pod_sandbox_id: String, port: u16) -> BoxFuture<Result<tokio::net::TcpStream, String>>;
 }
 
@@ -228,6 +238,11 @@ async fn accept_loop(
             }
         };
         let _ = tcp.set_nodelay(true);
+        // A client that vanishes without closing (host down, network cut) is noticed by the
+        // kernel within minutes and its session torn down, instead of holding a backend call.
+        let keepalive =
+            socket2::TcpKeepalive::new().with_time(Duration::from_secs(60)).with_interval(Duration::from_secs(15));
+        let _ = socket2::SockRef::from(&tcp).set_tcp_keepalive(&keepalive);
         let server = server.clone();
         let backend = backend.clone();
         let config = config.clone();

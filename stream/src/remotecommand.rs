@@ -123,8 +123,8 @@ struct Streams {
     stdout: Option<SpdyStream>,
     stderr: Option<SpdyStream>,
     resize: Option<SpdyStream>,
-    /// Streams of types not asked for (kept open so the client is not surprised).
-    extra: Vec<SpdyStream>,
+    /// Our side of streams of types not asked for (kept open so the client is not surprised).
+    extra: Vec<spdy::StreamWriter>,
 }
 
 /// Serves an exec or attach over SPDY on a connection whose request head was read.
@@ -192,8 +192,9 @@ pub async fn serve_spdy(
                         have += 1;
                     }
                     _ => {
+                        // Kept open but unread: what the client sends there is dropped.
                         tracing::debug!("streaming: unexpected stream type {kind:?}");
-                        streams.extra.push(s);
+                        streams.extra.push(s.writer);
                     }
                 }
             }
@@ -245,16 +246,20 @@ pub async fn serve_spdy(
 
     let outcome = cmd.run(&backend, io, conn.closed()).await;
 
-    for f in &finishers {
-        f.finish().await;
-    }
-    if let Some(mut w) = error_writer {
-        let bytes = if proto >= Proto::V4 { outcome.to_json() } else { outcome.message().into_bytes() };
-        if !bytes.is_empty() {
-            let _ = w.write_all(&bytes).await;
+    // Bounded: a client that stopped reading cannot hold the session.
+    let _ = tokio::time::timeout(cfg.linger, async {
+        for f in &finishers {
+            f.finish().await;
         }
-        let _ = w.shutdown().await;
-    }
+        if let Some(mut w) = error_writer {
+            let bytes = if proto >= Proto::V4 { outcome.to_json() } else { outcome.message().into_bytes() };
+            if !bytes.is_empty() {
+                let _ = w.write_all(&bytes).await;
+            }
+            let _ = w.shutdown().await;
+        }
+    })
+    .await;
     drop(keep);
     drop(extra);
     if let Some(t) = resize_task {

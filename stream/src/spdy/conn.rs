@@ -187,10 +187,14 @@ impl ConnHandle {
         let _ = rx.wait_for(|closed| *closed).await;
     }
 
-    /// Waits (up to `linger`) for the writer to flush and the client to close its side.
+    /// Closes (see [`ConnHandle::close`]) and waits, up to `linger` in all (a client that does
+    /// not read cannot hold the session), for the client to close its side; then tears down.
     pub async fn finish(self, linger: std::time::Duration) {
-        self.close().await;
-        let _ = tokio::time::timeout(linger, self.closed()).await;
+        let _ = tokio::time::timeout(linger, async {
+            self.close().await;
+            self.closed().await;
+        })
+        .await;
     }
 }
 

@@ -126,8 +126,11 @@ impl WsConn {
 
     /// Sends a normal close after what is queued and waits (up to `linger`) for the client's.
     async fn finish(self, linger: std::time::Duration) {
-        let _ = self.out.send(Out::Close).await;
-        let _ = tokio::time::timeout(linger, self.closed()).await;
+        let _ = tokio::time::timeout(linger, async {
+            let _ = self.out.send(Out::Close).await;
+            self.closed().await;
+        })
+        .await;
     }
 }
 
@@ -298,7 +301,8 @@ pub async fn serve_command(
     let outcome = cmd.run(&backend, io, conn.closed()).await;
     let status = if proto >= Proto::V4 { outcome.to_json() } else { outcome.message().into_bytes() };
     if !status.is_empty() {
-        conn.send(ERROR, status).await;
+        // Bounded: a client that stopped reading cannot hold the session.
+        let _ = tokio::time::timeout(cfg.linger, conn.send(ERROR, status)).await;
     }
     if let Some(t) = resize_task {
         t.abort();
