@@ -37,7 +37,8 @@ pub struct ExecRequest {
     pub tty: bool,
     pub stdin: bool,
     pub stdout: bool,
-    /// Ignored (treated as false) with `tty`: a terminal has one output stream.
+    /// Ignored (treated as false) with `tty`: a terminal has one output stream (and
+    /// [`ExecRequest::validate`] refuses both).
     pub stderr: bool,
 }
 
@@ -50,6 +51,41 @@ pub struct AttachRequest {
     pub stdout: bool,
     /// Ignored (treated as false) with `tty`.
     pub stderr: bool,
+}
+
+impl ExecRequest {
+    /// The checks kubelet's streaming server makes before handing out a URL (the CRI service
+    /// answers a failure with `InvalidArgument` and this message).
+    pub fn validate(&self) -> Result<(), &'static str> {
+        if self.container_id.is_empty() {
+            return Err("missing required container_id");
+        }
+        if self.cmd.is_empty() {
+            return Err("cmd must not be empty");
+        }
+        validate_streams(self.tty, self.stdin, self.stdout, self.stderr)
+    }
+}
+
+impl AttachRequest {
+    /// As [`ExecRequest::validate`].
+    pub fn validate(&self) -> Result<(), &'static str> {
+        if self.container_id.is_empty() {
+            return Err("missing required container_id");
+        }
+        validate_streams(self.tty, self.stdin, self.stdout, self.stderr)
+    }
+}
+
+fn validate_streams(tty: bool, stdin: bool, stdout: bool, stderr: bool) -> Result<(), &'static str> {
+    if tty && stderr {
+        // A terminal has one output stream: kubelet refuses to multiplex.
+        return Err("tty and stderr cannot both be true");
+    }
+    if !stdin && !stdout && !stderr {
+        return Err("one of stdin, stdout, or stderr must be set");
+    }
+    Ok(())
 }
 
 /// A terminal size the client asked for (columns × rows).
@@ -314,5 +350,36 @@ async fn serve_command(
         ws::serve_command(req, tcp, leftover, cmd, backend, config).await
     } else {
         remotecommand::serve_spdy(req, tcp, leftover, cmd, backend, config).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_are_validated_as_kubelet_does() {
+        let ok = ExecRequest {
+            container_id: "c".into(),
+            cmd: vec!["sh".into()],
+            tty: false,
+            stdin: false,
+            stdout: true,
+            stderr: true,
+        };
+        assert_eq!(ok.validate(), Ok(()));
+        assert_eq!(ExecRequest { tty: true, ..ok.clone() }.validate(), Err("tty and stderr cannot both be true"));
+        assert_eq!(
+            ExecRequest { stdout: false, stderr: false, ..ok.clone() }.validate(),
+            Err("one of stdin, stdout, or stderr must be set")
+        );
+        assert_eq!(
+            ExecRequest { container_id: String::new(), ..ok.clone() }.validate(),
+            Err("missing required container_id")
+        );
+        assert_eq!(ExecRequest { cmd: vec![], ..ok }.validate(), Err("cmd must not be empty"));
+        let attach = AttachRequest { container_id: "c".into(), tty: true, stdin: true, stdout: true, stderr: false };
+        assert_eq!(attach.validate(), Ok(()));
+        assert!(AttachRequest { stderr: true, ..attach }.validate().is_err());
     }
 }
