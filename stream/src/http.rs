@@ -195,4 +195,20 @@ mod tests {
         assert!(parse_head(b"GET /exec/abc HTTP/1.1\r\nHo st: h\r\n\r\n").is_err());
         assert!(parse_head(b"\x00\x01garbage\r\n\r\n").is_err());
     }
+
+    #[test]
+    fn random_bytes_never_panic_the_parser() {
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        for _ in 0..5000 {
+            let mut buf = b"GET /exec/t HTTP/1.1\r\n".to_vec();
+            for _ in 0..(x % 300) {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                buf.push(if x % 5 == 1 { b'\n' } else { x as u8 });
+            }
+            buf.extend_from_slice(b"\r\n\r\n");
+            let _ = parse_head(&buf);
+        }
+    }
 }

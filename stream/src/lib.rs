@@ -16,14 +16,14 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
-pub mod http;
+mod http;
 mod pipe;
-pub mod portforward;
-pub mod remotecommand;
-pub mod resize;
+mod portforward;
+mod remotecommand;
+mod resize;
 pub mod spdy;
-pub mod status;
-pub mod token;
+mod status;
+mod token;
 mod ws;
 
 use remotecommand::Command;
