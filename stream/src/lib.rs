@@ -27,7 +27,7 @@ mod token;
 mod ws;
 
 use remotecommand::Command;
-use token::TokenCache;
+use token::{Claim, TokenCache};
 
 /// What the CRI `Exec` RPC asked for; kept behind the URL's token until the client connects.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -314,20 +314,21 @@ async fn serve_connection(
         let _ = http::respond(&mut tcp, 405, &[("Allow", "GET, POST")], "405: Method Not Allowed").await;
         return Ok(());
     }
-    let pending = server.upgrade().and_then(|s| s.tokens.consume(token));
+    let pending = server.upgrade().and_then(|s| s.tokens.peek(token));
+    let claim = {
+        let token = token.to_string();
+        Claim::new(move || server.upgrade().is_some_and(|s| s.tokens.consume(&token).is_some()))
+    };
     let websocket = req.is_upgrade_to("websocket");
+    let session = Session { req: &req, leftover, claim, backend, config: &config };
     match (kind, pending) {
-        ("exec", Some(Pending::Exec(r))) => {
-            serve_command(&req, tcp, leftover, Command::Exec(r), backend, &config, websocket).await
-        }
-        ("attach", Some(Pending::Attach(r))) => {
-            serve_command(&req, tcp, leftover, Command::Attach(r), backend, &config, websocket).await
-        }
+        ("exec", Some(Pending::Exec(r))) => serve_command(session, tcp, Command::Exec(r), websocket).await,
+        ("attach", Some(Pending::Attach(r))) => serve_command(session, tcp, Command::Attach(r), websocket).await,
         ("portforward", Some(Pending::PortForward { pod_sandbox_id, ports })) => {
             if websocket {
-                ws::serve_port_forward(&req, tcp, leftover, pod_sandbox_id, ports, backend, &config).await
+                ws::serve_port_forward(session, tcp, pod_sandbox_id, ports).await
             } else {
-                portforward::serve_spdy(&req, tcp, leftover, pod_sandbox_id, backend, &config).await
+                portforward::serve_spdy(session, tcp, pod_sandbox_id).await
             }
         }
         _ => {
@@ -337,19 +338,33 @@ async fn serve_connection(
     Ok(())
 }
 
-async fn serve_command(
-    req: &http::Request,
-    tcp: TcpStream,
+/// What every session handler gets: the request, the bytes read past its head, the right to
+/// spend its token, the backend and the settings.
+struct Session<'a> {
+    req: &'a http::Request,
     leftover: Vec<u8>,
-    cmd: Command,
+    claim: Claim,
     backend: Arc<dyn Backend>,
-    config: &Config,
-    websocket: bool,
-) {
+    config: &'a Config,
+}
+
+impl Session<'_> {
+    /// Spends the token right before the upgrade; answers 404 if it was spent meanwhile.
+    async fn claim(self, tcp: &mut TcpStream) -> Option<(Vec<u8>, Arc<dyn Backend>)> {
+        if self.claim.take() {
+            Some((self.leftover, self.backend))
+        } else {
+            let _ = http::respond(tcp, 404, &[], "404 page not found\n").await;
+            None
+        }
+    }
+}
+
+async fn serve_command(session: Session<'_>, tcp: TcpStream, cmd: Command, websocket: bool) {
     if websocket {
-        ws::serve_command(req, tcp, leftover, cmd, backend, config).await
+        ws::serve_command(session, tcp, cmd).await
     } else {
-        remotecommand::serve_spdy(req, tcp, leftover, cmd, backend, config).await
+        remotecommand::serve_spdy(session, tcp, cmd).await
     }
 }
 

@@ -12,10 +12,10 @@ use tokio::net::TcpStream;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use crate::http::{self, Request};
+use crate::http;
 use crate::remotecommand::refuse_protocol;
 use crate::spdy::{self, Headers, SpdyStream};
-use crate::{Backend, Config};
+use crate::{Backend, Session};
 
 pub const SPDY_PROTOCOL: &str = "portforward.k8s.io";
 /// How long the second direction may take to finish once the target closed (containerd's
@@ -44,14 +44,8 @@ struct Pair {
 }
 
 /// Serves port forwarding over SPDY for `sandbox` on a connection whose request head was read.
-pub async fn serve_spdy(
-    req: &Request,
-    mut tcp: TcpStream,
-    leftover: Vec<u8>,
-    sandbox: String,
-    backend: Arc<dyn Backend>,
-    cfg: &Config,
-) {
+pub async fn serve_spdy(session: Session<'_>, mut tcp: TcpStream, sandbox: String) {
+    let (req, cfg) = (session.req, session.config);
     let client_protocols = req.header_tokens("x-stream-protocol-version");
     if !client_protocols.is_empty() && !client_protocols.iter().any(|p| p == SPDY_PROTOCOL) {
         refuse_protocol(&mut tcp, &client_protocols, &[SPDY_PROTOCOL]).await;
@@ -65,6 +59,7 @@ pub async fn serve_spdy(
     if !client_protocols.is_empty() {
         head.push(("X-Stream-Protocol-Version", SPDY_PROTOCOL));
     }
+    let Some((leftover, backend)) = session.claim(&mut tcp).await else { return };
     if http::switch_protocols(&mut tcp, &head).await.is_err() {
         return;
     }

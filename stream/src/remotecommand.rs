@@ -14,11 +14,11 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
-use crate::http::{self, Request};
+use crate::http;
 use crate::resize::ResizeDecoder;
 use crate::spdy::{self, SpdyStream};
 use crate::status::Outcome;
-use crate::{AttachRequest, Backend, Config, ExecRequest, StreamIo, TermSize};
+use crate::{AttachRequest, Backend, ExecRequest, Session, StreamIo, TermSize};
 
 /// The remote command protocols, newest first (kubelet's order of preference is the
 /// client's; these are the ones it accepts over SPDY).
@@ -128,14 +128,8 @@ struct Streams {
 }
 
 /// Serves an exec or attach over SPDY on a connection whose request head was read.
-pub async fn serve_spdy(
-    req: &Request,
-    mut tcp: TcpStream,
-    leftover: Vec<u8>,
-    cmd: Command,
-    backend: Arc<dyn Backend>,
-    cfg: &Config,
-) {
+pub async fn serve_spdy(session: Session<'_>, mut tcp: TcpStream, cmd: Command) {
+    let (req, cfg) = (session.req, session.config);
     let client_protocols = req.header_tokens("x-stream-protocol-version");
     let (proto, proto_name) = if client_protocols.is_empty() {
         // Kubernetes 1.0 clients did not negotiate; kubelet falls back to v1 for them.
@@ -157,6 +151,7 @@ pub async fn serve_spdy(
     if let Some(name) = &proto_name {
         head.push(("X-Stream-Protocol-Version", name));
     }
+    let Some((leftover, backend)) = session.claim(&mut tcp).await else { return };
     if http::switch_protocols(&mut tcp, &head).await.is_err() {
         return;
     }

@@ -44,6 +44,16 @@ impl<T> TokenCache<T> {
         }
     }
 
+    /// The request stored under `token`, left in place: `None` if unknown or expired.
+    pub fn peek(&self, token: &str) -> Option<T>
+    where
+        T: Clone,
+    {
+        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        let (expires, value) = entries.get(token)?;
+        (*expires > Instant::now()).then(|| value.clone())
+    }
+
     /// Takes the request stored under `token`: `None` if unknown, already used or expired.
     pub fn consume(&self, token: &str) -> Option<T> {
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
@@ -54,6 +64,21 @@ impl<T> TokenCache<T> {
     #[cfg(test)]
     fn len(&self) -> usize {
         self.entries.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+}
+
+/// The right to spend a token, used once the upgrade is certain: a refused upgrade (say a
+/// websocket subprotocol this server lacks) leaves the URL valid for the client's fallback.
+pub struct Claim(Box<dyn FnOnce() -> bool + Send>);
+
+impl Claim {
+    pub fn new(take: impl FnOnce() -> bool + Send + 'static) -> Claim {
+        Claim(Box::new(take))
+    }
+
+    /// Spends the token; false if it was spent (or expired) meanwhile.
+    pub fn take(self) -> bool {
+        (self.0)()
     }
 }
 
@@ -72,7 +97,9 @@ mod tests {
         let cache = TokenCache::new(Duration::from_secs(60));
         let token = cache.insert(7);
         assert_eq!(token.len(), 11, "8 bytes in unpadded base64");
+        assert_eq!(cache.peek(&token), Some(7));
         assert_eq!(cache.consume(&token), Some(7));
+        assert_eq!(cache.peek(&token), None);
         assert_eq!(cache.consume(&token), None);
         assert_eq!(cache.consume("nonsense"), None);
     }
@@ -82,6 +109,7 @@ mod tests {
         let cache = TokenCache::new(Duration::from_millis(1));
         let token = cache.insert(1);
         std::thread::sleep(Duration::from_millis(5));
+        assert_eq!(cache.peek(&token), None);
         assert_eq!(cache.consume(&token), None);
     }
 

@@ -216,10 +216,21 @@ async fn http_errors_as_kubelet_answers_them() {
     let path = url.split_once(&addr.to_string()).unwrap().1.to_string();
     let resp = ask(format!("DELETE {path} HTTP/1.1\r\nHost: x\r\n\r\n")).await;
     assert!(resp.starts_with("HTTP/1.1 405"), "{resp}");
-    // Not an upgrade: refused, and the token is spent (kubelet consumes it before looking).
+    // Not an upgrade, or a websocket subprotocol we lack: refused, and the URL stays valid for
+    // the client's fallback (kubelet would have spent it).
     let resp =
         ask(format!("POST {path} HTTP/1.1\r\nHost: x\r\nX-Stream-Protocol-Version: v4.channel.k8s.io\r\n\r\n")).await;
     assert!(resp.starts_with("HTTP/1.1 400") && resp.contains("missing upgrade headers"), "{resp}");
+    let resp = ask(format!(
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Protocol: v9.channel.k8s.io\r\n\r\n"
+    ))
+    .await;
+    assert!(resp.starts_with("HTTP/1.1 403"), "{resp}");
+    let (mut c, head) = Client::upgrade(&url, &["v4.channel.k8s.io"]).await;
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    drop(c.open("error").await);
+    drop(c);
+    // Spent by that upgrade.
     let resp = ask(format!("POST {path} HTTP/1.1\r\nHost: x\r\n\r\n")).await;
     assert!(resp.starts_with("HTTP/1.1 404"), "{resp}");
     let resp = ask("\x16\x03\x01 definitely not http\r\n\r\n".into()).await;

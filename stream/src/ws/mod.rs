@@ -11,7 +11,6 @@ mod handshake;
 use std::collections::HashMap;
 use std::io;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
 use base64::Engine;
@@ -29,7 +28,7 @@ use crate::http::{self, Request};
 use crate::pipe::ChanReader;
 use crate::portforward::copy_both_ways;
 use crate::remotecommand::{pump_resizes, Command, Proto};
-use crate::{Backend, Config, StreamIo};
+use crate::{Session, StreamIo};
 
 const STDIN: u8 = 0;
 const STDOUT: u8 = 1;
@@ -249,14 +248,8 @@ async fn read_loop<S>(
 }
 
 /// Serves an exec or attach over websocket.
-pub async fn serve_command(
-    req: &Request,
-    mut tcp: TcpStream,
-    leftover: Vec<u8>,
-    cmd: Command,
-    backend: Arc<dyn Backend>,
-    cfg: &Config,
-) {
+pub async fn serve_command(session: Session<'_>, mut tcp: TcpStream, cmd: Command) {
+    let (req, cfg) = (session.req, session.config);
     let names: Vec<&str> = COMMAND_PROTOCOLS.iter().map(|p| p.0).collect();
     let (key, protocol) = match handshake::accept(req, &names) {
         Ok(k) => k,
@@ -271,6 +264,7 @@ pub async fn serve_command(
     if opts.stdin {
         readable.push(STDIN);
     }
+    let Some((leftover, backend)) = session.claim(&mut tcp).await else { return };
     let Some((conn, mut readers)) = open(tcp, leftover, &key, &protocol, base64, proto == Proto::V5, &readable).await
     else {
         return;
@@ -312,15 +306,8 @@ pub async fn serve_command(
 
 /// Serves port forwarding over websocket: the ports come from the `port` query parameters
 /// (kubelet's only source), else from the CRI request.
-pub async fn serve_port_forward(
-    req: &Request,
-    mut tcp: TcpStream,
-    leftover: Vec<u8>,
-    sandbox: String,
-    cri_ports: Vec<i32>,
-    backend: Arc<dyn Backend>,
-    cfg: &Config,
-) {
+pub async fn serve_port_forward(session: Session<'_>, mut tcp: TcpStream, sandbox: String, cri_ports: Vec<i32>) {
+    let (req, cfg) = (session.req, session.config);
     let ports = match query_ports(req, &cri_ports) {
         Ok(p) => p,
         Err(e) => {
@@ -338,6 +325,7 @@ pub async fn serve_port_forward(
     };
     let &(_, base64) = PORT_FORWARD_PROTOCOLS.iter().find(|p| p.0 == protocol).expect("negotiated from the list");
     let readable: Vec<u8> = (0..ports.len()).map(|i| (2 * i) as u8).collect();
+    let Some((leftover, backend)) = session.claim(&mut tcp).await else { return };
     let Some((conn, mut readers)) = open(tcp, leftover, &key, &protocol, base64, false, &readable).await else {
         return;
     };
