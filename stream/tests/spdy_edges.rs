@@ -228,7 +228,7 @@ async fn http_errors_as_kubelet_answers_them() {
     assert!(resp.starts_with("HTTP/1.1 403"), "{resp}");
     let (mut c, head) = Client::upgrade(&url, &["v4.channel.k8s.io"]).await;
     assert!(head.starts_with("HTTP/1.1 101"), "{head}");
-    drop(c.open("error").await);
+    c.open("error").await;
     drop(c);
     // Spent by that upgrade.
     let resp = ask(format!("POST {path} HTTP/1.1\r\nHost: x\r\n\r\n")).await;
