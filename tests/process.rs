@@ -313,26 +313,21 @@ fn read_until(fd: &OwnedFd, want: &str, timeout: Duration) -> String {
     String::from_utf8_lossy(&got).into_owned()
 }
 
-/// terminal: true with --console-socket: the runtime sends the pty master
-/// over the unix socket (SCM_RIGHTS); the process's stdio is the pty slave.
-#[test]
-fn terminal_via_console_socket() {
-    if !common::require_root() {
-        return;
-    }
-    let rt = Rt::new();
-    let b = Bundle::sh("tty", "tty; echo hello; sleep 5").edit(|c| c["process"]["terminal"] = json!(true));
+/// Runs `f` (a runtime call given the path of a console socket, which it must
+/// connect to) while accepting on that socket; returns what `f` returned and
+/// the pty master the runtime sent.
+fn with_console_socket<T: Send>(f: impl FnOnce(&str) -> T + Send) -> (T, OwnedFd) {
     let sockdir = tempfile::tempdir().unwrap();
     let sock = sockdir.path().join("console.sock");
     let listener = UnixListener::bind(&sock).unwrap();
     listener.set_nonblocking(true).unwrap();
-    let (_guard, master) = std::thread::scope(|s| {
-        let create = s.spawn(|| rt.try_create(&b, &["--console-socket", sock.to_str().unwrap()]));
+    let (out, master) = std::thread::scope(|s| {
+        let call = s.spawn(|| f(sock.to_str().unwrap()));
         let deadline = Instant::now() + common::TIMEOUT;
         let stream = loop {
             match listener.accept() {
                 Ok((st, _)) => break Some(st),
-                Err(_) if Instant::now() < deadline && !create.is_finished() => {
+                Err(_) if Instant::now() < deadline && !call.is_finished() => {
                     std::thread::sleep(Duration::from_millis(10))
                 }
                 Err(_) => break None,
@@ -342,16 +337,169 @@ fn terminal_via_console_socket() {
             st.set_nonblocking(false).unwrap();
             recv_fd(&st)
         });
-        let (out, guard) = create.join().unwrap();
-        out.ok();
-        (guard, master)
+        (call.join().unwrap(), master)
     });
-    let master = master.expect("runtime never connected to the console socket");
+    (out, master.expect("runtime never connected to the console socket"))
+}
+
+/// terminal: true with --console-socket: the runtime sends the pty master
+/// over the unix socket (SCM_RIGHTS); the process's stdio is the pty slave.
+#[test]
+fn terminal_via_console_socket() {
+    if !common::require_root() {
+        return;
+    }
+    let rt = Rt::new();
+    let b = Bundle::sh("tty", "tty; echo hello; sleep 5").edit(|c| c["process"]["terminal"] = json!(true));
+    let ((out, _guard), master) = with_console_socket(|sock| rt.try_create(&b, &["--console-socket", sock]));
+    out.ok();
     rt.cmd(&["start", &b.id]).ok();
     let text = read_until(&master, "hello\r\n", Duration::from_secs(10));
     // The pty turns "\n" into "\r\n".
     assert!(text.contains("/dev/pts/0\r\n"), "{text:?}");
     assert!(text.contains("hello\r\n"), "{text:?}");
+}
+
+/// The terminal belongs to the process's user (runc changes the uid only: the
+/// pty keeps devpts's tty group), for the init and for `exec -t`, so that a
+/// non-root process can reopen it (`/dev/stdout`, `$(tty)`).
+#[test]
+fn terminal_is_owned_by_the_process_user() {
+    if !common::require_root() {
+        return;
+    }
+    let rt = Rt::new();
+    let show = "stat -c tty-owner=%u:%g $(tty)";
+    let b = Bundle::sh("tty-owner", &format!("{show}; sleep 30")).edit(|c| {
+        c["process"]["terminal"] = json!(true);
+        c["process"]["user"] = json!({"uid": 1000, "gid": 1000});
+    });
+    let ((out, _guard), master) = with_console_socket(|sock| rt.try_create(&b, &["--console-socket", sock]));
+    out.ok();
+    rt.cmd(&["start", &b.id]).ok();
+    let text = read_until(&master, "tty-owner=1000:5\r\n", Duration::from_secs(10));
+    assert!(text.contains("tty-owner=1000:5\r\n"), "init's terminal: {text:?}");
+    let (out, master) = with_console_socket(|sock| {
+        let flags = ["-t", "-d", "--console-socket", sock, "--user", "1000:1000"];
+        rt.exec(&b.id, &flags, &["sh", "-c", &format!("{show}; sleep 5")])
+    });
+    out.ok();
+    let text = read_until(&master, "tty-owner=1000:5\r\n", Duration::from_secs(10));
+    assert!(text.contains("tty-owner=1000:5\r\n"), "exec -t terminal: {text:?}");
+}
+
+/// A capability the runtime itself does not have (capset fails with EPERM)
+/// fails `create`, not the container after `start` (runc: "unable to apply
+/// caps: operation not permitted"), and leaves nothing behind. The runtime is
+/// started without CAP_SYS_RESOURCE in its bounding set, so the test does not
+/// depend on the host.
+#[test]
+fn unsettable_capability_fails_create() {
+    if !common::require_root() {
+        return;
+    }
+    let rt = Rt::new();
+    let b = Bundle::new("caps-eperm", &["sleep", "30"]).edit(|c| common::add_caps(c, &["CAP_SYS_RESOURCE"]));
+    let _guard = rt.guard(&b);
+    let mut cmd = rt.command(&["create", "--bundle", b.path_str(), &b.id]);
+    // SAFETY: pre_exec runs in the forked child; prctl is async-signal-safe.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
+            if libc::prctl(libc::PR_CAPBSET_DROP, 24 /* CAP_SYS_RESOURCE */, 0, 0, 0) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let out = common::run_cmd(cmd, common::TIMEOUT).failed();
+    assert_eq!(out.code, 1, "{out:?}");
+    let err = out.stderr.to_lowercase();
+    assert!(err.contains("cap") && err.contains("not permitted"), "{out:?}");
+    common::assert_no_leftovers(&rt, &b);
+}
+
+/// runc looks the program up before `create` returns: a missing or
+/// non-executable args[0] (or a directory) fails `create` with exit 1 and the
+/// reason, and leaves nothing behind.
+#[test]
+fn missing_or_non_executable_program_fails_create() {
+    if !common::require_root() {
+        return;
+    }
+    let rt = Rt::new();
+    let cases: [(&[&str], &str); 5] = [
+        (&["/tmp/text"], "permission denied"),
+        (&["./text"], "permission denied"),
+        (&["/tmp"], "permission denied"),
+        (&["/nonexistent"], "no such file"),
+        (&["nonexistent"], "not found in $path"),
+    ];
+    for (args, want) in cases {
+        let b = Bundle::new("lookup", args).edit(|c| c["process"]["cwd"] = json!("/tmp"));
+        std::fs::write(b.rootfs().join("tmp/text"), "echo hi\n").unwrap();
+        let (out, _c) = rt.try_create(&b, &[]);
+        assert_eq!(out.code, 1, "{args:?}: {out:?}");
+        assert!(out.stderr.to_lowercase().contains(want), "{args:?}: {out:?}");
+        common::assert_no_leftovers(&rt, &b);
+    }
+}
+
+/// When execve itself fails after `start` (the lookup passed), the process
+/// exits like a shell would: 126 for a program that cannot run (no valid
+/// format), 127 for one that is missing (here its #! interpreter).
+/// capsa-only: runc's init exits 1 in both cases.
+#[test]
+fn failed_execve_exits_126_or_127() {
+    if !common::require_root() || !common::is_capsa() {
+        return;
+    }
+    let rt = Rt::new();
+    for (file, content, want) in [("garbage", "\x01\x02garbage\n", 126), ("script", "#!/nonexistent/sh\n", 127)] {
+        let b = Bundle::new("execve-fail", &[&format!("/{file}")]);
+        let p = b.rootfs().join(file);
+        std::fs::write(&p, content).unwrap();
+        std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        let out = rt.run(&b);
+        assert_eq!(out.code, want, "{file}: {out:?}");
+        assert!(out.stderr.contains("execve"), "{file}: {out:?}");
+    }
+}
+
+/// The cwd is entered while still privileged (runc), then again as the user
+/// if that was refused: a user may start in a 0700 directory of another uid,
+/// and root without CAP_DAC_OVERRIDE may start in a user's 0700 home. The
+/// same holds for `exec --user ... --cwd ...`.
+#[test]
+fn cwd_in_a_private_directory_of_another_uid() {
+    if !common::require_root() {
+        return;
+    }
+    let rt = Rt::new();
+    let prepare = |b: &Bundle| {
+        use std::os::unix::fs::PermissionsExt;
+        let home = b.rootfs().join("home1000");
+        std::fs::create_dir(&home).unwrap();
+        std::os::unix::fs::chown(&home, Some(1000), Some(1000)).unwrap();
+        std::fs::set_permissions(&home, std::fs::Permissions::from_mode(0o700)).unwrap();
+        std::fs::set_permissions(b.rootfs().join("root"), std::fs::Permissions::from_mode(0o700)).unwrap();
+    };
+    for (uid, cwd) in [(1000, "/root"), (0, "/home1000")] {
+        let b = Bundle::sh("cwd-private", "id -u; pwd").edit(|c| {
+            c["process"]["user"] = json!({"uid": uid, "gid": uid});
+            c["process"]["cwd"] = json!(cwd);
+        });
+        prepare(&b);
+        let out = rt.run(&b);
+        assert_eq!(out.stdout, format!("{uid}\n{cwd}\n"), "uid {uid} in {cwd}: {out:?}");
+    }
+    let b = Bundle::new("cwd-private-exec", &["sleep", "30"]);
+    prepare(&b);
+    let _c = rt.start_new(&b);
+    for (user, cwd) in [("1000:1000", "/root"), ("0:0", "/home1000")] {
+        let out = rt.exec(&b.id, &["--user", user, "--cwd", cwd], &["sh", "-c", "id -u; pwd"]);
+        let uid = user.split(':').next().unwrap();
+        assert_eq!(out.stdout, format!("{uid}\n{cwd}\n"), "exec --user {user} --cwd {cwd}: {out:?}");
+    }
 }
 
 #[test]

@@ -1,25 +1,33 @@
 //! OCI hooks: run a program with the container state on stdin, with a timeout.
 
 use std::io::Write;
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::spec::Hook;
 use crate::sys::SysError;
 
-/// Run `hooks` (of kind `kind`) in order; the first failure stops the list.
-pub fn run(kind: &str, hooks: &[Hook], state: &serde_json::Value) -> Result<(), SysError> {
+/// Run `hooks` (of kind `kind`) in order, in `cwd` (else the caller's); the first
+/// failure stops the list.
+pub fn run(kind: &str, hooks: &[Hook], state: &serde_json::Value, cwd: Option<&Path>) -> Result<(), SysError> {
+    if hooks.is_empty() {
+        return Ok(());
+    }
     let input = serde_json::to_vec(state).expect("state serializes");
     for (i, h) in hooks.iter().enumerate() {
-        run_one(kind, i, h, &input)?;
+        run_one(kind, i, h, &input, cwd)?;
     }
     Ok(())
 }
 
-fn run_one(kind: &str, i: usize, h: &Hook, input: &[u8]) -> Result<(), SysError> {
+fn run_one(kind: &str, i: usize, h: &Hook, input: &[u8], cwd: Option<&Path>) -> Result<(), SysError> {
     let what = format!("{kind} hook #{i} {}", h.path);
     tracing::debug!("running {what} with the container state on stdin");
     let mut cmd = Command::new(&h.path);
+    if let Some(d) = cwd {
+        cmd.current_dir(d);
+    }
     if let Some((argv0, rest)) = h.args.split_first() {
         use std::os::unix::process::CommandExt;
         cmd.arg0(argv0).args(rest);

@@ -1,6 +1,7 @@
 //! The verbs after `create`: start, state, kill, delete, pause, resume, ps, list.
 
-use std::io::Write;
+use std::os::fd::AsRawFd;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::container::{State, Status, Store};
@@ -20,7 +21,8 @@ pub fn load(store: &Store, id: &str) -> Result<Loaded> {
     Ok(Loaded { state, status })
 }
 
-/// `start`: release the init (it is blocked reading exec.fifo), then run poststart hooks.
+/// `start`: release the init (it is blocked reading exec.fifo), wait until it has
+/// exec'd the container's program, then run poststart hooks.
 pub fn start(store: &Store, id: &str) -> Result<()> {
     let _lock = store.lock(id)?;
     let c = load(store, id)?;
@@ -32,40 +34,53 @@ pub fn start(store: &Store, id: &str) -> Result<()> {
         });
     }
     let fifo = store.fifo(id);
-    let f = crate::sys::open(&fifo, libc::O_WRONLY | libc::O_NONBLOCK, 0).map_err(|e| {
-        if e.errno == libc::ENXIO {
-            e.hint("the container's init is gone")
-        } else {
-            e
-        }
-    })?;
-    let mut file = std::fs::File::from(f);
-    file.write_all(b"0").map_err(|e| SysError::io(format!("write {}", fifo.display()), &e))?;
-    drop(file);
-    let poststart = c.state.hooks.as_ref().is_some_and(|h| !h.poststart.is_empty());
-    if poststart {
-        wait_exec(&fifo);
-    }
+    release_and_wait(&fifo)?;
     let _ = std::fs::remove_file(&fifo);
     if let Some(h) = &c.state.hooks {
-        if let Err(e) = crate::hooks::run("poststart", &h.poststart, &c.state.oci("running")) {
+        let bundle = Some(c.state.bundle.as_path()).filter(|b| b.is_dir());
+        if let Err(e) = crate::hooks::run("poststart", &h.poststart, &c.state.oci("running"), bundle) {
             tracing::warn!("{e}");
         }
     }
     Ok(())
 }
 
-/// Wait until the init has exec'd: it holds exec.fifo open (close-on-exec) until
-/// then, so opening the fifo for writing fails with ENXIO once no reader is left.
-/// Poststart hooks must run after the container's process started (runtime-spec).
-fn wait_exec(fifo: &std::path::Path) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        match crate::sys::open(fifo, libc::O_WRONLY | libc::O_NONBLOCK, 0) {
-            Ok(_) => std::thread::sleep(Duration::from_millis(1)),
-            Err(_) => return,
+/// Write the byte the init waits for on exec.fifo, then block until the init has
+/// exec'd (runc's `start` likewise reads the fifo until EOF): a signal sent once
+/// `start` returns reaches the container's program, and poststart hooks run after it
+/// started (runtime-spec). The init holds the fifo open O_RDWR and close-on-exec, so
+/// our read end sees POLLHUP when no writer is left: after its execve, or its death.
+/// The byte still in the fifo then means the init died without reading it.
+fn release_and_wait(fifo: &Path) -> Result<()> {
+    let w = crate::sys::open(fifo, libc::O_WRONLY | libc::O_NONBLOCK, 0).map_err(|e| {
+        if e.errno == libc::ENXIO {
+            e.hint("the container's init is gone")
+        } else {
+            e
+        }
+    })?;
+    // Opened while a writer exists (ours, the init's): POLLHUP is armed at once.
+    let r = crate::sys::open(fifo, libc::O_RDONLY | libc::O_NONBLOCK, 0)?;
+    // SAFETY: a one-byte write from a static buffer to our fd.
+    if unsafe { libc::write(w.as_raw_fd(), b"0".as_ptr().cast(), 1) } != 1 {
+        return Err(SysError::last(format!("write {}", fifo.display())).into());
+    }
+    drop(w);
+    tracing::debug!("wait on {} until the init has exec'd (POLLHUP)", fifo.display());
+    let mut pfd = libc::pollfd { fd: r.as_raw_fd(), events: 0, revents: 0 };
+    // SAFETY: one valid pollfd for the duration of each call.
+    while unsafe { libc::poll(&mut pfd, 1, -1) } < 0 {
+        let e = SysError::last(format!("poll {} for the init's exec", fifo.display()));
+        if e.errno != libc::EINTR {
+            return Err(e.into());
         }
     }
+    let mut b = 0u8;
+    // SAFETY: a one-byte read into a local.
+    if unsafe { libc::read(r.as_raw_fd(), (&mut b as *mut u8).cast(), 1) } == 1 {
+        return Err(Error::msg("the container's init exited before it was started (it never read exec.fifo)"));
+    }
+    Ok(())
 }
 
 /// `state`: the OCI state document.
@@ -82,6 +97,16 @@ pub fn kill(store: &Store, id: &str, sig: i32, all: bool) -> Result<()> {
     }
     if all {
         if let Some(cg) = &c.state.cgroup {
+            if sig == 0 {
+                // A liveness probe: no need to freeze the cgroup as a real signal does.
+                for pid in cg.pids()? {
+                    // SAFETY: kill with signal 0 only checks that the process exists.
+                    if unsafe { libc::kill(pid, 0) } < 0 {
+                        tracing::debug!("{}", SysError::last(format!("kill({pid}, 0)")));
+                    }
+                }
+                return Ok(());
+            }
             return Ok(cg.kill_all(sig)?);
         }
     }
@@ -173,7 +198,7 @@ pub fn destroy(store: &Store, st: &State) -> Result<()> {
     }
     store.remove(&st.id)?;
     if let Some(h) = &st.hooks {
-        if let Err(e) = crate::hooks::run("poststop", &h.poststop, &st.oci("stopped")) {
+        if let Err(e) = crate::hooks::run("poststop", &h.poststop, &st.oci("stopped"), None) {
             tracing::warn!("{e}");
         }
     }

@@ -472,7 +472,7 @@ pub fn run(runtime: &capsa_runtime::container::Store, cargs: &[String]) -> Resul
             preserve_fds: 0,
             id: id.clone(),
         };
-        let code = super::lifecycle::run(runtime, &c, false)?;
+        let code = super::lifecycle::run(runtime, &c, false, false)?;
         // The exit, for `capsa ps -a` and `inspect` (no monitor recorded it).
         let exit = json!({"exit_code": code, "finished_at": capsa_runtime::time::now_rfc3339()});
         let _ = capsa_fsutil::write_atomic(

@@ -31,7 +31,9 @@ pub fn start(store: &Store, id: &str) -> Result<i32> {
     Ok(0)
 }
 
-pub fn run(store: &Store, c: &CreateArgs, detach: bool) -> Result<i32> {
+/// `run`: create + start; in the foreground, wait and delete the container unless
+/// `keep` (runc's `--keep`: it stays `stopped`, cgroup included, until `delete`).
+pub fn run(store: &Store, c: &CreateArgs, detach: bool, keep: bool) -> Result<i32> {
     if !detach {
         wait::block_signals();
     }
@@ -45,7 +47,9 @@ pub fn run(store: &Store, c: &CreateArgs, detach: bool) -> Result<i32> {
         return Ok(0);
     }
     let code = wait::forward_and_wait(created.pid, created.console_master)?;
-    lifecycle::delete(store, &c.id, true).with_context(|| format!("delete container {} after it exited", c.id))?;
+    if !keep {
+        lifecycle::delete(store, &c.id, true).with_context(|| format!("delete container {} after it exited", c.id))?;
+    }
     Ok(code)
 }
 

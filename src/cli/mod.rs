@@ -37,7 +37,7 @@ const CREATE: &[Flag] = &[
     flag("no-new-keyring", None, false, "do not create a new session keyring"),
     flag("preserve-fds", None, true, "pass N extra fds (3 .. 3+N-1) to the container's process"),
     flag("detach", Some('d'), false, "run: do not wait for the container"),
-    flag("keep", None, false, "accepted for runc compatibility"),
+    flag("keep", None, false, "run: keep the stopped container (state, cgroup) until `delete`"),
     flag("help", Some('h'), false, "print help"),
 ];
 
@@ -304,7 +304,7 @@ fn run(g: &Parsed, rest: &[String]) -> anyhow::Result<i32> {
     let store = Store::new(g.get("root").unwrap_or("/run/capsa"));
     match name.as_str() {
         "create" => lifecycle::create(&store, &create_args(&p)?),
-        "run" => lifecycle::run(&store, &create_args(&p)?, p.on("detach")),
+        "run" => lifecycle::run(&store, &create_args(&p)?, p.on("detach"), p.on("keep")),
         "start" => lifecycle::start(&store, &one_id(&p, name)?),
         "state" => lifecycle::state(&store, &one_id(&p, name)?),
         "kill" => match p.pos.as_slice() {

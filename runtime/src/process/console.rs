@@ -53,7 +53,12 @@ fn msghdr(iov: &mut libc::iovec, cbuf: &mut CmsgBuf) -> libc::msghdr {
 
 /// Send `fd` over a unix socket with `name` as the payload.
 pub fn send_fd(sock: RawFd, fd: RawFd, name: &str) -> SysResult<()> {
-    let mut data = name.as_bytes().to_vec();
+    send_fd_with(sock, fd, name, "send the pty master over the console socket (SCM_RIGHTS)")
+}
+
+/// Send `fd` (SCM_RIGHTS) with `payload` in one message; `what` names the step in errors.
+pub fn send_fd_with(sock: RawFd, fd: RawFd, payload: &str, what: &str) -> SysResult<()> {
+    let mut data = payload.as_bytes().to_vec();
     if data.is_empty() {
         data.push(0);
     }
@@ -68,9 +73,7 @@ pub fn send_fd(sock: RawFd, fd: RawFd, name: &str) -> SysResult<()> {
         (*cm).cmsg_type = libc::SCM_RIGHTS;
         (*cm).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<RawFd>() as u32) as usize;
         std::ptr::write_unaligned(libc::CMSG_DATA(cm).cast::<RawFd>(), fd);
-        check(libc::sendmsg(sock, &msg, libc::MSG_NOSIGNAL) as i32, || {
-            "send the pty master over the console socket (SCM_RIGHTS)".into()
-        })?;
+        check(libc::sendmsg(sock, &msg, libc::MSG_NOSIGNAL) as i32, || what.into())?;
     }
     Ok(())
 }

@@ -270,11 +270,12 @@ pub fn create(store: &Store, opts: &CreateOpts, foreground_tty: bool) -> Result<
     }
 
     let mut init_pid = pid;
+    let died = Died { cgroup: &mgr, memory_limit: res.memory.as_ref().and_then(|m| m.limit) };
     if ns.new_user {
-        expect(&parent_chan, pid, "UserNsReady", |m| matches!(m, Msg::UserNsReady))?;
+        expect(parent_chan.recv(), pid, "UserNsReady", |m| matches!(m, Msg::UserNsReady), &died)?;
         write_id_maps(pid, &linux)?;
         parent_chan.send(&Msg::MapsWritten)?;
-        match expect(&parent_chan, pid, "InitPid", |m| matches!(m, Msg::InitPid(_)))? {
+        match expect(parent_chan.recv(), pid, "InitPid", |m| matches!(m, Msg::InitPid(_)), &died)? {
             Msg::InitPid(p) => init_pid = p,
             _ => unreachable!(),
         }
@@ -287,11 +288,19 @@ pub fn create(store: &Store, opts: &CreateOpts, foreground_tty: bool) -> Result<
     state.pid_start = proc_start_time(init_pid).map(|s| s.0).unwrap_or(0);
     store.save(&state)?;
 
-    // The init asks for the runtime-namespace hooks (if any), then reports Ready.
-    while let Msg::RunHooks = expect(&parent_chan, init_pid, "Ready", |m| matches!(m, Msg::Ready | Msg::RunHooks))? {
+    // The init asks for the runtime-namespace hooks (if any), hands over its seccomp
+    // notification fd (if any), then reports Ready once nothing is left that can fail.
+    let agent_state = || state.oci("creating");
+    loop {
+        let got = super::seccomp_agent::recv(&parent_chan, init_pid, linux.seccomp.as_ref(), &bundle, agent_state);
+        if let Msg::Ready = expect(got, init_pid, "Ready", |m| matches!(m, Msg::Ready | Msg::RunHooks), &died)? {
+            break;
+        }
+        // Prestart hooks see "created" (runtime-spec, and what hooks such as NVIDIA's
+        // check); createRuntime and createContainer see "creating", like runc's.
         let st = state.oci("creating");
-        crate::hooks::run("prestart", &hooks.prestart, &st)?;
-        crate::hooks::run("createRuntime", &hooks.create_runtime, &st)?;
+        crate::hooks::run("prestart", &hooks.prestart, &state.oci("created"), Some(&bundle))?;
+        crate::hooks::run("createRuntime", &hooks.create_runtime, &st, Some(&bundle))?;
         parent_chan.send(&Msg::HooksDone(st.to_string()))?;
     }
 
@@ -347,21 +356,54 @@ pub(crate) fn clone3_into(flags: libc::c_int, cg: RawFd) -> i32 {
     unsafe { libc::syscall(libc::SYS_clone3, &args as *const CloneArgs, std::mem::size_of::<CloneArgs>()) as i32 }
 }
 
-/// Receive the next message, turning `Error` and EOF into errors.
-fn expect(chan: &Channel, pid: i32, what: &str, want: impl Fn(&Msg) -> bool) -> Result<Msg> {
-    match chan.recv()? {
-        Some(Msg::Error(e)) => Err(Error::Sys(SysError { step: format!("container init: {}", e.step), ..e })),
+/// What explains an init's death during create.
+struct Died<'a> {
+    cgroup: &'a Manager,
+    /// `linux.resources.memory.limit`, to name it when the OOM killer struck.
+    memory_limit: Option<i64>,
+}
+
+impl Died<'_> {
+    /// Why the init failed, when its memory cgroup recorded an OOM kill (read only on
+    /// this error path): the limit was too small for it.
+    fn oom_note(&self) -> Option<String> {
+        if self.cgroup.oom_kills() == 0 {
+            return None;
+        }
+        let limit = self.memory_limit.map(|l| format!(" ({l} bytes, linux.resources.memory.limit)"));
+        Some(format!(
+            "the container's memory limit{} was hit (the kernel's OOM killer ran in its cgroup); raise the limit",
+            limit.unwrap_or_default()
+        ))
+    }
+}
+
+/// Check the next message, turning `Error` and EOF into errors.
+fn expect(got: SysResultMsg, pid: i32, what: &str, want: impl Fn(&Msg) -> bool, died: &Died) -> Result<Msg> {
+    match got? {
+        Some(Msg::Error(e)) => {
+            let hint = died.oom_note().or(e.hint);
+            Err(Error::Sys(SysError { step: format!("container init: {}", e.step), hint, ..e }))
+        }
         Some(m) if want(&m) => Ok(m),
         Some(m) => Err(Error::msg(format!("sync with the container init: expected {what}, got {m:?}"))),
         None => {
             let mut status = 0;
-            // SAFETY: reaping our own child; status is a valid out-pointer.
-            let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+            // SAFETY: reaping our own child; status is a valid out-pointer. EOF before
+            // `Ready` means it closed the channel by exiting (it never execs before), so
+            // the blocking wait is short.
+            let r = unsafe { libc::waitpid(pid, &mut status, 0) };
             let how = if r == pid { describe_status(status) } else { "closed the sync channel".into() };
-            Err(Error::msg(format!("container init (pid {pid}) {how} before it finished setting up")))
+            let mut msg = format!("container init (pid {pid}) {how} before it finished setting up");
+            if let Some(note) = died.oom_note() {
+                msg = format!("{msg}: {note}");
+            }
+            Err(Error::msg(msg))
         }
     }
 }
+
+type SysResultMsg = crate::sys::SysResult<Option<Msg>>;
 
 /// "exited with status 1" / "was killed by signal 9".
 pub fn describe_status(status: i32) -> String {

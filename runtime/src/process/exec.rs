@@ -117,7 +117,7 @@ pub fn exec(store: &Store, id: &str, opts: &ExecOpts) -> Result<Execed> {
             st.seccomp.as_ref(),
             p,
         ) {
-            Ok(prep) => finalize::finalize_and_exec(p, &prep, opts.preserve_fds),
+            Ok(prep) => finalize::finalize_and_exec(p, &prep, opts.preserve_fds, &child_chan),
             Err(e) => e,
         };
         let _ = child_chan.send(&Msg::Error(e));
@@ -138,7 +138,10 @@ pub fn exec(store: &Store, id: &str, opts: &ExecOpts) -> Result<Execed> {
         parent_chan.send(&Msg::CgroupJoined)?;
     }
     // EOF means the child exec'd (the channel is close-on-exec); a message is an error.
-    match parent_chan.recv()? {
+    // A seccomp notification fd on the way goes to the agent (listenerPath).
+    let state = || st.oci(c.status.as_str());
+    let msg = super::seccomp_agent::recv(&parent_chan, child, st.seccomp.as_ref(), &st.bundle, state);
+    match msg.inspect_err(|_| kill_reap(child))? {
         None => {}
         Some(Msg::Error(e)) => {
             kill_reap(child);

@@ -1,27 +1,33 @@
 //! The last steps before `execve`, shared by the container's init and `exec`'d
-//! processes: fd hygiene, capabilities, user, cwd, no_new_privs, seccomp.
+//! processes. [`finalize`] does everything that can fail, in runc's order, while the
+//! runtime still waits for the process's verdict (so a failure fails `create` or
+//! `exec`): no_new_privs, seccomp, fd hygiene, cwd, bounding set, stdio owner, user,
+//! capabilities, the executable lookup. [`exec`] is the point of no return.
 
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
+use super::sync::{Channel, Msg};
 use crate::security::caps::{self, CapSets};
 use crate::security::seccomp;
 use crate::spec::{LinuxSeccomp, Process};
 use crate::sys::{check, SysError, SysResult};
 
-/// Everything resolved before the point of no return (so that errors are reported
-/// to the parent, not to a container that already started).
+/// Everything computed before the process changes its credentials.
 pub struct Prepared {
-    pub exe: CString,
     pub argv: Vec<CString>,
     pub envp: Vec<CString>,
     pub caps: Option<CapSets>,
     pub filter: Option<libseccomp::ScmpFilterContext>,
+    /// The filter notifies an agent: its fd goes to the runtime once loaded.
+    pub notify: bool,
+    /// The container's PATH, to find args[0] once we are the process's user.
+    path_var: String,
 }
 
-/// Resolve the executable (PATH lookup in the container's env), build argv/envp,
-/// compute capability sets and compile the seccomp filter.
+/// Build argv/envp (with HOME from the container's /etc/passwd), compute the
+/// capability sets and compile the seccomp filter.
 pub fn prepare(p: &Process, seccomp: Option<&LinuxSeccomp>) -> SysResult<Prepared> {
     let mut env: Vec<String> = p.env.clone();
     if !env.iter().any(|e| e.starts_with("HOME=")) {
@@ -30,9 +36,11 @@ pub fn prepare(p: &Process, seccomp: Option<&LinuxSeccomp>) -> SysResult<Prepare
     let path_var = env
         .iter()
         .find_map(|e| e.strip_prefix("PATH="))
-        .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
-    let arg0 = p.args.first().ok_or_else(|| SysError::msg("exec", "process.args is empty"))?;
-    let exe = lookup(arg0, path_var, &p.cwd)?;
+        .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+        .to_string();
+    if p.args.is_empty() {
+        return Err(SysError::msg("exec", "process.args is empty"));
+    }
     let cs = |s: &str| {
         CString::new(s).map_err(|_| SysError::from_errno(format!("argument {s:?} contains a NUL byte"), libc::EINVAL))
     };
@@ -48,29 +56,47 @@ pub fn prepare(p: &Process, seccomp: Option<&LinuxSeccomp>) -> SysResult<Prepare
         }
         None => None,
     };
-    Ok(Prepared { exe: CString::new(exe.as_os_str().as_bytes()).unwrap_or_default(), argv, envp, caps, filter })
+    let notify = seccomp.is_some_and(seccomp::uses_notify);
+    Ok(Prepared { argv, envp, caps, filter, notify, path_var })
 }
 
-/// Find the program like execvp would, but with the container's PATH.
-fn lookup(arg0: &str, path_var: &str, cwd: &str) -> SysResult<PathBuf> {
-    let runnable = |p: &Path| {
+/// Find the program like runc (Go's exec.LookPath): a name with a slash must be a
+/// non-directory with an execute bit, anything else is searched in the container's
+/// PATH; then the process's user must be allowed to execute it (faccessat AT_EACCESS).
+fn lookup(arg0: &str, path_var: &str) -> SysResult<CString> {
+    let executable = |p: &Path| -> std::io::Result<bool> {
         use std::os::unix::fs::PermissionsExt;
-        std::fs::metadata(p).map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false)
+        let m = std::fs::metadata(p)?;
+        Ok(!m.is_dir() && m.permissions().mode() & 0o111 != 0)
     };
-    if arg0.contains('/') {
-        let p = if arg0.starts_with('/') { PathBuf::from(arg0) } else { Path::new(cwd).join(arg0) };
-        if std::fs::metadata(&p).is_err() {
-            return Err(SysError::from_errno(format!("exec {arg0:?} in the container"), libc::ENOENT));
+    let err = |errno| SysError::from_errno(format!("exec {arg0:?} in the container"), errno);
+    let found = if arg0.contains('/') {
+        match executable(Path::new(arg0)) {
+            Ok(true) => PathBuf::from(arg0),
+            Ok(false) => return Err(err(libc::EACCES)),
+            Err(e) => return Err(err(e.raw_os_error().unwrap_or(libc::ENOENT))),
         }
-        return Ok(p);
-    }
-    for dir in path_var.split(':').filter(|d| !d.is_empty()) {
-        let p = Path::new(dir).join(arg0);
-        if runnable(&p) {
-            return Ok(p);
+    } else {
+        let dirs = path_var.split(':').map(|d| if d.is_empty() { "." } else { d });
+        match dirs.map(|d| Path::new(d).join(arg0)).find(|p| executable(p).unwrap_or(false)) {
+            Some(p) => p,
+            None => {
+                return Err(SysError::msg(
+                    format!("exec {arg0:?}"),
+                    format!("executable file not found in $PATH ({path_var})"),
+                ))
+            }
         }
+    };
+    let c = CString::new(found.as_os_str().as_bytes()).map_err(|_| err(libc::EINVAL))?;
+    // SAFETY: faccessat on a valid C string; AT_EACCESS checks the effective ids.
+    if unsafe { libc::faccessat(libc::AT_FDCWD, c.as_ptr(), libc::X_OK, libc::AT_EACCESS) } < 0 {
+        return Err(SysError::last(format!("exec {:?} in the container (as uid {})", found.display(), unsafe {
+            // SAFETY: geteuid has no preconditions.
+            libc::geteuid()
+        })));
     }
-    Err(SysError::msg(format!("exec {arg0:?}"), format!("executable file not found in $PATH ({path_var})")))
+    Ok(c)
 }
 
 /// The home directory of `uid` from the container's /etc/passwd.
@@ -96,20 +122,38 @@ pub fn fd_hygiene(preserve: i32) -> SysResult<()> {
     Ok(())
 }
 
-/// Drop privileges, enter the cwd, and exec. Only returns on failure.
-pub fn finalize_and_exec(p: &Process, prep: &Prepared, preserve_fds: i32) -> SysError {
-    match finalize(p, prep, preserve_fds) {
+/// Finalize, then exec: for `exec`'d processes, which have nothing to wait for in between.
+pub fn finalize_and_exec(p: &Process, prep: &Prepared, preserve_fds: i32, chan: &Channel) -> SysError {
+    match finalize(p, prep, preserve_fds, chan) {
         Err(e) => e,
-        Ok(()) => {
-            let mut argv: Vec<*const libc::c_char> = prep.argv.iter().map(|a| a.as_ptr()).collect();
-            argv.push(std::ptr::null());
-            let mut envp: Vec<*const libc::c_char> = prep.envp.iter().map(|a| a.as_ptr()).collect();
-            envp.push(std::ptr::null());
-            // SAFETY: argv/envp are NULL-terminated arrays of valid C strings that
-            // outlive the call; execve only returns on error.
-            unsafe { libc::execve(prep.exe.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
-            SysError::last(format!("execve {}", prep.exe.to_string_lossy()))
-        }
+        Ok(exe) => exec(p, prep, &exe, preserve_fds),
+    }
+}
+
+/// The point of no return: fd hygiene and the cwd check right before execve (the
+/// steps in between, hooks included, must not leak an fd or a cwd outside the root).
+/// Only returns on failure.
+pub fn exec(p: &Process, prep: &Prepared, exe: &CStr, preserve_fds: i32) -> SysError {
+    if let Err(e) = fd_hygiene(preserve_fds).and_then(|()| check_cwd(p)) {
+        return e;
+    }
+    let mut argv: Vec<*const libc::c_char> = prep.argv.iter().map(|a| a.as_ptr()).collect();
+    argv.push(std::ptr::null());
+    let mut envp: Vec<*const libc::c_char> = prep.envp.iter().map(|a| a.as_ptr()).collect();
+    envp.push(std::ptr::null());
+    // SAFETY: argv/envp are NULL-terminated arrays of valid C strings that outlive the
+    // call; execve only returns on error.
+    unsafe { libc::execve(exe.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
+    SysError::last(format!("execve {}", exe.to_string_lossy()))
+}
+
+/// The exit status of a process whose execve failed: 126 when the program cannot be
+/// executed, 127 when it is missing (the shell's convention, which docker follows).
+pub fn exec_failure_status(e: &SysError) -> i32 {
+    match e.errno {
+        libc::ENOENT | libc::ENOTDIR => 127,
+        libc::EACCES | libc::ENOEXEC | libc::EPERM | libc::EISDIR | libc::ETXTBSY => 126,
+        _ => 127,
     }
 }
 
@@ -117,20 +161,58 @@ fn sec(step: &str) -> impl Fn(crate::security::SecurityError) -> SysError + '_ {
     move |e| SysError { step: format!("{step}: {e}"), errno: 0, hint: None }
 }
 
-fn finalize(p: &Process, prep: &Prepared, preserve_fds: i32) -> SysResult<()> {
+/// Load the filter; with user notification, hand its fd to the runtime (which gives
+/// it to the agent) and close ours once the runtime says the agent has it.
+fn load_seccomp(prep: &Prepared, chan: &Channel) -> SysResult<()> {
+    let Some(f) = &prep.filter else { return Ok(()) };
+    seccomp::load(f).map_err(sec("load the seccomp filter"))?;
+    if !prep.notify {
+        return Ok(());
+    }
+    let fd = seccomp::notify_fd(f).map_err(sec("get the seccomp notification fd"))?;
+    chan.write(&Msg::SeccompFd(fd))?;
+    match chan.recv()? {
+        Some(Msg::SeccompDone) => {}
+        Some(Msg::Error(e)) => return Err(e),
+        other => {
+            return Err(SysError::msg("hand the seccomp notification fd to the runtime", format!("got {other:?}")))
+        }
+    }
+    // SAFETY: closing the notification fd, ours alone (the agent holds its own copy).
+    unsafe { libc::close(fd) };
+    Ok(())
+}
+
+/// Every step that can fail before the process may be released, in runc's order:
+/// no_new_privs; seccomp while still privileged (loading a filter without
+/// no_new_privs needs CAP_SYS_ADMIN); fd hygiene; chdir while still privileged (a
+/// 0700 cwd of another uid); bounding set; stdio owner; groups, gid, uid; chdir again
+/// as the user if the first one was refused; capabilities; the executable, as the
+/// user; with no_new_privs, seccomp last. Returns the program to exec.
+pub fn finalize(p: &Process, prep: &Prepared, preserve_fds: i32, chan: &Channel) -> SysResult<CString> {
+    if p.no_new_privileges {
+        // SAFETY: prctl with integer arguments.
+        check(unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) }, || "prctl(PR_SET_NO_NEW_PRIVS)".into())?;
+    } else {
+        load_seccomp(prep, chan)?;
+    }
     fd_hygiene(preserve_fds)?;
+    let cwd = crate::sys::cstr(&p.cwd)?;
+    let chdir = || {
+        // SAFETY: chdir on a valid C string.
+        check(unsafe { libc::chdir(cwd.as_ptr()) }, || format!("chdir to the process cwd {}", p.cwd))
+    };
+    let chdir_as_user = match chdir() {
+        Ok(_) => false,
+        Err(e) if e.errno == libc::EACCES || e.errno == libc::EPERM => true,
+        Err(e) => return Err(e),
+    };
     let u = &p.user;
     if let Some(c) = &prep.caps {
         caps::drop_bounding(c).map_err(sec("drop the capability bounding set"))?;
         caps::keep_caps_for_setuid().map_err(sec("keep capabilities across setuid"))?;
     }
-    // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: do it before the
-    // capabilities are dropped (runc's order). With it, load at the very end.
-    if !p.no_new_privileges {
-        if let Some(f) = &prep.filter {
-            seccomp::load(f).map_err(sec("load the seccomp filter"))?;
-        }
-    }
+    fix_stdio_owner(u.uid, p.terminal)?;
     // SAFETY: plain credential syscalls with integer/array arguments valid for the call.
     unsafe {
         let groups: Vec<libc::gid_t> = u.additional_gids.clone();
@@ -143,25 +225,55 @@ fn finalize(p: &Process, prep: &Prepared, preserve_fds: i32) -> SysResult<()> {
         check(libc::setresgid(u.gid, u.gid, u.gid), || format!("setresgid({})", u.gid))?;
         check(libc::setresuid(u.uid, u.uid, u.uid), || format!("setresuid({})", u.uid))?;
     }
+    if chdir_as_user {
+        chdir()?;
+    }
+    check_cwd(p)?;
     if let Some(c) = &prep.caps {
         caps::apply_sets(c).map_err(sec("set capabilities"))?;
     }
-    let cwd = crate::sys::cstr(&p.cwd)?;
-    // SAFETY: chdir on a valid C string.
-    check(unsafe { libc::chdir(cwd.as_ptr()) }, || format!("chdir to the process cwd {}", p.cwd))?;
-    // The cwd must be inside the container's root: getcwd fails (or gives a path not
-    // starting with '/') for a directory outside it (CVE-2024-21626).
-    match std::env::current_dir() {
-        Ok(d) if d.is_absolute() => {}
-        _ => return Err(SysError::from_errno(format!("cwd {} is outside the container root", p.cwd), libc::ENOENT)),
+    let exe = lookup(&p.args[0], &prep.path_var)?;
+    if p.no_new_privileges {
+        load_seccomp(prep, chan)?;
     }
     // SAFETY: umask only sets the process mask.
     unsafe { libc::umask(u.umask.unwrap_or(0o022) as libc::mode_t) };
-    if p.no_new_privileges {
-        // SAFETY: prctl with integer arguments.
-        check(unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) }, || "prctl(PR_SET_NO_NEW_PRIVS)".into())?;
-        if let Some(f) = &prep.filter {
-            seccomp::load(f).map_err(sec("load the seccomp filter"))?;
+    Ok(exe)
+}
+
+/// The cwd must be inside the container's root: getcwd fails (or gives a path not
+/// starting with '/') for a directory outside it (CVE-2024-21626).
+fn check_cwd(p: &Process) -> SysResult<()> {
+    match std::env::current_dir() {
+        Ok(d) if d.is_absolute() => Ok(()),
+        _ => Err(SysError::from_errno(format!("cwd {} is outside the container root", p.cwd), libc::ENOENT)),
+    }
+}
+
+/// Give the process's user its stdio, as runc does (so it can reopen
+/// /dev/stdout): pipes, sockets and the container's own terminal change owner (uid
+/// only, like runc: a pty keeps its tty group). /dev/null, host terminals and regular
+/// files passed by the caller are left alone. Failures the kernel gives for an
+/// unmapped owner or a read-only /dev are ignored (runc's list).
+fn fix_stdio_owner(uid: u32, terminal: bool) -> SysResult<()> {
+    for fd in 0..3 {
+        // SAFETY: stat is plain data; fstat fills it.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: fstat on an fd number with a valid out-pointer.
+        if unsafe { libc::fstat(fd, &mut st) } < 0 {
+            continue; // a closed stdio fd stays closed
+        }
+        let kind = st.st_mode & libc::S_IFMT;
+        let ours = matches!(kind, libc::S_IFIFO | libc::S_IFSOCK) || (terminal && kind == libc::S_IFCHR);
+        if st.st_uid == uid || st.st_rdev == libc::makedev(1, 3) || !ours {
+            continue;
+        }
+        // SAFETY: fchown on an fd number; -1 leaves the group unchanged.
+        if unsafe { libc::fchown(fd, uid, u32::MAX) } < 0 {
+            let e = SysError::last(format!("fchown stdio fd {fd} to uid {uid}"));
+            if ![libc::EINVAL, libc::EPERM, libc::EROFS].contains(&e.errno) {
+                return Err(e);
+            }
         }
     }
     Ok(())

@@ -1,6 +1,9 @@
 //! The container's init, from clone to execve. Runs in the child: every error before
-//! `Ready` travels to the parent over the sync channel; after it, to stderr.
+//! `Ready` travels to the parent over the sync channel; after it, to stderr. Every
+//! step that can fail comes before `Ready` (runc's standard_init order), so it fails
+//! `create`; after `start` only the startContainer hooks and execve remain.
 
+use std::ffi::CString;
 use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::path::Path;
 
@@ -72,22 +75,35 @@ impl Sync<'_> {
 
 /// Entry point of the cloned child. Never returns.
 pub fn child_main(a: &InitArgs) -> ! {
-    let mut ready = false;
-    let err = match run(a, &mut ready) {
-        Ok(never) => match never {},
+    let (prep, exe, hook_state) = match setup(a) {
+        Ok(v) => v,
+        Err(e) => {
+            let _ = a.chan.send(&Msg::Error(e));
+            // SAFETY: _exit is async-signal-safe and ends this process without running
+            // the parent's atexit handlers or destructors (which belong to the parent).
+            unsafe { libc::_exit(1) }
+        }
+    };
+    // SAFETY: prctl with integer arguments: from here the init outlives `create`.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, 0, 0, 0, 0) };
+    if a.chan.send(&Msg::Ready).is_err() {
+        // SAFETY: see above; the runtime is gone, nobody will start us.
+        unsafe { libc::_exit(1) }
+    }
+    // From here errors go to the container's stderr: `create` has returned.
+    let err = match wait_fifo(a.fifo).and_then(|()| start_container_hooks(a, hook_state.as_deref())) {
+        Ok(()) => finalize::exec(a.process, &prep, &exe, a.preserve_fds),
         Err(e) => e,
     };
-    if ready {
-        eprintln!("capsa: container init: {err}");
-    } else {
-        let _ = a.chan.send(&Msg::Error(err));
-    }
-    // SAFETY: _exit is async-signal-safe and ends this process without running the
-    // parent's atexit handlers or destructors (which belong to the parent).
-    unsafe { libc::_exit(if ready { 127 } else { 1 }) }
+    eprintln!("capsa: container init: {err}");
+    let status = if err.step.starts_with("execve") { finalize::exec_failure_status(&err) } else { 127 };
+    // SAFETY: see above.
+    unsafe { libc::_exit(status) }
 }
 
-fn run(a: &InitArgs, ready: &mut bool) -> SysResult<std::convert::Infallible> {
+/// Everything before `Ready`: namespaces, rootfs (with the runtime's hooks), terminal,
+/// rlimits, then [`finalize::finalize`]. Returns what exec needs and the hooks' state.
+fn setup(a: &InitArgs) -> SysResult<(Prepared, CString, Option<String>)> {
     finalize::reset_signals();
     // SAFETY: prctl with integer arguments. Die if the runtime dies mid-create, and be
     // non-dumpable so the container cannot open /proc/<us>/exe (the runtime binary,
@@ -183,7 +199,9 @@ fn run(a: &InitArgs, ready: &mut bool) -> SysResult<std::convert::Infallible> {
                 };
                 if let Some(h) = &a.spec.hooks {
                     let v: serde_json::Value = serde_json::from_str(&state).unwrap_or_default();
-                    crate::hooks::run("createContainer", &h.create_container, &v)?;
+                    // runc: in the container's namespaces, before pivot_root, the
+                    // rootfs as cwd.
+                    crate::hooks::run("createContainer", &h.create_container, &v, Some(a.rootfs))?;
                 }
                 hook_state = Some(state);
             }
@@ -200,19 +218,19 @@ fn run(a: &InitArgs, ready: &mut bool) -> SysResult<std::convert::Infallible> {
     crate::security::rlimits::apply(&a.process.rlimits).map_err(|e| SysError::msg("set rlimits", e.to_string()))?;
     let seccomp = a.spec.linux.as_ref().and_then(|l| l.seccomp.as_ref());
     let prep: Prepared = finalize::prepare(a.process, seccomp)?;
+    let exe = finalize::finalize(a.process, &prep, a.preserve_fds, a.chan)?;
+    Ok((prep, exe, hook_state))
+}
 
-    // SAFETY: prctl with integer arguments: from here the init outlives `create`.
-    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, 0, 0, 0, 0) };
-    a.chan.send(&Msg::Ready)?;
-    *ready = true;
-
-    wait_fifo(a.fifo)?;
-    if let (Some(h), Some(state)) = (&a.spec.hooks, &hook_state) {
+/// startContainer hooks: after `start`, in the container, as the process's user,
+/// with its cwd (runc), state "created".
+fn start_container_hooks(a: &InitArgs, state: Option<&str>) -> SysResult<()> {
+    if let (Some(h), Some(state)) = (&a.spec.hooks, state) {
         let mut v: serde_json::Value = serde_json::from_str(state).unwrap_or_default();
         v["status"] = "created".into();
-        crate::hooks::run("startContainer", &h.start_container, &v)?;
+        crate::hooks::run("startContainer", &h.start_container, &v, None)?;
     }
-    Err(finalize::finalize_and_exec(a.process, &prep, a.preserve_fds))
+    Ok(())
 }
 
 fn become_root(ns: &str) -> SysResult<()> {

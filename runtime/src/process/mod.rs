@@ -6,6 +6,7 @@ pub mod create;
 pub mod exec;
 pub mod finalize;
 pub mod init;
+pub mod seccomp_agent;
 pub mod signal;
 pub mod sync;
 pub mod wait;

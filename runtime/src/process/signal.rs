@@ -38,10 +38,11 @@ pub const SIGNALS: &[(&str, i32)] = &[
     ("SYS", libc::SIGSYS),
 ];
 
-/// Parse `KILL`, `SIGKILL`, `sigkill`, `9`, `RTMIN+3`.
+/// Parse `KILL`, `SIGKILL`, `sigkill`, `9`, `RTMIN+3`, and `0` (no signal: only
+/// checks that the process exists, as kill(1) and runc accept).
 pub fn parse(s: &str) -> Option<i32> {
     if let Ok(n) = s.parse::<i32>() {
-        return (1..=64).contains(&n).then_some(n);
+        return (0..=64).contains(&n).then_some(n);
     }
     let up = s.to_ascii_uppercase();
     let name = up.strip_prefix("SIG").unwrap_or(&up);
@@ -69,7 +70,9 @@ mod tests {
         assert_eq!(super::parse("SIGTERM"), Some(15));
         assert_eq!(super::parse("sigusr1"), Some(10));
         assert_eq!(super::parse("9"), Some(9));
-        assert_eq!(super::parse("0"), None);
+        assert_eq!(super::parse("0"), Some(0));
+        assert_eq!(super::parse("65"), None);
+        assert_eq!(super::parse("SIG0"), None);
         assert_eq!(super::parse("SIGFOO"), None);
         assert_eq!(super::parse("RTMIN+2"), Some(libc::SIGRTMIN() + 2));
     }

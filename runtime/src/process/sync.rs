@@ -10,10 +10,17 @@
 //! init → parent   RunHooks           mounts done, pivot_root next: run prestart and
 //!                                    createRuntime hooks now
 //! parent → init   HooksDone(state)   hooks succeeded; the OCI state for the init's own hooks
-//! init → parent   Ready              setup complete; init now waits on exec.fifo
+//! init → parent   SeccompFd(n)       the seccomp filter is loaded and has a user-notification
+//!                                    fd, number n in the init: the parent takes it
+//!                                    (pidfd_getfd) and hands it to the seccomp agent
+//! parent → init   SeccompDone        the agent has the fd (the init closes its copy)
+//! init → parent   Ready              setup complete (user, capabilities, cwd, seccomp,
+//!                                    executable found); init now waits on exec.fifo
 //! init → parent   Error(e)           setup failed: the step, path and errno
 //! ```
 //! EOF from the init before `Ready` means it died; the parent reports its exit status.
+//! `exec`'d processes use the same channel: `SeccompFd`/`SeccompDone`, then `Error` or
+//! EOF (the channel is close-on-exec, so EOF means the process exec'd).
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
@@ -30,6 +37,8 @@ pub enum Msg {
     InitPid(i32),
     RunHooks,
     HooksDone(String),
+    SeccompFd(i32),
+    SeccompDone,
     Ready,
     Error(SysError),
 }
@@ -56,6 +65,20 @@ impl Channel {
         let r = unsafe { libc::send(self.0.as_raw_fd(), data.as_ptr().cast(), data.len(), libc::MSG_NOSIGNAL) };
         if r < 0 {
             return Err(SysError::last(format!("send {m:?} on the sync channel")));
+        }
+        Ok(())
+    }
+
+    /// Send one message with write(2) rather than send(2): used right after a seccomp
+    /// filter with user notification is loaded, when the agent does not have the fd
+    /// yet, so the syscall must not be one the profile may notify (runc refuses
+    /// SCMP_ACT_NOTIFY for `write` for the same reason; `sendto` is commonly notified).
+    pub fn write(&self, m: &Msg) -> SysResult<()> {
+        let data = serde_json::to_vec(m).expect("message serializes");
+        // SAFETY: data is a valid buffer of the given length.
+        let r = unsafe { libc::write(self.0.as_raw_fd(), data.as_ptr().cast(), data.len()) };
+        if r < 0 {
+            return Err(SysError::last(format!("write {m:?} on the sync channel")));
         }
         Ok(())
     }

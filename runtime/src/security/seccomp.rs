@@ -9,7 +9,9 @@
 //! - the filter's NO_NEW_PRIVS attribute is off: the runtime sets
 //!   no_new_privs itself when the spec asks for it.
 //!
-//! SCMP_ACT_NOTIFY and `listenerPath` are rejected as unsupported.
+//! - `SCMP_ACT_NOTIFY` (seccomp user notification) needs `listenerPath`, is refused as
+//!   the default action and for `write` (the fd handoff to the runtime uses write(2)
+//!   before the agent has the fd), like runc; the handoff is in process::seccomp_agent.
 
 use libseccomp::{ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterAttr, ScmpFilterContext, ScmpSyscall};
 use serde::{Deserialize, Serialize};
@@ -132,9 +134,10 @@ fn parse_action(name: &str, errno_ret: Option<u32>, names: Option<&[String]>) ->
         "SCMP_ACT_LOG" => ScmpAction::Log,
         "SCMP_ACT_ERRNO" => return Ok(ScmpAction::Errno(i32::from(code()?))),
         "SCMP_ACT_TRACE" => return Ok(ScmpAction::Trace(code()?)),
-        "SCMP_ACT_NOTIFY" => {
-            return Err(SecurityError::SeccompUnsupported(format!("action SCMP_ACT_NOTIFY {}", rule_ctx(names))))
+        "SCMP_ACT_NOTIFY" if names.is_none() => {
+            return Err(SecurityError::Seccomp("SCMP_ACT_NOTIFY cannot be used as the default action".into()))
         }
+        "SCMP_ACT_NOTIFY" => ScmpAction::Notify,
         _ => return Err(SecurityError::Seccomp(format!("unknown action {name:?} {}", rule_ctx(names)))),
     };
     if let Some(v) = errno_ret {
@@ -178,8 +181,20 @@ fn parse_arg(arg: &LinuxSeccompArg, names: &[String]) -> Result<ScmpArgCompare, 
 /// Checks actions, errnoRet, operators, indexes, architectures and flags
 /// without calling into libseccomp, so a bad profile fails before fork.
 pub fn validate(spec: &LinuxSeccomp) -> Result<(), SecurityError> {
-    if let Some(path) = &spec.listener_path {
-        return Err(SecurityError::SeccompUnsupported(format!("listenerPath {path:?} (seccomp user notification)")));
+    if uses_notify(spec) {
+        if spec.listener_path.as_deref().unwrap_or("").is_empty() {
+            return Err(SecurityError::Seccomp(
+                "SCMP_ACT_NOTIFY needs listenerPath (the unix socket of the seccomp agent)".into(),
+            ));
+        }
+        let notified = spec.syscalls.iter().flatten().filter(|c| c.action == "SCMP_ACT_NOTIFY");
+        if notified.flat_map(|c| &c.names).any(|n| n == "write") {
+            return Err(SecurityError::Seccomp(
+                "SCMP_ACT_NOTIFY cannot be used for the write syscall (the runtime needs it \
+                 to hand the notification fd to the agent)"
+                    .into(),
+            ));
+        }
     }
     parse_action(&spec.default_action, spec.default_errno_ret, None)?;
     for arch in spec.architectures.iter().flatten() {
@@ -202,6 +217,17 @@ pub fn validate(spec: &LinuxSeccomp) -> Result<(), SecurityError> {
         }
     }
     Ok(())
+}
+
+/// Whether the profile asks for seccomp user notification (an SCMP_ACT_NOTIFY rule):
+/// the process loading it must hand the notification fd to the agent.
+pub fn uses_notify(spec: &LinuxSeccomp) -> bool {
+    spec.default_action == "SCMP_ACT_NOTIFY" || spec.syscalls.iter().flatten().any(|c| c.action == "SCMP_ACT_NOTIFY")
+}
+
+/// The notification fd of a loaded filter that uses SCMP_ACT_NOTIFY.
+pub fn notify_fd(ctx: &ScmpFilterContext) -> Result<i32, SecurityError> {
+    ctx.get_notify_fd().map_err(|e| scmp_err("seccomp_notify_fd", e))
 }
 
 /// Formats a libseccomp error with the errno it carries, if any.
@@ -311,6 +337,10 @@ mod tests {
         LinuxSeccomp { default_action: "SCMP_ACT_ALLOW".into(), syscalls: Some(rules), ..Default::default() }
     }
 
+    fn with_listener(rules: Vec<LinuxSyscall>) -> LinuxSeccomp {
+        LinuxSeccomp { listener_path: Some("/run/agent.sock".into()), ..allow_with(rules) }
+    }
+
     fn build(r: LinuxSyscall) -> ScmpFilterContext {
         build_filter(&allow_with(vec![r])).unwrap()
     }
@@ -399,23 +429,32 @@ mod tests {
                  (only SCMP_ACT_ERRNO and SCMP_ACT_TRACE take one)",
             ),
             (
-                LinuxSeccomp { default_action: "SCMP_ACT_NOTIFY".into(), ..base.clone() },
-                "seccomp: action SCMP_ACT_NOTIFY as default action is unsupported in this version of capsa",
+                LinuxSeccomp { default_action: "SCMP_ACT_NOTIFY".into(), ..with_listener(vec![]) },
+                "seccomp: SCMP_ACT_NOTIFY cannot be used as the default action",
             ),
             (
                 allow_with(vec![rule(&["ioctl"], "SCMP_ACT_NOTIFY", None)]),
-                "seccomp: action SCMP_ACT_NOTIFY for syscalls [ioctl] is unsupported in this version of capsa",
+                "seccomp: SCMP_ACT_NOTIFY needs listenerPath (the unix socket of the seccomp agent)",
             ),
             (
-                LinuxSeccomp { listener_path: Some("/run/a.sock".into()), ..base.clone() },
-                "seccomp: listenerPath \"/run/a.sock\" (seccomp user notification) \
-                 is unsupported in this version of capsa",
+                with_listener(vec![rule(&["read", "write"], "SCMP_ACT_NOTIFY", None)]),
+                "seccomp: SCMP_ACT_NOTIFY cannot be used for the write syscall (the runtime needs it \
+                 to hand the notification fd to the agent)",
+            ),
+            (
+                with_listener(vec![rule(&["mkdir"], "SCMP_ACT_NOTIFY", Some(1))]),
+                "seccomp: errnoRet 1 given with action SCMP_ACT_NOTIFY for syscalls [mkdir] \
+                 (only SCMP_ACT_ERRNO and SCMP_ACT_TRACE take one)",
             ),
         ];
         for (spec, want) in cases {
             assert_eq!(validate(&spec).unwrap_err().to_string(), want);
             assert_eq!(build_filter(&spec).unwrap_err().to_string(), want);
         }
+        let notify = with_listener(vec![rule(&["mkdir"], "SCMP_ACT_NOTIFY", None)]);
+        assert!(uses_notify(&notify) && !uses_notify(&base));
+        build_filter(&notify).unwrap();
+        build_filter(&LinuxSeccomp { listener_path: Some("/run/a.sock".into()), ..base.clone() }).unwrap();
         let flags = ["TSYNC", "LOG", "SPEC_ALLOW"];
         let flags = flags.map(|f| format!("SECCOMP_FILTER_FLAG_{f}")).to_vec();
         build_filter(&LinuxSeccomp { flags: Some(flags), ..base }).unwrap();
