@@ -153,10 +153,11 @@ fn walk_of(readme: &str) -> Result<Walk, String> {
 
 /// Runs in the new namespaces as their pid 1: mounts the sandbox, runs the walk,
 /// then checks that the README removed everything it made.
-/// Arguments: REPO BINDIR WALK_SCRIPT.
+/// Arguments: REPO BINDIR WALK_SCRIPT BINARY... (the workspace's binaries).
 const SANDBOX: &str = r#"
 set -euo pipefail
 REPO=$1 BIN=$2 WALK=$3
+shift 3
 fail() { echo "readme walk: $*" >&2; exit 1; }
 mount --make-rprivate /
 
@@ -193,6 +194,8 @@ cd "$REPO"
 mounts_before=$(awk '{ print $1 }' /proc/self/mountinfo)
 bash -euo pipefail "$WALK" </dev/null
 
+# The README's install step installed every binary of the workspace.
+for b in "$@"; do [ -x "/usr/local/bin/$b" ] || fail "the README did not install $b in /usr/local/bin"; done
 # What the README made, it removed.
 left=$(capsa list -q; capsa ps -a -q; capsa pod ls -q)
 [ -z "$left" ] || fail "containers or pods left: $left"
@@ -459,6 +462,7 @@ fn readme_runs_as_pasted() {
         .arg(repo)
         .arg(&bin)
         .arg(&script)
+        .args(bins.keys())
         .env_clear()
         .env("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
         .env("HOME", "/root")
