@@ -30,7 +30,7 @@
 #
 # Idempotent: running it again rebuilds OUTDIR/rootfs and OUTDIR/config.json and leaves
 # anything else in OUTDIR alone.
-# Then:  sudo capsa run --bundle OUTDIR my-container
+# Then, as root:  capsa run --bundle OUTDIR my-container
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
