@@ -351,6 +351,31 @@ fn delete_force_of_created_container() {
     assert!(common::wait_until(Duration::from_secs(5), || { !host_pid_alive(pid) }));
 }
 
+/// A state.json cut short (state is not fsync'd; a power loss on a disk-backed
+/// --root can leave it empty): `delete --force` removes what is left, plain `delete`
+/// still reports the damage.
+#[test]
+fn delete_force_of_an_unreadable_state_file() {
+    // runc 1.1.5 refuses even with --force ("container does not exist" paths aside).
+    if !common::require_root() || !common::is_capsa() {
+        return;
+    }
+    let rt = Rt::new();
+    let b = sleeper("del-torn");
+    let c = rt.create(&b);
+    let pid = rt.pid(&b.id);
+    rt.cmd(&["delete", "--force", &b.id]).ok();
+    std::fs::create_dir(rt.root().join(&b.id)).unwrap();
+    std::fs::write(rt.root().join(&b.id).join("state.json"), "").unwrap();
+    let out = rt.cmd(&["delete", &b.id]).failed();
+    assert!(out.stderr.contains("state.json"), "{}", out.stderr);
+    rt.cmd(&["delete", "--force", &b.id]).ok();
+    assert!(!rt.root().join(&b.id).exists());
+    assert!(!rt.list_ids().contains(&b.id));
+    assert!(common::wait_until(Duration::from_secs(5), || { !host_pid_alive(pid) }));
+    drop(c);
+}
+
 #[test]
 fn run_detach_returns_while_container_runs() {
     if !common::require_root() {

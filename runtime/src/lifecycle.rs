@@ -135,6 +135,14 @@ pub fn delete(store: &Store, id: &str, force: bool) -> Result<()> {
             store.remove(id)?;
             return if force { Ok(()) } else { Err(crate::container::StoreError::NotFound(id.into()).into()) };
         }
+        // An unreadable state.json (cut short by a power loss on a disk-backed --root:
+        // state is not fsync'd): nothing it described can be found any more, so
+        // --force removes the directory, as for a create that never got far.
+        Err(Error::Store(e @ crate::container::StoreError::Parse { .. })) if force => {
+            tracing::warn!("{e}: removing the container's state directory");
+            store.remove(id)?;
+            return Ok(());
+        }
         Err(e) => return Err(e),
     };
     match c.status {

@@ -404,6 +404,33 @@ fn random_name() -> String {
 #[cold]
 #[inline(never)]
 pub fn run(runtime: &capsa_runtime::container::Store, cargs: &[String]) -> Result<i32> {
+    run_image(runtime, cargs).or_else(|e| {
+        let text = super::error_text(&e);
+        match command_failure_code(&text) {
+            Some(code) => {
+                super::logging::error(&text);
+                Ok(code)
+            }
+            None => Err(e),
+        }
+    })
+}
+
+/// docker's exit codes for a command the container cannot run: 127 when it does not
+/// exist, 126 when it exists but cannot be executed; `None` for any other failure.
+/// The runtime reports both from the init's lookup, before `create` returns.
+fn command_failure_code(error: &str) -> Option<i32> {
+    let lookup = error.split("container init: exec ").nth(1)?;
+    if lookup.contains("executable file not found") || lookup.contains("ENOENT") {
+        Some(127)
+    } else if lookup.contains("EACCES") || lookup.contains("ENOEXEC") {
+        Some(126)
+    } else {
+        None
+    }
+}
+
+fn run_image(runtime: &capsa_runtime::container::Store, cargs: &[String]) -> Result<i32> {
     let p = args::parse(cargs, RUN, true).map_err(|e| anyhow::anyhow!("run: {e} (see 'capsa run --help')"))?;
     if p.on("help") {
         print!("{}", run_help());
@@ -504,6 +531,22 @@ mod tests {
 
     fn v(s: &[&str]) -> Vec<String> {
         s.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn command_failures_map_to_docker_codes() {
+        let c = |s: &str| command_failure_code(s);
+        assert_eq!(
+            c("create container x: container init: exec \"/etc/passwd\" in the container: EACCES (Permission denied)"),
+            Some(126)
+        );
+        assert_eq!(
+            c("create container x: container init: exec \"nosuch\": executable file not found in $PATH (/bin)"),
+            Some(127)
+        );
+        assert_eq!(c("start container t1: runtime create t1: exit status: 1: create container t1: container init: exec \"/x\" in the container: ENOENT (No such file or directory)"), Some(127));
+        assert_eq!(c("create container x: container init: mount proc on /proc: EACCES (Permission denied)"), None);
+        assert_eq!(c("no such image"), None);
     }
 
     #[test]
