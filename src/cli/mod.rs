@@ -7,6 +7,7 @@ mod info;
 mod lifecycle;
 mod logging;
 mod managed;
+mod out;
 mod pod;
 mod update;
 
