@@ -358,12 +358,15 @@ fn empty_cgroups_path_uses_capsa_parent() {
 }
 
 /// `sh` lines that report whether /dev/kmsg (1:11, listed in `linux.devices`) exists
-/// and can be opened for writing (the open alone writes nothing to the kernel log).
-const KMSG_PROBE: &str = "test -c /dev/kmsg && echo node; (: > /dev/kmsg) 2>/dev/null && echo open || echo denied";
+/// and can be opened for writing (the open alone writes nothing to the kernel log),
+/// after checking the FIFO also listed there (no cgroup rule: not a device).
+const KMSG_PROBE: &str =
+    "test -p /dev/fifo1 || echo no-fifo; test -c /dev/kmsg && echo node; (: > /dev/kmsg) 2>/dev/null && echo open || echo denied";
 
 fn kmsg_bundle(prefix: &str, devices: Value) -> Bundle {
     Bundle::sh(prefix, KMSG_PROBE).edit(|c| {
-        c["linux"]["devices"] = json!([{"path": "/dev/kmsg", "type": "c", "major": 1, "minor": 11}]);
+        c["linux"]["devices"] =
+            json!([{"path": "/dev/kmsg", "type": "c", "major": 1, "minor": 11}, {"path": "/dev/fifo1", "type": "p"}]);
         c["linux"]["resources"] = json!({"devices": devices});
     })
 }
