@@ -24,3 +24,22 @@ pub fn closed_pipe() -> ! {
     // Not reached: the default action of SIGPIPE ends the process.
     std::process::exit(128 + libc::SIGPIPE)
 }
+
+/// Make every `println!` into a closed pipe end as `closed_pipe` does: std panics
+/// with "failed printing to stdout: Broken pipe" there; other panics keep the
+/// default report.
+pub fn quiet_on_closed_stdout() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if msg.starts_with("failed printing to stdout") && msg.contains("os error 32") {
+            closed_pipe();
+        }
+        default(info);
+    }));
+}

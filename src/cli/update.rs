@@ -107,7 +107,9 @@ fn resources(p: &Parsed) -> Result<LinuxResources> {
     if !r.devices.is_empty() {
         // As runc: update never changes the device rules (they would replace the
         // defaults and the config's own rules).
-        tracing::warn!("linux.resources.devices is ignored by update (as runc does): device rules are fixed at create");
+        tracing::debug!(
+            "linux.resources.devices is ignored by update (as runc does): device rules are fixed at create"
+        );
         r.devices.clear();
     }
     if r.memory.as_ref() == Some(&LinuxMemory::default()) {

@@ -123,34 +123,39 @@ fn err(what: String, e: std::io::Error) -> CgroupError {
     CgroupError::Unsupported { what, why: e.to_string() }
 }
 
-/// Load the program into the kernel.
+/// Load the program into the kernel. The verifier's log is asked for only when a
+/// load fails (a log that outgrows its buffer fails the load itself: ENOSPC).
 pub fn load(prog: &[Insn]) -> Result<OwnedFd, CgroupError> {
+    let e = match load_with_log(prog, None) {
+        Ok(fd) => return Ok(fd),
+        Err(e) => e,
+    };
+    let mut log = vec![0u8; 256 << 10];
+    let _ = load_with_log(prog, Some(&mut log));
+    let end = log.iter().position(|&b| b == 0).unwrap_or(0);
+    let text = String::from_utf8_lossy(&log[..end]).into_owned();
+    // The end of the log says why.
+    let tail: String =
+        text.trim().lines().rev().take(8).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("; ");
+    Err(err(format!("load the device filter (bpf PROG_LOAD, {} instructions; verifier: {tail})", prog.len()), e))
+}
+
+fn load_with_log(prog: &[Insn], log: Option<&mut [u8]>) -> std::io::Result<OwnedFd> {
     let license = c"Apache";
-    let mut log = vec![0u8; 4096];
     let mut a = [0u8; 128];
     put32(&mut a, 0, BPF_PROG_TYPE_CGROUP_DEVICE);
     put32(&mut a, 4, prog.len() as u32);
     put64(&mut a, 8, prog.as_ptr() as u64);
     put64(&mut a, 16, license.as_ptr() as u64);
-    put32(&mut a, 24, 1);
-    put32(&mut a, 28, log.len() as u32);
-    put64(&mut a, 32, log.as_mut_ptr() as u64);
-    a[48..54].copy_from_slice(b"capsa\0");
-    match bpf(BPF_PROG_LOAD, &mut a) {
-        // SAFETY: a fresh fd returned by the kernel.
-        Ok(fd) => Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) }),
-        Err(e) => {
-            let text = String::from_utf8_lossy(&log[..log.iter().position(|&b| b == 0).unwrap_or(0)]).into_owned();
-            Err(err(
-                format!(
-                    "load the device filter (bpf PROG_LOAD, {} instructions; verifier: {})",
-                    prog.len(),
-                    text.trim()
-                ),
-                e,
-            ))
-        }
+    if let Some(log) = log {
+        put32(&mut a, 24, 1);
+        put32(&mut a, 28, log.len() as u32);
+        put64(&mut a, 32, log.as_mut_ptr() as u64);
     }
+    a[48..54].copy_from_slice(b"capsa\0");
+    let fd = bpf(BPF_PROG_LOAD, &mut a)?;
+    // SAFETY: a fresh fd returned by the kernel.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }
 
 /// Ids of the device programs attached to the cgroup open at `cg`.
@@ -283,6 +288,9 @@ mod tests {
             eprintln!("skipping: no writable cgroup2 mount");
             return;
         };
+        // A program the verifier refuses: the error carries the end of its log.
+        let e = load(&[insn(ALU64_MOV_K, 0, 0, 0, 1)]).unwrap_err().to_string();
+        assert!(e.contains("verifier: ") && !e.ends_with("verifier: )"), "{e}");
         let dir = mount.join(format!("capsa-bpftest-{}", std::process::id()));
         std::fs::create_dir(&dir).unwrap();
         struct Rm<'a>(&'a Path);

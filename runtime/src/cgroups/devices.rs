@@ -121,11 +121,17 @@ impl DeviceState {
     pub fn from_rules(rules: &[LinuxDeviceCgroup]) -> Result<DeviceState, CgroupError> {
         let mut st = DeviceState { default_allow: false, exceptions: Vec::new() };
         for (i, r) in rules.iter().enumerate() {
-            let access = parse_access(i, r.access.as_deref())?;
-            let (major, minor) = (parse_num(i, "major", r.major)?, parse_num(i, "minor", r.minor)?);
             let typ = match r.r#type.as_deref() {
                 None | Some("a") => {
-                    if major.is_some() || minor.is_some() || access != ACC_ALL {
+                    // runc (and the kernel) read nothing but the type of a reset; only
+                    // an empty access is refused, as runc does for every rule.
+                    if r.access.as_deref() == Some("") {
+                        parse_access(i, Some(""))?;
+                    }
+                    if !matches!(r.major, None | Some(-1))
+                        || !matches!(r.minor, None | Some(-1))
+                        || !matches!(r.access.as_deref(), None | Some("rwm"))
+                    {
                         tracing::warn!(
                             "linux.resources.devices[{i}]: type \"a\" {} every device; its major, minor and access are ignored (as the kernel and runc do)",
                             if r.allow { "allows" } else { "denies" }
@@ -138,6 +144,8 @@ impl DeviceState {
                 Some("b") => DevType::Block,
                 Some(t) => return Err(invalid(i, "type", format!("{t:?} is not a cgroup device type (a, b or c)"))),
             };
+            let access = parse_access(i, r.access.as_deref())?;
+            let (major, minor) = (parse_num(i, "major", r.major)?, parse_num(i, "minor", r.minor)?);
             let ex = Exception { typ, major, minor, access };
             if r.allow != st.default_allow {
                 st.add(ex);
@@ -296,6 +304,9 @@ mod tests {
             rule(false, Some("a"), Some(1), Some(3), Some("r")),
         ]);
         assert_eq!(st, DeviceState { default_allow: false, exceptions: vec![] });
+        let st = state(&[rule(false, None, Some(-7), None, Some("x"))]);
+        assert_eq!(st, DeviceState { default_allow: false, exceptions: vec![] });
+        assert!(err(&[rule(false, None, None, None, Some(""))]).contains("devices[0].access"));
         // allow-all then deny: deny exceptions, any overlap of access denies
         let st =
             state(&[rule(true, None, None, None, Some("rwm")), rule(false, Some("c"), Some(1), Some(11), Some("w"))]);
