@@ -235,3 +235,41 @@ fn killed_create_then_delete_force_cleans_up() {
         assert!(common::wait_until(Duration::from_secs(5), || { common::processes_in_cgroup(&b.id).is_empty() }));
     }
 }
+
+/// Device access strings runc refuses (empty) or that give no access at all: a
+/// clear error naming the rule's field, nothing left behind.
+#[test]
+fn device_access_without_r_w_or_m() {
+    if !common::require_root() {
+        return;
+    }
+    for access in ["", "x", "RW"] {
+        let b = Bundle::new("dev-access", &["true"]).edit(|c| {
+            c["linux"]["resources"] =
+                json!({"devices": [{"allow": false, "access": "rwm"}, {"allow": true, "type": "c", "major": 1, "minor": 11, "access": access}]})
+        });
+        let err = create_fails(&b);
+        if common::is_capsa() {
+            assert!(err.contains("linux.resources.devices[1].access"), "{access:?}: {err}");
+        }
+    }
+}
+
+/// A device rule of an unknown type, or a negative major, names the field.
+#[test]
+fn device_rule_bad_type_or_number() {
+    if !common::require_root() {
+        return;
+    }
+    for (rule, field) in [
+        (json!({"allow": true, "type": "p", "access": "rwm"}), "devices[1].type"),
+        (json!({"allow": true, "type": "c", "major": -5, "minor": 1, "access": "rwm"}), "devices[1].major"),
+    ] {
+        let b = Bundle::new("dev-rule", &["true"])
+            .edit(|c| c["linux"]["resources"] = json!({"devices": [{"allow": false, "access": "rwm"}, rule]}));
+        let err = create_fails(&b);
+        if common::is_capsa() {
+            assert!(err.contains(field), "{field}: {err}");
+        }
+    }
+}

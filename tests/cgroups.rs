@@ -356,3 +356,181 @@ fn empty_cgroups_path_uses_capsa_parent() {
         let _ = fs::remove_dir(h.join("capsa"));
     }
 }
+
+/// `sh` lines that report whether /dev/kmsg (1:11, listed in `linux.devices`) exists
+/// and can be opened for writing (the open alone writes nothing to the kernel log),
+/// after checking the FIFO also listed there (no cgroup rule: not a device).
+const KMSG_PROBE: &str =
+    "test -p /dev/fifo1 || echo no-fifo; test -c /dev/kmsg && echo node; (: > /dev/kmsg) 2>/dev/null && echo open || echo denied";
+
+fn kmsg_bundle(prefix: &str, devices: Value) -> Bundle {
+    Bundle::sh(prefix, KMSG_PROBE).edit(|c| {
+        c["linux"]["devices"] =
+            json!([{"path": "/dev/kmsg", "type": "c", "major": 1, "minor": 11}, {"path": "/dev/fifo1", "type": "p"}]);
+        c["linux"]["resources"] = json!({"devices": devices});
+    })
+}
+
+/// `linux.devices` only makes nodes: their access is what `linux.resources.devices`
+/// says (runc's specconv), so a deny-all still blocks /dev/kmsg (on v2 the device
+/// filter program agrees), and an explicit allow opens it.
+#[test]
+fn linux_devices_do_not_override_a_deny_all() {
+    if !common::require_root() {
+        return;
+    }
+    let rt = Rt::new();
+    let out = rt.run(&kmsg_bundle("dev-deny", json!([{"allow": false, "access": "rwm"}]))).ok().stdout;
+    assert_eq!(out.lines().collect::<Vec<_>>(), ["node", "denied"], "{out}");
+    // Saying nothing about devices is a deny-all too (only the runtime's defaults).
+    let out = rt.run(&kmsg_bundle("dev-none", json!([]))).ok().stdout;
+    assert_eq!(out.lines().collect::<Vec<_>>(), ["node", "denied"], "{out}");
+    let allow = json!([{"allow": false, "access": "rwm"}, {"allow": true, "type": "c", "major": 1, "minor": 11, "access": "w"}]);
+    let out = rt.run(&kmsg_bundle("dev-allow", allow)).ok().stdout;
+    assert_eq!(out.lines().collect::<Vec<_>>(), ["node", "open"], "{out}");
+    // Allowed, then write taken away again: the later rule wins, as in the kernel.
+    let again = json!([
+        {"allow": false, "access": "rwm"},
+        {"allow": true, "type": "c", "major": 1, "minor": 11, "access": "rw"},
+        {"allow": false, "type": "c", "major": 1, "minor": 11, "access": "w"}
+    ]);
+    let out = rt.run(&kmsg_bundle("dev-again", again)).ok().stdout;
+    assert_eq!(out.lines().collect::<Vec<_>>(), ["node", "denied"], "{out}");
+    // Allow everything, deny write on 1:11: denied (v2: the program must agree with v1).
+    let black = json!([{"allow": true, "access": "rwm"}, {"allow": false, "type": "c", "major": 1, "minor": 11, "access": "w"}]);
+    let out = rt.run(&kmsg_bundle("dev-black", black)).ok().stdout;
+    assert_eq!(out.lines().collect::<Vec<_>>(), ["node", "denied"], "{out}");
+}
+
+/// Access strings as runc reads them: r, w and m in any order, repeated, and letters
+/// that mean nothing ignored ("rwa" is "rw").
+#[test]
+fn device_access_strings_as_runc_reads_them() {
+    if !common::require_root() {
+        return;
+    }
+    let rt = Rt::new();
+    for access in ["rwa", "wr", "wwm", "mrw"] {
+        let rules = json!([{"allow": false, "access": "rwm"}, {"allow": true, "type": "c", "major": 1, "minor": 11, "access": access}]);
+        let out = rt.run(&kmsg_bundle("dev-acc", rules)).ok().stdout;
+        assert_eq!(out.lines().collect::<Vec<_>>(), ["node", "open"], "{access}: {out}");
+    }
+}
+
+/// A cgroup of our own in the freezer (v1) or cgroup2 tree, frozen; thawed and
+/// removed on drop.
+struct FrozenCgroup(PathBuf);
+
+impl FrozenCgroup {
+    fn new(id: &str) -> FrozenCgroup {
+        let dir = cgf(id, "freezer", "", "");
+        fs::create_dir_all(&dir).unwrap();
+        let g = FrozenCgroup(dir);
+        if unified() {
+            fs::write(g.0.join("cgroup.freeze"), "1").unwrap();
+        } else {
+            fs::write(g.0.join("freezer.state"), "FROZEN").unwrap();
+        }
+        g
+    }
+}
+
+impl Drop for FrozenCgroup {
+    fn drop(&mut self) {
+        let _ = fs::write(self.0.join("cgroup.freeze"), "0");
+        let _ = fs::write(self.0.join("freezer.state"), "THAWED");
+        // A container process that joined anyway must go before the rmdir.
+        for _ in 0..50 {
+            let procs = fs::read_to_string(self.0.join("cgroup.procs")).unwrap_or_default();
+            for pid in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+                // SAFETY: kill(2); these are processes of the test's own container.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+            if fs::remove_dir(&self.0).is_ok() || !self.0.exists() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// A cgroupsPath naming an existing frozen cgroup: `create` refuses it (as runc
+/// does) instead of hanging with the init stopped in it.
+#[test]
+fn frozen_cgroup_is_refused() {
+    if !common::require_root() {
+        return;
+    }
+    let rt = Rt::new();
+    let b = Bundle::new("frozen-cg", &["true"]);
+    let _frozen = FrozenCgroup::new(&b.id);
+    let (out, _c) = rt.try_create(&b, &[]);
+    let out = out.failed();
+    assert!(out.stderr.contains("frozen"), "{}", out.stderr);
+    assert!(rt.list_ids().is_empty(), "state left behind");
+}
+
+/// A cgroupsPath that already holds processes works, with runc's warning.
+#[test]
+fn non_empty_cgroup_warns() {
+    if !common::require_root() {
+        return;
+    }
+    let (rt, a, _a) = start_with("shared-cg", json!({}));
+    let b = Bundle::new("shared-cg2", &["sleep", "30"])
+        .edit(|c| c["linux"]["cgroupsPath"] = a.config["linux"]["cgroupsPath"].clone());
+    let (out, _b) = rt.try_create(&b, &[]);
+    let out = out.ok();
+    assert!(out.stderr.contains("container's cgroup is not empty"), "{}", out.stderr);
+}
+
+/// `resources.unified` on a v1 or hybrid host is an invalid configuration (runc:
+/// "cannot use unified on cgroup v1"): refused, nothing written to the hybrid's
+/// cgroup2 mount, nothing left.
+#[test]
+fn unified_on_a_v1_host_is_refused() {
+    if !common::require_root() || unified() {
+        return;
+    }
+    let rt = Rt::new();
+    let b = Bundle::new("unified-v1", &["true"])
+        .edit(|c| c["linux"]["resources"] = json!({"unified": {"cgroup.max.descendants": "7"}}));
+    let (out, _c) = rt.try_create(&b, &[]);
+    let out = out.failed();
+    assert!(out.stderr.contains("unified"), "{}", out.stderr);
+    common::assert_no_leftovers(&rt, &b);
+}
+
+/// `update --pids-limit`: -1 is "no limit" (runc); 0 and other negatives cannot be
+/// meant and are refused (runc: 0 leaves the limit as it is, -5 removes it), and an
+/// update with nothing to change fails rather than exit 0 doing nothing. In a
+/// --resources document a limit of 0 keeps runc's meaning, "unchanged".
+#[test]
+fn update_pids_limit_values() {
+    if !common::require_root() {
+        return;
+    }
+    let (rt, b, _c) = start_with("update-pids", json!({"pids": {"limit": 50}}));
+    let pids = cgf(&b.id, "pids", "pids.max", "pids.max");
+    rt.cmd(&["update", "--pids-limit", "-1", &b.id]).ok();
+    assert_eq!(read(&pids), "max");
+    rt.cmd(&["update", "--pids-limit", "40", &b.id]).ok();
+    assert_eq!(read(&pids), "40");
+    if common::is_capsa() {
+        for v in ["0", "-5"] {
+            let out = rt.cmd(&["update", "--pids-limit", v, &b.id]).failed();
+            assert!(out.stderr.contains("--pids-limit") && out.stderr.contains("-1"), "{v}: {}", out.stderr);
+            assert_eq!(read(&pids), "40", "{v}");
+        }
+        let out = rt.cmd(&["update", &b.id]).failed();
+        assert!(out.stderr.contains("nothing to change"), "{}", out.stderr);
+    }
+    let mut cmd = rt.command(&["update", "--resources", "-", &b.id]);
+    cmd.stdin(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), br#"{"pids": {"limit": 0}, "cpu": {"shares": 512}}"#)
+        .unwrap();
+    drop(child.stdin.take());
+    assert!(child.wait().unwrap().success());
+    assert_eq!(read(&pids), "40");
+}

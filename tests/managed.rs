@@ -232,3 +232,33 @@ fn bad_input_changes_nothing() {
     assert_eq!(env.ok(&["ps", "-a", "-q"]).stdout, "");
     assert!(env.leftover_cgroups().is_empty(), "{:?}", env.leftover_cgroups());
 }
+
+/// `logs NAME | head -1`: when the reader goes away, `logs` ends quietly, killed by
+/// SIGPIPE as docker's CLI is, not with a "Broken pipe" error.
+#[test]
+fn logs_into_a_closed_pipe_is_quiet() {
+    use std::io::BufRead;
+    use std::os::unix::process::ExitStatusExt;
+    if !root_or_skip() {
+        return;
+    }
+    let env = Env::new(false);
+    env.with_busybox();
+    env.ok(&["run", "-d", "--name", "chatty", "busybox", "sh", "-c", "seq 200000; sleep 300"]);
+    assert!(wait_until(Duration::from_secs(10), || env.ok(&["logs", "--tail", "1", "chatty"]).stdout == "200000\n"));
+    for follow in [false, true] {
+        let args: &[&str] = if follow { &["logs", "-f", "chatty"] } else { &["logs", "chatty"] };
+        let mut c = env.command(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        let mut first = String::new();
+        std::io::BufReader::new(c.stdout.as_mut().unwrap()).read_line(&mut first).unwrap();
+        assert_eq!(first, "1\n");
+        drop(c.stdout.take());
+        assert!(wait_until(Duration::from_secs(10), || c.try_wait().unwrap().is_some()), "logs kept running");
+        let st = c.wait().unwrap();
+        let mut err = String::new();
+        c.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+        assert_eq!(st.signal(), Some(libc::SIGPIPE), "follow={follow}: {st:?} {err}");
+        assert!(err.is_empty(), "follow={follow}: {err}");
+    }
+    env.ok(&["rm", "-f", "chatty"]);
+}

@@ -10,14 +10,39 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use serde::Serialize;
+
 use crate::cgroups::Manager;
 use crate::container::{Status, Store};
 use crate::error::{Error, Result};
 use crate::sys::{check, SysError, SysResult};
 
-/// One `{"type":"stats",...}` document.
-pub fn stats_event(id: &str, cg: &Manager) -> serde_json::Value {
-    serde_json::json!({"type": "stats", "id": id, "data": cg.stats()})
+/// One event, as runc's `types.Event` serialises it: type, id, then data (left out
+/// when there is none, as for "oom").
+#[derive(Serialize)]
+pub struct Event<'a, T: Serialize> {
+    #[serde(rename = "type")]
+    pub kind: &'a str,
+    pub id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data: Option<T>,
+}
+
+impl<T: Serialize> Event<'_, T> {
+    /// The JSON line (without the newline).
+    pub fn line(&self) -> String {
+        serde_json::to_string(self).expect("plain structs serialize")
+    }
+}
+
+/// One `{"type":"stats","id":...,"data":{...}}` line.
+pub fn stats_event(id: &str, cg: &Manager) -> String {
+    Event { kind: "stats", id, data: Some(cg.stats()) }.line()
+}
+
+/// One `{"type":"oom","id":...}` line.
+pub fn oom_event(id: &str) -> String {
+    Event::<()> { kind: "oom", id, data: None }.line()
 }
 
 /// The kernel's OOM signal for `cg`.
@@ -67,10 +92,10 @@ fn inotify_modify(file: &Path) -> SysResult<OwnedFd> {
     Ok(fd)
 }
 
-/// Stream events for `id` to `out` until the container stops: a stats event every
+/// Stream events for `id` to `out` (one JSON line each) until the container stops: a stats event every
 /// `interval`, an OOM event whenever the kernel reports one (also the OOM that ends
 /// the container).
-pub fn stream(store: &Store, id: &str, interval: Duration, out: &mut dyn FnMut(serde_json::Value)) -> Result<()> {
+pub fn stream(store: &Store, id: &str, interval: Duration, out: &mut dyn FnMut(String)) -> Result<()> {
     let st = store.load(id)?;
     let cg = st.cgroup.clone().ok_or_else(|| Error::msg(format!("container {id} has no cgroup: no events")))?;
     let notifier = oom_notifier(&cg)?;
@@ -80,7 +105,7 @@ pub fn stream(store: &Store, id: &str, interval: Duration, out: &mut dyn FnMut(s
         let stopped = !matches!(crate::lifecycle::load(store, id), Ok(c) if c.status != Status::Stopped);
         let now = cg.oom_kills();
         if now > kills {
-            out(serde_json::json!({"type": "oom", "id": id}));
+            out(oom_event(id));
         }
         kills = now;
         if stopped {
@@ -95,7 +120,7 @@ pub fn stream(store: &Store, id: &str, interval: Duration, out: &mut dyn FnMut(s
             // v1: the eventfd fires on an OOM even when no process was killed.
             Notifier::V1(fd) => {
                 if wait_readable(fd, step)? && cg.oom_kills() == kills {
-                    out(serde_json::json!({"type": "oom", "id": id}));
+                    out(oom_event(id));
                 }
             }
             Notifier::V2(fd) => {
@@ -121,4 +146,14 @@ fn wait_readable(fd: &OwnedFd, timeout: Duration) -> SysResult<bool> {
         return Ok(true);
     }
     Ok(false)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn runc_key_order() {
+        assert_eq!(super::oom_event("c1"), r#"{"type":"oom","id":"c1"}"#);
+        let e = super::Event { kind: "stats", id: "c1", data: Some([1]) };
+        assert_eq!(e.line(), r#"{"type":"stats","id":"c1","data":[1]}"#);
+    }
 }

@@ -1,11 +1,14 @@
 //! list, ps, pause, resume, spec, features.
 
+use std::collections::BTreeMap;
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 
 use capsa_runtime::container::Store;
 use capsa_runtime::lifecycle;
+use serde::Serialize;
 
 pub fn list(store: &Store, format: &str, quiet: bool) -> Result<i32> {
     let all = lifecycle::list(store);
@@ -16,15 +19,21 @@ pub fn list(store: &Store, format: &str, quiet: bool) -> Result<i32> {
         return Ok(0);
     }
     if format == "json" {
-        let v: Vec<serde_json::Value> = all
+        let v: Vec<ListEntry> = all
             .iter()
-            .map(|c| {
-                let mut s = c.state.oci(c.status.as_str());
-                s["owner"] = "root".into();
-                s
+            .map(|c| ListEntry {
+                oci_version: &c.state.oci_version,
+                id: &c.state.id,
+                pid: if c.status.as_str() == "stopped" { 0 } else { c.state.pid },
+                status: c.status.as_str(),
+                bundle: &c.state.bundle,
+                rootfs: &c.state.rootfs,
+                created: &c.state.created,
+                annotations: &c.state.annotations,
+                owner: owner(&store.dir(&c.state.id)),
             })
             .collect();
-        println!("{}", serde_json::to_string(&v)?);
+        super::out::line(&serde_json::to_string(&v)?).context("write to stdout")?;
         return Ok(0);
     }
     println!("{:<20} {:<10} {:<10} {:<40} {:<30} OWNER", "ID", "PID", "STATUS", "BUNDLE", "CREATED");
@@ -40,6 +49,37 @@ pub fn list(store: &Store, format: &str, quiet: bool) -> Result<i32> {
         );
     }
     Ok(0)
+}
+
+/// One container of `list --format json`: runc's fields in runc's order (callers
+/// compare the text); annotations only when there are some.
+#[derive(Serialize)]
+struct ListEntry<'a> {
+    #[serde(rename = "ociVersion")]
+    oci_version: &'a str,
+    id: &'a str,
+    pid: i32,
+    status: &'a str,
+    bundle: &'a Path,
+    rootfs: &'a Path,
+    created: &'a str,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    annotations: &'a BTreeMap<String, String>,
+    owner: String,
+}
+
+/// The user owning the container's state directory, as runc names it: the name
+/// from /etc/passwd, or `#UID`.
+fn owner(dir: &Path) -> String {
+    let Ok(uid) = std::fs::metadata(dir).map(|m| m.uid()) else { return "root".into() };
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    passwd
+        .lines()
+        .find_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            (f.len() > 2 && f[2].parse() == Ok(uid)).then(|| f[0].to_string())
+        })
+        .unwrap_or_else(|| if uid == 0 { "root".into() } else { format!("#{uid}") })
 }
 
 pub fn ps(store: &Store, id: &str, format: &str, ps_args: &[String]) -> Result<i32> {

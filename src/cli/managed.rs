@@ -131,7 +131,15 @@ pub fn logs(store: &ImageStore, tools: &Tools, p: &Parsed) -> Result<i32> {
     let opts = capsa_pod::logs::Options { follow: p.on("follow"), tail, timestamps: p.on("timestamps") };
     let (mut out, mut err) = (std::io::stdout().lock(), std::io::stderr().lock());
     let mut running = || containers::inspect_state(store, tools, &name).is_ok_and(|i| i.is_active());
-    capsa_pod::logs::print(&containers::log_path(store, &name), opts, &mut out, &mut err, &mut running)?;
+    match capsa_pod::logs::print(&containers::log_path(store, &name), opts, &mut out, &mut err, &mut running) {
+        // `logs NAME | head`: the reader is gone; end quietly, as docker does.
+        Err(capsa_pod::PodError::Io { what: "write", source, .. })
+            if source.kind() == std::io::ErrorKind::BrokenPipe =>
+        {
+            super::out::closed_pipe()
+        }
+        r => r?,
+    }
     Ok(0)
 }
 

@@ -7,6 +7,7 @@ mod info;
 mod lifecycle;
 mod logging;
 mod managed;
+mod out;
 mod pod;
 mod update;
 
@@ -233,6 +234,7 @@ fn usage() -> String {
 
 /// Parse, run, and return the process exit code.
 pub fn main() -> i32 {
+    out::quiet_on_closed_stdout();
     let argv: Vec<String> = std::env::args().skip(1).collect();
     // Global flags come before the command name.
     let split = argv.iter().position(|a| COMMANDS.iter().any(|c| c.0 == a) && !a.starts_with('-'));

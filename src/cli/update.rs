@@ -86,11 +86,37 @@ fn resources(p: &Parsed) -> Result<LinuxResources> {
     if let Some(v) = p.get("cpuset-mems") {
         cpu.mems = Some(v.into());
     }
-    if let Some(v) = int(p, "pids-limit")? {
-        r.pids = Some(LinuxPids { limit: v });
+    // runc reads a pids limit of 0 as "leave it as it is" (the JSON form keeps that
+    // meaning, callers send it), and any negative number as "no limit".
+    if r.pids.as_ref().is_some_and(|p| p.limit == 0) {
+        r.pids = None;
+    }
+    if let Some(v) = int::<i64>(p, "pids-limit")? {
+        let limit = match v {
+            1.. | -1 => v,
+            0 => bail!(
+                "--pids-limit 0 would change nothing (runc reads 0 as \"leave the limit as it is\"): give a positive number, or -1 for no limit"
+            ),
+            _ => bail!("--pids-limit {v} is not a number of processes: give a positive number, or -1 for no limit"),
+        };
+        r.pids = Some(LinuxPids { limit });
     }
     if let Some(v) = int::<u16>(p, "blkio-weight")? {
         r.block_io.get_or_insert_with(Default::default).weight = Some(v);
+    }
+    if !r.devices.is_empty() {
+        // As runc: update never changes the device rules (they would replace the
+        // defaults and the config's own rules).
+        tracing::debug!(
+            "linux.resources.devices is ignored by update (as runc does): device rules are fixed at create"
+        );
+        r.devices.clear();
+    }
+    if r.memory.as_ref() == Some(&LinuxMemory::default()) {
+        r.memory = None;
+    }
+    if r.cpu.as_ref() == Some(&LinuxCpu::default()) {
+        r.cpu = None;
     }
     Ok(r)
 }
@@ -98,6 +124,16 @@ fn resources(p: &Parsed) -> Result<LinuxResources> {
 pub fn update(store: &Store, p: &Parsed) -> Result<i32> {
     let [id] = p.pos.as_slice() else { bail!("usage: capsa update [OPTIONS] ID") };
     let r = resources(p)?;
+    if r == LinuxResources::default() {
+        if p.get("resources").is_none() {
+            bail!("update {id}: nothing to change: give a limit (--memory, --pids-limit, --cpu-quota, ...) or --resources FILE");
+        }
+        // A document may carry only what update leaves alone (devices, a pids limit of
+        // 0): runc accepts it, so do we, but say so.
+        tracing::warn!("update {id}: the resources document changes nothing");
+        return Ok(0);
+    }
+    tracing::debug!("update {id}: {}", serde_json::to_string(&r).unwrap_or_default());
     lifecycle::update(store, id, &r).with_context(|| format!("update container {id}"))?;
     Ok(0)
 }
@@ -119,10 +155,18 @@ pub fn events(store: &Store, p: &Parsed) -> Result<i32> {
     if p.on("stats") {
         let st = store.load(id)?;
         let cg = st.cgroup.context("the container has no cgroup")?;
-        println!("{}", events::stats_event(id, &cg));
+        super::out::line(&events::stats_event(id, &cg)).context("write to stdout")?;
         return Ok(0);
     }
     let every = interval(p.get("interval").unwrap_or("5s"))?;
-    events::stream(store, id, every, &mut |v| println!("{v}"))?;
-    Ok(0)
+    let mut failed = None;
+    events::stream(store, id, every, &mut |v| {
+        if failed.is_none() {
+            failed = super::out::line(&v).err();
+        }
+    })?;
+    match failed {
+        Some(e) => Err(e).context("write to stdout"),
+        None => Ok(0),
+    }
 }

@@ -29,8 +29,9 @@ use serde::{Deserialize, Serialize};
 pub use detect::{detect, Hierarchy, Host};
 pub use path::{resolve_path, CgroupPath};
 pub use resources::{
-    default_allowed_devices, LinuxBlockIo, LinuxCpu, LinuxDeviceCgroup, LinuxHugepageLimit, LinuxInterfacePriority,
-    LinuxMemory, LinuxNetwork, LinuxPids, LinuxRdma, LinuxResources, LinuxThrottleDevice, LinuxWeightDevice,
+    default_allowed_devices, default_device_rules, LinuxBlockIo, LinuxCpu, LinuxDeviceCgroup, LinuxHugepageLimit,
+    LinuxInterfacePriority, LinuxMemory, LinuxNetwork, LinuxPids, LinuxRdma, LinuxResources, LinuxThrottleDevice,
+    LinuxWeightDevice,
 };
 
 /// How cgroups are mounted on this host.
@@ -99,6 +100,11 @@ pub enum CgroupError {
     FreezeTimeout { path: PathBuf, state: String, waited_ms: u128 },
     #[error("unexpected {} content {state:?}", .path.display())]
     BadState { path: PathBuf, state: String },
+    #[error(
+        "container's cgroup is frozen ({}: {state}): its processes would stop on joining; thaw it first, or use another cgroupsPath",
+        .path.display()
+    )]
+    Frozen { path: PathBuf, state: String },
 }
 
 impl CgroupError {
@@ -265,6 +271,42 @@ impl Manager {
             Err(e) if fsutil::is_enoent(&e) => Ok(false),
             r => r,
         }
+    }
+
+    /// Before the container's first process joins (after `create`): refuse a frozen
+    /// cgroup (by itself or by an ancestor; the joining process would stop there, and
+    /// capsa with it), and warn, as runc does, when the cgroup already holds processes.
+    pub fn check_joinable(&self) -> Result<(), CgroupError> {
+        let ignore_enoent = |r: Result<String, CgroupError>| match r {
+            Err(e) if fsutil::is_enoent(&e) => Ok(String::new()),
+            r => r,
+        };
+        if self.mode != HostMode::Unified {
+            if let Some(d) = self.v1_dir("freezer") {
+                let state = ignore_enoent(fsutil::read_trim(d, "freezer.state"))?;
+                if state == "FROZEN" || state == "FREEZING" {
+                    return Err(CgroupError::Frozen { path: d.join("freezer.state"), state });
+                }
+            }
+        }
+        if let Some(d) = &self.v2 {
+            let own = ignore_enoent(fsutil::read_trim(&d.dir, "cgroup.freeze"))?;
+            let events = ignore_enoent(fsutil::read_file(&d.dir, "cgroup.events"))?;
+            if own == "1" {
+                return Err(CgroupError::Frozen { path: d.dir.join("cgroup.freeze"), state: "1".into() });
+            }
+            if events.lines().any(|l| l.trim() == "frozen 1") {
+                return Err(CgroupError::Frozen { path: d.dir.join("cgroup.events"), state: "frozen 1".into() });
+            }
+        }
+        let n = self.pids()?.len();
+        if n > 0 {
+            tracing::warn!(
+                "container's cgroup is not empty: {n} process(es) found ({}); they share the container's limits",
+                self.all_dirs().next().map(|(_, d)| d.display().to_string()).unwrap_or_default()
+            );
+        }
+        Ok(())
     }
 
     /// PIDs in the cgroup and its sub-cgroups (sorted, no duplicates).

@@ -191,27 +191,40 @@ fn dev(typ: &str, major: Option<i64>, minor: Option<i64>, access: &str) -> Linux
     LinuxDeviceCgroup { allow: true, r#type: Some(typ.to_string()), major, minor, access: Some(access.to_string()) }
 }
 
+/// runc's `AllowedDevices` (libcontainer/specconv): the node each rule is for, if any.
+fn defaults() -> [(Option<&'static str>, LinuxDeviceCgroup); 11] {
+    [
+        (None, dev("c", None, None, "m")),
+        (None, dev("b", None, None, "m")),
+        (Some("/dev/null"), dev("c", Some(1), Some(3), "rwm")),
+        (Some("/dev/random"), dev("c", Some(1), Some(8), "rwm")),
+        (Some("/dev/full"), dev("c", Some(1), Some(7), "rwm")),
+        (Some("/dev/tty"), dev("c", Some(5), Some(0), "rwm")),
+        (Some("/dev/zero"), dev("c", Some(1), Some(5), "rwm")),
+        (Some("/dev/urandom"), dev("c", Some(1), Some(9), "rwm")),
+        (None, dev("c", Some(136), None, "rwm")),     // /dev/pts/*
+        (None, dev("c", Some(5), Some(2), "rwm")),    // /dev/ptmx
+        (None, dev("c", Some(10), Some(200), "rwm")), // /dev/net/tun
+    ]
+}
+
 /// The device rules runc appends to every container's list.
 ///
 /// Derived from runc's `AllowedDevices` (libcontainer/specconv/spec_linux.go):
 /// mknod of any char/block device, /dev/null, /dev/random, /dev/full,
 /// /dev/tty, /dev/zero, /dev/urandom, /dev/pts/* (136:*), /dev/ptmx (5:2)
-/// and /dev/net/tun (10:200). runc does not list /dev/console (5:1) here;
+/// and /dev/net/tun (10:200, runc 1.1). runc does not list /dev/console (5:1) here;
 /// the console is bind-mounted from a pty (136:*), which is covered.
 pub fn default_allowed_devices() -> Vec<LinuxDeviceCgroup> {
-    vec![
-        dev("c", None, None, "m"),
-        dev("b", None, None, "m"),
-        dev("c", Some(1), Some(3), "rwm"),    // /dev/null
-        dev("c", Some(1), Some(8), "rwm"),    // /dev/random
-        dev("c", Some(1), Some(7), "rwm"),    // /dev/full
-        dev("c", Some(5), Some(0), "rwm"),    // /dev/tty
-        dev("c", Some(1), Some(5), "rwm"),    // /dev/zero
-        dev("c", Some(1), Some(9), "rwm"),    // /dev/urandom
-        dev("c", Some(136), None, "rwm"),     // /dev/pts/*
-        dev("c", Some(5), Some(2), "rwm"),    // /dev/ptmx
-        dev("c", Some(10), Some(200), "rwm"), // /dev/net/tun
-    ]
+    defaults().into_iter().map(|(_, r)| r).collect()
+}
+
+/// `default_allowed_devices` without the rule of a default node that the config's
+/// `linux.devices` lists itself (its path in `listed`): as runc does, the config's
+/// entry replaces the default node, and its access is then up to
+/// `linux.resources.devices`. `linux.devices` never adds a cgroup rule.
+pub fn default_device_rules(listed: &[&str]) -> Vec<LinuxDeviceCgroup> {
+    defaults().into_iter().filter(|(p, _)| !p.is_some_and(|p| listed.contains(&p))).map(|(_, r)| r).collect()
 }
 
 #[cfg(test)]
@@ -293,5 +306,8 @@ mod tests {
         assert!(d.iter().all(|r| r.allow));
         assert!(d.iter().any(|r| r.major == Some(136) && r.minor.is_none()));
         assert!(d.iter().any(|r| r.major == Some(10) && r.minor == Some(200)));
+        let d = default_device_rules(&["/dev/null", "/dev/kmsg"]);
+        assert_eq!(d.len(), 10);
+        assert!(!d.iter().any(|r| r.major == Some(1) && r.minor == Some(3)));
     }
 }

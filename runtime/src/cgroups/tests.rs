@@ -219,7 +219,15 @@ fn real_lifecycle() {
     res.devices.push(LinuxDeviceCgroup { allow: false, access: Some("rwm".into()), ..Default::default() });
     res.devices.extend(default_allowed_devices());
     if host.mode == HostMode::Hybrid {
-        res.unified.insert("cgroup.max.descendants".into(), "7".into());
+        // runc refuses `unified` on a v1 or hybrid host, before writing anything.
+        let mut bad = res.clone();
+        bad.unified.insert("cgroup.max.descendants".into(), "7".into());
+        let e = m.apply(&bad).unwrap_err().to_string();
+        assert!(e.contains("linux.resources.unified"), "{e}");
+        assert_ne!(rd(&dir_of(&m, "unified"), "cgroup.max.descendants"), "7");
+        if host.v1("pids").is_some() {
+            assert_eq!(rd(&dir_of(&m, "pids"), "pids.max"), "max", "written before the refusal");
+        }
     }
     m.apply(&res).unwrap();
 
@@ -249,9 +257,6 @@ fn real_lifecycle() {
         assert!(list.contains("c 1:3 rwm"), "{list}");
         assert!(list.contains("c 136:* rwm"), "{list}");
         assert!(!list.contains("a *:* rwm"), "{list}");
-    }
-    if host.mode == HostMode::Hybrid {
-        assert_eq!(rd(&dir_of(&m, "unified"), "cgroup.max.descendants"), "7");
     }
 
     // memory+swap ordering: raise both (memsw must go first), then lower both.

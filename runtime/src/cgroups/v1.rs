@@ -82,6 +82,16 @@ fn write_if_exists(dir: &Path, file: &str, value: &str, what: &str) -> Result<()
 /// Write the resource limits into the v1 hierarchies (and, on hybrid hosts,
 /// `unified` keys and hugetlb into the cgroup2 directory).
 pub(super) fn apply(m: &Manager, res: &LinuxResources) -> Result<(), CgroupError> {
+    // Refused before anything is written, as runc does: on a hybrid host the cgroup2
+    // mount holds no controller the container's limits live in.
+    if !res.unified.is_empty() {
+        return Err(CgroupError::InvalidResource(format!(
+            "linux.resources.unified ({}) needs a cgroup v2 host; this host uses cgroup v1{} (use the v1 fields of linux.resources)",
+            res.unified.keys().map(String::as_str).collect::<Vec<_>>().join(", "),
+            if m.mode == HostMode::Hybrid { " (hybrid: cgroup2 is mounted beside it, without the controllers)" } else { "" }
+        )));
+    }
+    let devs = if res.devices.is_empty() { None } else { Some(devices::DeviceState::from_rules(&res.devices)?) };
     if let Some(cpu) = &res.cpu {
         if cpu.cpus.is_some() || cpu.mems.is_some() {
             match m.v1_dir("cpuset") {
@@ -97,10 +107,10 @@ pub(super) fn apply(m: &Manager, res: &LinuxResources) -> Result<(), CgroupError
             }
         }
     }
-    if !res.devices.is_empty() {
+    if let Some(st) = &devs {
         match m.v1_dir("devices") {
             Some(d) => {
-                for w in devices::v1_device_writes(&res.devices)? {
+                for w in devices::v1_device_writes(st) {
                     write_file(d, w.file, &w.value)?;
                 }
             }
@@ -152,17 +162,6 @@ pub(super) fn apply(m: &Manager, res: &LinuxResources) -> Result<(), CgroupError
         match m.v1_dir("rdma") {
             Some(d) => write_file(d, "rdma.max", &super::v2::rdma_value(dev, r))?,
             None => warn_no("rdma", "no v1 rdma hierarchy"),
-        }
-    }
-    if !res.unified.is_empty() {
-        match (&m.v2, m.mode) {
-            (Some(d), HostMode::Hybrid) => v2::write_unified(&d.dir, &res.unified)?,
-            _ => {
-                return Err(CgroupError::Unsupported {
-                    what: "linux.resources.unified".to_string(),
-                    why: "cgroup v2 is not mounted on this legacy (v1-only) host".to_string(),
-                });
-            }
         }
     }
     Ok(())

@@ -168,7 +168,7 @@ pub(super) fn apply(m: &Manager, res: &LinuxResources) -> Result<(), CgroupError
     let dir = d.dir.as_path();
     if !res.devices.is_empty() {
         // cgroup v2 has no devices.allow: an eBPF program enforces the rules.
-        super::devfilter::apply(dir, &res.devices)?;
+        super::devfilter::apply(dir, &super::devices::DeviceState::from_rules(&res.devices)?)?;
     }
     if let Some(cpu) = &res.cpu {
         if let Some(c) = &cpu.cpus {

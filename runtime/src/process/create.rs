@@ -88,22 +88,15 @@ pub fn load_bundle(bundle: &Path) -> Result<(Spec, PathBuf, PathBuf)> {
     Ok((spec, bundle, rootfs))
 }
 
-/// The device rules a container's cgroup gets: the spec's, then the default devices
-/// and `linux.devices` allowed (runc's order).
+/// The device rules a container's cgroup gets.
 fn device_rules(spec: &Spec) -> Vec<LinuxDeviceCgroup> {
+    // runc's order: the config's rules, then the runtime's defaults (minus those whose
+    // node `linux.devices` lists itself). `linux.devices` creates nodes only: their
+    // access is what `linux.resources.devices` says, so a deny-all still denies them.
     let linux = spec.linux();
     let mut rules = linux.resources.as_ref().map(|r| r.devices.clone()).unwrap_or_default();
-    rules.extend(cgroups::default_allowed_devices());
-    // A fifo ("p") is not a device the cgroup controls: no rule for it.
-    for d in linux.devices.iter().filter(|d| d.typ != "p") {
-        rules.push(LinuxDeviceCgroup {
-            allow: true,
-            r#type: Some(if d.typ == "u" { "c".into() } else { d.typ.clone() }),
-            major: Some(d.major),
-            minor: Some(d.minor),
-            access: Some("rwm".into()),
-        });
-    }
+    let listed: Vec<&str> = linux.devices.iter().map(|d| d.path.as_str()).collect();
+    rules.extend(cgroups::default_device_rules(&listed));
     rules
 }
 
@@ -143,6 +136,7 @@ pub fn create(store: &Store, opts: &CreateOpts, foreground_tty: bool) -> Result<
     guard.cgroup = Some(mgr.clone());
     mgr.create()?;
     guard.cgroup = Some(mgr.clone());
+    mgr.check_joinable()?;
     let mut res = linux.resources.clone().unwrap_or_default();
     res.devices = device_rules(&spec);
     mgr.apply(&res)?;
