@@ -246,6 +246,15 @@ fn list_json_field_order() {
         ["ociVersion", "id", "pid", "status", "bundle", "rootfs", "created", "owner"],
         "{out}"
     );
+    // `state` prints the same document, indented, with runc's empty owner.
+    let out = rt.cmd(&["state", &b.id]).ok().stdout;
+    let flat: String = out.split_whitespace().collect::<Vec<_>>().join("");
+    assert_eq!(
+        keys_in_order(&flat),
+        ["ociVersion", "id", "pid", "status", "bundle", "rootfs", "created", "annotations", "owner"],
+        "{out}"
+    );
+    assert!(flat.contains(r#""owner":"""#), "{out}");
 }
 
 /// `events --stats` prints `{"type":...,"id":...,"data":...}` and the data in the

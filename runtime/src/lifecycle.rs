@@ -83,12 +83,6 @@ fn release_and_wait(fifo: &Path) -> Result<()> {
     Ok(())
 }
 
-/// `state`: the OCI state document.
-pub fn state(store: &Store, id: &str) -> Result<serde_json::Value> {
-    let c = load(store, id)?;
-    Ok(c.state.oci(c.status.as_str()))
-}
-
 /// `kill`: signal the init, or (`all`) every process in the container's cgroup.
 pub fn kill(store: &Store, id: &str, sig: i32, all: bool) -> Result<()> {
     let c = load(store, id)?;

@@ -19,20 +19,7 @@ pub fn list(store: &Store, format: &str, quiet: bool) -> Result<i32> {
         return Ok(0);
     }
     if format == "json" {
-        let v: Vec<ListEntry> = all
-            .iter()
-            .map(|c| ListEntry {
-                oci_version: &c.state.oci_version,
-                id: &c.state.id,
-                pid: if c.status.as_str() == "stopped" { 0 } else { c.state.pid },
-                status: c.status.as_str(),
-                bundle: &c.state.bundle,
-                rootfs: &c.state.rootfs,
-                created: &c.state.created,
-                annotations: &c.state.annotations,
-                owner: owner(&store.dir(&c.state.id)),
-            })
-            .collect();
+        let v: Vec<StateDoc> = all.iter().map(|c| StateDoc::of(c, owner(&store.dir(&c.state.id)))).collect();
         super::out::line(&serde_json::to_string(&v)?).context("write to stdout")?;
         return Ok(0);
     }
@@ -51,10 +38,10 @@ pub fn list(store: &Store, format: &str, quiet: bool) -> Result<i32> {
     Ok(0)
 }
 
-/// One container of `list --format json`: runc's fields in runc's order (callers
-/// compare the text); annotations only when there are some.
+/// One container as `list --format json` and `state` print it: runc's fields in
+/// runc's order (callers compare the text); annotations only when there are some.
 #[derive(Serialize)]
-struct ListEntry<'a> {
+pub struct StateDoc<'a> {
     #[serde(rename = "ociVersion")]
     oci_version: &'a str,
     id: &'a str,
@@ -66,6 +53,24 @@ struct ListEntry<'a> {
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     annotations: &'a BTreeMap<String, String>,
     owner: String,
+}
+
+impl<'a> StateDoc<'a> {
+    /// The document of a loaded container; a stopped one shows pid 0, as runc's.
+    pub fn of(c: &'a lifecycle::Loaded, owner: String) -> StateDoc<'a> {
+        let status = c.status.as_str();
+        StateDoc {
+            oci_version: &c.state.oci_version,
+            id: &c.state.id,
+            pid: if status == "stopped" { 0 } else { c.state.pid },
+            status,
+            bundle: &c.state.bundle,
+            rootfs: &c.state.rootfs,
+            created: &c.state.created,
+            annotations: &c.state.annotations,
+            owner,
+        }
+    }
 }
 
 /// The user owning the container's state directory, as runc names it: the name

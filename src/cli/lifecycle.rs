@@ -54,8 +54,9 @@ pub fn run(store: &Store, c: &CreateArgs, detach: bool, keep: bool) -> Result<i3
 }
 
 pub fn state(store: &Store, id: &str) -> Result<i32> {
-    let st = lifecycle::state(store, id)?;
-    println!("{}", serde_json::to_string_pretty(&st)?);
+    // runc prints an empty owner here (and the directory's owner in `list`).
+    let c = lifecycle::load(store, id)?;
+    println!("{}", serde_json::to_string_pretty(&super::info::StateDoc::of(&c, String::new()))?);
     Ok(0)
 }
 
