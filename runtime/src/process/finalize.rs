@@ -17,7 +17,7 @@ pub struct Prepared {
     pub argv: Vec<CString>,
     pub envp: Vec<CString>,
     pub caps: Option<CapSets>,
-    pub filter: Option<libseccomp::ScmpFilterContext>,
+    pub filter: Option<seccomp::Program>,
 }
 
 /// Resolve the executable (PATH lookup in the container's env), build argv/envp,
@@ -43,9 +43,7 @@ pub fn prepare(p: &Process, seccomp: Option<&LinuxSeccomp>) -> SysResult<Prepare
         None => None,
     };
     let filter = match seccomp {
-        Some(s) => {
-            Some(seccomp::build_filter(s).map_err(|e| SysError::msg("build the seccomp filter", e.to_string()))?)
-        }
+        Some(s) => Some(seccomp::compile(s).map_err(|e| SysError::msg("build the seccomp filter", e.to_string()))?),
         None => None,
     };
     Ok(Prepared { exe: CString::new(exe.as_os_str().as_bytes()).unwrap_or_default(), argv, envp, caps, filter })

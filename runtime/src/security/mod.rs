@@ -8,6 +8,7 @@
 pub mod caps;
 pub mod rlimits;
 pub mod seccomp;
+pub mod seccomp_bpf;
 
 use std::io;
 
