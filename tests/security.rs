@@ -1,6 +1,7 @@
 //! Isolation properties: no leaked file descriptors, no escape from the
 //! rootfs through cwd or symlinked mount destinations, refusing /proc on a
-//! symlink; seccomp's ENOSYS for syscalls newer than the profile.
+//! symlink; seccomp's ENOSYS for syscalls newer than the profile; LSM labels
+//! refused on a host without the LSM.
 
 mod common;
 mod syscall_helper;
@@ -363,4 +364,65 @@ fn seccomp_newer_syscalls_get_enosys() {
     let out = syscalls_under(profile("SCMP_ACT_KILL_PROCESS", true), &["1000", "39"]);
     let r = |c| syscall_helper::result_of(&out, c);
     assert_eq!((r("1000"), r("39")), (Some(libc::ENOSYS), None), "{out}");
+}
+/// A host without AppArmor or SELinux (this one, and CI's): runc refuses a config
+/// that asks for an AppArmor profile, an SELinux process label or a mount label
+/// (exit 1, nothing left behind); so does capsa, naming the field. Skipped on a
+/// host that has the LSM.
+#[test]
+fn lsm_labels_without_the_lsm_are_refused() {
+    if !common::require_root() {
+        return;
+    }
+    let apparmor = std::path::Path::new("/sys/kernel/security/apparmor").exists();
+    let selinux = std::path::Path::new("/sys/fs/selinux/enforce").exists();
+    let cases: [(&str, &str, &str, bool); 3] = [
+        ("process", "apparmorProfile", "docker-default", apparmor),
+        ("process", "selinuxLabel", "system_u:system_r:container_t:s0", selinux),
+        ("linux", "mountLabel", "system_u:object_r:container_file_t:s0", selinux),
+    ];
+    let rt = Rt::new();
+    for (section, field, value, host_has_it) in cases {
+        if host_has_it {
+            eprintln!("skipping {field}: the host has the LSM");
+            continue;
+        }
+        let b = Bundle::new("lsm", &["true"]).edit(|c| c[section][field] = json!(value));
+        let out = rt.run(&b);
+        assert_eq!(out.code, 1, "{field}: {out:?}");
+        if common::is_capsa() {
+            assert!(out.stderr.contains(&format!("{section}.{field}")), "{field}: {}", out.stderr);
+            common::assert_no_leftovers(&rt, &b);
+        }
+    }
+}
+
+/// `exec --apparmor` and `exec --process-label` on a host without the LSM fail
+/// as runc's do (runc: exit 255 with "apparmor failed to apply profile" / "selinux
+/// label is specified ... but selinux is disabled"), and the container runs on.
+#[test]
+fn exec_lsm_flags_without_the_lsm_fail() {
+    if !common::require_root() {
+        return;
+    }
+    if std::path::Path::new("/sys/kernel/security/apparmor").exists()
+        || std::path::Path::new("/sys/fs/selinux/enforce").exists()
+    {
+        eprintln!("skipping: the host has an LSM");
+        return;
+    }
+    let rt = Rt::new();
+    let b = Bundle::new("lsm-exec", &["sleep", "30"]);
+    let _c = rt.start_new(&b);
+    for flag in [["--apparmor", "docker-default"], ["--process-label", "system_u:system_r:container_t:s0"]] {
+        let out = rt.exec(&b.id, &flag, &["true"]);
+        assert_ne!(out.code, 0, "{flag:?}: {out:?}");
+        if common::is_capsa() {
+            let what = if flag[0] == "--apparmor" { "AppArmor" } else { "SELinux" };
+            assert!(out.stderr.contains(what), "{flag:?}: {}", out.stderr);
+        }
+    }
+    // An empty value means "none", as in runc.
+    rt.exec(&b.id, &["--apparmor", ""], &["true"]).ok();
+    assert_eq!(rt.status(&b.id), "running");
 }

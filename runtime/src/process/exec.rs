@@ -44,6 +44,7 @@ pub fn exec(store: &Store, id: &str, opts: &ExecOpts) -> Result<Execed> {
     }
     let st = &c.state;
     let p = &opts.process;
+    crate::security::lsm::check(Some(p), None).map_err(|(field, msg)| Error::msg(format!("{field}: {msg}")))?;
     if p.terminal && opts.console_socket.is_none() && opts.detach {
         return Err(Error::msg("exec -t -d needs --console-socket (the pty master is sent there)"));
     }

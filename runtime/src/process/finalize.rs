@@ -117,6 +117,7 @@ fn sec(step: &str) -> impl Fn(crate::security::SecurityError) -> SysError + '_ {
 
 fn finalize(p: &Process, prep: &Prepared, preserve_fds: i32) -> SysResult<()> {
     fd_hygiene(preserve_fds)?;
+    crate::security::lsm::apply_exec_labels(p).map_err(sec("apply the LSM labels"))?;
     let u = &p.user;
     if let Some(c) = &prep.caps {
         caps::drop_bounding(c).map_err(sec("drop the capability bounding set"))?;
