@@ -300,6 +300,10 @@ fn cap_name(n: u32) -> Option<String> {
 /// no_new_privs, so the filter is loaded right before exec and only the helper's
 /// own syscalls need allowing).
 fn syscalls_under(profile: serde_json::Value, calls: &[&str]) -> String {
+    syscalls_under_in(&Rt::new(), profile, calls)
+}
+
+fn syscalls_under_in(rt: &Rt, profile: serde_json::Value, calls: &[&str]) -> String {
     let mut args = vec!["/h/syscall"];
     args.extend_from_slice(calls);
     let b = Bundle::new("seccomp-nosys", &args)
@@ -308,7 +312,7 @@ fn syscalls_under(profile: serde_json::Value, calls: &[&str]) -> String {
             c["linux"]["seccomp"] = profile;
         })
         .bind(syscall_helper::dir(), "/h", &["ro"]);
-    Rt::new().run(&b).ok().stdout
+    rt.run(&b).ok().stdout
 }
 
 /// What the static syscall helper needs to start and print, plus what runc's Go
@@ -365,6 +369,42 @@ fn seccomp_newer_syscalls_get_enosys() {
     let r = |c| syscall_helper::result_of(&out, c);
     assert_eq!((r("1000"), r("39")), (Some(libc::ENOSYS), None), "{out}");
 }
+/// capsa compiles a profile once per state root (`<root>/.seccomp-cache/`, which
+/// `list` does not show); a damaged cache entry is not used but replaced.
+#[test]
+#[cfg(target_arch = "x86_64")]
+fn seccomp_programs_are_cached() {
+    if !common::require_root() || !common::is_capsa() {
+        return;
+    }
+    let rt = Rt::new();
+    let names: Vec<&str> = HELPER_SYSCALLS.split_whitespace().collect();
+    let profile = json!({"defaultAction": "SCMP_ACT_ERRNO", "architectures": ["SCMP_ARCH_X86_64"],
+                         "syscalls": [{"names": names, "action": "SCMP_ACT_ALLOW"}]});
+    let check = |out: &str| {
+        assert_eq!(syscall_helper::result_of(out, "39"), None, "{out}");
+        assert_eq!(syscall_helper::result_of(out, "250,0,-3"), Some(libc::EPERM), "{out}");
+        assert_eq!(syscall_helper::result_of(out, "1000"), Some(libc::ENOSYS), "{out}");
+    };
+    let cache = rt.root().join(".seccomp-cache");
+    let entries = || -> Vec<std::path::PathBuf> { fs::read_dir(&cache).unwrap().map(|e| e.unwrap().path()).collect() };
+    check(&syscalls_under_in(&rt, profile.clone(), &["39", "250,0,-3", "1000"]));
+    let files = entries();
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert!(rt.list_ids().is_empty());
+    let good = fs::read(&files[0]).unwrap();
+    check(&syscalls_under_in(&rt, profile.clone(), &["39", "250,0,-3", "1000"]));
+    // Damaged (the last instruction, before the checksum, made `ret ALLOW`): not
+    // used, recompiled and rewritten.
+    let mut bad = good.clone();
+    let n = bad.len();
+    bad[n - 16..n - 8].copy_from_slice(&[6, 0, 0, 0, 0, 0, 0xff, 0x7f]);
+    fs::write(&files[0], &bad).unwrap();
+    check(&syscalls_under_in(&rt, profile, &["39", "250,0,-3", "1000"]));
+    assert_eq!(entries(), files);
+    assert_eq!(fs::read(&files[0]).unwrap(), good);
+}
+
 /// A host without AppArmor or SELinux (this one, and CI's): runc refuses a config
 /// that asks for an AppArmor profile, an SELinux process label or a mount label
 /// (exit 1, nothing left behind); so does capsa, naming the field. Skipped on a

@@ -78,6 +78,7 @@ pub fn exec(store: &Store, id: &str, opts: &ExecOpts) -> Result<Execed> {
         }
         None => None,
     };
+    crate::security::seccomp_cache::warm_in(store.root(), st.seccomp.as_ref());
     let (parent_chan, child_chan) = Channel::pair()?;
     if let Some(j) = &join_pid {
         namespaces::setns(j)?;

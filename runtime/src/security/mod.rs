@@ -10,6 +10,7 @@ pub mod lsm;
 pub mod rlimits;
 pub mod seccomp;
 pub mod seccomp_bpf;
+pub mod seccomp_cache;
 
 use std::io;
 

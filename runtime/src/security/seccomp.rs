@@ -276,7 +276,12 @@ fn add_call(ctx: &mut ScmpFilterContext, call: &LinuxSyscall, default: ScmpActio
 
 /// Compiles the profile into the program capsa loads: libseccomp's filter with
 /// runc's ENOSYS stub in front (see [`super::seccomp_bpf`]).
+/// A program prepared by [`super::seccomp_cache::warm`] in the runtime process
+/// before it cloned this one is used as is.
 pub fn compile(spec: &LinuxSeccomp) -> Result<Program, SecurityError> {
+    if let Some(p) = super::seccomp_cache::memoized(spec) {
+        return Ok(p);
+    }
     let ctx = build_filter(spec)?;
     Program::new(spec, &ctx)
 }

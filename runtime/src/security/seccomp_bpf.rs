@@ -52,6 +52,7 @@ const OFF_NR: u32 = 0;
 const OFF_ARCH: u32 = 4;
 
 /// A compiled profile, ready to load: BPF instructions and seccomp(2) flags.
+#[derive(Clone)]
 pub struct Program {
     insns: Vec<libc::sock_filter>,
     flags: u32,
@@ -61,6 +62,12 @@ pub struct Program {
 impl std::fmt::Debug for Program {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Program").field("len", &self.insns.len()).field("stub_len", &self.stub_len).finish()
+    }
+}
+
+impl PartialEq for Program {
+    fn eq(&self, o: &Program) -> bool {
+        self.to_bytes() == o.to_bytes()
     }
 }
 
@@ -79,6 +86,41 @@ impl Program {
             )));
         }
         Ok(Program { insns, flags: flags(spec), stub_len })
+    }
+
+    /// The program as bytes (native endian: flags, stub length, count,
+    /// instructions), for the cache.
+    pub(crate) fn to_bytes(&self) -> Vec<u8> {
+        let mut b = Vec::with_capacity(12 + self.insns.len() * 8);
+        for v in [self.flags, self.stub_len as u32, self.insns.len() as u32] {
+            b.extend_from_slice(&v.to_ne_bytes());
+        }
+        for i in &self.insns {
+            b.extend_from_slice(&i.code.to_ne_bytes());
+            b.extend_from_slice(&[i.jt, i.jf]);
+            b.extend_from_slice(&i.k.to_ne_bytes());
+        }
+        b
+    }
+
+    /// The inverse of [`Program::to_bytes`]; `None` unless `b` is exactly one program.
+    pub(crate) fn from_bytes(b: &[u8]) -> Option<Program> {
+        let u32_at = |i: usize| b.get(i..i + 4).map(|s| u32::from_ne_bytes([s[0], s[1], s[2], s[3]]));
+        let (flags, stub_len, n) = (u32_at(0)?, u32_at(4)? as usize, u32_at(8)? as usize);
+        let body = b.get(12..)?;
+        if body.len() != n.checked_mul(8)? || n == 0 || n > MAX_INSNS || stub_len >= n {
+            return None;
+        }
+        let insns = body
+            .chunks_exact(8)
+            .map(|c| libc::sock_filter {
+                code: u16::from_ne_bytes([c[0], c[1]]),
+                jt: c[2],
+                jf: c[3],
+                k: u32::from_ne_bytes([c[4], c[5], c[6], c[7]]),
+            })
+            .collect();
+        Some(Program { insns, flags, stub_len })
     }
 
     /// Number of BPF instructions (stub included).
