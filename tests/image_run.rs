@@ -436,7 +436,8 @@ fn default_seccomp_profile_and_security_opt() {
             let o = env.capsa(&args);
             assert!(o.code != 0 && o.stderr.contains(want), "{opt}: {}", o.stderr);
             assert_eq!(env.count("containers"), 0, "{opt}: a container was made");
-            assert_eq!(fs::read_dir(env.path("state")).map(|d| d.count()).unwrap_or(0), 0, "{opt}: runtime state left");
+            let ids = run(Command::new(capsa()).arg("--root").arg(env.path("state")).args(["list", "-q"]));
+            assert_eq!((ids.code, ids.stdout.as_str()), (0, ""), "{opt}: runtime state left");
         }
     }
 
