@@ -7,7 +7,10 @@
 //!   libseccomp rule per condition (OR); distinct indexes make one rule (AND);
 //! - `SCMP_ACT_KILL` means kill-thread; ERRNO/TRACE without `errnoRet` use EPERM;
 //! - the filter's NO_NEW_PRIVS attribute is off: the runtime sets
-//!   no_new_privs itself when the spec asks for it.
+//!   no_new_privs itself when the spec asks for it;
+//! - the program loaded is libseccomp's with runc's ENOSYS stub in front
+//!   ([`super::seccomp_bpf`]), compiled once per profile and boot
+//!   ([`super::seccomp_cache`]).
 //!
 //! SCMP_ACT_NOTIFY and `listenerPath` are rejected as unsupported.
 
