@@ -13,7 +13,7 @@
 //! and is owned by us and not writable by others. Anything odd is a miss: the
 //! profile is compiled as before and the entry rewritten.
 //!
-//! File: `CAPSASC1`, u32 key length, key, program ([`Program::to_bytes`]), u64
+//! File: `CAPSASC1`, u32 key length, key, program (`Program::to_bytes`), u64
 //! FNV-1a of everything before it.
 
 use std::io::{Read, Write};
