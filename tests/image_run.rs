@@ -447,6 +447,10 @@ fn default_seccomp_profile_and_security_opt() {
     let cfg: serde_json::Value = serde_json::from_slice(&fs::read(b.join("config.json")).unwrap()).unwrap();
     assert_eq!(cfg["linux"]["seccomp"]["defaultAction"], "SCMP_ACT_ERRNO");
     assert!(cfg["linux"]["seccomp"]["syscalls"][0]["names"].as_array().unwrap().len() > 300);
+    let bad = format!("seccomp={}", env.path("not.json").display());
+    let o = env.capsa(&["image", "bundle", "--security-opt", &bad, "bb", env.path("bundle-bad").to_str().unwrap()]);
+    assert!(o.code != 0 && o.stderr.contains("not a JSON seccomp profile"), "{}", o.stderr);
+    assert!(!env.path("bundle-bad").exists(), "a bad option must not leave an unpacked bundle");
     let b2 = env.path("bundle2");
     env.ok(&["image", "bundle", "--security-opt", "seccomp=unconfined", "bb", b2.to_str().unwrap()]);
     let cfg: serde_json::Value = serde_json::from_slice(&fs::read(b2.join("config.json")).unwrap()).unwrap();

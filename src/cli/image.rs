@@ -306,15 +306,16 @@ pub fn image(top: &Parsed) -> Result<i32> {
             Ok(0)
         }
         ("bundle", [r, dir, cmd @ ..]) => {
-            let img = obtain(&store, r, &p, quiet)?;
             let dir = PathBuf::from(dir);
-            let rootfs = dir.join("rootfs");
-            store.unpack(&img, &rootfs, &mut progress(quiet))?;
             let id = dir.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
             let id: String =
                 id.chars().map(|c| if c.is_ascii_alphanumeric() || "_.-".contains(c) { c } else { '-' }).collect();
+            // Options first: a bad one fails before anything is unpacked.
             let mut o = run_options(&p, &id, cmd)?;
             o.id = if id.is_empty() { "capsa".into() } else { id };
+            let img = obtain(&store, r, &p, quiet)?;
+            let rootfs = dir.join("rootfs");
+            store.unpack(&img, &rootfs, &mut progress(quiet))?;
             let spec = bundle::make_spec(capsa_runtime::spec::default_spec(), &img.config, &o, &rootfs)?;
             let cfg = dir.join("config.json");
             std::fs::write(&cfg, serde_json::to_vec_pretty(&spec)?)
