@@ -5,6 +5,7 @@
 //! capabilities, the executable lookup. [`exec`] is the point of no return.
 
 use std::ffi::{CStr, CString};
+use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -19,7 +20,7 @@ pub struct Prepared {
     pub argv: Vec<CString>,
     pub envp: Vec<CString>,
     pub caps: Option<CapSets>,
-    pub filter: Option<libseccomp::ScmpFilterContext>,
+    pub filter: Option<seccomp::Program>,
     /// The filter notifies an agent: its fd goes to the runtime once loaded.
     pub notify: bool,
     /// The container's PATH, to find args[0] once we are the process's user.
@@ -51,9 +52,7 @@ pub fn prepare(p: &Process, seccomp: Option<&LinuxSeccomp>) -> SysResult<Prepare
         None => None,
     };
     let filter = match seccomp {
-        Some(s) => {
-            Some(seccomp::build_filter(s).map_err(|e| SysError::msg("build the seccomp filter", e.to_string()))?)
-        }
+        Some(s) => Some(seccomp::compile(s).map_err(|e| SysError::msg("build the seccomp filter", e.to_string()))?),
         None => None,
     };
     let notify = seccomp.is_some_and(seccomp::uses_notify);
@@ -165,12 +164,14 @@ fn sec(step: &str) -> impl Fn(crate::security::SecurityError) -> SysError + '_ {
 /// it to the agent) and close ours once the runtime says the agent has it.
 fn load_seccomp(prep: &Prepared, chan: &Channel) -> SysResult<()> {
     let Some(f) = &prep.filter else { return Ok(()) };
-    seccomp::load(f).map_err(sec("load the seccomp filter"))?;
+    let listener = f.load().map_err(sec("load the seccomp filter"))?;
     if !prep.notify {
         return Ok(());
     }
-    let fd = seccomp::notify_fd(f).map_err(sec("get the seccomp notification fd"))?;
-    chan.write(&Msg::SeccompFd(fd))?;
+    let fd = listener.ok_or_else(|| {
+        SysError::msg("get the seccomp notification fd", "the kernel returned no listener for SCMP_ACT_NOTIFY")
+    })?;
+    chan.write(&Msg::SeccompFd(fd.as_raw_fd()))?;
     match chan.recv()? {
         Some(Msg::SeccompDone) => {}
         Some(Msg::Error(e)) => return Err(e),
@@ -178,8 +179,8 @@ fn load_seccomp(prep: &Prepared, chan: &Channel) -> SysResult<()> {
             return Err(SysError::msg("hand the seccomp notification fd to the runtime", format!("got {other:?}")))
         }
     }
-    // SAFETY: closing the notification fd, ours alone (the agent holds its own copy).
-    unsafe { libc::close(fd) };
+    // Ours is closed here; the agent holds its own copy.
+    drop(fd);
     Ok(())
 }
 
@@ -197,6 +198,7 @@ pub fn finalize(p: &Process, prep: &Prepared, preserve_fds: i32, chan: &Channel)
         load_seccomp(prep, chan)?;
     }
     fd_hygiene(preserve_fds)?;
+    crate::security::lsm::apply_exec_labels(p).map_err(sec("apply the LSM labels"))?;
     let cwd = crate::sys::cstr(&p.cwd)?;
     let chdir = || {
         // SAFETY: chdir on a valid C string.
