@@ -443,7 +443,8 @@ fn syscalls_under_in(rt: &Rt, profile: serde_json::Value, calls: &[&str]) -> Str
 }
 
 /// What the static syscall helper needs to start and print, plus what runc's Go
-/// init does after loading the filter (to compare with runc). x86_64 names; the
+/// init does after loading the filter (to compare with runc), and capsa's init
+/// (send/recv on its sync channel before Ready). x86_64 names; the
 /// highest is rseq (334).
 const HELPER_SYSCALLS: &str =
     "execve arch_prctl brk exit_group exit getpid getrandom ioctl mprotect mmap munmap newfstatat fstat \
@@ -451,7 +452,7 @@ const HELPER_SYSCALLS: &str =
      rt_sigaction rt_sigreturn sigaltstack nanosleep sched_yield getppid gettid tgkill fcntl epoll_ctl \
      epoll_pwait epoll_create1 read openat madvise clone pipe2 dup3 getdents64 statfs fstatfs lseek \
      getuid geteuid getgid getegid readlinkat faccessat access waitid wait4 kill socket connect sendmsg \
-     recvmsg writev pread64 setns unshare capget capset prctl setgroups setresuid setresgid chdir fchdir \
+     recvmsg sendto recvfrom writev pread64 setns unshare capget capset prctl setgroups setresuid setresgid chdir fchdir \
      getcwd umask";
 
 /// runc's ENOSYS stub: with an ERRNO default, a syscall above the highest one the
