@@ -35,7 +35,6 @@ pub fn start(store: &Store, id: &str) -> Result<()> {
     }
     let fifo = store.fifo(id);
     release_and_wait(&fifo)?;
-    let _ = std::fs::remove_file(&fifo);
     if let Some(h) = &c.state.hooks {
         let bundle = Some(c.state.bundle.as_path()).filter(|b| b.is_dir());
         if let Err(e) = crate::hooks::run("poststart", &h.poststart, &c.state.oci("running"), bundle) {
@@ -66,6 +65,9 @@ fn release_and_wait(fifo: &Path) -> Result<()> {
         return Err(SysError::last(format!("write {}", fifo.display())).into());
     }
     drop(w);
+    // The init has its byte: from now on the container counts as started (its status
+    // comes from the fifo's existence), even if this `start` is killed while it waits.
+    let _ = std::fs::remove_file(fifo);
     tracing::debug!("wait on {} until the init has exec'd (POLLHUP)", fifo.display());
     let mut pfd = libc::pollfd { fd: r.as_raw_fd(), events: 0, revents: 0 };
     // SAFETY: one valid pollfd for the duration of each call.

@@ -103,6 +103,7 @@ fn device_rules(spec: &Spec) -> Vec<LinuxDeviceCgroup> {
 /// Create the container. `foreground_tty`: a `run` in the foreground with a terminal
 /// and no console socket (the caller proxies the pty).
 pub fn create(store: &Store, opts: &CreateOpts, foreground_tty: bool) -> Result<Created> {
+    super::finalize::check_preserved(opts.preserve_fds)?;
     let (spec, bundle, rootfs) = load_bundle(&opts.bundle)?;
     let process = spec.process.clone().expect("checked");
     if process.terminal && opts.console_socket.is_none() && !foreground_tty {

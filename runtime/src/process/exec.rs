@@ -31,6 +31,7 @@ const ORDER: [&str; 7] = ["user", "ipc", "uts", "network", "cgroup", "pid", "mou
 
 /// Start the process. The caller waits for it (foreground) or exits (detach).
 pub fn exec(store: &Store, id: &str, opts: &ExecOpts) -> Result<Execed> {
+    super::finalize::check_preserved(opts.preserve_fds)?;
     let c = crate::lifecycle::load(store, id)?;
     match c.status {
         Status::Running | Status::Created => {}
@@ -122,7 +123,8 @@ pub fn exec(store: &Store, id: &str, opts: &ExecOpts) -> Result<Execed> {
             Ok(prep) => finalize::finalize_and_exec(p, &prep, opts.preserve_fds, &child_chan),
             Err(e) => e,
         };
-        let _ = child_chan.send(&Msg::Error(e));
+        // write(2): the seccomp filter may already be loaded (see Channel::write).
+        let _ = child_chan.write(&Msg::Error(e));
         // SAFETY: _exit ends the child without running the parent's destructors.
         unsafe { libc::_exit(127) };
     }

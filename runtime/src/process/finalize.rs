@@ -115,10 +115,9 @@ pub fn fd_hygiene(preserve: i32) -> SysResult<()> {
     // SAFETY: close_range only changes fd flags.
     let r = unsafe { libc::syscall(libc::SYS_close_range, first, libc::c_uint::MAX, CLOSE_RANGE_CLOEXEC) };
     if let Err(e) = check(r as i32, || format!("close_range({first}.., CLOEXEC)")) {
-        // Kernels before 5.11, or a seccomp profile that answers ENOSYS/EPERM for a
-        // syscall newer than it knows (the filter is already loaded here): walk
-        // /proc/self/fd as runc does.
-        if e.errno != libc::ENOSYS && e.errno != libc::EPERM {
+        // Kernels before 5.11 (ENOSYS; 5.9 and 5.10 answer EINVAL to the CLOEXEC
+        // flag), or a seccomp profile that denies it: walk /proc/self/fd, as runc does.
+        if ![libc::ENOSYS, libc::EINVAL, libc::EPERM].contains(&e.errno) {
             return Err(e);
         }
         let fds =
@@ -138,6 +137,19 @@ pub fn fd_hygiene(preserve: i32) -> SysResult<()> {
     Ok(())
 }
 
+/// `--preserve-fds N`: fds 3 .. 3+N-1 must be open when the runtime starts, or the
+/// runtime's own fds would take their numbers and be passed to the container
+/// (runc: "unable to stat preserved-fd").
+pub fn check_preserved(n: i32) -> SysResult<()> {
+    for fd in 3..3 + n.max(0) {
+        // SAFETY: fcntl F_GETFD on an fd number only reads its flags.
+        if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+            return Err(SysError::last(format!("--preserve-fds {n}: fd {fd} (of 3..{}) is not open", 3 + n - 1)));
+        }
+    }
+    Ok(())
+}
+
 /// Finalize, then exec: for `exec`'d processes, which have nothing to wait for in between.
 pub fn finalize_and_exec(p: &Process, prep: &Prepared, preserve_fds: i32, chan: &Channel) -> SysError {
     match finalize(p, prep, preserve_fds, chan) {
@@ -150,7 +162,12 @@ pub fn finalize_and_exec(p: &Process, prep: &Prepared, preserve_fds: i32, chan: 
 /// steps in between, hooks included, must not leak an fd or a cwd outside the root).
 /// Only returns on failure.
 pub fn exec(p: &Process, prep: &Prepared, exe: &CStr, preserve_fds: i32) -> SysError {
-    if let Err(e) = fd_hygiene(preserve_fds).and_then(|()| check_cwd(p)) {
+    // The first pass ran before the seccomp filter (see `finalize`) and every fd
+    // opened since is close-on-exec; this one only catches what might not be, so a
+    // profile that denies close_range (with no /proc to walk) does not stop the
+    // process here.
+    let _ = fd_hygiene(preserve_fds);
+    if let Err(e) = check_cwd(p) {
         return e;
     }
     let mut argv: Vec<*const libc::c_char> = prep.argv.iter().map(|a| a.as_ptr()).collect();
@@ -189,7 +206,7 @@ fn load_seccomp(prep: &Prepared, chan: &Channel) -> SysResult<()> {
         SysError::msg("get the seccomp notification fd", "the kernel returned no listener for SCMP_ACT_NOTIFY")
     })?;
     chan.write(&Msg::SeccompFd(fd.as_raw_fd()))?;
-    match chan.recv()? {
+    match chan.read()? {
         Some(Msg::SeccompDone) => {}
         Some(Msg::Error(e)) => return Err(e),
         other => {
@@ -201,20 +218,22 @@ fn load_seccomp(prep: &Prepared, chan: &Channel) -> SysResult<()> {
     Ok(())
 }
 
-/// Every step that can fail before the process may be released, in runc's order:
-/// no_new_privs; seccomp while still privileged (loading a filter without
-/// no_new_privs needs CAP_SYS_ADMIN); fd hygiene; chdir while still privileged (a
+/// Every step that can fail before the process may be released, in runc's order
+/// (but fd hygiene first, so no profile can stand in its way): no_new_privs;
+/// seccomp while still privileged (loading a filter without no_new_privs needs
+/// CAP_SYS_ADMIN); chdir while still privileged (a
 /// 0700 cwd of another uid); bounding set; stdio owner; groups, gid, uid; chdir again
 /// as the user if the first one was refused; capabilities; the executable, as the
 /// user; with no_new_privs, seccomp last. Returns the program to exec.
 pub fn finalize(p: &Process, prep: &Prepared, preserve_fds: i32, chan: &Channel) -> SysResult<CString> {
+    // Before any filter: a profile may deny close_range or the /proc walk.
+    fd_hygiene(preserve_fds)?;
     if p.no_new_privileges {
         // SAFETY: prctl with integer arguments.
         check(unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) }, || "prctl(PR_SET_NO_NEW_PRIVS)".into())?;
     } else {
         load_seccomp(prep, chan)?;
     }
-    fd_hygiene(preserve_fds)?;
     crate::security::lsm::apply_exec_labels(p).map_err(sec("apply the LSM labels"))?;
     let cwd = crate::sys::cstr(&p.cwd)?;
     let chdir = || {

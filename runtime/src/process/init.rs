@@ -78,7 +78,8 @@ pub fn child_main(a: &InitArgs) -> ! {
     let (prep, exe, hook_state) = match setup(a) {
         Ok(v) => v,
         Err(e) => {
-            let _ = a.chan.send(&Msg::Error(e));
+            // write(2): the seccomp filter may already be loaded (see Channel::write).
+            let _ = a.chan.write(&Msg::Error(e));
             // SAFETY: _exit is async-signal-safe and ends this process without running
             // the parent's atexit handlers or destructors (which belong to the parent).
             unsafe { libc::_exit(1) }
@@ -86,7 +87,7 @@ pub fn child_main(a: &InitArgs) -> ! {
     };
     // SAFETY: prctl with integer arguments: from here the init outlives `create`.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, 0, 0, 0, 0) };
-    if a.chan.send(&Msg::Ready).is_err() {
+    if a.chan.write(&Msg::Ready).is_err() {
         // SAFETY: see above; the runtime is gone, nobody will start us.
         unsafe { libc::_exit(1) }
     }

@@ -69,10 +69,11 @@ impl Channel {
         Ok(())
     }
 
-    /// Send one message with write(2) rather than send(2): used right after a seccomp
-    /// filter with user notification is loaded, when the agent does not have the fd
-    /// yet, so the syscall must not be one the profile may notify (runc refuses
-    /// SCMP_ACT_NOTIFY for `write` for the same reason; `sendto` is commonly notified).
+    /// Send one message with write(2) rather than send(2): the child's side, whose
+    /// seccomp filter may be loaded by then (profiles deny or notify `sendto`, and a
+    /// notifying filter has no agent before the fd is handed over; runc refuses
+    /// SCMP_ACT_NOTIFY for `write` for that reason). Only the child uses it: a closed
+    /// peer raises SIGPIPE, which ends a child whose runtime is gone anyway.
     pub fn write(&self, m: &Msg) -> SysResult<()> {
         let data = serde_json::to_vec(m).expect("message serializes");
         // SAFETY: data is a valid buffer of the given length.
@@ -81,6 +82,29 @@ impl Channel {
             return Err(SysError::last(format!("write {m:?} on the sync channel")));
         }
         Ok(())
+    }
+
+    /// Receive one message with read(2): the child's side once its seccomp filter is
+    /// loaded (recv(2) is recvfrom, which profiles may deny or notify). The messages
+    /// left at that point are short; a longer one would be cut and fail to decode.
+    pub fn read(&self) -> SysResult<Option<Msg>> {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            // SAFETY: buf is valid for writes of its length.
+            let r = unsafe { libc::read(self.0.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+            if r < 0 {
+                if std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
+                    continue;
+                }
+                return Err(SysError::last("read the sync channel"));
+            }
+            if r == 0 {
+                return Ok(None);
+            }
+            return serde_json::from_slice(&buf[..r as usize])
+                .map(Some)
+                .map_err(|e| SysError::msg("decode a sync message", e.to_string()));
+        }
     }
 
     /// Receive one message; `None` when the other side is gone.
