@@ -17,6 +17,7 @@ pub mod proto {
     tonic::include_proto!("runtime.v1");
 }
 
+pub mod authority;
 pub mod config;
 pub mod container;
 pub mod daemon;
