@@ -188,7 +188,8 @@ impl Rewriter {
         self.decoder
             .decode(&mut buf, &mut fields)
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("HPACK from the client: {e:?}")))?;
-        let authority_ok = fields.iter().find(|(n, _, _)| n == b":authority").is_none_or(|(_, v, _)| valid_authority(v));
+        let authority_ok =
+            fields.iter().find(|(n, _, _)| n == b":authority").is_none_or(|(_, v, _)| valid_authority(v));
         if self.mode == Mode::Undecided {
             if authority_ok {
                 self.mode = Mode::Pass;
@@ -214,7 +215,8 @@ impl Rewriter {
         let room = MAX_FRAME - first.len();
         let (head, mut rest) = block.split_at(block.len().min(room));
         first.extend_from_slice(head);
-        let hflags = p.flags | if p.priority.is_some() { PRIORITY } else { 0 } | if rest.is_empty() { END_HEADERS } else { 0 };
+        let hflags =
+            p.flags | if p.priority.is_some() { PRIORITY } else { 0 } | if rest.is_empty() { END_HEADERS } else { 0 };
         frame_header(first.len(), HEADERS, hflags, p.stream, out);
         out.extend_from_slice(&first);
         while !rest.is_empty() {
@@ -321,8 +323,11 @@ mod tests {
         f
     }
 
+    /// (frame type, stream, decoded headers) as the server sees them.
+    type Seen = Vec<(u8, u32, Vec<(String, String)>)>;
+
     /// Splits the server-side bytes into frames; decodes header blocks with a fresh decoder.
-    fn server_view(bytes: &[u8]) -> Vec<(u8, u32, Vec<(String, String)>)> {
+    fn server_view(bytes: &[u8]) -> Seen {
         assert!(bytes.starts_with(PREFACE));
         let mut d = Decoder::with_dynamic_size(TABLE_SIZE);
         let mut out = Vec::new();
@@ -369,8 +374,14 @@ mod tests {
         let req = |enc: &mut Encoder<'static>, path: &str| {
             client_block(
                 enc,
-                &[(":method", "POST"), (":scheme", "http"), (":path", path), (":authority", "/run/capsa/cri.sock"),
-                  ("content-type", "application/grpc"), ("user-agent", "grpc-go/1.51.0")],
+                &[
+                    (":method", "POST"),
+                    (":scheme", "http"),
+                    (":path", path),
+                    (":authority", "/run/capsa/cri.sock"),
+                    ("content-type", "application/grpc"),
+                    ("user-agent", "grpc-go/1.51.0"),
+                ],
             )
         };
         let b1 = req(&mut enc, "/runtime.v1.RuntimeService/Version");
@@ -379,8 +390,8 @@ mod tests {
         input.extend(frame(0x4, 0, 0, &[])); // SETTINGS
         input.extend(frame(HEADERS, END_HEADERS, 1, &b1));
         input.extend(frame(0x0, 0x1, 1, b"\0\0\0\0\0")); // DATA
-        // The second request split over HEADERS + CONTINUATION, which refer to the
-        // first one's dynamic table entries.
+                                                         // The second request split over HEADERS + CONTINUATION, which refer to the
+                                                         // first one's dynamic table entries.
         let (x, y) = b2.split_at(b2.len() / 2);
         input.extend(frame(HEADERS, 0, 3, x));
         input.extend(frame(CONTINUATION, END_HEADERS, 3, y));

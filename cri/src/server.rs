@@ -85,8 +85,8 @@ pub async fn serve(cri: Arc<Cri>, listener: UnixListener) -> Result<(), String> 
     let images =
         ImageServiceServer::new(svc).max_decoding_message_size(MAX_MESSAGE).max_encoding_message_size(MAX_MESSAGE);
     use tokio_stream::StreamExt;
-    let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener)
-        .map(|c| c.map(crate::authority::FixAuthority::new));
+    let incoming =
+        tokio_stream::wrappers::UnixListenerStream::new(listener).map(|c| c.map(crate::authority::FixAuthority::new));
     tracing::info!("capsa-cri {} serving runtime.v1 on {}", env!("CARGO_PKG_VERSION"), path.display());
     let stop = Arc::new(tokio::sync::Notify::new());
     let stop2 = stop.clone();
