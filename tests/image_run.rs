@@ -286,6 +286,19 @@ fn bad_input_leaves_the_store_untouched() {
     assert!(o.code != 0 && o.stderr.contains("unknown transport"), "{}", o.stderr);
     empty(&env, "unknown names");
 
+    // Files that are not tar archives: said in words, no raw bytes on the terminal.
+    let elf = env.path("not-a-tar.bin");
+    fs::copy("/bin/busybox", &elf).unwrap();
+    let text = env.path("notes.txt");
+    fs::write(&text, "just some notes\n").unwrap();
+    for (f, what) in [(&elf, "starts with an ELF executable header"), (&text, "starts with text \"just some notes\"")] {
+        let r = format!("docker-archive:{}", f.display());
+        let o = env.capsa(&["image", "import", "-q", &r]);
+        assert_ne!(o.code, 0);
+        assert_eq!(o.stderr, format!("capsa: {r}: not a tar archive (the file {what})\n"));
+    }
+    empty(&env, "not a tar");
+
     let layer = |dir: &Path| -> PathBuf {
         let m = fs::read_to_string(dir.join("index.json")).unwrap();
         let m: serde_json::Value = serde_json::from_str(&m).unwrap();

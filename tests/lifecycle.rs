@@ -79,6 +79,44 @@ fn create_reports_created_state_and_writes_pid_file() {
     assert_eq!(written.trim().parse::<i64>().unwrap(), pid);
 }
 
+/// runc's modes: state.json 0600 (it holds the process environment), the pid file 0666
+/// minus the umask, written by rename (a symlink at its name is replaced, not followed;
+/// no temp file stays behind).
+#[test]
+fn state_json_is_private_and_the_pid_file_is_replaced_atomically() {
+    if !common::require_root() {
+        return;
+    }
+    use std::os::unix::fs::{symlink, PermissionsExt};
+    let rt = Rt::new();
+    let b = sleeper("modes");
+    let dir = b.path().join("pids");
+    fs::create_dir(&dir).unwrap();
+    let pidfile = dir.join("init.pid");
+    let victim = dir.join("victim");
+    fs::write(&victim, "precious").unwrap();
+    symlink(&victim, &pidfile).unwrap();
+    // The fixed temp name capsa used to write through (following a planted symlink).
+    let old_tmp = dir.join(".init.pid.capsa-tmp");
+    symlink(&victim, &old_tmp).unwrap();
+    let mut cmd = std::process::Command::new("sh");
+    cmd.args(["-c", "umask 027; exec \"$0\" \"$@\""]).arg(common::runtime()).arg("--root").arg(rt.root());
+    cmd.args(["create", "--bundle", b.path_str(), "--pid-file", pidfile.to_str().unwrap(), &b.id]);
+    let _c = rt.guard(&b);
+    common::run_cmd(cmd, common::TIMEOUT).ok();
+    let pid = rt.state(&b.id)["pid"].as_i64().unwrap();
+    let mode = |p: &std::path::Path| fs::symlink_metadata(p).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(mode(&rt.root().join(&b.id).join("state.json")), 0o600);
+    assert!(fs::symlink_metadata(&pidfile).unwrap().file_type().is_file(), "the symlink was followed");
+    assert_eq!(fs::read_to_string(&pidfile).unwrap().trim(), pid.to_string());
+    assert_eq!(mode(&pidfile), 0o640);
+    assert_eq!(fs::read_to_string(&victim).unwrap(), "precious");
+    let mut names: Vec<String> =
+        fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    names.sort();
+    assert_eq!(names, [".init.pid.capsa-tmp", "init.pid", "victim"], "a temp file was left behind");
+}
+
 #[test]
 fn start_makes_container_running() {
     if !common::require_root() {

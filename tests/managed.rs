@@ -199,9 +199,23 @@ fn bad_input_changes_nothing() {
     let before = env.inspect("one");
     // Duplicate name: refused; the first container is untouched.
     let o = env.fails(&["run", "-d", "--name", "one", "busybox", "true"]);
-    assert!(o.stderr.contains("in use"), "{}", o.stderr);
+    assert_eq!(
+        o.stderr,
+        "capsa: container name \"one\" is in use by a running container: `capsa rm -f one` removes it, or choose another --name\n"
+    );
     let after = env.inspect("one");
     assert_eq!((after["state"].clone(), after["pid"].clone()), (before["state"].clone(), before["pid"].clone()));
+    // A stopped one by that name: `rm` (no -f) is enough.
+    env.ok(&["run", "-d", "--name", "done", "busybox", "true"]);
+    env.wait_state("done", "exited", Duration::from_secs(10));
+    // (Its monitor holds the name's lock for a moment after the exit: "running" until it is gone.)
+    let mut last = String::new();
+    let stopped = wait_until(Duration::from_secs(10), || {
+        last = env.fails(&["run", "--name", "done", "busybox", "true"]).stderr;
+        last.contains("in use by a stopped container: `capsa rm done` removes it")
+    });
+    assert!(stopped, "{last}");
+    env.ok(&["rm", "done"]);
     // Unknown image, bad restart policy: nothing created.
     env.fails(&["run", "-d", "--name", "two", "no-such-image", "true"]);
     let o = env.fails(&["run", "-d", "--restart", "sometimes", "--name", "three", "busybox", "true"]);

@@ -6,7 +6,7 @@ mod common;
 use common::{add_ns, Bundle, Rt};
 use serde_json::json;
 use std::fs;
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
 /// Runs `sh -c script` in a fresh container and returns its stdout.
 fn run_sh(b: Bundle) -> String {
@@ -184,6 +184,132 @@ fn user_namespace_maps_root_to_host_100000() {
     assert_eq!(lines[2], ["0"], "{out}");
     let md = fs::metadata(host.path().join("created")).unwrap();
     assert_eq!((md.uid(), md.gid()), (100000, 100000));
+}
+
+/// Bind sources below a 0700 root-owned directory work in a user namespace: the
+/// runtime opens them with its own credentials before the init enters the user
+/// namespace, as runc does (the mapped root could not traverse the directory).
+#[test]
+fn user_namespace_binds_sources_below_0700_dirs() {
+    if !common::require_root() {
+        return;
+    }
+    let private = tempfile::Builder::new().prefix("capsa-0700-").tempdir().unwrap();
+    fs::set_permissions(private.path(), fs::Permissions::from_mode(0o700)).unwrap();
+    fs::create_dir(private.path().join("dir")).unwrap();
+    fs::write(private.path().join("dir/f"), "in-dir\n").unwrap();
+    fs::write(private.path().join("file"), "a-file\n").unwrap();
+    let b = Bundle::sh("ns-user-0700", "cat /d/f /f; touch /d/x 2>/dev/null || echo ro")
+        .edit(|c| {
+            add_ns(c, json!({"type": "user"}));
+            let map = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+            c["linux"]["uidMappings"] = map.clone();
+            c["linux"]["gidMappings"] = map;
+        })
+        .bind(&private.path().join("dir"), "/d", &["ro"])
+        .mount(json!({"destination": "/f", "type": "bind",
+                      "source": private.path().join("file").to_str().unwrap(), "options": ["bind"]}));
+    common::host("chown", &["-hR", "100000:100000", b.rootfs().to_str().unwrap()]).ok();
+    assert_eq!(run_sh(b), "in-dir\na-file\nro\n");
+}
+
+/// The same in a user namespace: a missing source is still an error naming it.
+#[test]
+fn user_namespace_missing_bind_source_is_an_error() {
+    if !common::require_root() {
+        return;
+    }
+    let rt = Rt::new();
+    let b = Bundle::new("ns-user-nosrc", &["true"])
+        .edit(|c| {
+            add_ns(c, json!({"type": "user"}));
+            let map = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+            c["linux"]["uidMappings"] = map.clone();
+            c["linux"]["gidMappings"] = map;
+        })
+        .mount(json!({"destination": "/x", "type": "bind", "source": "/nonexistent/capsa-src", "options": ["bind"]}));
+    common::host("chown", &["-hR", "100000:100000", b.rootfs().to_str().unwrap()]).ok();
+    let (out, _c) = rt.try_create(&b, &[]);
+    let out = out.failed();
+    assert!(out.stderr.contains("/nonexistent/capsa-src"), "{out:?}");
+    common::assert_no_leftovers(&rt, &b);
+}
+
+/// Detaches whatever a runtime left mounted at a test bundle's rootfs in our mount
+/// namespace (runc leaves the mounts of a container without a mount namespace behind).
+struct DetachLeftovers(std::path::PathBuf);
+
+impl Drop for DetachLeftovers {
+    fn drop(&mut self) {
+        let at = format!(" {} ", self.0.display());
+        for _ in 0..16 {
+            if !fs::read_to_string("/proc/self/mountinfo").unwrap_or_default().contains(&at) {
+                return;
+            }
+            let _ = std::process::Command::new("umount").arg("-l").arg(&self.0).status();
+        }
+    }
+}
+
+/// Without a mount namespace the container shares the runtime's (the spec allows it;
+/// runc runs it): the spec's mounts are made there and the process is chrooted into
+/// the rootfs. Unlike runc, delete removes those mounts again.
+#[test]
+fn no_mount_namespace_chroots_into_the_rootfs() {
+    if !common::require_root() {
+        return;
+    }
+    let rt = Rt::new();
+    let b = Bundle::sh("ns-nomnt", "ls /marker; readlink /proc/self/ns/mnt; grep -c ' /proc ' /proc/self/mountinfo")
+        .edit(|c| {
+            common::without_ns(c, "mount");
+            c["linux"]["maskedPaths"] = json!([]);
+            c["linux"]["readonlyPaths"] = json!([]);
+        });
+    fs::write(b.rootfs().join("marker"), "").unwrap();
+    let _detach = DetachLeftovers(b.rootfs());
+    let out = rt.run(&b).ok().stdout;
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "/marker", "{out}");
+    assert_eq!(lines[1], host_ns("mnt"), "{out}");
+    let mi = fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mi.contains(b.path_str()), "mounts left on the host: {mi}");
+}
+
+/// Without a mount namespace, masked and read-only paths cannot be applied (they
+/// would change the host): refused up front, with runc's message.
+#[test]
+fn no_mount_namespace_refuses_masked_paths() {
+    if !common::require_root() {
+        return;
+    }
+    let rt = Rt::new();
+    let b = Bundle::new("ns-nomnt-mask", &["true"]).edit(|c| common::without_ns(c, "mount"));
+    let (out, _c) = rt.try_create(&b, &[]);
+    let out = out.failed();
+    assert!(out.stderr.contains("unable to restrict sys entries without a private MNT namespace"), "{out:?}");
+    common::assert_no_leftovers(&rt, &b);
+}
+
+/// A create without a mount namespace that fails after some mounts were made in the
+/// runtime's namespace leaves none of them behind.
+#[test]
+fn no_mount_namespace_failed_create_leaves_no_mounts() {
+    if !common::require_root() {
+        return;
+    }
+    let rt = Rt::new();
+    let b = Bundle::new("ns-nomnt-fail", &["true"])
+        .edit(|c| {
+            common::without_ns(c, "mount");
+            c["linux"]["maskedPaths"] = json!([]);
+            c["linux"]["readonlyPaths"] = json!([]);
+        })
+        .mount(json!({"destination": "/x", "type": "bind", "source": "/nonexistent/capsa-src", "options": ["bind"]}));
+    let _detach = DetachLeftovers(b.rootfs());
+    let (out, _c) = rt.try_create(&b, &[]);
+    out.failed();
+    common::assert_no_leftovers(&rt, &b);
 }
 
 /// Container B joins A's network, IPC and UTS namespaces by path: it sees

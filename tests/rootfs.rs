@@ -282,6 +282,101 @@ fn rootfs_propagation_rprivate() {
     assert_eq!(propagation(Some("rprivate")), Propagation { host_to_container: false, container_to_host: false });
 }
 
+/// The optional fields of the container's / in its mountinfo, with rootfsPropagation `p`.
+fn root_propagation(p: &str) -> String {
+    let out = run(&Bundle::sh("prop-root", "awk '$5 == \"/\"' /proc/self/mountinfo")
+        .edit(|c| c["linux"]["rootfsPropagation"] = json!(p)));
+    out.split(" - ").next().unwrap_or("").split(' ').skip(6).collect::<Vec<_>>().join(" ")
+}
+
+/// rootfsPropagation "shared" (pivot_root refuses a new root under a shared mount:
+/// the rootfs's parent is made private first, as runc does) and "rshared": mount
+/// events cross both ways through a shared host directory bound inside, and the
+/// container's / is shared (runc 1.1.5 leaves it private; later runc and crun share it).
+#[test]
+fn rootfs_propagation_shared() {
+    if !common::require_root() {
+        return;
+    }
+    for p in ["shared", "rshared"] {
+        assert_eq!(propagation(Some(p)), Propagation { host_to_container: true, container_to_host: true }, "{p}");
+        if common::is_capsa() {
+            assert!(root_propagation(p).starts_with("shared:"), "{p}: {}", root_propagation(p));
+        }
+    }
+}
+
+/// rootfsPropagation "unbindable" and "runbindable" (runc 1.1.5 fails both, crun
+/// runs them): the container's / is unbindable. The non-recursive variant changes the
+/// root mount only, so a shared host directory bound inside stays a peer of the
+/// host's (as with "shared"); the recursive one makes every mount private first.
+#[test]
+fn rootfs_propagation_unbindable() {
+    if !common::require_root() {
+        return;
+    }
+    let both = Propagation { host_to_container: true, container_to_host: true };
+    let none = Propagation { host_to_container: false, container_to_host: false };
+    for (p, want) in [("unbindable", both), ("runbindable", none)] {
+        assert_eq!(propagation(Some(p)), want, "{p}");
+        assert_eq!(root_propagation(p), "unbindable", "{p}");
+        // With a terminal, /dev/console is bound from an (unbindable) /dev/pts.
+        // (`run` with a terminal and no tty on stdin: capsa only; runc wants a tty.)
+        if common::is_capsa() {
+            let b = Bundle::sh("prop-tty", "tty").edit(|c| {
+                c["linux"]["rootfsPropagation"] = json!(p);
+                c["process"]["terminal"] = json!(true);
+            });
+            assert_eq!(run(&b), "/dev/pts/0\r\n", "{p}");
+        }
+    }
+}
+
+/// A read-only /dev is populated first and made read-only last, as runc does: the
+/// devices, the /dev symlinks and the /dev/pts, /dev/shm and /dev/mqueue mounts are
+/// all there, and /dev itself refuses writes.
+#[test]
+fn read_only_dev_is_populated_then_made_read_only() {
+    if !common::require_root() {
+        return;
+    }
+    let b = Bundle::sh(
+        "dev-ro",
+        &format!(
+            "{}{}grep -c -E ' /dev/(pts|shm|mqueue) ' /proc/mounts; cat /proc/mounts",
+            probe("touch /dev/x"),
+            probe("test -c /dev/null -a -c /dev/pts/ptmx -a -L /dev/fd -a -L /dev/ptmx")
+        ),
+    )
+    .edit(|c| {
+        for m in c["mounts"].as_array_mut().unwrap() {
+            if m["destination"] == "/dev" {
+                m["options"].as_array_mut().unwrap().push(json!("ro"));
+            }
+        }
+    });
+    let out = run(&b);
+    assert!(out.starts_with("fail\nok\n3\n"), "{out}");
+    assert!(has(&mount_opts(&out, "/dev"), "ro"), "{out}");
+}
+
+/// readonlyPaths and maskedPaths entries that do not resolve (here a dangling
+/// symlink) are skipped, as runc does; the others still apply.
+#[test]
+fn dangling_protected_paths_are_skipped() {
+    if !common::require_root() {
+        return;
+    }
+    let b = Bundle::sh("ro-dangling", &probe("touch /etc/rodir/x")).edit(|c| {
+        c["linux"]["readonlyPaths"] = json!(["/etc/dangling", "/etc/rodir"]);
+        c["linux"]["maskedPaths"].as_array_mut().unwrap().push(json!("/etc/dangling-too"));
+    });
+    fs::create_dir(b.rootfs().join("etc/rodir")).unwrap();
+    std::os::unix::fs::symlink("/nowhere", b.rootfs().join("etc/dangling")).unwrap();
+    std::os::unix::fs::symlink("/nowhere", b.rootfs().join("etc/dangling-too")).unwrap();
+    assert_eq!(run(&b), "fail\n");
+}
+
 /// The runtime creates the standard character devices with the right numbers.
 #[test]
 fn default_devices_exist() {

@@ -27,6 +27,8 @@ pub struct Cri {
     pub pod_cidr: Mutex<String>,
     /// The last CPU sample per container: (time ns, usage ns), for usage_nano_cores.
     pub cpu_samples: Mutex<HashMap<String, (i64, u64)>>,
+    /// The streaming server, once started (its URLs go to kubelet and crictl).
+    pub stream: std::sync::OnceLock<Arc<capsa_stream::Server>>,
 }
 
 impl Cri {
@@ -66,6 +68,7 @@ impl Cri {
             events: Events::new(),
             pod_cidr: Mutex::new(String::new()),
             cpu_samples: Mutex::new(HashMap::new()),
+            stream: std::sync::OnceLock::new(),
         })
     }
 }

@@ -39,6 +39,9 @@ impl Error {
     pub fn unknown(msg: impl Into<String>) -> Error {
         Error::new(Code::Unknown, msg)
     }
+    pub fn unavailable(msg: impl Into<String>) -> Error {
+        Error::new(Code::Unavailable, msg)
+    }
     pub fn unimplemented(msg: impl Into<String>) -> Error {
         Error::new(Code::Unimplemented, msg)
     }

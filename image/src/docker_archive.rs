@@ -30,6 +30,7 @@ use crate::layout::{
     MAX_CONFIG_SIZE, MAX_MANIFEST_SIZE,
 };
 use crate::oci::{self, Descriptor, ImageConfiguration, ImageManifest, Platform};
+use crate::sniff::{describe_start, is_tar_header, printable, TAR_BLOCK};
 use crate::store::Store;
 
 /// Symlink hops followed when resolving a member name.
@@ -126,14 +127,32 @@ impl DockerArchive {
             move |source| LayoutError::Io { op, path: p, source }
         };
         let mut file = File::open(path).map_err(io_err("open archive"))?;
-        let mut head = [0u8; 4];
-        let n = file.read(&mut head).map_err(io_err("read archive"))?;
-        file.seek(SeekFrom::Start(0)).map_err(io_err("seek archive"))?;
-        let file = match detect_compression(&head[..n]) {
-            Compression::None => file,
-            c => decompress_to_tempfile(file, c).map_err(io_err("decompress archive"))?,
+        let head = read_head(&mut file).map_err(io_err("read archive"))?;
+        let compression = detect_compression(&head);
+        let (file, head) = match compression {
+            Compression::None => (file, head),
+            c => {
+                let mut f = decompress_to_tempfile(file, c).map_err(io_err("decompress archive"))?;
+                let head = read_head(&mut f).map_err(io_err("read decompressed archive"))?;
+                (f, head)
+            }
         };
-        Self::index(file).map_err(io_err("index archive"))
+        // Checked before the tar parser sees it: its errors on a file that is no tar
+        // at all quote header bytes raw, or say "failed to read entire block".
+        if !is_tar_header(&head) {
+            let d = describe_start(&head);
+            let what = match compression {
+                Compression::None => format!("the file {d}"),
+                Compression::Gzip => format!("gzip-compressed data that {d}"),
+                Compression::Zstd => format!("zstd-compressed data that {d}"),
+            };
+            return Err(LayoutError::NotTar { archive: shown, what });
+        }
+        Self::index(file).map_err(|source| LayoutError::Io {
+            op: "read tar archive",
+            path: shown.clone(),
+            source: io::Error::new(source.kind(), printable(&source.to_string())),
+        })
     }
 
     /// One pass over the tar headers.
@@ -141,11 +160,17 @@ impl DockerArchive {
         let mut members = HashMap::new();
         {
             let mut ar = tar::Archive::new(BufReader::with_capacity(1 << 16, &file));
+            let mut last: Option<String> = None;
             for e in ar.entries_with_seek()? {
-                let e = e?;
+                let e = e.map_err(|err| {
+                    let at =
+                        last.as_deref().map_or("at its first member".to_owned(), |n| format!("after member {n:?}"));
+                    io::Error::new(err.kind(), format!("corrupt or truncated {at}: {err}"))
+                })?;
                 let Some(name) = clean(&String::from_utf8_lossy(&e.path_bytes())) else {
                     continue;
                 };
+                last = Some(name.clone());
                 let kind = e.header().entry_type();
                 let link = || e.link_name_bytes().map(|l| String::from_utf8_lossy(&l).into_owned());
                 let m = match kind {
@@ -337,6 +362,14 @@ fn digest_in_name(path: &str) -> Option<Digest> {
         return Digest::from_hex(hex).ok();
     }
     p.strip_suffix(".json").and_then(|h| Digest::from_hex(h).ok())
+}
+
+/// The first tar block of `file` (less if shorter), rewound.
+fn read_head(file: &mut File) -> io::Result<Vec<u8>> {
+    let mut head = Vec::with_capacity(TAR_BLOCK);
+    (&mut *file).take(TAR_BLOCK as u64).read_to_end(&mut head)?;
+    file.seek(SeekFrom::Start(0))?;
+    Ok(head)
 }
 
 /// Decompresses `file` into an unnamed temp file and returns it, rewound.

@@ -13,15 +13,20 @@
 //!   `lock` held while it runs);
 //! - `lock`: serializes changes to names and snapshots (flock).
 //!
+//! Nobody but root may look in: the root, `blobs/`, `snapshots/`, `containers/`
+//! and `pods/` are 0700 (as containerd and podman keep theirs), since snapshots
+//! hold the images' setuid files and device nodes and bundles hold secrets;
+//! opening a store made by an older version (0755) narrows them.
+//!
 //! A snapshot is unpacked into `snapshots/.tmp-*` and renamed into place when
 //! complete and verified (diff_id), so a crash or a bad layer never leaves a
 //! half snapshot under a chain id; `prune` removes leftovers.
 
 use std::collections::BTreeSet;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io;
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -35,7 +40,7 @@ use crate::store::{Store, StoreError};
 
 /// Default store root.
 pub const DEFAULT_ROOT: &str = "/var/lib/capsa";
-/// Prefix of temporary names (snapshots in progress, images.json updates).
+/// Prefix of temporary names (snapshots in progress).
 const TMP_PREFIX: &str = ".tmp-";
 
 /// Errors of the local image store.
@@ -76,6 +81,18 @@ pub enum ImageError {
     /// No such image in the local store.
     #[error("image {0:?} not found in the local store (import or pull it first; see `capsa image ls`)")]
     NotFound(String),
+    /// A container of that name exists (`running`: its lock is held).
+    #[error(
+        "container name {name:?} is in use by a {} container: `capsa rm {}{name}` removes it, or choose another --name",
+        if *running { "running" } else { "stopped" },
+        if *running { "-f " } else { "" }
+    )]
+    NameInUse {
+        /// The name asked for.
+        name: String,
+        /// Whether that container runs.
+        running: bool,
+    },
     /// A short id matches several images.
     #[error("image id prefix {0:?} matches several images; give more digits")]
     AmbiguousId(String),
@@ -91,6 +108,13 @@ fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> Ima
 pub(crate) fn io_error(op: &'static str, path: &Path, source: io::Error) -> ImageError {
     ImageError::Io { op, path: path.to_owned(), source }
 }
+
+pub(crate) fn fs_error(e: capsa_fsutil::Error) -> ImageError {
+    ImageError::Io { op: e.step, path: e.path, source: e.source }
+}
+
+/// Mode of the store's metadata files (`images.json`, a container's `layers`).
+pub const META_MODE: u32 = 0o600;
 
 /// One named image.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -209,15 +233,18 @@ impl ImageStore {
     /// Opens (creating) the store at `root`.
     pub fn open(root: impl AsRef<Path>) -> Result<ImageStore, ImageError> {
         let root = root.as_ref().to_owned();
+        // The root and blobs/ (made private by the content store).
         let blobs = Store::new(&root)?;
+        // Snapshots hold the images' setuid files and device nodes; containers their
+        // bundles (config.json holds the process environment) and what the containers
+        // wrote; pods (made on first use) their records.
         for d in ["snapshots", "containers"] {
-            let p = root.join(d);
-            fs::create_dir_all(&p).map_err(io_err("create directory", &p))?;
+            crate::store::private_dir(&root.join(d)).map_err(fs_error)?;
         }
-        // Containers: config.json holds the process environment (secrets), and a root
-        // filesystem may hold setuid files the container made: only root may look in.
-        let c = root.join("containers");
-        fs::set_permissions(&c, fs::Permissions::from_mode(0o700)).map_err(io_err("chmod 0700", &c))?;
+        let pods = root.join("pods");
+        if pods.is_dir() {
+            crate::store::private_dir(&pods).map_err(fs_error)?;
+        }
         Ok(ImageStore { root, blobs })
     }
 
@@ -257,21 +284,10 @@ impl ImageStore {
 
     /// Rewrites `images.json` atomically. Call with the lock held.
     fn write_list(&self, images: Vec<ImageRecord>) -> Result<(), ImageError> {
-        let p = self.images_path();
-        let tmp = self.root.join(format!("{TMP_PREFIX}images.json-{}", std::process::id()));
         let data = serde_json::to_vec_pretty(&ImagesFile { images })
             .map_err(|e| ImageError::Other(format!("serialize images.json: {e}")))?;
-        let r = (|| {
-            let mut f = OpenOptions::new().write(true).create(true).truncate(true).mode(0o644).open(&tmp)?;
-            f.write_all(&data)?;
-            f.sync_all()?;
-            fs::rename(&tmp, &p)?;
-            File::open(&self.root)?.sync_all()
-        })();
-        if r.is_err() {
-            let _ = fs::remove_file(&tmp);
-        }
-        r.map_err(io_err("write", &p))
+        capsa_fsutil::write_atomic(&self.images_path(), &data, META_MODE, capsa_fsutil::Durability::Durable)
+            .map_err(fs_error)
     }
 
     /// Names `img` (already in the content store) as `name`, replacing any
@@ -378,7 +394,7 @@ impl ImageStore {
             }
             ImageRef::OciArchive { path, tag } => {
                 progress(&format!("importing OCI archive {}", path.display()));
-                let a = crate::docker_archive::DockerArchive::open(path)?;
+                let a = crate::docker_archive::DockerArchive::open(path).map_err(|e| named(e, r))?;
                 layout::check_oci_layout_file(&a)?;
                 let img = layout::resolve(&a, tag.as_deref(), platform)?;
                 layout::import_resolved(&a, &self.blobs, &img)?;
@@ -386,7 +402,7 @@ impl ImageStore {
             }
             ImageRef::DockerArchive { path, name: n } => {
                 progress(&format!("importing docker archive {}", path.display()));
-                let a = crate::docker_archive::DockerArchive::open(path)?;
+                let a = crate::docker_archive::DockerArchive::open(path).map_err(|e| named(e, r))?;
                 let img = a.import(&self.blobs, n.as_deref(), platform)?;
                 let dn = match n {
                     Some(n) => n.clone(),
@@ -636,6 +652,14 @@ impl ImageStore {
     }
 }
 
+/// An archive error named by the reference the user gave (`docker-archive:/tmp/x`).
+fn named(e: LayoutError, r: &ImageRef) -> LayoutError {
+    match e {
+        LayoutError::NotTar { what, .. } => LayoutError::NotTar { archive: r.to_string(), what },
+        e => e,
+    }
+}
+
 /// A default local name for an image imported from a path: the ref.name when
 /// it is a full name, else `<file stem>:<tag or latest>`.
 fn derived_name(path: &Path, tag: Option<&str>) -> String {
@@ -751,6 +775,10 @@ mod tests {
         assert_eq!(s.find("a").unwrap(), rec);
         assert_eq!(s.find(&rec.config.hex()[..12]).unwrap(), rec);
         assert!(matches!(s.find("b"), Err(ImageError::NotFound(_))));
-        assert!(!t.path().join(format!("{TMP_PREFIX}images.json-{}", std::process::id())).exists());
+        let names: Vec<String> =
+            fs::read_dir(t.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        assert!(!names.iter().any(|n| n.starts_with('.')), "a temp file was left: {names:?}");
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(fs::metadata(s.images_path()).unwrap().permissions().mode() & 0o777, META_MODE);
     }
 }

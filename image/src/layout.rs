@@ -84,6 +84,14 @@ pub enum LayoutError {
         /// The platforms present.
         available: Vec<String>,
     },
+    /// An archive that is not a tar archive (`what`: what it is instead, printable).
+    #[error("{archive}: not a tar archive ({what})")]
+    NotTar {
+        /// The archive (its path, or the reference given).
+        archive: String,
+        /// What the file is: `the file starts with text "..."`.
+        what: String,
+    },
     /// Something the layout or archive must not contain, or that capsa does not support.
     #[error("{0}")]
     Invalid(String),

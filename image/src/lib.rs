@@ -28,6 +28,7 @@ pub mod progress;
 pub mod reference;
 pub mod registry;
 pub mod rootfs;
+mod sniff;
 pub mod store;
 
 pub use apply::{apply_layer, apply_layer_verified, ApplyError, ApplyOptions, ApplyStats};

@@ -84,10 +84,9 @@ impl ImageStore {
             match fs::create_dir(&dir) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                    return Err(ImageError::Other(format!(
-                        "container name {id:?} is in use ({} exists; `capsa image prune` removes stopped ones)",
-                        dir.display()
-                    )))
+                    // Its lock is held while it runs (by its monitor or its foreground run).
+                    let running = !matches!(Lock::try_acquire(&dir.join("lock")), Ok(Some(_)));
+                    return Err(ImageError::NameInUse { name: id.to_owned(), running });
                 }
                 Err(e) => return Err(io_error("create directory", &dir, e)),
             }
@@ -95,7 +94,13 @@ impl ImageStore {
             // Written before the snapshots are made: prune keeps what a live
             // container names here.
             let chains: String = img.chain_ids().iter().map(|c| format!("{}\n", c.hex())).collect();
-            fs::write(dir.join("layers"), chains).map_err(|e| io_error("write", &dir.join("layers"), e))?;
+            capsa_fsutil::write_atomic(
+                &dir.join("layers"),
+                chains.as_bytes(),
+                crate::images::META_MODE,
+                capsa_fsutil::Durability::Durable,
+            )
+            .map_err(crate::images::fs_error)?;
             lock
         };
         let mut c = ContainerRootfs { rootfs: dir.join("rootfs"), dir, kind: RootfsKind::Overlay, _lock: lock };

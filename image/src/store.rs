@@ -3,22 +3,26 @@
 //! Every blob is verified on the way in. [`Store::put`] streams into a temp
 //! file created in the same directory, hashes while writing, checks the digest
 //! and the size, fsyncs, then renames over the final name and fsyncs the
-//! directory: a blob is either absent or complete and correct, never partial.
-//! On any error the temp file is removed.
+//! directory ([`capsa_fsutil::TempFile`]): a blob is either absent or complete
+//! and correct, never partial. On any error the temp file is removed.
+//!
+//! The store root and the blob directories are 0700 (narrowed on open when an
+//! older version made them 0755): image content is root's alone.
 
+use std::ffi::OsStr;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::digest::{Digest, DigestError, HashingWriter, VerifyingReader};
 
 /// Size of the copy buffer used by [`Store::put`].
 const COPY_BUF: usize = 1 << 20;
 
-/// Prefix of temp files; never a valid digest, so [`Store::list`] skips them.
-const TMP_PREFIX: &str = ".tmp-";
+/// Mode of the store's directories: nobody but root may look in (image layers
+/// hold setuid files and device nodes).
+pub const PRIVATE_DIR_MODE: u32 = 0o700;
 
 /// Errors from the content store.
 #[derive(Debug, thiserror::Error)]
@@ -56,23 +60,28 @@ pub struct Store {
     blobs: PathBuf,
 }
 
-/// Removes a temp file on drop unless disarmed.
-struct TempGuard<'a>(Option<&'a Path>);
+fn fs_err(e: capsa_fsutil::Error) -> StoreError {
+    StoreError::Io { op: e.step, path: e.path, source: e.source }
+}
 
-impl Drop for TempGuard<'_> {
-    fn drop(&mut self) {
-        if let Some(p) = self.0 {
-            let _ = fs::remove_file(p);
-        }
+/// Makes `dir` (and missing parents) with [`PRIVATE_DIR_MODE`], narrowing an existing
+/// one; says so when it narrowed (a store made by an older version).
+pub(crate) fn private_dir(dir: &Path) -> Result<(), capsa_fsutil::Error> {
+    if let Some(old) = capsa_fsutil::ensure_dir(dir, PRIVATE_DIR_MODE)? {
+        tracing::info!("{}: mode {old:04o} narrowed to {PRIVATE_DIR_MODE:04o}", dir.display());
     }
+    Ok(())
 }
 
 impl Store {
-    /// Opens (creating if needed) a store at `root`.
+    /// Opens (creating if needed) a store at `root`; the root, `blobs/` and
+    /// `blobs/sha256/` are made (or narrowed to) 0700.
     pub fn new(root: impl AsRef<Path>) -> Result<Store, StoreError> {
         let root = root.as_ref().to_owned();
         let blobs = root.join("blobs").join("sha256");
-        fs::create_dir_all(&blobs).map_err(io_err("create directory", &blobs))?;
+        for d in [&root, &root.join("blobs"), &blobs] {
+            private_dir(d).map_err(fs_err)?;
+        }
         Ok(Store { root, blobs })
     }
 
@@ -108,15 +117,8 @@ impl Store {
                 return Ok(d.clone());
             }
         }
-        let tmp = self.temp_path();
-        let file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o644)
-            .custom_flags(libc::O_CLOEXEC)
-            .open(&tmp)
-            .map_err(io_err("create temp file", &tmp))?;
-        let mut guard = TempGuard(Some(&tmp));
+        let file = capsa_fsutil::TempFile::create(&self.blobs, OsStr::new("blob"), 0o644).map_err(fs_err)?;
+        let tmp = file.path();
         let mut w = HashingWriter::new(file);
         let mut buf = vec![0u8; COPY_BUF];
         loop {
@@ -140,16 +142,9 @@ impl Store {
             }
         }
         let (hasher, file) = w.into_parts();
+        // A mismatch drops (removes) the temp file.
         let digest = hasher.verify(expected, expected_size)?;
-        file.sync_all().map_err(io_err("fsync", &tmp))?;
-        drop(file);
-        let dest = self.path(&digest);
-        fs::rename(&tmp, &dest).map_err(io_err("rename into place", &dest))?;
-        guard.0 = None;
-        // Make the rename durable.
-        if let Ok(dir) = File::open(&self.blobs) {
-            let _ = dir.sync_all();
-        }
+        file.persist(OsStr::new(digest.hex())).map_err(fs_err)?;
         Ok(digest)
     }
 
@@ -225,14 +220,5 @@ impl Store {
         }
         out.sort();
         Ok(out)
-    }
-
-    /// A fresh temp file name in the blobs directory (same filesystem as the
-    /// final name, so the rename is atomic).
-    fn temp_path(&self) -> PathBuf {
-        static SEQ: AtomicU64 = AtomicU64::new(0);
-        let seq = SEQ.fetch_add(1, Ordering::Relaxed);
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
-        self.blobs.join(format!("{TMP_PREFIX}{}-{seq}-{nanos}", std::process::id()))
     }
 }

@@ -341,3 +341,48 @@ fn archive_without_manifests_is_refused() {
     let e = DockerArchive::open(&path).unwrap().import(&store, None, &Platform::linux_amd64()).unwrap_err();
     assert!(e.to_string().contains("neither manifest.json"), "{e}");
 }
+
+/// A file that is not a tar archive is named for what it is, in printable words:
+/// the tar parser's own errors quote header bytes raw ("numeric field was not a
+/// number: \x7fELF...") or say "failed to read entire block".
+#[test]
+fn an_archive_that_is_not_a_tar_says_what_it_is() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut elf = b"\x7fELF\x02\x01\x01\x00".to_vec();
+    elf.resize(3000, 0xaa);
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("elf", elf.clone(), "the file starts with an ELF executable header"),
+        (
+            "text",
+            b"hello, I am a text file\nsecond line\n".to_vec(),
+            "the file starts with text \"hello, I am a text file\"",
+        ),
+        ("empty", Vec::new(), "the file is empty"),
+        (
+            "binary",
+            vec![0x01, 0x02, 0xfe, 0x1b, 0x9b, 0x00, 0x7f, 0x80, 0x81],
+            "the file starts with the bytes 01 02 fe 1b 9b 00 7f 80",
+        ),
+        ("gzip-text", common::gzip(b"plain words\n"), "gzip-compressed data that starts with text \"plain words\""),
+        ("gzip-elf", common::gzip(&elf), "gzip-compressed data that starts with an ELF executable header"),
+    ];
+    for (name, data, what) in cases {
+        let p = tmp.path().join(name);
+        fs::write(&p, data).unwrap();
+        let e = DockerArchive::open(&p).err().unwrap_or_else(|| panic!("{name}: opened"));
+        assert!(matches!(e, LayoutError::NotTar { .. }), "{name}: {e:?}");
+        let msg = e.to_string();
+        assert_eq!(msg, format!("{}: not a tar archive ({what})", p.display()));
+    }
+    // A real archive cut short: the member after which it breaks, printable.
+    let ls = base_layers();
+    let full = classic_archive(&ls, &["busybox:latest"]);
+    let p = tmp.path().join("cut.tar");
+    // Cut inside the second header: the parser cannot read a whole block.
+    let mut ar = tar::Archive::new(&full[..]);
+    let second = ar.entries().unwrap().nth(1).unwrap().unwrap().raw_header_position() as usize;
+    fs::write(&p, &full[..second + 100]).unwrap();
+    let msg = DockerArchive::open(&p).err().expect("a truncated archive opened").to_string();
+    assert!(msg.contains("corrupt or truncated after member"), "{msg}");
+    assert!(msg.chars().all(|c| c.is_ascii_graphic() || c == ' '), "{msg:?}");
+}

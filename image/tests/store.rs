@@ -126,3 +126,31 @@ fn list_ignores_stray_files() {
     fs::write(tmp.path().join("blobs/sha256/not-a-digest"), b"x").unwrap();
     assert!(s.list().unwrap().is_empty());
 }
+
+/// Image content (setuid files, device nodes) and bundles are root's alone: every
+/// directory of the store is 0700, and a store an older version left at 0755 is
+/// narrowed when opened.
+#[test]
+fn store_directories_are_private_and_old_ones_are_narrowed() {
+    use capsa_image::images::ImageStore;
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("store");
+    let mode = |p: &std::path::Path| fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+    let dirs = ["", "blobs", "blobs/sha256", "snapshots", "containers"];
+    ImageStore::open(&root).unwrap();
+    for d in dirs {
+        assert_eq!(mode(&root.join(d)), 0o700, "new store: {d:?}");
+    }
+    fs::create_dir(root.join("pods")).unwrap();
+    for d in dirs.iter().chain(&["pods"]) {
+        fs::set_permissions(root.join(d), fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let s = ImageStore::open(&root).unwrap();
+    for d in dirs.iter().chain(&["pods"]) {
+        assert_eq!(mode(&root.join(d)), 0o700, "old store: {d:?} not narrowed");
+    }
+    // Blobs land in the private directory, complete, with no temp file left.
+    let d = s.blobs().put_bytes(b"layer", None).unwrap();
+    assert_eq!(blob_dir_names(s.blobs()), [d.hex().to_owned()]);
+}

@@ -394,8 +394,10 @@ pub fn delete(store: &ImageStore, tools: &Tools, net: &NetConfig, pods_in: &[Pod
     for p in pods_in {
         match pods::load(store, &p.name) {
             Ok(_) => {
-                // As kubectl delete: the stop signal and a grace period first.
-                pods::stop(store, tools, &p.name, DELETE_GRACE)?;
+                // As kubectl delete: the stop signal and a grace period first, except for
+                // a container whose init never learns of the signal (the kernel discards
+                // it): waiting would only delay its SIGKILL.
+                pods::stop_with(store, tools, &p.name, containers::Grace::UnlessDiscarded(DELETE_GRACE))?;
                 pods::remove(store, tools, net, &p.name, true)?;
                 removed.push(p.name.clone());
             }

@@ -9,7 +9,7 @@ use std::fs;
 use std::io::{self, Read, Write};
 use std::net::IpAddr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::mpsc;
@@ -667,18 +667,8 @@ impl Cni {
         }
         info.insert("result".into(), result.clone());
         let bytes = serde_json::to_vec(&Value::Object(info)).expect("serializing a JSON value cannot fail");
-        let file_name = path.file_name().unwrap().to_string_lossy().into_owned();
-        let tmp = dir.join(format!(".{file_name}.tmp{}", std::process::id()));
-        let write = || -> io::Result<()> {
-            let mut f = fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
-            f.write_all(&bytes)?;
-            f.sync_all()?;
-            fs::rename(&tmp, &path)
-        };
-        write().map_err(|e| {
-            let _ = fs::remove_file(&tmp);
-            io_err(format!("writing CNI cache {}", path.display()))(e)
-        })
+        capsa_fsutil::write_atomic(&path, &bytes, 0o600, capsa_fsutil::Durability::Durable)
+            .map_err(|e| io_err(format!("writing CNI cache {}", path.display()))(e.into()))
     }
 
     /// Runs ADD for every plugin in list order, chaining results; on failure runs DEL for the plugins

@@ -29,7 +29,7 @@ use capsa_shim::proto::{self, ShimStatus};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::error::{io, PodError, Result};
+use crate::error::{io, write_state, PodError, Result};
 use crate::runtime_cli::Tools;
 
 /// The record of a managed container (`capsa.json`).
@@ -118,10 +118,8 @@ pub fn log_path(store: &ImageStore, name: &str) -> PathBuf {
 pub const LOG_MAX_SIZE: u64 = 10 << 20;
 
 fn write_json(path: &Path, v: &impl Serialize) -> Result<()> {
-    let tmp = path.with_extension("tmp");
     let data = serde_json::to_vec_pretty(v).map_err(|e| PodError::msg(format!("encode {}: {e}", path.display())))?;
-    std::fs::write(&tmp, data).map_err(io("write", &tmp))?;
-    std::fs::rename(&tmp, path).map_err(io("rename", path))
+    write_state(path, &data)
 }
 
 /// Reads a container's `capsa.json`.
@@ -436,7 +434,7 @@ pub fn inspect_state(store: &ImageStore, tools: &Tools, name: &str) -> Result<In
             if !dir.join("lost").exists() {
                 tracing::warn!("the monitor of {name} (pid {pid}) is gone: killing and deleting the container");
                 tools.force_remove(name);
-                let _ = std::fs::write(dir.join("lost"), format!("{}\n", capsa_runtime::time::now_rfc3339()));
+                let _ = write_state(&dir.join("lost"), format!("{}\n", capsa_runtime::time::now_rfc3339()).as_bytes());
             }
             (State::Lost, None, None)
         }
@@ -495,16 +493,37 @@ fn wait_shim_gone(sd: &Path, deadline: Instant) -> bool {
     }
 }
 
+/// How long [`stop_with`] waits between the stop signal and SIGKILL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Grace {
+    /// The whole period, as `docker stop` and the kubelet give it: the process may
+    /// also use it to finish on its own.
+    Full(Duration),
+    /// The period only when the container's init can learn of the stop signal; an
+    /// init of a pid namespace leaving it at the default action never does (the kernel
+    /// discards it: [`crate::signals`]) and gets SIGKILL at once. For `pod delete`.
+    UnlessDiscarded(Duration),
+}
+
 /// `stop`: no more restarts; the stop signal (the image's StopSignal, else
 /// SIGTERM), and SIGKILL to every process of the container after `grace`.
 /// Returns the container's state afterwards.
 pub fn stop(store: &ImageStore, tools: &Tools, name: &str, grace: Duration) -> Result<Info> {
+    stop_with(store, tools, name, Grace::Full(grace))
+}
+
+/// [`stop`] with a choice of [`Grace`].
+pub fn stop_with(store: &ImageStore, tools: &Tools, name: &str, how: Grace) -> Result<Info> {
+    let (mut grace, unless_discarded) = match how {
+        Grace::Full(g) => (g, false),
+        Grace::UnlessDiscarded(g) => (g, true),
+    };
     let info = inspect_state(store, tools, name)?;
     if !info.is_active() {
         return Ok(info);
     }
     let sd = shim_dir(store, name);
-    std::fs::write(sd.join("stop"), b"").map_err(io("write", &sd.join("stop")))?;
+    write_state(&sd.join("stop"), b"")?;
     let shim_pid = info.shim_pid.unwrap_or(0);
     if info.state == State::Restarting || !tools.exists(name) {
         // Between runs: the shim ends the restart loop on SIGTERM.
@@ -515,8 +534,20 @@ pub fn stop(store: &ImageStore, tools: &Tools, name: &str, grace: Duration) -> R
         }
     } else if !grace.is_zero() {
         tracing::debug!("stop {name}: {} (then SIGKILL after {:?})", info.meta.stop_signal, grace);
+        // Checked before and after the signal: a handler installed in between gets it.
+        let sig = capsa_runtime::process::signal::parse(&info.meta.stop_signal).unwrap_or(libc::SIGTERM);
+        let unreachable = || unless_discarded && info.pid.is_some_and(|p| crate::signals::discarded_by_init(p, sig));
+        let before = unreachable();
         if let Err(e) = tools.runtime(&["kill", name, &info.meta.stop_signal]) {
             tracing::debug!("stop {name}: {e}");
+        }
+        if before && unreachable() {
+            tracing::debug!(
+                "stop {name}: its init (pid {}) leaves {} at the default action; the kernel discards it: SIGKILL now",
+                info.pid.unwrap_or(0),
+                info.meta.stop_signal
+            );
+            grace = Duration::ZERO;
         }
     }
     if !wait_shim_gone(&sd, Instant::now() + grace) {

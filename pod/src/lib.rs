@@ -17,5 +17,6 @@ pub mod netns;
 pub mod pidns;
 pub mod pods;
 pub mod runtime_cli;
+pub mod signals;
 
 pub use error::{PodError, Result};

@@ -117,9 +117,7 @@ impl Default for NetConfig {
 pub fn lock(store: &ImageStore) -> Result<capsa_image::images::Lock> {
     let d = store.root().join("pods");
     // The directory holds the lock file, so it is made first (0700: pod files are root's).
-    std::fs::create_dir_all(&d).map_err(io("create", &d))?;
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o700)).map_err(io("chmod 0700", &d))?;
+    capsa_fsutil::ensure_dir(&d, 0o700)?;
     Ok(capsa_image::images::Lock::acquire(&d.join(".lock"))?)
 }
 
@@ -184,10 +182,7 @@ pub fn load(store: &ImageStore, name: &str) -> Result<PodRecord> {
 }
 
 fn save(dir: &Path, rec: &PodRecord) -> Result<()> {
-    let p = dir.join("pod.json");
-    let tmp = dir.join("pod.json.tmp");
-    std::fs::write(&tmp, serde_json::to_vec_pretty(rec).unwrap_or_default()).map_err(io("write", &tmp))?;
-    std::fs::rename(&tmp, &p).map_err(io("rename", &p))
+    crate::error::write_state(&dir.join("pod.json"), &serde_json::to_vec_pretty(rec).unwrap_or_default())
 }
 
 /// Every pod record, sorted by name.
@@ -415,6 +410,8 @@ fn write_files(dir: &Path, rec: &PodRecord) -> Result<()> {
             .map(|l| format!("{l}\n"))
             .collect()
     };
+    // Rewritten in place, not replaced (same inode: the containers' bind mounts see the
+    // new content), and world-readable: a container's non-root user reads them.
     for (f, data) in [("hosts", hosts), ("resolv.conf", resolv), ("hostname", format!("{}\n", rec.hostname))] {
         let p = dir.join(f);
         std::fs::write(&p, data).map_err(io("write", &p))?;
@@ -580,12 +577,17 @@ pub fn check(store: &ImageStore, net: &NetConfig, name: &str) -> Result<()> {
 
 /// `pod stop`: stops every container of the pod (the pod keeps its namespaces and IP).
 pub fn stop(store: &ImageStore, tools: &Tools, name: &str, grace: Duration) -> Result<Vec<Info>> {
+    stop_with(store, tools, name, containers::Grace::Full(grace))
+}
+
+/// [`stop`] with a choice of [`containers::Grace`].
+pub fn stop_with(store: &ImageStore, tools: &Tools, name: &str, grace: containers::Grace) -> Result<Vec<Info>> {
     load(store, name)?;
     // All at once, as the kubelet does: the grace period is the pod's, not per container.
     let ms = members(store, tools, name)?;
     std::thread::scope(|s| {
         let hs: Vec<_> =
-            ms.iter().map(|m| s.spawn(move || containers::stop(store, tools, &m.meta.name, grace))).collect();
+            ms.iter().map(|m| s.spawn(move || containers::stop_with(store, tools, &m.meta.name, grace))).collect();
         hs.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(PodError::msg("stop: thread panicked")))).collect()
     })
 }

@@ -28,8 +28,8 @@ pub fn main() -> i32 {
             return 2;
         }
     };
-    if let Err(e) = std::fs::create_dir_all(&cfg.state_dir) {
-        eprintln!("capsa-shim: state dir {}: {e}", cfg.state_dir.display());
+    if let Err(e) = capsa_fsutil::ensure_dir(&cfg.state_dir, 0o700) {
+        eprintln!("capsa-shim: state dir: {e}");
         return 1;
     }
     let (sync_r, sync_w) = match sys::pipe() {

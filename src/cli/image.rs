@@ -152,7 +152,8 @@ fn store_at(p: &Parsed, top: Option<&str>) -> Result<ImageStore> {
 /// end up in config.json (read by the runtime from another directory) and are matched
 /// against /proc/self/mountinfo, so they must be absolute and free of symlinks.
 pub fn open_store(root: &str) -> Result<ImageStore> {
-    std::fs::create_dir_all(root).with_context(|| format!("create image store {root}"))?;
+    // 0700 from the start (ImageStore::open narrows an older, wider one).
+    capsa_fsutil::ensure_dir(Path::new(root), 0o700).with_context(|| format!("create image store {root}"))?;
     let canonical = std::fs::canonicalize(root).with_context(|| format!("resolve store path {root}"))?;
     ImageStore::open(&canonical).with_context(|| format!("open image store {}", canonical.display()))
 }
@@ -475,7 +476,12 @@ pub fn run(runtime: &capsa_runtime::container::Store, cargs: &[String]) -> Resul
         let code = super::lifecycle::run(runtime, &c, false)?;
         // The exit, for `capsa ps -a` and `inspect` (no monitor recorded it).
         let exit = json!({"exit_code": code, "finished_at": capsa_runtime::time::now_rfc3339()});
-        let _ = std::fs::write(container.dir.join("exit"), exit.to_string());
+        let _ = capsa_fsutil::write_atomic(
+            &container.dir.join("exit"),
+            exit.to_string().as_bytes(),
+            0o600,
+            capsa_fsutil::Durability::Durable,
+        );
         Ok(code)
     })();
     let cleanup = if p.on("rm") || result.is_err() { container.remove() } else { container.unmount() };

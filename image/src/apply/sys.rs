@@ -21,36 +21,10 @@ impl Errno {
 
     /// The symbolic name (`ENOENT`), or `errno N` for uncommon values.
     pub fn name(self) -> std::borrow::Cow<'static, str> {
-        let n = match self.0 {
-            libc::EPERM => "EPERM",
-            libc::ENOENT => "ENOENT",
-            libc::EINTR => "EINTR",
-            libc::EIO => "EIO",
-            libc::EBADF => "EBADF",
-            libc::EAGAIN => "EAGAIN",
-            libc::ENOMEM => "ENOMEM",
-            libc::EACCES => "EACCES",
-            libc::EBUSY => "EBUSY",
-            libc::EEXIST => "EEXIST",
-            libc::EXDEV => "EXDEV",
-            libc::ENOTDIR => "ENOTDIR",
-            libc::EISDIR => "EISDIR",
-            libc::EINVAL => "EINVAL",
-            libc::EMFILE => "EMFILE",
-            libc::ENOSPC => "ENOSPC",
-            libc::EROFS => "EROFS",
-            libc::EMLINK => "EMLINK",
-            libc::E2BIG => "E2BIG",
-            libc::ERANGE => "ERANGE",
-            libc::ENAMETOOLONG => "ENAMETOOLONG",
-            libc::ENOSYS => "ENOSYS",
-            libc::ENOTEMPTY => "ENOTEMPTY",
-            libc::ELOOP => "ELOOP",
-            libc::EOPNOTSUPP => "EOPNOTSUPP",
-            libc::EDQUOT => "EDQUOT",
-            other => return format!("errno {other}").into(),
-        };
-        n.into()
+        match capsa_fsutil::errno_name(self.0) {
+            Some(n) => n.into(),
+            None => format!("errno {}", self.0).into(),
+        }
     }
 }
 

@@ -1,8 +1,12 @@
-//! The state store: `<root>/<id>/` per container, holding `state.json` (written
-//! atomically: temp file + rename) and `exec.fifo`, with an flock per container.
+//! The state store: `<root>/<id>/` per container, holding `state.json` and
+//! `exec.fifo`, with an flock per container.
+//!
+//! Modes are runc's: the root 0700, a container's directory 0711, `state.json` 0600
+//! (it holds the process environment, where secrets live), replaced atomically by
+//! [`capsa_fsutil::write_atomic`] (not fsync'd, as runc and crun: what it describes
+//! does not survive a reboot).
 
 use std::fs::File;
-use std::io::Write;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
@@ -23,6 +27,9 @@ pub enum StoreError {
     #[error("parse {path}: {err}")]
     Parse { path: PathBuf, err: serde_json::Error },
 }
+
+/// Mode of `state.json`: only root may read it (runc's too).
+pub const STATE_MODE: u32 = 0o600;
 
 /// Check a container id (the same rule as runc: no path separators, no `..`).
 pub fn validate_id(id: &str) -> Result<(), StoreError> {
@@ -113,19 +120,13 @@ impl Store {
         serde_json::from_slice(&data).map_err(|err| StoreError::Parse { path, err })
     }
 
-    /// Write `state.json` atomically.
+    /// Write `state.json` (mode 0600) atomically.
     pub fn save(&self, st: &State) -> Result<(), StoreError> {
-        let dir = self.dir(&st.id);
-        let tmp = dir.join(".state.json.tmp");
-        let path = dir.join("state.json");
+        let path = self.dir(&st.id).join("state.json");
         let data = serde_json::to_vec(st).expect("state serializes");
-        fn io<'a>(step: &'static str, p: &'a Path) -> impl FnOnce(std::io::Error) -> StoreError + 'a {
-            move |err| StoreError::Io { step, path: p.into(), err }
-        }
-        let mut f = File::create(&tmp).map_err(io("create", &tmp))?;
-        f.write_all(&data).map_err(io("write", &tmp))?;
-        std::fs::rename(&tmp, &path).map_err(io("rename", &path))?;
-        Ok(())
+        // Volatile: the pids, cgroups and namespaces it names do not survive a reboot.
+        capsa_fsutil::write_atomic(&path, &data, STATE_MODE, capsa_fsutil::Durability::Volatile)
+            .map_err(|e| StoreError::Io { step: e.step, path: e.path, err: e.source })
     }
 
     /// Remove `<root>/<id>` and everything in it.
@@ -158,6 +159,30 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn state_json_is_private_and_replaced_whole() {
+        use std::os::unix::fs::PermissionsExt;
+        let t = tempfile::tempdir().unwrap();
+        let store = Store::new(t.path().join("root"));
+        let dir = store.create_dir("c1").unwrap();
+        let st: State = serde_json::from_value(serde_json::json!({
+            "oci_version": "1.2.0", "id": "c1", "phase": "creating", "pid": 0, "pid_start": 0,
+            "bundle": "/b", "rootfs": "/b/rootfs", "created": "2026-01-01T00:00:00Z",
+        }))
+        .unwrap();
+        // An older capsa left a world-readable state.json: the next save replaces it.
+        std::fs::write(dir.join("state.json"), "{}").unwrap();
+        std::fs::set_permissions(dir.join("state.json"), std::fs::Permissions::from_mode(0o644)).unwrap();
+        store.save(&st).unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode(&dir.join("state.json")), 0o600);
+        assert_eq!(mode(store.root()), 0o700);
+        assert_eq!(mode(&dir), 0o711);
+        assert_eq!(store.load("c1").unwrap().id, "c1");
+        let names: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, ["state.json"], "no temp file may remain");
+    }
 
     #[test]
     fn ids() {

@@ -41,6 +41,8 @@ struct Cleanup<'a> {
     cgroup: Option<Manager>,
     pids: Vec<i32>,
     armed: bool,
+    /// The rootfs and its base mount id, for a container sharing our mount namespace.
+    host_mounts: Option<(PathBuf, u64)>,
 }
 
 impl Drop for Cleanup<'_> {
@@ -54,6 +56,9 @@ impl Drop for Cleanup<'_> {
                 libc::kill(p, libc::SIGKILL);
                 libc::waitpid(p, std::ptr::null_mut(), 0);
             }
+        }
+        if let Some((rootfs, base)) = &self.host_mounts {
+            crate::rootfs::release_host_mounts(rootfs, *base);
         }
         if let Some(cg) = &self.cgroup {
             if let Err(e) = cg.destroy() {
@@ -119,7 +124,16 @@ pub fn create(store: &Store, opts: &CreateOpts, foreground_tty: bool) -> Result<
     }
 
     store.create_dir(&opts.id)?;
-    let mut guard = Cleanup { store, id: &opts.id, cgroup: None, pids: Vec::new(), armed: true };
+    // Without a mount namespace the init mounts in ours: note what is at the rootfs now.
+    let host_mounts_base = if spec.namespace("mount").is_none() { crate::rootfs::mount_id_at(&rootfs) } else { None };
+    let mut guard = Cleanup {
+        store,
+        id: &opts.id,
+        cgroup: None,
+        pids: Vec::new(),
+        armed: true,
+        host_mounts: host_mounts_base.map(|b| (rootfs.clone(), b)),
+    };
     let linux = spec.linux();
 
     // Cgroups first (cheap mkdirs and writes), so a bad limit fails before any process exists.
@@ -148,6 +162,7 @@ pub fn create(store: &Store, opts: &CreateOpts, foreground_tty: bool) -> Result<
         seccomp: linux.seccomp.clone(),
         hooks: spec.hooks.clone(),
         user_ns: spec.namespace("user").is_some(),
+        host_mounts_base,
     };
     store.save(&state)?;
 
@@ -371,12 +386,12 @@ fn write_id_maps(pid: i32, linux: &spec::Linux) -> Result<()> {
     Ok(())
 }
 
-/// Write the pid file atomically (temp file + rename), as runc does.
+/// Write the pid file atomically (temp file, rename), as runc does, with runc's mode:
+/// 0666 minus the umask (0644 usually; a pid is no secret). Not fsync'd: a pid means
+/// nothing after a reboot ([`capsa_fsutil::Durability::Volatile`]).
 pub fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(".{}.capsa-tmp", path.file_name().and_then(|n| n.to_str()).unwrap_or("pid")));
-    std::fs::write(&tmp, pid.to_string()).map_err(|e| SysError::io(format!("write pid file {}", tmp.display()), &e))?;
-    std::fs::rename(&tmp, path).map_err(|e| SysError::io(format!("rename pid file to {}", path.display()), &e))?;
+    capsa_fsutil::write_atomic(path, pid.to_string().as_bytes(), 0o666, capsa_fsutil::Durability::Volatile)
+        .map_err(|e| SysError::io(format!("write pid file: {} {}", e.step, e.path.display()), &e.source))?;
     Ok(())
 }
 

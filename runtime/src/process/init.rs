@@ -1,7 +1,7 @@
 //! The container's init, from clone to execve. Runs in the child: every error before
 //! `Ready` travels to the parent over the sync channel; after it, to stderr.
 
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::path::Path;
 
 use super::finalize::{self, Prepared};
@@ -98,6 +98,9 @@ fn run(a: &InitArgs, ready: &mut bool) -> SysResult<std::convert::Infallible> {
         libc::umask(0);
     }
     let mut sync = Sync { chan: a.chan, cgroup_joined: false, cgroupns_done: false, new_cgroupns: a.ns.new_cgroup };
+    // Before any user namespace: a helper that opens bind sources as the host's root.
+    let mut opener = rootfs::sources::spawn(a.spec, a.bundle)?;
+    let sources;
     if let Some(files) = a.self_join {
         for (fd, path) in files {
             // SAFETY: a one-byte write from a static buffer to an fd we inherited.
@@ -125,6 +128,7 @@ fn run(a: &InitArgs, ready: &mut bool) -> SysResult<std::convert::Infallible> {
         sync.ensure_cgroup()?;
         let flags = a.ns.unshare | if a.ns.new_pid { libc::CLONE_NEWPID } else { 0 };
         namespaces::unshare(flags)?;
+        sources = rootfs::sources::open(&mut opener)?;
         // SAFETY: raw clone without CLONE_VM behaves like fork; the process is
         // single-threaded, so the child may keep running Rust code.
         let pid = unsafe {
@@ -140,6 +144,7 @@ fn run(a: &InitArgs, ready: &mut bool) -> SysResult<std::convert::Infallible> {
         unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
     } else {
         namespaces::unshare(a.ns.unshare)?;
+        sources = rootfs::sources::open(&mut opener)?;
     }
     if a.ns.new_net {
         namespaces::loopback_up()?;
@@ -155,10 +160,6 @@ fn run(a: &InitArgs, ready: &mut bool) -> SysResult<std::convert::Infallible> {
             }
         })?;
     }
-    if a.spec.namespace("mount").is_none() {
-        return Err(SysError::msg("set up the rootfs", "linux.namespaces must include a mount namespace"));
-    }
-
     let mut hook_state = None;
     let cfg = RootfsConfig {
         spec: a.spec,
@@ -168,8 +169,9 @@ fn run(a: &InitArgs, ready: &mut bool) -> SysResult<std::convert::Infallible> {
         cgroupns: a.ns.new_cgroup,
         no_pivot: a.no_pivot,
         cwd: &a.process.cwd,
+        sources,
     };
-    rootfs::setup(&cfg, &mut |stage| match stage {
+    rootfs::setup(cfg, &mut |stage| match stage {
         Stage::BeforeCgroupMount => sync.ensure_cgroup(),
         Stage::BeforePivot => {
             if a.want_hooks {
@@ -264,12 +266,7 @@ fn setup_terminal(a: &InitArgs) -> SysResult<()> {
     }
     super::console::send_fd(sock, master.as_raw_fd(), &name)?;
     drop(master);
-    // /dev/console: bind the slave over it, as runc does (best effort on a ro /dev).
-    if let Ok(t) = crate::rootfs::paths::create_file_in_root(libc::AT_FDCWD, Path::new("dev/console")) {
-        let src = crate::sys::cstr(&name)?;
-        let _ =
-            crate::sys::mount(Some(&src), &crate::sys::fd_path(t.as_raw_fd()), None, libc::MS_BIND, None, String::new);
-    }
+    crate::rootfs::mount_console(slave.as_fd())?;
     let s = slave.as_raw_fd();
     for fd in 0..3 {
         crate::sys::dup2(s, fd)?;

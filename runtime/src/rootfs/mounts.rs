@@ -1,24 +1,47 @@
 //! Mounting one `config.json` mount entry inside the rootfs.
 
 use std::ffi::CString;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 
 use super::options::{self, MountOptions};
-use super::paths::{create_file_in_root, lstat_in_root, mkdir_all_in_root, open_in_root, rel};
+use super::paths::{create_file_in_root, fstat, lstat_in_root, mkdir_all_in_root, open_in_root, rel};
 use crate::spec::Mount;
 use crate::sys::{fd_path, mount, SysError, SysResult};
 
 const PROC_SUPER_MAGIC: i64 = 0x9fa0;
 const SYSFS_MAGIC: i64 = 0x6265_6572;
 
-/// Mount `m` inside the rootfs whose fd is `root`. `bundle` anchors relative bind sources.
-pub fn mount_entry(root: RawFd, m: &Mount, bundle: &Path) -> SysResult<()> {
+/// Whether `m` is a bind mount (`type: bind`, or a `bind`/`rbind` option).
+pub fn is_bind(m: &Mount) -> bool {
+    m.typ.as_deref() == Some("bind") || m.options.iter().any(|o| o == "bind" || o == "rbind")
+}
+
+/// The host path a bind mount's source names (relative sources are in the bundle).
+pub fn bind_source(m: &Mount, bundle: &Path) -> PathBuf {
+    let s = m.source.as_deref().unwrap_or("");
+    if Path::new(s).is_absolute() {
+        PathBuf::from(s)
+    } else {
+        bundle.join(s)
+    }
+}
+
+/// Mount `m` inside the rootfs whose fd is `root`. `bundle` anchors relative bind
+/// sources; `opened` is the source already opened by the runtime (user namespaces:
+/// see `sources`), an fd or the errno of its open. Returns true when the mount was
+/// left writable to be populated and must be made read-only at the end (a read-only
+/// /dev, as runc does).
+pub fn mount_entry(root: RawFd, m: &Mount, bundle: &Path, opened: Option<Result<&OwnedFd, i32>>) -> SysResult<bool> {
     let o = options::parse(&m.options);
     let typ = m.typ.as_deref().unwrap_or(if o.bind { "bind" } else { "none" });
     let bind = o.bind || typ == "bind";
     let dest = rel(&m.destination);
     let shown = Path::new("/").join(&dest);
+    // /dev is filled after it is mounted (devices, symlinks, the mount points of
+    // /dev/pts, /dev/shm, /dev/mqueue): mount it writable, make it read-only last. Not
+    // for a bind, which would write into the host's directory.
+    let defer_ro = !bind && dest == Path::new("dev") && o.flags & libc::MS_RDONLY != 0;
 
     // /proc and /sys must be real directories: a symlink there could redirect the
     // mount onto the host (CVE-2019-16884, CVE-2023-27561).
@@ -37,27 +60,30 @@ pub fn mount_entry(root: RawFd, m: &Mount, bundle: &Path) -> SysResult<()> {
         }
     }
 
-    let source: Option<PathBuf> = if bind {
-        let s = m.source.as_deref().unwrap_or("");
-        let p = if Path::new(s).is_absolute() { PathBuf::from(s) } else { bundle.join(s) };
-        if let Err(e) = std::fs::metadata(&p) {
-            return Err(SysError::io(format!("bind mount source {} for {}", p.display(), shown.display()), &e));
+    let source: Option<PathBuf> = bind.then(|| bind_source(m, bundle));
+    let mut source_is_dir = false;
+    if let Some(p) = &source {
+        let step = || format!("bind mount source {} for {}", p.display(), shown.display());
+        match opened {
+            Some(Ok(fd)) => source_is_dir = fstat(fd.as_raw_fd())?.st_mode & libc::S_IFMT == libc::S_IFDIR,
+            Some(Err(errno)) => return Err(SysError::from_errno(step(), errno)),
+            None => match std::fs::metadata(p) {
+                Ok(md) => source_is_dir = md.is_dir(),
+                Err(e) => return Err(SysError::io(step(), &e)),
+            },
         }
-        Some(p)
-    } else {
-        None
-    };
+    }
 
-    let target = if bind && !source.as_ref().is_some_and(|s| s.is_dir()) {
-        create_file_in_root(root, &dest)?
-    } else {
-        mkdir_all_in_root(root, &dest)?
-    };
+    let target =
+        if bind && !source_is_dir { create_file_in_root(root, &dest)? } else { mkdir_all_in_root(root, &dest)? };
     let tpath = fd_path(target.as_raw_fd());
     let step = |what: &str| format!("{what} {} on {} ({typ})", source_name(m, &source), shown.display());
 
     if bind {
-        let src = crate::sys::cstr(source.as_ref().unwrap())?;
+        let src = match opened {
+            Some(Ok(fd)) => fd_path(fd.as_raw_fd()),
+            _ => crate::sys::cstr(source.as_ref().unwrap())?,
+        };
         let f = libc::MS_BIND | (o.flags & libc::MS_REC);
         mount(Some(&src), &tpath, None, f, None, || step("bind mount"))?;
         let remount_flags = o.flags & !(libc::MS_BIND | libc::MS_REC | libc::MS_REMOUNT);
@@ -75,7 +101,7 @@ pub fn mount_entry(root: RawFd, m: &Mount, bundle: &Path) -> SysResult<()> {
         let data = if o.data.is_empty() { None } else { Some(data.as_c_str()) };
         // For tmpcopyup, keep a handle on the image's directory before covering it.
         let below = if o.copyup && typ == "tmpfs" { Some(super::paths::reopen_dir(&target)?) } else { None };
-        let flags = if below.is_some() { o.flags & !libc::MS_RDONLY } else { o.flags };
+        let flags = if below.is_some() || defer_ro { o.flags & !libc::MS_RDONLY } else { o.flags };
         let r = mount(Some(&src), &tpath, Some(&fstype), flags, data, || step("mount"));
         match r {
             // In a user namespace the kernel may refuse a fresh sysfs (mount_too_revealing):
@@ -88,7 +114,7 @@ pub fn mount_entry(root: RawFd, m: &Mount, bundle: &Path) -> SysResult<()> {
                 let t = reopen(root, &dest)?;
                 let fl = libc::MS_BIND | libc::MS_REMOUNT | (o.flags & !libc::MS_REC) | statvfs_flags(t.as_raw_fd());
                 mount(None, &fd_path(t.as_raw_fd()), None, fl, None, || step("remount /sys bind"))?;
-                return finish(root, &dest, &o, &shown);
+                return finish(root, &dest, &o, &shown).map(|()| false);
             }
             r => r.map_err(|e| hint_for(e, typ))?,
         }
@@ -97,7 +123,7 @@ pub fn mount_entry(root: RawFd, m: &Mount, bundle: &Path) -> SysResult<()> {
             super::copy::copy_tree(below.as_raw_fd(), above.as_raw_fd())
                 .map_err(|e| SysError { step: format!("tmpcopyup into {}: {}", shown.display(), e.step), ..e })?;
         }
-        if flags != o.flags {
+        if flags != o.flags && !defer_ro {
             let t = reopen(root, &dest)?;
             mount(None, &fd_path(t.as_raw_fd()), None, libc::MS_REMOUNT | o.flags, data, || step("remount read-only"))?;
         }
@@ -106,7 +132,8 @@ pub fn mount_entry(root: RawFd, m: &Mount, bundle: &Path) -> SysResult<()> {
             check_fs_magic(t.as_raw_fd(), typ, &shown)?;
         }
     }
-    finish(root, &dest, &o, &shown)
+    finish(root, &dest, &o, &shown)?;
+    Ok(defer_ro)
 }
 
 fn hint_for(e: SysError, typ: &str) -> SysError {
@@ -158,7 +185,12 @@ struct MountAttr {
 
 /// `mount_setattr(2)` on an fd (recursive with `AT_RECURSIVE`).
 pub fn mount_setattr(fd: RawFd, set: u64, clr: u64, recursive: bool) -> SysResult<()> {
-    let attr = MountAttr { attr_set: set, attr_clr: clr, propagation: 0, userns_fd: 0 };
+    mount_setattr_prop(fd, set, clr, 0, recursive)
+}
+
+/// `mount_setattr(2)` that also sets the propagation (`MS_PRIVATE`, ..., 0 to keep it).
+pub fn mount_setattr_prop(fd: RawFd, set: u64, clr: u64, propagation: libc::c_ulong, recursive: bool) -> SysResult<()> {
+    let attr = MountAttr { attr_set: set, attr_clr: clr, propagation, userns_fd: 0 };
     let flags = libc::AT_EMPTY_PATH | if recursive { libc::AT_RECURSIVE } else { 0 };
     // SAFETY: "" is a valid C string; attr lives across the call and its size is passed.
     let r = unsafe {

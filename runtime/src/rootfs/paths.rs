@@ -200,6 +200,18 @@ pub fn fstat(fd: RawFd) -> SysResult<libc::stat> {
     Ok(st)
 }
 
+/// The id of the mount `fd` is on (`statx` `STATX_MNT_ID`, as in /proc/self/mountinfo).
+pub fn mount_id(fd: RawFd) -> SysResult<u64> {
+    // SAFETY: zeroed statx is a valid out-buffer.
+    let mut st: libc::statx = unsafe { std::mem::zeroed() };
+    // SAFETY: "" with AT_EMPTY_PATH on our fd; st is valid for writes.
+    let r = unsafe { libc::statx(fd, c"".as_ptr(), libc::AT_EMPTY_PATH, libc::STATX_MNT_ID, &mut st) };
+    if r < 0 || st.stx_mask & libc::STATX_MNT_ID == 0 {
+        return Err(SysError::last(format!("statx fd {fd} (mount id)")));
+    }
+    Ok(st.stx_mnt_id)
+}
+
 /// A C string for a path, for messages and syscalls.
 pub fn c(p: &Path) -> SysResult<CString> {
     crate::sys::cstr(p)

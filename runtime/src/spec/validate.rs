@@ -76,6 +76,13 @@ pub fn validate(spec: &Spec, path: &Path) -> Result<(), SpecError> {
         if userns && spec.namespace("user").and_then(|n| n.path.as_ref()).is_none() && linux.uid_mappings.is_empty() {
             return Err(bad("linux.uidMappings", "a new user namespace needs uidMappings and gidMappings".into()));
         }
+        // Without a mount namespace the container shares the runtime's mounts: masking
+        // or remounting there would change the host (runc refuses the same way).
+        let restricted = !linux.masked_paths.is_empty() || !linux.readonly_paths.is_empty();
+        if restricted && !seen.contains("mount") {
+            let field = if linux.masked_paths.is_empty() { "linux.readonlyPaths" } else { "linux.maskedPaths" };
+            return Err(bad(field, "unable to restrict sys entries without a private MNT namespace".into()));
+        }
         if spec.hostname.as_deref().is_some_and(|h| !h.is_empty()) && !seen.contains("uts") {
             return Err(bad("hostname", "setting a hostname needs a new uts namespace".into()));
         }
@@ -159,11 +166,25 @@ mod tests {
         "root":{"path":"rootfs","readonly":true},"hostname":"runc",
         "mounts":[{"destination":"/proc","type":"proc","source":"proc"}],
         "linux":{"resources":{"devices":[{"allow":false,"access":"rwm"}]},
-        "namespaces":[{"type":"pid"},{"type":"uts"}],"maskedPaths":["/proc/kcore"]}}"#;
+        "namespaces":[{"type":"pid"},{"type":"uts"},{"type":"mount"}],"maskedPaths":["/proc/kcore"]}}"#;
         let s: Spec = serde_json::from_str(j).unwrap();
         validate(&s, Path::new("config.json")).unwrap();
         assert_eq!(s.process.as_ref().unwrap().rlimits[0].hard, 1024);
         assert!(s.namespace("pid").is_some());
+    }
+
+    #[test]
+    fn masked_paths_need_a_mount_namespace() {
+        let j = r#"{"ociVersion":"1.0.0","root":{"path":"r"},"linux":{"namespaces":[{"type":"pid"}],
+        "readonlyPaths":["/proc/sys"]}}"#;
+        let s: Spec = serde_json::from_str(j).unwrap();
+        let e = validate(&s, Path::new("c.json")).unwrap_err().to_string();
+        assert!(
+            e.contains("linux.readonlyPaths: unable to restrict sys entries without a private MNT namespace"),
+            "{e}"
+        );
+        let j = r#"{"ociVersion":"1.0.0","root":{"path":"r"},"linux":{"namespaces":[{"type":"pid"}]}}"#;
+        validate(&serde_json::from_str(j).unwrap(), Path::new("c.json")).unwrap();
     }
 
     #[test]
