@@ -334,7 +334,8 @@ async fn exec_tty(
     let listener = tokio::net::UnixListener::bind(&sock)
         .map_err(|e| Error::unknown(format!("console socket {}: {e}", sock.display())))?;
     let _rm = RemoveOnDrop(sock.clone());
-    cmd.arg("-t").arg("--console-socket").arg(&sock).arg(id).args(args);
+    // As containerd: an exec with a terminal gets TERM=xterm.
+    cmd.arg("-t").arg("--env").arg("TERM=xterm").arg("--console-socket").arg(&sock).arg(id).args(args);
     cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).kill_on_drop(true);
     let mut child = cmd.spawn().map_err(|e| Error::unknown(format!("run capsa exec: {e}")))?;
     let master = tokio::select! {
@@ -412,35 +413,15 @@ struct ShimConn(AsyncFd<OwnedFd>);
 
 impl ShimConn {
     fn connect(state_dir: &Path) -> io::Result<ShimConn> {
-        let path = state_dir.join("attach");
-        let bytes = path.as_os_str().as_encoded_bytes();
-        // SAFETY: sockaddr_un is plain data; zeroed is a valid value.
-        let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
-        if bytes.len() >= addr.sun_path.len() {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, "attach socket path too long"));
-        }
-        addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
-        for (i, b) in bytes.iter().enumerate() {
-            addr.sun_path[i] = *b as libc::c_char;
-        }
-        // SAFETY: plain socket creation; the fd is owned right after.
-        let fd = unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC, 0) };
+        let c = shimproto::AttachClient::connect(state_dir)?;
+        // SAFETY: dup of the client's open fd; the copy is owned right after.
+        let fd = unsafe { libc::fcntl(c.fd, libc::F_DUPFD_CLOEXEC, 0) };
         if fd < 0 {
             return Err(io::Error::last_os_error());
         }
+        drop(c);
         // SAFETY: a fresh fd nothing else owns.
         let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        // SAFETY: connect with a sockaddr_un we filled and its size.
-        let r = unsafe {
-            libc::connect(
-                fd.as_raw_fd(),
-                (&addr as *const libc::sockaddr_un).cast(),
-                std::mem::size_of_val(&addr) as u32,
-            )
-        };
-        if r != 0 {
-            return Err(io::Error::last_os_error());
-        }
         // SAFETY: F_GETFL/F_SETFL on our fd.
         unsafe {
             let fl = libc::fcntl(fd.as_raw_fd(), libc::F_GETFL);

@@ -114,9 +114,17 @@ pub struct AttachClient {
 
 impl AttachClient {
     pub fn connect(state_dir: &Path) -> io::Result<AttachClient> {
+        use std::os::fd::AsRawFd;
         use std::os::unix::ffi::OsStrExt;
         let p = state_dir.join("attach");
-        Ok(AttachClient { fd: sys::unix_connect(p.as_os_str().as_bytes(), libc::SOCK_SEQPACKET)? })
+        if p.as_os_str().len() < 100 {
+            return Ok(AttachClient { fd: sys::unix_connect(p.as_os_str().as_bytes(), libc::SOCK_SEQPACKET)? });
+        }
+        // Longer than a sockaddr_un holds (108 bytes): the same socket through the
+        // directory's fd, `/proc/self/fd/N/attach`.
+        let dir = std::fs::File::open(state_dir)?;
+        let short = format!("/proc/self/fd/{}/attach", dir.as_raw_fd());
+        Ok(AttachClient { fd: sys::unix_connect(short.as_bytes(), libc::SOCK_SEQPACKET)? })
     }
 
     fn send(&self, ty: u8, payload: &[u8]) -> io::Result<()> {

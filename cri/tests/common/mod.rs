@@ -273,10 +273,16 @@ impl Cri {
 
     /// `crictl ARGS` against this daemon.
     pub fn crictl(&self, args: &[&str]) -> Out {
+        run(&mut self.crictl_cmd(args))
+    }
+
+    /// The crictl command, run in the test's network namespace (where the streaming
+    /// server's URLs point).
+    pub fn crictl_cmd(&self, args: &[&str]) -> Command {
         let ep = format!("unix://{}", self.socket().display());
-        run(Command::new(crictl_bin())
-            .args(["--timeout", "120s", "--runtime-endpoint", &ep, "--image-endpoint", &ep])
-            .args(args))
+        let mut full = vec!["--timeout", "120s", "--runtime-endpoint", &ep, "--image-endpoint", &ep];
+        full.extend_from_slice(args);
+        self.ns.command(&crictl_bin(), &full)
     }
 
     /// `crictl ARGS`, which must succeed; its stdout.
