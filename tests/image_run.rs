@@ -1,13 +1,14 @@
 //! Images end to end (root, real kernel): import from an OCI layout and both
 //! `docker save` formats, run (`capsa run IMAGE CMD`), the 100th container
 //! costs what the first does (overlay over shared snapshots, nothing copied),
-//! unpack / bundle, whiteouts through overlay, and bad input that must leave
-//! the store as it was.
+//! unpack / bundle, whiteouts through overlay, the default seccomp profile and
+//! `--security-opt`, and bad input that must leave the store as it was.
 //!
 //! Every test has its own store and state root in a temp dir; a guard
 //! unmounts container rootfs and removes everything even when a test fails.
 
 mod image_common;
+mod syscall_helper;
 
 use image_common::{run, sh, Out};
 use std::fs;
@@ -350,4 +351,121 @@ fn bad_input_leaves_the_store_untouched() {
     assert!(o.code != 0 && o.stderr.contains("unpack layer"), "{}", o.stderr);
     assert_eq!(env.count("snapshots"), 0, "a half snapshot was left");
     assert_eq!(env.count("containers"), 0, "the container directory was left");
+}
+
+/// Image-mode containers run under the RuntimeDefault seccomp profile: ordinary
+/// commands work; keyctl, add_key, unshare and mount (no CAP_SYS_ADMIN) get EPERM
+/// from the filter, clone3 ENOSYS (glibc falls back to clone);
+/// `--security-opt seccomp=unconfined` lifts it; `seccomp=FILE` applies that
+/// file (OCI or docker format, podman's own profile included); a bad FILE is a
+/// clear error before anything is made. `image bundle` writes the same profile.
+#[test]
+fn default_seccomp_profile_and_security_opt() {
+    if !root_or_skip() {
+        return;
+    }
+    let env = Env::new();
+    let img = env.path("bb");
+    busybox_image(&img);
+    env.ok(&["image", "import", &format!("oci:{}", img.display()), "bb"]);
+    let helper = format!("{}:/h:ro", syscall_helper::dir().display());
+    // getpid; keyctl(KEYCTL_GET_KEYRING_ID, KEY_SPEC_SESSION_KEYRING); add_key(NULL...);
+    // unshare(CLONE_NEWUSER); mount(NULL...); clone3(NULL, 0).
+    let calls = ["39", "250,0,-3", "248", "272,0x10000000", "165", "435"];
+    let run_helper = |opts: &[&str]| {
+        let mut args = vec!["run", "--rm", "-v", &helper];
+        args.extend_from_slice(opts);
+        args.extend(["bb", "/h/syscall"]);
+        args.extend(calls);
+        env.ok(&args).stdout
+    };
+    let (eperm, enosys, efault, einval) =
+        (Some(libc::EPERM), Some(libc::ENOSYS), Some(libc::EFAULT), Some(libc::EINVAL));
+
+    let out = run_helper(&[]);
+    let r = |c| syscall_helper::result_of(&out, c);
+    assert_eq!(
+        [r("39"), r("250,0,-3"), r("248"), r("272,0x10000000"), r("165"), r("435")],
+        [None, eperm, eperm, eperm, eperm, enosys],
+        "{out}"
+    );
+    let o = env.ok(&[
+        "run",
+        "--rm",
+        "bb",
+        "sh",
+        "-c",
+        "grep ^Seccomp: /proc/self/status; ls / | grep -cx bin; date -u +%Y",
+    ]);
+    assert!(o.stdout.starts_with("Seccomp:\t2\n1\n20"), "{}", o.stdout);
+
+    // Unconfined: the same calls reach the kernel (which reads the NULL pointers of
+    // add_key and mount: EFAULT; the user namespace needs no capability).
+    let out = run_helper(&["--security-opt", "seccomp=unconfined"]);
+    let r = |c| syscall_helper::result_of(&out, c);
+    assert_eq!(
+        [r("39"), r("250,0,-3"), r("248"), r("272,0x10000000"), r("165"), r("435")],
+        [None, None, efault, None, efault, einval],
+        "{out}"
+    );
+
+    // A profile file: OCI form (errno 13 for getpid), then docker's format (podman's
+    // own profile allows keyctl).
+    let f = env.path("deny-getpid.json");
+    fs::write(
+        &f,
+        r#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["getpid"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13}]}"#,
+    )
+    .unwrap();
+    let out = run_helper(&["--security-opt", &format!("seccomp={}", f.display())]);
+    let r = |c| syscall_helper::result_of(&out, c);
+    assert_eq!([r("39"), r("250,0,-3")], [Some(libc::EACCES), None], "{out}");
+    let podman = Path::new("/usr/share/containers/seccomp.json");
+    if podman.exists() {
+        let out = run_helper(&["--security-opt", &format!("seccomp={}", podman.display())]);
+        let r = |c| syscall_helper::result_of(&out, c);
+        assert_eq!([r("39"), r("250,0,-3")], [None, None], "{out}");
+    }
+
+    // Bad files: clear errors, nothing made.
+    fs::write(env.path("not.json"), "{oops").unwrap();
+    fs::write(
+        env.path("bad-action.json"),
+        r#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["read"], "action": "SCMP_ACT_EXPLODE"}]}"#,
+    )
+    .unwrap();
+    let cases = [
+        (format!("seccomp={}", env.path("not.json").display()), "not a JSON seccomp profile"),
+        (format!("seccomp={}", env.path("bad-action.json").display()), "unknown action \"SCMP_ACT_EXPLODE\""),
+        (format!("seccomp={}", env.path("missing.json").display()), "No such file or directory"),
+        ("apparmor=unconfined".to_string(), "expected seccomp=unconfined, seccomp=FILE or no-new-privileges"),
+    ];
+    for (opt, want) in cases {
+        for detach in [false, true] {
+            let mut args = vec!["run", "--rm", "--security-opt", &opt, "bb", "true"];
+            if detach {
+                args[1] = "-d";
+            }
+            let o = env.capsa(&args);
+            assert!(o.code != 0 && o.stderr.contains(want), "{opt}: {}", o.stderr);
+            assert_eq!(env.count("containers"), 0, "{opt}: a container was made");
+            let ids = run(Command::new(capsa()).arg("--root").arg(env.path("state")).args(["list", "-q"]));
+            assert_eq!((ids.code, ids.stdout.as_str()), (0, ""), "{opt}: runtime state left");
+        }
+    }
+
+    // image bundle writes the same profile; --security-opt applies there too.
+    let b = env.path("bundle");
+    env.ok(&["image", "bundle", "bb", b.to_str().unwrap()]);
+    let cfg: serde_json::Value = serde_json::from_slice(&fs::read(b.join("config.json")).unwrap()).unwrap();
+    assert_eq!(cfg["linux"]["seccomp"]["defaultAction"], "SCMP_ACT_ERRNO");
+    assert!(cfg["linux"]["seccomp"]["syscalls"][0]["names"].as_array().unwrap().len() > 300);
+    let bad = format!("seccomp={}", env.path("not.json").display());
+    let o = env.capsa(&["image", "bundle", "--security-opt", &bad, "bb", env.path("bundle-bad").to_str().unwrap()]);
+    assert!(o.code != 0 && o.stderr.contains("not a JSON seccomp profile"), "{}", o.stderr);
+    assert!(!env.path("bundle-bad").exists(), "a bad option must not leave an unpacked bundle");
+    let b2 = env.path("bundle2");
+    env.ok(&["image", "bundle", "--security-opt", "seccomp=unconfined", "bb", b2.to_str().unwrap()]);
+    let cfg: serde_json::Value = serde_json::from_slice(&fs::read(b2.join("config.json")).unwrap()).unwrap();
+    assert!(cfg["linux"].get("seccomp").is_none(), "{:#}", cfg["linux"]);
 }

@@ -232,3 +232,24 @@ fn bad_input_changes_nothing() {
     assert_eq!(env.ok(&["ps", "-a", "-q"]).stdout, "");
     assert!(env.leftover_cgroups().is_empty(), "{:?}", env.leftover_cgroups());
 }
+
+/// `run -d` containers run under the RuntimeDefault seccomp profile, and so do the
+/// processes `exec` adds; `--security-opt seccomp=unconfined` runs without one.
+#[test]
+fn detached_containers_get_the_default_seccomp_profile() {
+    if !root_or_skip() {
+        return;
+    }
+    let env = Env::new(false);
+    env.with_busybox();
+    env.ok(&["run", "-d", "--name", "confined", "busybox", "sleep", "300"]);
+    env.ok(&["run", "-d", "--name", "free", "--security-opt", "seccomp=unconfined", "busybox", "sleep", "300"]);
+    for (name, mode) in [("confined", "2"), ("free", "0")] {
+        env.wait_state(name, "running", Duration::from_secs(5));
+        let o = env.ok(&["exec", name, "grep", "^Seccomp:", "/proc/1/status", "/proc/self/status"]);
+        let want = format!("/proc/1/status:Seccomp:\t{mode}\n/proc/self/status:Seccomp:\t{mode}\n");
+        assert_eq!(o.stdout, want, "{name}");
+    }
+    env.ok(&["rm", "-f", "confined", "free"]);
+    assert!(env.leftover_cgroups().is_empty(), "{:?}", env.leftover_cgroups());
+}

@@ -244,3 +244,70 @@ fn delete_kills_at_once_only_inits_that_never_see_the_stop_signal() {
     assert_eq!(env.ok(&["pod", "ls", "-q"]).stdout, "");
     assert_eq!(env.ok(&["ps", "-a", "-q"]).stdout, "");
 }
+
+/// Pod containers run under the RuntimeDefault seccomp profile unless the manifest
+/// says otherwise: `securityContext.seccompProfile` of the pod, overridden by the
+/// container's; `Localhost` profiles come from `<store>/seccomp/`. A missing
+/// Localhost profile is refused before anything is made.
+#[test]
+fn pod_seccomp_profiles() {
+    if !root_or_skip() {
+        return;
+    }
+    let env = Env::new(true);
+    env.with_busybox();
+    let dir = env.store().join("seccomp/profiles");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("no-mkdir.json"),
+        r#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO"}]}"#,
+    )
+    .unwrap();
+    let report = "grep ^Seccomp: /proc/self/status; mkdir /tmp/d 2>&1 && echo mkdir-ok; sleep 300";
+    let container = |name: &str, sc: &str| {
+        format!(
+            "  - name: {name}\n    image: busybox\n    command: [sh, -c, \"{report}\"]\n    securityContext: {sc}\n"
+        )
+    };
+    let pod = |name: &str, sc: &str, containers: &str| {
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\nspec:\n  hostNetwork: true\n  \
+             securityContext: {sc}\n  containers:\n{containers}"
+        )
+    };
+    let m1 = env.path("p1.yaml");
+    std::fs::write(&m1, pod("p1", "{}", &container("plain", "{}"))).unwrap();
+    let m2 = env.path("p2.yaml");
+    let containers = [
+        container("inherits", "{}"),
+        container("default", "{seccompProfile: {type: RuntimeDefault}}"),
+        container("local", "{seccompProfile: {type: Localhost, localhostProfile: profiles/no-mkdir.json}}"),
+    ]
+    .concat();
+    std::fs::write(&m2, pod("p2", "{seccompProfile: {type: Unconfined}}", &containers)).unwrap();
+    env.ok(&["pod", "apply", "-f", m1.to_str().unwrap()]);
+    env.ok(&["pod", "apply", "-f", m2.to_str().unwrap()]);
+    for (name, want) in [
+        ("p1-plain", "Seccomp:\t2\nmkdir-ok\n"),
+        ("p2-inherits", "Seccomp:\t0\nmkdir-ok\n"),
+        ("p2-default", "Seccomp:\t2\nmkdir-ok\n"),
+        ("p2-local", "Seccomp:\t2\nmkdir: can't create directory '/tmp/d': Operation not permitted\n"),
+    ] {
+        let mut got = String::new();
+        let ok = wait_until(Duration::from_secs(10), || {
+            got = env.ok(&["logs", name]).stdout;
+            got.lines().count() >= 2
+        });
+        assert!(ok && got == want, "{name}: {got:?}");
+    }
+    env.ok(&["pod", "rm", "-f", "p1", "p2"]);
+
+    let m3 = env.path("p3.yaml");
+    let c = container("x", "{seccompProfile: {type: Localhost, localhostProfile: missing.json}}");
+    std::fs::write(&m3, pod("p3", "{}", &c)).unwrap();
+    let o = env.fails(&["pod", "apply", "-f", m3.to_str().unwrap()]);
+    assert!(o.stderr.contains("spec.containers \"x\"") && o.stderr.contains("seccomp/missing.json"), "{}", o.stderr);
+    assert_eq!(env.ok(&["pod", "ls", "-q"]).stdout, "");
+    assert_eq!(env.ok(&["ps", "-a", "-q"]).stdout, "");
+    assert!(env.leftover_cgroups().is_empty(), "{:?}", env.leftover_cgroups());
+}

@@ -1,8 +1,10 @@
 //! Isolation properties: no leaked file descriptors, no escape from the
 //! rootfs through cwd or symlinked mount destinations, refusing /proc on a
-//! symlink.
+//! symlink; seccomp's ENOSYS for syscalls newer than the profile; LSM labels
+//! refused on a host without the LSM.
 
 mod common;
+mod syscall_helper;
 
 use common::{Bundle, Rt};
 use serde_json::json;
@@ -419,4 +421,175 @@ fn cap_name(n: u32) -> Option<String> {
         "CHECKPOINT_RESTORE",
     ];
     NAMES.get(n as usize).map(|s| format!("CAP_{s}"))
+}
+
+/// What the syscall helper reports inside a container running `profile` (with
+/// no_new_privs, so the filter is loaded right before exec and only the helper's
+/// own syscalls need allowing).
+fn syscalls_under(profile: serde_json::Value, calls: &[&str]) -> String {
+    syscalls_under_in(&Rt::new(), profile, calls)
+}
+
+fn syscalls_under_in(rt: &Rt, profile: serde_json::Value, calls: &[&str]) -> String {
+    let mut args = vec!["/h/syscall"];
+    args.extend_from_slice(calls);
+    let b = Bundle::new("seccomp-nosys", &args)
+        .edit(|c| {
+            c["process"]["noNewPrivileges"] = json!(true);
+            c["linux"]["seccomp"] = profile;
+        })
+        .bind(syscall_helper::dir(), "/h", &["ro"]);
+    rt.run(&b).ok().stdout
+}
+
+/// What the static syscall helper needs to start and print, plus what runc's Go
+/// init does after loading the filter (to compare with runc). x86_64 names; the
+/// highest is rseq (334).
+const HELPER_SYSCALLS: &str =
+    "execve arch_prctl brk exit_group exit getpid getrandom ioctl mprotect mmap munmap newfstatat fstat \
+     prlimit64 readlink rseq set_robust_list set_tid_address write uname close futex rt_sigprocmask \
+     rt_sigaction rt_sigreturn sigaltstack nanosleep sched_yield getppid gettid tgkill fcntl epoll_ctl \
+     epoll_pwait epoll_create1 read openat madvise clone pipe2 dup3 getdents64 statfs fstatfs lseek \
+     getuid geteuid getgid getegid readlinkat faccessat access waitid wait4 kill socket connect sendmsg \
+     recvmsg writev pread64 setns unshare capget capset prctl setgroups setresuid setresgid chdir fchdir \
+     getcwd umask";
+
+/// runc's ENOSYS stub: with an ERRNO default, a syscall above the highest one the
+/// profile names (for its architectures) gets ENOSYS, so glibc falls back
+/// (faccessat2 → faccessat, clone3 → clone); a syscall below it that the profile
+/// does not allow keeps the default EPERM. Without `architectures` there is no
+/// stub (runc's rule), and a KILL default answers ENOSYS too instead of killing.
+#[test]
+#[cfg(target_arch = "x86_64")]
+fn seccomp_newer_syscalls_get_enosys() {
+    if !common::require_root() {
+        return;
+    }
+    // rseq (334) is the highest syscall the profile names.
+    let profile = |default: &str, arches: bool| {
+        let names: Vec<&str> = HELPER_SYSCALLS.split_whitespace().collect();
+        let mut p = json!({"defaultAction": default, "syscalls": [{"names": names, "action": "SCMP_ACT_ALLOW"}]});
+        if arches {
+            p["architectures"] = json!(["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"]);
+        }
+        p
+    };
+    // getpid (39): allowed; keyctl (250): known, not allowed; faccessat2 (439) and
+    // 1000: above the profile's highest; x32's 1000 (bit 30 set; x32 has its own
+    // maximum: set_robust_list is x32's 530, so x32's faccessat2 stays EPERM, as in runc).
+    let calls = ["39", "250,0,-3", "439,-100,0,0,0", "1000", "0x400003e8", "0x400001b7"];
+    let out = syscalls_under(profile("SCMP_ACT_ERRNO", true), &calls);
+    let r = |c| syscall_helper::result_of(&out, c);
+    assert_eq!(r("39"), None, "{out}");
+    assert_eq!(r("250,0,-3"), Some(libc::EPERM), "{out}");
+    assert_eq!(r("439,-100,0,0,0"), Some(libc::ENOSYS), "{out}");
+    assert_eq!(r("1000"), Some(libc::ENOSYS), "{out}");
+    assert_eq!(r("0x400003e8"), Some(libc::ENOSYS), "{out}");
+    assert_eq!(r("0x400001b7"), Some(libc::EPERM), "{out}");
+
+    // (No x32 call here: without X32 in the filter, libseccomp kills it as a bad arch.)
+    let out = syscalls_under(profile("SCMP_ACT_ERRNO", false), &calls[..4]);
+    let r = |c| syscall_helper::result_of(&out, c);
+    assert_eq!((r("250,0,-3"), r("1000")), (Some(libc::EPERM), Some(libc::EPERM)), "no architectures, no stub: {out}");
+
+    let out = syscalls_under(profile("SCMP_ACT_KILL_PROCESS", true), &["1000", "39"]);
+    let r = |c| syscall_helper::result_of(&out, c);
+    assert_eq!((r("1000"), r("39")), (Some(libc::ENOSYS), None), "{out}");
+}
+/// capsa compiles a profile once per state root (`<root>/.seccomp-cache/`, which
+/// `list` does not show); a damaged cache entry is not used but replaced.
+#[test]
+#[cfg(target_arch = "x86_64")]
+fn seccomp_programs_are_cached() {
+    if !common::require_root() || !common::is_capsa() {
+        return;
+    }
+    let rt = Rt::new();
+    let names: Vec<&str> = HELPER_SYSCALLS.split_whitespace().collect();
+    let profile = json!({"defaultAction": "SCMP_ACT_ERRNO", "architectures": ["SCMP_ARCH_X86_64"],
+                         "syscalls": [{"names": names, "action": "SCMP_ACT_ALLOW"}]});
+    let check = |out: &str| {
+        assert_eq!(syscall_helper::result_of(out, "39"), None, "{out}");
+        assert_eq!(syscall_helper::result_of(out, "250,0,-3"), Some(libc::EPERM), "{out}");
+        assert_eq!(syscall_helper::result_of(out, "1000"), Some(libc::ENOSYS), "{out}");
+    };
+    let cache = rt.root().join(".seccomp-cache");
+    let entries = || -> Vec<std::path::PathBuf> { fs::read_dir(&cache).unwrap().map(|e| e.unwrap().path()).collect() };
+    check(&syscalls_under_in(&rt, profile.clone(), &["39", "250,0,-3", "1000"]));
+    let files = entries();
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert!(rt.list_ids().is_empty());
+    let good = fs::read(&files[0]).unwrap();
+    check(&syscalls_under_in(&rt, profile.clone(), &["39", "250,0,-3", "1000"]));
+    // Damaged (the last instruction, before the checksum, made `ret ALLOW`): not
+    // used, recompiled and rewritten.
+    let mut bad = good.clone();
+    let n = bad.len();
+    bad[n - 16..n - 8].copy_from_slice(&[6, 0, 0, 0, 0, 0, 0xff, 0x7f]);
+    fs::write(&files[0], &bad).unwrap();
+    check(&syscalls_under_in(&rt, profile, &["39", "250,0,-3", "1000"]));
+    assert_eq!(entries(), files);
+    assert_eq!(fs::read(&files[0]).unwrap(), good);
+}
+
+/// A host without AppArmor or SELinux (this one, and CI's): runc refuses a config
+/// that asks for an AppArmor profile, an SELinux process label or a mount label
+/// (exit 1, nothing left behind); so does capsa, naming the field. Skipped on a
+/// host that has the LSM.
+#[test]
+fn lsm_labels_without_the_lsm_are_refused() {
+    if !common::require_root() {
+        return;
+    }
+    let apparmor = std::path::Path::new("/sys/kernel/security/apparmor").exists();
+    let selinux = std::path::Path::new("/sys/fs/selinux/enforce").exists();
+    let cases: [(&str, &str, &str, bool); 3] = [
+        ("process", "apparmorProfile", "docker-default", apparmor),
+        ("process", "selinuxLabel", "system_u:system_r:container_t:s0", selinux),
+        ("linux", "mountLabel", "system_u:object_r:container_file_t:s0", selinux),
+    ];
+    let rt = Rt::new();
+    for (section, field, value, host_has_it) in cases {
+        if host_has_it {
+            eprintln!("skipping {field}: the host has the LSM");
+            continue;
+        }
+        let b = Bundle::new("lsm", &["true"]).edit(|c| c[section][field] = json!(value));
+        let out = rt.run(&b);
+        assert_eq!(out.code, 1, "{field}: {out:?}");
+        if common::is_capsa() {
+            assert!(out.stderr.contains(&format!("{section}.{field}")), "{field}: {}", out.stderr);
+            common::assert_no_leftovers(&rt, &b);
+        }
+    }
+}
+
+/// `exec --apparmor` and `exec --process-label` on a host without the LSM fail
+/// as runc's do (runc: exit 255 with "apparmor failed to apply profile" / "selinux
+/// label is specified ... but selinux is disabled"), and the container runs on.
+#[test]
+fn exec_lsm_flags_without_the_lsm_fail() {
+    if !common::require_root() {
+        return;
+    }
+    if std::path::Path::new("/sys/kernel/security/apparmor").exists()
+        || std::path::Path::new("/sys/fs/selinux/enforce").exists()
+    {
+        eprintln!("skipping: the host has an LSM");
+        return;
+    }
+    let rt = Rt::new();
+    let b = Bundle::new("lsm-exec", &["sleep", "30"]);
+    let _c = rt.start_new(&b);
+    for flag in [["--apparmor", "docker-default"], ["--process-label", "system_u:system_r:container_t:s0"]] {
+        let out = rt.exec(&b.id, &flag, &["true"]);
+        assert_ne!(out.code, 0, "{flag:?}: {out:?}");
+        if common::is_capsa() {
+            let what = if flag[0] == "--apparmor" { "AppArmor" } else { "SELinux" };
+            assert!(out.stderr.contains(what), "{flag:?}: {}", out.stderr);
+        }
+    }
+    // An empty value means "none", as in runc.
+    rt.exec(&b.id, &["--apparmor", ""], &["true"]).ok();
+    assert_eq!(rt.status(&b.id), "running");
 }

@@ -93,16 +93,9 @@ fn read_profile(p: &Path) -> Result<Value> {
     Ok(v)
 }
 
-/// capsa's default seccomp profile for `caps`.
-// TODO(lead, at the merge of the `seccomp` branch): return
-// `Ok(capsa_image::seccomp::default_profile(caps))` here; until then RuntimeDefault is
-// refused with this error rather than silently run unconfined.
+/// capsa's default seccomp profile for `caps` (containerd's and docker's default).
 fn runtime_default(caps: &[String]) -> Result<Value> {
-    let _ = caps;
-    Err(Error::unknown(
-        "seccomp RuntimeDefault: this build has no default profile yet (capsa_image::seccomp); \
-         use Unconfined or a Localhost profile",
-    ))
+    Ok(capsa_image::seccomp::default_profile(caps))
 }
 
 #[cfg(test)]
@@ -141,6 +134,8 @@ mod tests {
         assert_eq!(spec["linux"]["seccomp"]["defaultAction"], "SCMP_ACT_ALLOW");
         apply(&mut spec, &Choice::Unconfined, &[]).unwrap();
         assert!(spec["linux"].get("seccomp").is_none());
+        apply(&mut spec, &Choice::RuntimeDefault, &["CAP_CHOWN".into()]).unwrap();
+        assert_eq!(spec["linux"]["seccomp"]["defaultAction"], "SCMP_ACT_ERRNO");
         std::fs::write(&p, "{}").unwrap();
         assert!(apply(&mut spec, &Choice::Localhost(p.display().to_string()), &[]).is_err());
     }

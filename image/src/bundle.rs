@@ -15,7 +15,10 @@
 //! - Labels → `annotations`, StopSignal → `org.opencontainers.image.stopSignal`;
 //! - `process.terminal`, `root` (`rootfs`, writable), `hostname`, an absolute
 //!   `linux.cgroupsPath`, resources (`--memory`, `--cpus`, `--pids-limit`),
-//!   bind mounts (`-v SRC:DST[:ro]`) and Docker's default capability set.
+//!   bind mounts (`-v SRC:DST[:ro]`) and Docker's default capability set;
+//! - `linux.seccomp`: the default profile ([`crate::seccomp::default_profile`]
+//!   for those capabilities) unless `--security-opt seccomp=unconfined|FILE`;
+//!   `--security-opt no-new-privileges` sets `process.noNewPrivileges`.
 
 use std::path::{Path, PathBuf};
 
@@ -29,7 +32,7 @@ pub const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/u
 pub const ANNOTATION_STOP_SIGNAL: &str = "org.opencontainers.image.stopSignal";
 
 /// Docker's default capabilities for a container.
-const DEFAULT_CAPS: &[&str] = &[
+pub const DEFAULT_CAPS: &[&str] = &[
     "CAP_CHOWN",
     "CAP_DAC_OVERRIDE",
     "CAP_FSETID",
@@ -53,6 +56,41 @@ pub struct BundleError(pub String);
 
 fn err<T>(s: impl Into<String>) -> Result<T, BundleError> {
     Err(BundleError(s.into()))
+}
+
+/// The seccomp profile of a container made from an image.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum Seccomp {
+    /// The default profile ([`crate::seccomp::default_profile`]).
+    #[default]
+    Default,
+    /// No filter (`--security-opt seccomp=unconfined`).
+    Unconfined,
+    /// A profile in docker's format or as OCI `linux.seccomp`, converted for the
+    /// container's capabilities by [`make_spec`].
+    Profile(Value),
+}
+
+/// Applies one `--security-opt` value to `opts`: `seccomp=unconfined`,
+/// `seccomp=FILE` (docker's `seccomp:FILE` too), `no-new-privileges[=true|false]`.
+pub fn apply_security_opt(opts: &mut RunOptions, s: &str) -> Result<(), BundleError> {
+    let (key, value) = s.split_once(['=', ':']).map_or((s, None), |(k, v)| (k, Some(v)));
+    match (key, value) {
+        ("seccomp", Some("unconfined")) => opts.seccomp = Seccomp::Unconfined,
+        ("seccomp", Some(f)) if !f.is_empty() => {
+            let v = crate::seccomp::read_file(Path::new(f))
+                .map_err(|e| BundleError(format!("--security-opt {s:?}: {}", e.0)))?;
+            opts.seccomp = Seccomp::Profile(v);
+        }
+        ("no-new-privileges", None | Some("true")) => opts.no_new_privileges = true,
+        ("no-new-privileges", Some("false")) => opts.no_new_privileges = false,
+        _ => {
+            return err(format!(
+                "--security-opt {s:?}: expected seccomp=unconfined, seccomp=FILE or no-new-privileges[=true|false]"
+            ))
+        }
+    }
+    Ok(())
 }
 
 /// A `-v SRC:DST[:ro|rw]` bind mount.
@@ -133,6 +171,10 @@ pub struct RunOptions {
     pub pids_limit: Option<i64>,
     /// `-v`.
     pub volumes: Vec<Volume>,
+    /// `--security-opt seccomp=...`.
+    pub seccomp: Seccomp,
+    /// `--security-opt no-new-privileges`.
+    pub no_new_privileges: bool,
 }
 
 /// Builds `config.json` from `default_spec`, the image config and `opts`.
@@ -201,6 +243,14 @@ pub fn make_spec(
         None => json!({"uid": 0, "gid": 0}),
     };
 
+    let cap_names: Vec<String> = DEFAULT_CAPS.iter().map(|c| c.to_string()).collect();
+    let seccomp = match &opts.seccomp {
+        Seccomp::Default => Some(crate::seccomp::default_profile(&cap_names)),
+        Seccomp::Unconfined => None,
+        Seccomp::Profile(v) => {
+            Some(crate::seccomp::from_profile(v, &cap_names).map_err(|e| BundleError(e.to_string()))?)
+        }
+    };
     let caps = json!(DEFAULT_CAPS);
     let p = &mut spec["process"];
     p["args"] = json!(args);
@@ -209,6 +259,9 @@ pub fn make_spec(
     p["user"] = user;
     p["terminal"] = json!(opts.terminal);
     p["capabilities"] = json!({"bounding": caps, "effective": caps, "permitted": caps});
+    if opts.no_new_privileges {
+        p["noNewPrivileges"] = json!(true);
+    }
 
     spec["root"] = json!({"path": "rootfs", "readonly": false});
     spec["hostname"] = json!(hostname(&opts.id));
@@ -243,6 +296,14 @@ pub fn make_spec(
     // linux
     let linux = &mut spec["linux"];
     linux["cgroupsPath"] = json!(format!("/capsa/{}", opts.id));
+    match seccomp {
+        Some(s) => linux["seccomp"] = s,
+        None => {
+            if let Some(l) = linux.as_object_mut() {
+                l.remove("seccomp");
+            }
+        }
+    }
     let res = &mut linux["resources"];
     if let Some(m) = opts.memory {
         res["memory"] = json!({"limit": m});
@@ -424,6 +485,52 @@ mod tests {
         assert_eq!(s["linux"]["resources"]["pids"]["limit"], 10);
         assert_eq!(s["mounts"][0]["options"], json!(["rbind", "rprivate", "ro"]));
         assert!(s.get("annotations").is_none());
+    }
+
+    #[test]
+    fn seccomp_and_security_opts() {
+        let r = rootfs();
+        let img = image(ContainerConfig { cmd: Some(vec!["sh".into()]), ..Default::default() });
+        let spec = |o: &RunOptions| make_spec(base(), &img, o, r.path()).unwrap();
+        let mut o = RunOptions { id: "c".into(), ..Default::default() };
+        let s = spec(&o);
+        assert_eq!(
+            s["linux"]["seccomp"],
+            crate::seccomp::default_profile(&DEFAULT_CAPS.iter().map(|c| c.to_string()).collect::<Vec<_>>())
+        );
+        assert!(s["process"].get("noNewPrivileges").is_none());
+
+        apply_security_opt(&mut o, "seccomp=unconfined").unwrap();
+        apply_security_opt(&mut o, "no-new-privileges").unwrap();
+        let mut with_filter = base();
+        with_filter["linux"]["seccomp"] = json!({"defaultAction": "SCMP_ACT_ALLOW"});
+        let s = make_spec(with_filter, &img, &o, r.path()).unwrap();
+        assert!(s["linux"].get("seccomp").is_none(), "unconfined removes any filter");
+        assert_eq!(s["process"]["noNewPrivileges"], true);
+
+        let f = r.path().join("profile.json");
+        std::fs::write(
+            &f,
+            r#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["mount"], "action": "SCMP_ACT_ERRNO",
+                "includes": {"caps": ["CAP_SYS_ADMIN"]}}, {"names": ["keyctl"], "action": "SCMP_ACT_ERRNO"}]}"#,
+        )
+        .unwrap();
+        apply_security_opt(&mut o, &format!("seccomp={}", f.display())).unwrap();
+        assert_eq!(
+            spec(&o)["linux"]["seccomp"],
+            json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["keyctl"], "action": "SCMP_ACT_ERRNO"}]})
+        );
+        apply_security_opt(&mut o, "no-new-privileges=false").unwrap();
+        assert!(!o.no_new_privileges);
+
+        for bad in ["seccomp=", "apparmor=unconfined", "label=disable", "no-new-privileges=maybe"] {
+            let e = apply_security_opt(&mut o, bad).unwrap_err().to_string();
+            assert!(e.starts_with(&format!("--security-opt {bad:?}: expected seccomp=unconfined")), "{e}");
+        }
+        let e = apply_security_opt(&mut o, "seccomp=/nonexistent/p.json").unwrap_err().to_string();
+        assert!(e.contains("read /nonexistent/p.json: No such file or directory"), "{e}");
+        // A bad file leaves the options as they were.
+        assert!(matches!(o.seccomp, Seccomp::Profile(_)));
     }
 
     #[test]

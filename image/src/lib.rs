@@ -11,6 +11,7 @@
 //! - [`progress`]: per-layer progress bars on a terminal;
 //! - [`rootfs`]: container root filesystems (overlay or copy), `unpack`;
 //! - [`bundle`]: image config → runtime `config.json`;
+//! - [`seccomp`]: the default seccomp profile (RuntimeDefault), docker-format profiles;
 //! - [`apply`]: the safe layer applier, capsa's security boundary against
 //!   hostile layers (openat2 `RESOLVE_IN_ROOT`, `*at()` syscalls only).
 
@@ -28,6 +29,7 @@ pub mod progress;
 pub mod reference;
 pub mod registry;
 pub mod rootfs;
+pub mod seccomp;
 mod sniff;
 pub mod store;
 

@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use capsa_image::bundle::RunOptions;
+use capsa_image::bundle::{RunOptions, Seccomp};
 use capsa_image::images::{ImageStore, LocalImage};
 use serde_json::{json, Value};
 
@@ -66,6 +66,14 @@ pub fn apply(
             .map_err(|e| PodError::msg(format!("{origin}: spec.{what} {:?}: image {:?}: {e}", c.name, c.image)))?;
         images.push(img);
     }
+    // Seccomp profiles (Localhost files read and checked), before anything is made.
+    let mut seccomp = std::collections::BTreeMap::new();
+    for (c, init) in &all {
+        let what = if *init { "initContainers" } else { "containers" };
+        let s = crate::seccomp::for_manifest(store, c.seccomp.as_ref().or(pod.seccomp.as_ref()))
+            .map_err(|e| PodError::msg(format!("{origin}: spec.{what} {:?}: {e}", c.name)))?;
+        seccomp.insert(c.name.clone(), s);
+    }
     for (c, _) in &all {
         let n = member_name(&pod.name, &c.name);
         if containers::container_dir(store, &n).exists() {
@@ -103,7 +111,7 @@ pub fn apply(
             let join = pods::join(store, rec)?;
             let mut reqs = Vec::new();
             for (c, img) in pod.containers.iter().zip(&images) {
-                let mut req = request(pod, c, false, img, &join, &vols)?;
+                let mut req = request(pod, c, false, img, &join, &vols, &seccomp[&c.name])?;
                 req.created_only = true;
                 reqs.push(req);
             }
@@ -166,7 +174,7 @@ pub fn apply(
         let vols = make_volumes(store, pod)?;
         let join = pods::join(store, &rec)?;
         for ((c, init), img) in all.iter().zip(&images) {
-            let req = request(pod, c, *init, img, &join, &vols)?;
+            let req = request(pod, c, *init, img, &join, &vols, &seccomp[&c.name])?;
             let name = req.opts.id.clone();
             let pid = containers::run_detached(store, tools, &req, progress)?;
             if *init {
@@ -203,12 +211,13 @@ fn request<'a>(
     img: &'a LocalImage,
     join: &PodJoin,
     vols: &[(String, PathBuf)],
+    seccomp: &Seccomp,
 ) -> Result<Request<'a>> {
     let name = member_name(&pod.name, &c.name);
     Ok(Request {
         image_name: c.image.clone(),
         image: img,
-        opts: run_options(&name, c),
+        opts: RunOptions { seccomp: seccomp.clone(), ..run_options(&name, c) },
         copy: false,
         restart: if init { "no".into() } else { restart_of(pod.restart_policy).into() },
         stdin: false,
@@ -257,6 +266,8 @@ fn run_options(name: &str, c: &ContainerSpec) -> RunOptions {
         cpus: c.cpu_limit,
         pids_limit: None,
         volumes: Vec::new(),
+        seccomp: Seccomp::Default,
+        no_new_privileges: false,
     }
 }
 

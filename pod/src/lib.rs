@@ -6,6 +6,7 @@
 //! - [`pods`]: pods whose containers share pinned net/ipc/uts namespaces
 //!   ([`netns`]), networked by standard CNI plugins ([`cni`]), and applied from
 //!   Kubernetes `v1/Pod` manifests ([`manifest`], [`apply`]).
+//! - [`seccomp`]: the seccomp profile of each container, checked before it is made.
 
 pub mod apply;
 pub mod cni;
@@ -17,6 +18,7 @@ pub mod netns;
 pub mod pidns;
 pub mod pods;
 pub mod runtime_cli;
+pub mod seccomp;
 pub mod signals;
 
 pub use error::{PodError, Result};

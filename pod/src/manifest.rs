@@ -12,6 +12,9 @@ use std::net::IpAddr;
 use serde::Deserialize;
 use serde_yaml::{Mapping, Value};
 
+mod security;
+pub use security::SeccompProfile;
+
 /// A validated pod.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PodManifest {
@@ -31,6 +34,8 @@ pub struct PodManifest {
     pub host_network: bool,
     /// `spec.hostname`; `None` means the pod name.
     pub hostname: Option<String>,
+    /// `spec.securityContext.seccompProfile` (containers may override it).
+    pub seccomp: Option<SeccompProfile>,
 }
 
 /// `spec.restartPolicy`; Kubernetes' default is `Always`.
@@ -68,6 +73,8 @@ pub struct ContainerSpec {
     pub memory_limit: Option<i64>,
     /// `volumeMounts`.
     pub volume_mounts: Vec<VolumeMount>,
+    /// `securityContext.seccompProfile` (overrides the pod's).
+    pub seccomp: Option<SeccompProfile>,
 }
 
 /// One entry of a container's `ports`.
@@ -654,7 +661,8 @@ const METADATA_IGNORED: &[&str] = &[
     "selfLink",
 ];
 
-const SPEC_FIELDS: &[&str] = &["containers", "initContainers", "volumes", "restartPolicy", "hostNetwork", "hostname"];
+const SPEC_FIELDS: &[&str] =
+    &["containers", "initContainers", "volumes", "restartPolicy", "hostNetwork", "hostname", "securityContext"];
 const SPEC_IGNORED: &[&str] = &[
     "terminationGracePeriodSeconds",
     "activeDeadlineSeconds",
@@ -682,7 +690,6 @@ const SPEC_IGNORED: &[&str] = &[
     "serviceAccount",
     "automountServiceAccountToken",
     "imagePullSecrets",
-    "securityContext",
     "hostPID",
     "hostIPC",
     "hostUsers",
@@ -693,14 +700,13 @@ const SPEC_IGNORED: &[&str] = &[
 ];
 
 const CONTAINER_FIELDS: &[&str] =
-    &["name", "image", "command", "args", "env", "workingDir", "ports", "resources", "volumeMounts"];
+    &["name", "image", "command", "args", "env", "workingDir", "ports", "resources", "volumeMounts", "securityContext"];
 const CONTAINER_IGNORED: &[&str] = &[
     "imagePullPolicy",
     "livenessProbe",
     "readinessProbe",
     "startupProbe",
     "lifecycle",
-    "securityContext",
     "terminationMessagePath",
     "terminationMessagePolicy",
     "stdin",
@@ -824,6 +830,7 @@ fn parse_pod(ctx: &mut Ctx, doc: &Value) -> Option<PodManifest> {
         restart_policy: spec.restart_policy,
         host_network: spec.host_network,
         hostname: spec.hostname,
+        seccomp: spec.seccomp,
     })
 }
 
@@ -895,6 +902,7 @@ struct SpecParts {
     restart_policy: RestartPolicy,
     host_network: bool,
     hostname: Option<String>,
+    seccomp: Option<SeccompProfile>,
 }
 
 fn parse_spec(ctx: &mut Ctx, v: &Value) -> Option<SpecParts> {
@@ -906,6 +914,7 @@ fn parse_spec(ctx: &mut Ctx, v: &Value) -> Option<SpecParts> {
     let mut restart_policy = RestartPolicy::Always;
     let mut host_network = false;
     let mut hostname = None;
+    let mut seccomp = None;
     for (key, v) in fields(ctx, "spec", m) {
         let p = join("spec", key);
         match key {
@@ -922,6 +931,7 @@ fn parse_spec(ctx: &mut Ctx, v: &Value) -> Option<SpecParts> {
             },
             "hostNetwork" => host_network = as_bool(ctx, &p, v).unwrap_or(false),
             "hostname" => hostname = as_string(ctx, &p, v).filter(|h| check_dns_label(ctx, &p, "hostname", h)),
+            "securityContext" => seccomp = security::parse(ctx, &p, v),
             k if SPEC_IGNORED.contains(&k) => ctx.ignored(&p),
             k => ctx.unknown(&p, k, &[SPEC_FIELDS, SPEC_IGNORED]),
         }
@@ -934,7 +944,7 @@ fn parse_spec(ctx: &mut Ctx, v: &Value) -> Option<SpecParts> {
         _ => {}
     }
     check_refs(ctx, &refs, host_network);
-    Some(SpecParts { containers, init_containers, volumes, restart_policy, host_network, hostname })
+    Some(SpecParts { containers, init_containers, volumes, restart_policy, host_network, hostname, seccomp })
 }
 
 fn check_refs(ctx: &mut Ctx, refs: &PodRefs, host_network: bool) {
@@ -1000,6 +1010,7 @@ fn parse_container(ctx: &mut Ctx, path: &str, v: &Value, init: bool, refs: &mut 
         cpu_limit: None,
         memory_limit: None,
         volume_mounts: Vec::new(),
+        seccomp: None,
     };
     let (mut has_name, mut has_image) = (false, false);
     for (key, v) in fields(ctx, path, m) {
@@ -1033,6 +1044,7 @@ fn parse_container(ctx: &mut Ctx, path: &str, v: &Value, init: bool, refs: &mut 
             "ports" => c.ports = parse_ports(ctx, &p, v, refs),
             "resources" => (c.cpu_limit, c.memory_limit) = parse_resources(ctx, &p, v),
             "volumeMounts" => c.volume_mounts = parse_mounts(ctx, &p, v, refs),
+            "securityContext" => c.seccomp = security::parse(ctx, &p, v),
             k if CONTAINER_IGNORED.contains(&k) => ctx.ignored(&p),
             k if CONTAINER_UNSUPPORTED.contains(&k) => ctx.unsupported(&p),
             k => ctx.unknown(&p, k, &[CONTAINER_FIELDS, CONTAINER_IGNORED, CONTAINER_UNSUPPORTED]),
@@ -1413,6 +1425,7 @@ metadata:
 spec:
   restartPolicy: OnFailure
   hostname: box
+  securityContext: {seccompProfile: {type: RuntimeDefault}}
   volumes:
     - name: scratch
       emptyDir: {medium: Memory, sizeLimit: 1Gi}
@@ -1441,6 +1454,7 @@ spec:
       volumeMounts:
         - {name: scratch, mountPath: /tmp}
         - {name: host, mountPath: /data, readOnly: true, subPath: sub/dir}
+      securityContext: {seccompProfile: {type: Unconfined}}
 "#;
         let parsed = ok(yaml);
         assert_eq!(parsed.warnings, Vec::<String>::new());
@@ -1484,6 +1498,7 @@ spec:
                         sub_path: Some("sub/dir".into()),
                     },
                 ],
+                seccomp: Some(SeccompProfile::Unconfined),
             }],
             init_containers: vec![ContainerSpec {
                 name: "setup".into(),
@@ -1496,6 +1511,7 @@ spec:
                 cpu_limit: None,
                 memory_limit: None,
                 volume_mounts: vec![],
+                seccomp: None,
             }],
             volumes: vec![
                 Volume {
@@ -1511,6 +1527,7 @@ spec:
             restart_policy: RestartPolicy::OnFailure,
             host_network: false,
             hostname: Some("box".into()),
+            seccomp: Some(SeccompProfile::RuntimeDefault),
         };
         assert_eq!(parsed.pod, expected);
     }
@@ -1648,11 +1665,10 @@ spec:
             "spec.tolerations",
             "spec.dnsPolicy",
             "spec.serviceAccountName",
-            "spec.securityContext",
             "spec.containers[0].imagePullPolicy",
             "spec.containers[0].livenessProbe",
             "spec.containers[0].readinessProbe",
-            "spec.containers[0].securityContext",
+            "spec.containers[0].securityContext.privileged",
             "spec.containers[0].resources.requests",
             "spec.containers[0].resources.limits.ephemeral-storage",
             "spec.containers[0].resources.limits.hugepages-2Mi",

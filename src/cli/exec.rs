@@ -57,6 +57,13 @@ fn build_process(store: &Store, id: &str, command: &[String], a: &Parsed) -> Res
     if a.on("no-new-privs") {
         p.no_new_privileges = true;
     }
+    // As runc: a non-empty flag replaces the container's label.
+    if let Some(v) = a.get("apparmor").filter(|v| !v.is_empty()) {
+        p.apparmor_profile = Some(v.to_string());
+    }
+    if let Some(v) = a.get("process-label").filter(|v| !v.is_empty()) {
+        p.selinux_label = Some(v.to_string());
+    }
     Ok(p)
 }
 

@@ -34,6 +34,13 @@ const CREDS: Flag = flag("creds", None, true, "registry credentials USER:PASSWOR
 const AUTHFILE: Flag =
     flag("authfile", None, true, "docker-style auth file (default: REGISTRY_AUTH_FILE, ~/.docker/config.json)");
 const HELP: Flag = flag("help", Some('h'), false, "print help");
+const SECURITY_OPT: Flag = flag(
+    "security-opt",
+    None,
+    true,
+    "seccomp=unconfined, seccomp=FILE (docker's profile format) or no-new-privileges; repeatable \
+     (default: the RuntimeDefault seccomp profile)",
+);
 
 /// Flags of `capsa image` before its verb.
 pub const IMAGE_TOP: &[Flag] = &[STORE, HELP];
@@ -49,6 +56,7 @@ const RUN: &[Flag] = &[
     flag("cpus", None, true, "CPU limit (1.5 = one and a half CPUs)"),
     flag("pids-limit", None, true, "maximum number of processes"),
     flag("volume", Some('v'), true, "bind mount SRC:DST[:ro]; repeatable"),
+    SECURITY_OPT,
     flag("tty", Some('t'), false, "allocate a terminal"),
     flag("interactive", Some('i'), false, "keep stdin attached (default: /dev/null)"),
     flag("copy", None, false, "copy the layers instead of an overlay mount"),
@@ -83,6 +91,7 @@ const BUNDLE: &[Flag] = &[
     flag("workdir", Some('w'), true, "working directory"),
     flag("user", Some('u'), true, "user[:group]"),
     flag("tty", Some('t'), false, "process.terminal = true"),
+    SECURITY_OPT,
     STORE,
     PLATFORM,
     QUIET,
@@ -299,15 +308,16 @@ pub fn image(top: &Parsed) -> Result<i32> {
             Ok(0)
         }
         ("bundle", [r, dir, cmd @ ..]) => {
-            let img = obtain(&store, r, &p, quiet)?;
             let dir = PathBuf::from(dir);
-            let rootfs = dir.join("rootfs");
-            store.unpack(&img, &rootfs, &mut progress(quiet))?;
             let id = dir.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
             let id: String =
                 id.chars().map(|c| if c.is_ascii_alphanumeric() || "_.-".contains(c) { c } else { '-' }).collect();
+            // Options first: a bad one fails before anything is unpacked.
             let mut o = run_options(&p, &id, cmd)?;
             o.id = if id.is_empty() { "capsa".into() } else { id };
+            let img = obtain(&store, r, &p, quiet)?;
+            let rootfs = dir.join("rootfs");
+            store.unpack(&img, &rootfs, &mut progress(quiet))?;
             let spec = bundle::make_spec(capsa_runtime::spec::default_spec(), &img.config, &o, &rootfs)?;
             let cfg = dir.join("config.json");
             std::fs::write(&cfg, serde_json::to_vec_pretty(&spec)?)
@@ -374,7 +384,7 @@ fn run_options(p: &Parsed, id: &str, cmd: &[String]) -> Result<RunOptions> {
     let num = |f: &str| -> Result<Option<i64>> {
         p.get(f).map(|v| v.parse::<i64>().with_context(|| format!("--{f} {v:?}: expected a number"))).transpose()
     };
-    Ok(RunOptions {
+    let mut o = RunOptions {
         id: id.to_owned(),
         cmd: cmd.to_vec(),
         entrypoint: p.get("entrypoint").map(str::to_owned),
@@ -386,7 +396,14 @@ fn run_options(p: &Parsed, id: &str, cmd: &[String]) -> Result<RunOptions> {
         cpus: p.get("cpus").map(|v| v.parse::<f64>().with_context(|| format!("--cpus {v:?}"))).transpose()?,
         pids_limit: num("pids-limit")?,
         volumes: p.all("volume").iter().map(|v| Volume::parse(v)).collect::<Result<_, _>>()?,
-    })
+        seccomp: Default::default(),
+        no_new_privileges: false,
+    };
+    for s in p.all("security-opt") {
+        bundle::apply_security_opt(&mut o, &s)?;
+    }
+    capsa_pod::seccomp::check(&o.seccomp).context("--security-opt seccomp")?;
+    Ok(o)
 }
 
 /// A fresh container name: `capsa-` and 12 random hex digits.

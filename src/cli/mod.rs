@@ -55,8 +55,8 @@ const EXEC: &[Flag] = &[
     flag("cap", Some('c'), true, "add a capability (repeatable)"),
     flag("no-new-privs", None, false, "set no_new_privs for the process"),
     flag("preserve-fds", None, true, "pass N extra fds to the process"),
-    flag("process-label", None, true, "accepted for runc compatibility; ignored"),
-    flag("apparmor", None, true, "accepted for runc compatibility; ignored"),
+    flag("process-label", None, true, "SELinux label of the process (refused on a host without SELinux)"),
+    flag("apparmor", None, true, "AppArmor profile of the process (refused on a host without AppArmor)"),
     flag("ignore-paused", None, false, "accepted for runc compatibility"),
     flag("help", Some('h'), false, "print help"),
 ];

@@ -186,6 +186,8 @@ pub fn create(store: &Store, opts: &CreateOpts, foreground_tty: bool) -> Result<
         None => None,
     };
 
+    // The seccomp program, compiled once per profile and boot: the init finds it in memory.
+    crate::security::seccomp_cache::warm_in(store.root(), linux.seccomp.as_ref());
     let (parent_chan, child_chan) = Channel::pair()?;
     if let Some(j) = &ns.join_pid {
         namespaces::setns(j)?;

@@ -44,6 +44,7 @@ pub fn exec(store: &Store, id: &str, opts: &ExecOpts) -> Result<Execed> {
     }
     let st = &c.state;
     let p = &opts.process;
+    crate::security::lsm::check(Some(p), None).map_err(|(field, msg)| Error::msg(format!("{field}: {msg}")))?;
     if p.terminal && opts.console_socket.is_none() && opts.detach {
         return Err(Error::msg("exec -t -d needs --console-socket (the pty master is sent there)"));
     }
@@ -77,6 +78,7 @@ pub fn exec(store: &Store, id: &str, opts: &ExecOpts) -> Result<Execed> {
         }
         None => None,
     };
+    crate::security::seccomp_cache::warm_in(store.root(), st.seccomp.as_ref());
     let (parent_chan, child_chan) = Channel::pair()?;
     if let Some(j) = &join_pid {
         namespaces::setns(j)?;

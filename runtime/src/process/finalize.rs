@@ -17,7 +17,7 @@ pub struct Prepared {
     pub argv: Vec<CString>,
     pub envp: Vec<CString>,
     pub caps: Option<CapSets>,
-    pub filter: Option<libseccomp::ScmpFilterContext>,
+    pub filter: Option<seccomp::Program>,
 }
 
 /// Resolve the executable (PATH lookup in the container's env), build argv/envp,
@@ -43,9 +43,7 @@ pub fn prepare(p: &Process, seccomp: Option<&LinuxSeccomp>) -> SysResult<Prepare
         None => None,
     };
     let filter = match seccomp {
-        Some(s) => {
-            Some(seccomp::build_filter(s).map_err(|e| SysError::msg("build the seccomp filter", e.to_string()))?)
-        }
+        Some(s) => Some(seccomp::compile(s).map_err(|e| SysError::msg("build the seccomp filter", e.to_string()))?),
         None => None,
     };
     Ok(Prepared { exe: CString::new(exe.as_os_str().as_bytes()).unwrap_or_default(), argv, envp, caps, filter })
@@ -119,6 +117,7 @@ fn sec(step: &str) -> impl Fn(crate::security::SecurityError) -> SysError + '_ {
 
 fn finalize(p: &Process, prep: &Prepared, preserve_fds: i32) -> SysResult<()> {
     fd_hygiene(preserve_fds)?;
+    crate::security::lsm::apply_exec_labels(p).map_err(sec("apply the LSM labels"))?;
     let u = &p.user;
     if let Some(c) = &prep.caps {
         caps::drop_bounding(c).map_err(sec("drop the capability bounding set"))?;

@@ -1,13 +1,16 @@
-//! Process security setup for the container init: capabilities, rlimits and
-//! seccomp.
+//! Process security setup for the container init: capabilities, rlimits,
+//! seccomp and LSM labels.
 //!
 //! Everything in here is meant to run in the container's init process after
 //! fork (single-threaded, shortly before exec). Each failing kernel request
 //! reports what was asked and the errno.
 
 pub mod caps;
+pub mod lsm;
 pub mod rlimits;
 pub mod seccomp;
+pub mod seccomp_bpf;
+pub mod seccomp_cache;
 
 use std::io;
 

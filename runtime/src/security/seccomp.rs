@@ -7,13 +7,17 @@
 //!   libseccomp rule per condition (OR); distinct indexes make one rule (AND);
 //! - `SCMP_ACT_KILL` means kill-thread; ERRNO/TRACE without `errnoRet` use EPERM;
 //! - the filter's NO_NEW_PRIVS attribute is off: the runtime sets
-//!   no_new_privs itself when the spec asks for it.
+//!   no_new_privs itself when the spec asks for it;
+//! - the program loaded is libseccomp's with runc's ENOSYS stub in front
+//!   ([`super::seccomp_bpf`]), compiled once per profile and boot
+//!   ([`super::seccomp_cache`]).
 //!
 //! SCMP_ACT_NOTIFY and `listenerPath` are rejected as unsupported.
 
 use libseccomp::{ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterAttr, ScmpFilterContext, ScmpSyscall};
 use serde::{Deserialize, Serialize};
 
+pub use super::seccomp_bpf::Program;
 use super::SecurityError;
 
 /// OCI `linux.seccomp`.
@@ -101,7 +105,7 @@ fn parse_flag(flag: &str) -> Result<ScmpFilterAttr, SecurityError> {
     }
 }
 
-fn parse_arch(arch: &str) -> Result<ScmpArch, SecurityError> {
+pub(crate) fn parse_arch(arch: &str) -> Result<ScmpArch, SecurityError> {
     ARCHES
         .iter()
         .find(|(n, _)| *n == arch)
@@ -273,17 +277,23 @@ fn add_call(ctx: &mut ScmpFilterContext, call: &LinuxSyscall, default: ScmpActio
     Ok(())
 }
 
-/// Loads the filter into the calling process (seccomp(SECCOMP_SET_MODE_FILTER)).
+/// Compiles the profile into the program capsa loads: libseccomp's filter with
+/// runc's ENOSYS stub in front (see [`super::seccomp_bpf`]).
+/// A program prepared by [`super::seccomp_cache::warm`] in the runtime process
+/// before it cloned this one is used as is.
+pub fn compile(spec: &LinuxSeccomp) -> Result<Program, SecurityError> {
+    if let Some(p) = super::seccomp_cache::memoized(spec) {
+        return Ok(p);
+    }
+    let ctx = build_filter(spec)?;
+    Program::new(spec, &ctx)
+}
+
+/// Loads the program into the calling process (seccomp(SECCOMP_SET_MODE_FILTER)).
 /// Without no_new_privs this needs CAP_SYS_ADMIN, so load it before dropping
 /// capabilities in that case (as runc does).
-pub fn load(ctx: &ScmpFilterContext) -> Result<(), SecurityError> {
-    ctx.load().map_err(|e| {
-        let errno = e.sysrawrc().map_or(libc::ECANCELED, i32::abs);
-        SecurityError::Syscall {
-            op: "seccomp_load(SECCOMP_SET_MODE_FILTER)".to_string(),
-            err: std::io::Error::from_raw_os_error(errno),
-        }
-    })
+pub fn load(prog: &Program) -> Result<(), SecurityError> {
+    prog.load().map(drop)
 }
 
 #[cfg(test)]
@@ -311,8 +321,8 @@ mod tests {
         LinuxSeccomp { default_action: "SCMP_ACT_ALLOW".into(), syscalls: Some(rules), ..Default::default() }
     }
 
-    fn build(r: LinuxSyscall) -> ScmpFilterContext {
-        build_filter(&allow_with(vec![r])).unwrap()
+    fn build(r: LinuxSyscall) -> Program {
+        compile(&allow_with(vec![r])).unwrap()
     }
 
     fn pfc(ctx: &ScmpFilterContext) -> String {
@@ -480,8 +490,9 @@ mod tests {
     #[test]
     #[cfg(target_arch = "x86_64")]
     fn realistic_profile_in_child() {
-        use libc::{SYS_clone3, SYS_getpid, SYS_getpriority, SYS_mkdir, SYS_personality};
-        let ctx = build_filter(&profile()).unwrap();
+        use libc::{SYS_clone3, SYS_faccessat2, SYS_getpid, SYS_getpriority, SYS_mkdir, SYS_personality};
+        let ctx = compile(&profile()).unwrap();
+        assert!(ctx.stub_len() > 0, "an ERRNO default with architectures gets the ENOSYS stub");
         let dir = c"/tmp/capsa-seccomp-denied".as_ptr() as libc::c_long;
         // (label, syscall, args, expected errno or None for success)
         let cases = [
@@ -494,6 +505,11 @@ mod tests {
             ("getpriority(PGRP, 0)", SYS_getpriority, [1, 0], Some(libc::EPERM)),
             ("clone3", SYS_clone3, [0, 0], Some(libc::ENOSYS)),
             ("reboot", libc::SYS_reboot, [0, 0], Some(libc::EPERM)),
+            // Above the highest syscall the profile names (clone3, 435): ENOSYS, as runc.
+            ("faccessat2", SYS_faccessat2, [0, 0], Some(libc::ENOSYS)),
+            ("syscall 1000", 1000, [0, 0], Some(libc::ENOSYS)),
+            // An x32 number: x32 is listed, its highest named syscall is lower.
+            ("x32 syscall 1000", 0x4000_0000 | 1000, [0, 0], Some(libc::ENOSYS)),
         ];
         assert_child_ok(|| {
             load(&ctx).map_err(|e| e.to_string())?;
@@ -522,6 +538,7 @@ mod tests {
             Err(load(&ctx).map_or_else(|e| e.to_string(), |()| "loaded".into()))
         });
         assert_eq!(outcome, Outcome::Exited(100));
-        assert_eq!(msg, "seccomp_load(SECCOMP_SET_MODE_FILTER): Permission denied (os error 13)");
+        let want = format!("seccomp(SECCOMP_SET_MODE_FILTER, flags 0x0, {} instructions): ", ctx.len());
+        assert_eq!(msg, format!("{want}Permission denied (os error 13)"));
     }
 }

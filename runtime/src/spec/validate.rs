@@ -106,6 +106,8 @@ pub fn validate(spec: &Spec, path: &Path) -> Result<(), SpecError> {
             crate::security::seccomp::validate(s).map_err(|e| bad("linux.seccomp", e.to_string()))?;
         }
     }
+    let mount_label = spec.linux.as_ref().and_then(|l| l.mount_label.as_ref());
+    crate::security::lsm::check(spec.process.as_ref(), mount_label).map_err(|(field, msg)| bad(field, msg))?;
     if let Some(hooks) = &spec.hooks {
         let all = [
             ("prestart", &hooks.prestart),
