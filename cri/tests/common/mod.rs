@@ -227,7 +227,7 @@ impl Cri {
         let p = |r: &str| self.path(r).display().to_string();
         format!(
             "listen = \"{}\"\nstate_dir = \"{}\"\nstore_dir = \"{}\"\nruntime_root = \"{}\"\n{}\n\
-             [cni]\nconf_dir = \"{}\"\nbin_dirs = [\"/usr/lib/cni\", \"/opt/cni/bin\"]\ncache_dir = \"{}\"\n\
+             [cni]\nconf_dir = \"{}\"\nbin_dirs = [\"/usr/lib/cni\", \"/opt/cni/bin\", \"{}\"]\ncache_dir = \"{}\"\n\
              [log]\nlevel = \"debug\"\n",
             p("cri.sock"),
             p("state"),
@@ -235,6 +235,7 @@ impl Cri {
             p("root"),
             self.extra_config,
             p("net.d"),
+            p("cni-bin"),
             p("cni"),
         )
     }
