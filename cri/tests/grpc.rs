@@ -129,7 +129,7 @@ fn grpc_client_events_filters_logs_stats_and_bad_input() {
         assert_eq!(only_a.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(), vec![a.as_str()]);
         assert_eq!(list(PodSandboxFilter { id: b[..10].into(), ..Default::default() }).await.len(), 1);
         let ready = Some(PodSandboxStateValue { state: PodSandboxState::SandboxReady as i32 });
-        assert_eq!(list(PodSandboxFilter { state: ready.clone(), ..Default::default() }).await.len(), 2);
+        assert_eq!(list(PodSandboxFilter { state: ready, ..Default::default() }).await.len(), 2);
 
         // A container writing a line every 0.2 s; created and started events.
         let cfg = container_config(&c, "ticker", "i=0; while true; do i=$((i+1)); echo tick $i; sleep 0.2; done", &[("role", "ticker")]);
