@@ -264,3 +264,67 @@ fn example_pod_of_rootfs_examples_runs_through_crictl() {
     c.ok(&["rmp", &pod_id]);
     assert_eq!(c.mounts(), Vec::<String>::new());
 }
+
+/// A host restart, simulated: with capsa-cri stopped, every process of the pod dies
+/// (shim and container), the pinned namespaces are unmounted and the runtime's state
+/// (a tmpfs under /run) is gone. capsa-cri then reports the sandbox NOTREADY and the
+/// container EXITED, and both can be removed, releasing the pod's IP lease.
+#[test]
+fn after_a_host_restart_sandboxes_are_notready_containers_exited_and_removable() {
+    if !root_or_skip() {
+        return;
+    }
+    let mut c = Cri::new(true, true);
+    c.start();
+    let addr = c.registry.as_ref().unwrap().addr.clone();
+    c.ok(&["pull", &format!("{addr}/busybox:latest")]);
+    let pod_json = c.file("pod.json", &c.pod_config("r"));
+    let pod = c.ok(&["runp", &pod_json]).trim().to_owned();
+    let cfg = c.file("c.json", &c.container_config("sleeper", "exec sleep 100000"));
+    let id = c.ok(&["create", &pod, &cfg, &pod_json]).trim().to_owned();
+    c.ok(&["start", &id]);
+    assert_eq!(state(&c, &id).0, "CONTAINER_RUNNING");
+    let leases = c.path("cni/leases/crinet");
+    let lease_count = || {
+        std::fs::read_dir(&leases)
+            .map(|rd| rd.flatten().filter(|e| e.file_name().to_string_lossy().starts_with("10.")).count())
+            .unwrap_or(0)
+    };
+    assert_eq!(lease_count(), 1);
+    c.stop();
+
+    // The "reboot": processes, mounts, runtime state and cgroups go away.
+    let shim: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(c.path(&format!("store/containers/{id}/shim/shim.json"))).unwrap())
+            .unwrap();
+    // SAFETY: kill(2) of the shim and the container process this test's daemon started.
+    unsafe {
+        libc::kill(shim["pid"].as_i64().unwrap() as i32, libc::SIGKILL);
+        libc::kill(shim["container_pid"].as_i64().unwrap() as i32, libc::SIGKILL);
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let mut ms = c.mounts();
+    ms.sort_by_key(|m| std::cmp::Reverse(m.len()));
+    for m in ms.iter().filter(|m| !m.ends_with("/rootfs")) {
+        let cs = std::ffi::CString::new(m.as_str()).unwrap();
+        // SAFETY: unmounting the pod's pins under the test's own temp dir.
+        unsafe { libc::umount2(cs.as_ptr(), libc::MNT_DETACH) };
+    }
+    let _ = std::fs::remove_dir_all(c.path("root"));
+    let mut cgs = c.leftover_cgroups();
+    cgs.sort_by_key(|p| std::cmp::Reverse(p.as_os_str().len()));
+    for p in cgs {
+        let _ = std::fs::remove_dir(p);
+    }
+
+    c.start();
+    assert!(c.ok(&["pods"]).contains("NotReady"), "{}", c.ok(&["pods"]));
+    let (s, code, reason) = state(&c, &id);
+    assert_eq!((s.as_str(), code, reason.as_str()), ("CONTAINER_EXITED", 255, "Unknown"));
+    c.ok(&["rm", &id]);
+    c.ok(&["stopp", &pod]);
+    c.ok(&["rmp", &pod]);
+    assert_eq!(c.ok(&["pods", "-q"]).trim(), "");
+    assert_eq!(lease_count(), 0, "the pod's IP was released");
+    assert_eq!(c.mounts(), Vec::<String>::new());
+}
