@@ -16,10 +16,8 @@ CARGO ?= cargo
 CARGO_TARGET_DIR ?= target
 RELEASE := $(CARGO_TARGET_DIR)/release
 
-# Binaries every install needs, and binaries installed when they were built (crates
-# being added: cri/ gives capsa-cri; move it to BINS once it is a default member).
-BINS := capsa capsa-image capsa-shim
-OPTIONAL_BINS := capsa-cri
+# Every binary of the workspace (tests/readme.rs checks the list against cargo's).
+BINS := capsa capsa-image capsa-shim capsa-cri
 
 .PHONY: all build install uninstall
 
@@ -34,10 +32,6 @@ install:
 	done
 	install -d "$(DESTDIR)$(BINDIR)"
 	install -m 0755 $(addprefix $(RELEASE)/,$(BINS)) "$(DESTDIR)$(BINDIR)/"
-	@for b in $(OPTIONAL_BINS); do \
-	  if [ -x "$(RELEASE)/$$b" ]; then echo "install -m 0755 $(RELEASE)/$$b $(DESTDIR)$(BINDIR)/"; \
-	    install -m 0755 "$(RELEASE)/$$b" "$(DESTDIR)$(BINDIR)/" || exit 1; fi; \
-	done
 
 uninstall:
-	cd "$(DESTDIR)$(BINDIR)" && rm -f $(BINS) $(OPTIONAL_BINS)
+	cd "$(DESTDIR)$(BINDIR)" && rm -f $(BINS)
