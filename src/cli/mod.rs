@@ -57,7 +57,13 @@ const EXEC: &[Flag] = &[
     flag("preserve-fds", None, true, "pass N extra fds to the process"),
     flag("process-label", None, true, "accepted for runc compatibility; ignored"),
     flag("apparmor", None, true, "accepted for runc compatibility; ignored"),
-    flag("ignore-paused", None, false, "accepted for runc compatibility"),
+    flag("ignore-paused", None, false, "exec into a paused container too (the process runs once it is resumed)"),
+    flag(
+        "cgroup",
+        None,
+        true,
+        "run in an existing sub-cgroup: PATH, or CTRL[,CTRL]:PATH per v1 controller (repeatable)",
+    ),
     flag("help", Some('h'), false, "print help"),
 ];
 

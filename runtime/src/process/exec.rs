@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use super::finalize;
 use super::sync::{Channel, Msg};
+use crate::cgroups::sub::SubCgroups;
 use crate::container::{Status, Store};
 use crate::error::{Error, Result};
 use crate::namespaces::{self, Join};
@@ -19,6 +20,66 @@ pub struct ExecOpts {
     pub pid_file: Option<PathBuf>,
     pub console_socket: Option<PathBuf>,
     pub preserve_fds: i32,
+    /// Exec into a paused container too: the process joins the frozen cgroup
+    /// and runs once the container is resumed (runc's `--ignore-paused`).
+    pub ignore_paused: bool,
+    /// `--cgroup`: sub-cgroups of the container's cgroup to run the process in.
+    pub sub_cgroups: SubCgroups,
+}
+
+/// What kind of failure stopped an exec; it decides `capsa exec`'s exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    /// The runtime could not start the process (runc exits 255).
+    Runtime,
+    /// The program does not exist in the container (127, as shells and docker).
+    NotFound,
+    /// The program exists but cannot be executed (126, as shells and docker).
+    NotExecutable,
+}
+
+impl FailureKind {
+    /// The exit code of `capsa exec` for this failure.
+    pub fn exit_code(self) -> i32 {
+        match self {
+            FailureKind::Runtime => 255,
+            FailureKind::NotFound => 127,
+            FailureKind::NotExecutable => 126,
+        }
+    }
+
+    /// The exec child's `_exit` status that reports this kind to the parent.
+    fn child_status(self) -> i32 {
+        match self {
+            FailureKind::Runtime => 1,
+            k => k.exit_code(),
+        }
+    }
+}
+
+/// A failed exec: the error, and its kind.
+#[derive(Debug)]
+pub struct ExecError {
+    pub kind: FailureKind,
+    pub error: Error,
+}
+
+impl std::fmt::Display for ExecError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.error.fmt(f)
+    }
+}
+
+impl std::error::Error for ExecError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.error.source()
+    }
+}
+
+impl<E: Into<Error>> From<E> for ExecError {
+    fn from(e: E) -> Self {
+        ExecError { kind: FailureKind::Runtime, error: e.into() }
+    }
 }
 
 /// A started exec: its host pid, and the pty master for a foreground terminal.
@@ -30,22 +91,18 @@ pub struct Execed {
 const ORDER: [&str; 7] = ["user", "ipc", "uts", "network", "cgroup", "pid", "mount"];
 
 /// Start the process. The caller waits for it (foreground) or exits (detach).
-pub fn exec(store: &Store, id: &str, opts: &ExecOpts) -> Result<Execed> {
+pub fn exec(store: &Store, id: &str, opts: &ExecOpts) -> Result<Execed, ExecError> {
     let c = crate::lifecycle::load(store, id)?;
-    match c.status {
-        Status::Running | Status::Created => {}
-        s => {
-            return Err(Error::BadState {
-                id: id.into(),
-                status: s.as_str(),
-                op: "exec (the container must be running)",
-            })
-        }
-    }
+    check_status(id, c.status, opts.ignore_paused)?;
     let st = &c.state;
+    let cgroup = match (&st.cgroup, opts.sub_cgroups.is_empty()) {
+        (Some(cg), false) => Some(cg.sub_cgroup(&opts.sub_cgroups).map_err(|e| Error::msg(e.to_string()))?),
+        (None, false) => return Err(Error::msg("--cgroup: the container has no cgroup").into()),
+        (cg, true) => cg.clone(),
+    };
     let p = &opts.process;
     if p.terminal && opts.console_socket.is_none() && opts.detach {
-        return Err(Error::msg("exec -t -d needs --console-socket (the pty master is sent there)"));
+        return Err(Error::msg("exec -t -d needs --console-socket (the pty master is sent there)").into());
     }
     let pid = st.pid.to_string();
     let mut joins = Vec::new();
@@ -78,6 +135,9 @@ pub fn exec(store: &Store, id: &str, opts: &ExecOpts) -> Result<Execed> {
         None => None,
     };
     let (parent_chan, child_chan) = Channel::pair()?;
+    // Non-dumpable before joining the pid namespace: the child is born into it,
+    // visible to the container, and inherits this (CVE-2019-5736).
+    set_non_dumpable()?;
     if let Some(j) = &join_pid {
         namespaces::setns(j)?;
     }
@@ -85,7 +145,7 @@ pub fn exec(store: &Store, id: &str, opts: &ExecOpts) -> Result<Execed> {
     // `tasks` "0", clone3 into the cgroup2 dir): no migration by pid, no RCU wait.
     let mut self_join: Vec<(OwnedFd, PathBuf)> = Vec::new();
     let mut v2_dir: Option<OwnedFd> = None;
-    if let Some(cg) = &st.cgroup {
+    if let Some(cg) = &cgroup {
         let (tasks, v2) = cg.self_join_targets();
         for t in tasks {
             self_join.push((crate::sys::open(&t, libc::O_WRONLY, 0)?, t));
@@ -96,7 +156,7 @@ pub fn exec(store: &Store, id: &str, opts: &ExecOpts) -> Result<Execed> {
     }
     let join_fds: Vec<(RawFd, &std::path::Path)> =
         self_join.iter().map(|(f, p)| (f.as_raw_fd(), p.as_path())).collect();
-    let mut parent_moves = st.cgroup.is_some() && v2_dir.is_none() && join_fds.is_empty();
+    let mut parent_moves = cgroup.is_some() && v2_dir.is_none() && join_fds.is_empty();
     let mut child = match &v2_dir {
         Some(d) => super::create::clone3_into(0, d.as_raw_fd()),
         None => super::create::clone_raw(0),
@@ -108,7 +168,7 @@ pub fn exec(store: &Store, id: &str, opts: &ExecOpts) -> Result<Execed> {
     if child == 0 {
         drop(parent_chan);
         let joined = if parent_moves { None } else { Some(join_fds.as_slice()) };
-        let e = match child_setup(
+        let (e, kind) = match child_setup(
             &joins,
             root.as_raw_fd(),
             console.as_ref().map(|c| c.as_raw_fd()),
@@ -117,19 +177,27 @@ pub fn exec(store: &Store, id: &str, opts: &ExecOpts) -> Result<Execed> {
             st.seccomp.as_ref(),
             p,
         ) {
-            Ok(prep) => finalize::finalize_and_exec(p, &prep, opts.preserve_fds),
-            Err(e) => e,
+            Ok(prep) => {
+                let e = finalize::finalize_and_exec(p, &prep, opts.preserve_fds);
+                let kind = execve_failure(&e, &prep);
+                (e, kind)
+            }
+            Err(e) => {
+                let kind = if program_found(p) { FailureKind::Runtime } else { FailureKind::NotFound };
+                (e, kind)
+            }
         };
         let _ = child_chan.send(&Msg::Error(e));
-        // SAFETY: _exit ends the child without running the parent's destructors.
-        unsafe { libc::_exit(127) };
+        // SAFETY: _exit ends the child without running the parent's destructors;
+        // its status tells the parent the kind of failure.
+        unsafe { libc::_exit(kind.child_status()) };
     }
     let child = check(child, || "fork the exec process".into())?;
     drop(child_chan);
     drop(console);
     drop(self_join);
     if parent_moves {
-        if let Some(cg) = &st.cgroup {
+        if let Some(cg) = &cgroup {
             if let Err(e) = cg.add_pid(child) {
                 kill_reap(child);
                 return Err(e.into());
@@ -141,16 +209,21 @@ pub fn exec(store: &Store, id: &str, opts: &ExecOpts) -> Result<Execed> {
     match parent_chan.recv()? {
         None => {}
         Some(Msg::Error(e)) => {
-            kill_reap(child);
-            return Err(Error::Sys(SysError { step: format!("exec in container {id}: {}", e.step), ..e }));
+            let kind = reap_failed(child);
+            let error = Error::Sys(SysError { step: format!("exec in container {id}: {}", e.step), ..e });
+            return Err(ExecError { kind, error });
         }
         Some(m) => {
             kill_reap(child);
-            return Err(Error::msg(format!("exec: unexpected message {m:?}")));
+            return Err(Error::msg(format!("exec: unexpected message {m:?}")).into());
         }
     }
     if let Some(pf) = &opts.pid_file {
-        super::create::write_pid_file(pf, child)?;
+        // runc kills the process when its pid cannot be recorded.
+        if let Err(e) = super::create::write_pid_file(pf, child) {
+            kill_reap(child);
+            return Err(e.into());
+        }
     }
     let console_master = match tty_pair {
         Some(ours) => Some(super::console::recv_fd(ours.as_raw_fd())?),
@@ -158,6 +231,72 @@ pub fn exec(store: &Store, id: &str, opts: &ExecOpts) -> Result<Execed> {
     };
     Ok(Execed { pid: child, console_master })
 }
+
+/// runc's refusals: stopped (or still creating) and, without `--ignore-paused`,
+/// paused containers.
+fn check_status(id: &str, status: Status, ignore_paused: bool) -> Result<()> {
+    match status {
+        Status::Running | Status::Created => Ok(()),
+        Status::Paused if ignore_paused => Ok(()),
+        Status::Paused => Err(Error::msg(format!(
+            "container {id:?}: cannot exec in a paused container (use --ignore-paused to override)"
+        ))),
+        Status::Stopped => Err(Error::msg(format!("container {id:?}: cannot exec in a stopped container"))),
+        s => Err(Error::BadState { id: id.into(), status: s.as_str(), op: "exec (the container must be running)" }),
+    }
+}
+
+fn set_non_dumpable() -> SysResult<()> {
+    // SAFETY: prctl with integer arguments.
+    check(unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) }, || "prctl(PR_SET_DUMPABLE, 0)".into())?;
+    Ok(())
+}
+
+/// The child failed after sending its error: reap it; its exit status is the kind.
+fn reap_failed(pid: i32) -> FailureKind {
+    let mut status = 0;
+    // SAFETY: waiting for our own child, which _exits right after its message.
+    let r = unsafe { libc::waitpid(pid, &mut status, 0) };
+    if r != pid || !libc::WIFEXITED(status) {
+        return FailureKind::Runtime;
+    }
+    match libc::WEXITSTATUS(status) {
+        126 => FailureKind::NotExecutable,
+        127 => FailureKind::NotFound,
+        _ => FailureKind::Runtime,
+    }
+}
+
+/// The kind of a failure returned by `finalize_and_exec`: a failed execve of the
+/// resolved program is the program's fault (ENOENT there: its interpreter or
+/// loader is missing); any earlier step is the runtime's.
+fn execve_failure(e: &SysError, prep: &finalize::Prepared) -> FailureKind {
+    if e.step != format!("execve {}", prep.exe.to_string_lossy()) {
+        return FailureKind::Runtime;
+    }
+    match e.errno {
+        libc::ENOENT | libc::ENOTDIR => FailureKind::NotFound,
+        _ => FailureKind::NotExecutable,
+    }
+}
+
+/// Whether the program exists in the container (run in the child, chrooted):
+/// a path must exist, a bare name must be an executable file in `$PATH`.
+fn program_found(p: &Process) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    let Some(arg0) = p.args.first() else { return true };
+    if arg0.contains('/') {
+        return std::path::Path::new(&p.cwd).join(arg0).symlink_metadata().is_ok();
+    }
+    let path = p.env.iter().find_map(|e| e.strip_prefix("PATH=")).unwrap_or(DEFAULT_PATH);
+    path.split(':').filter(|d| !d.is_empty()).any(|d| {
+        std::fs::metadata(std::path::Path::new(d).join(arg0))
+            .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    })
+}
+
+/// The `$PATH` a process without one gets (finalize's default).
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 fn kill_reap(pid: i32) {
     // SAFETY: our own child.
@@ -177,9 +316,6 @@ fn child_setup(
     p: &Process,
 ) -> SysResult<finalize::Prepared> {
     finalize::reset_signals();
-    // SAFETY: prctl with integer arguments: keep /proc/<us>/exe (the runtime binary)
-    // out of the container's reach until we exec (CVE-2019-5736).
-    unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
     match self_join {
         Some(files) => {
             for (fd, path) in files {
