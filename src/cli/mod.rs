@@ -8,6 +8,7 @@ mod lifecycle;
 mod logging;
 mod managed;
 mod pod;
+mod sealing;
 mod update;
 
 use std::path::PathBuf;
@@ -257,6 +258,11 @@ pub fn main() -> i32 {
         other => return fail(&format!("--log-format: {other:?} is not text or json")),
     };
     logging::Logger::install(g.on("debug"), json, g.get("log").map(std::path::Path::new));
+    if let Some((name, cargs)) = rest.split_first() {
+        if let Err(code) = sealing::protect(name, cargs) {
+            return code;
+        }
+    }
     match run(&g, rest) {
         Ok(code) => code,
         Err(e) => {
