@@ -183,7 +183,7 @@ pub fn exec(store: &Store, id: &str, opts: &ExecOpts) -> Result<Execed, ExecErro
                 (e, kind)
             }
             Err(e) => {
-                let kind = if program_found(p) { FailureKind::Runtime } else { FailureKind::NotFound };
+                let kind = lookup_failure(&e, p);
                 (e, kind)
             }
         };
@@ -280,23 +280,15 @@ fn execve_failure(e: &SysError, prep: &finalize::Prepared) -> FailureKind {
     }
 }
 
-/// Whether the program exists in the container (run in the child, chrooted):
-/// a path must exist, a bare name must be an executable file in `$PATH`.
-fn program_found(p: &Process) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    let Some(arg0) = p.args.first() else { return true };
-    if arg0.contains('/') {
-        return std::path::Path::new(&p.cwd).join(arg0).symlink_metadata().is_ok();
+/// The kind of a failure of `child_setup`: the program lookup at its end
+/// (`finalize::prepare`, whose errors start `exec "<arg0>"`) failing means the
+/// program is not in the container; any other step is the runtime's.
+fn lookup_failure(e: &SysError, p: &Process) -> FailureKind {
+    match p.args.first() {
+        Some(arg0) if e.step.starts_with(&format!("exec {arg0:?}")) => FailureKind::NotFound,
+        _ => FailureKind::Runtime,
     }
-    let path = p.env.iter().find_map(|e| e.strip_prefix("PATH=")).unwrap_or(DEFAULT_PATH);
-    path.split(':').filter(|d| !d.is_empty()).any(|d| {
-        std::fs::metadata(std::path::Path::new(d).join(arg0))
-            .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-    })
 }
-
-/// The `$PATH` a process without one gets (finalize's default).
-const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 fn kill_reap(pid: i32) {
     // SAFETY: our own child.
