@@ -430,16 +430,12 @@ fn exec_of_proc_self_exe_cannot_write_runtime() {
     assert_binary_safe(&verdict(out.path()), &sum, &ino);
 }
 
-/// `exec` is non-dumpable from before it joins the container's pid namespace
-/// (its child is born there and inherits it) until it exits. Seen from a host
-/// process with the same uid and capabilities but no CAP_SYS_PTRACE: it can
-/// resolve `/proc/<pid>/exe` of the exec'd process (dumpable after execve), not
-/// that of the waiting `exec`.
-#[test]
-fn exec_runtime_is_not_dumpable() {
-    if !common::require_root() || !common::is_capsa() {
-        return;
-    }
+/// Spawns `RT args...` (whose container process is `sleep 20`) with every
+/// capability but CAP_SYS_PTRACE, waits for its child `sleep`, and tells whether
+/// a host process with the same uid and capabilities can resolve
+/// `/proc/<pid>/exe` of (the runtime, its child). Without CAP_SYS_PTRACE that
+/// works for dumpable processes only.
+fn exe_links_resolvable(rt: &Rt, args: &[&str]) -> (bool, bool) {
     const CAP_SYS_PTRACE: libc::c_ulong = 19;
     fn without_ptrace(c: &mut std::process::Command) {
         // SAFETY: prctl with integer arguments, in the forked child before exec.
@@ -452,34 +448,80 @@ fn exec_runtime_is_not_dumpable() {
             });
         }
     }
-    let readable = |pid: u32| {
+    let resolvable = |pid: u32| {
         let mut c = std::process::Command::new("readlink");
         c.arg(format!("/proc/{pid}/exe"));
         without_ptrace(&mut c);
         common::run_cmd(c, common::TIMEOUT).success()
     };
+    let mut cmd = rt.command(args);
+    cmd.stdin(std::process::Stdio::null()).stdout(std::process::Stdio::null());
+    without_ptrace(&mut cmd);
+    let mut runtime = cmd.spawn().unwrap();
+    let pid = runtime.id();
+    let mut child = None;
+    common::wait_until(Duration::from_secs(10), || {
+        let kids = fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+        child = kids
+            .split_whitespace()
+            .filter_map(|k| k.parse::<u32>().ok())
+            .find(|k| fs::read_to_string(format!("/proc/{k}/cmdline")).is_ok_and(|c| c.starts_with("sleep\0")));
+        child.is_some()
+    });
+    let child = child.expect("the container's process never appeared");
+    let seen = (resolvable(pid), resolvable(child));
+    let _ = runtime.kill();
+    let _ = runtime.wait();
+    seen
+}
+
+/// `exec` is non-dumpable from before it joins the container's pid namespace
+/// (its child is born there and inherits it) until it exits, and so is `run`
+/// (its init may be born into a joined pid namespace). The container's process,
+/// dumpable after its execve, shows that the observer could see it otherwise.
+#[test]
+fn runtime_is_not_dumpable_while_it_forks_container_processes() {
+    if !common::require_root() || !common::is_capsa() {
+        return;
+    }
     let rt = Rt::new();
     let b = Bundle::new("exec-dumpable", &["sleep", "30"]);
     let _c = rt.start_new(&b);
-    let mut cmd = rt.command(&["exec", &b.id, "sleep", "20"]);
-    cmd.stdin(std::process::Stdio::null()).stdout(std::process::Stdio::null());
-    without_ptrace(&mut cmd);
-    let mut exec = cmd.spawn().unwrap();
-    let runtime_pid = exec.id();
-    let mut child = None;
-    common::wait_until(Duration::from_secs(10), || {
-        let kids = fs::read_to_string(format!("/proc/{runtime_pid}/task/{runtime_pid}/children")).unwrap_or_default();
-        child = kids
-            .split_whitespace()
-            .next()
-            .and_then(|k| k.parse::<u32>().ok())
-            .filter(|k| fs::read_to_string(format!("/proc/{k}/cmdline")).is_ok_and(|c| c.starts_with("sleep\0")));
-        child.is_some()
-    });
-    let child = child.expect("the exec'd process never appeared");
-    let (runtime_readable, child_readable) = (readable(runtime_pid), readable(child));
-    let _ = exec.kill();
-    let _ = exec.wait();
-    assert!(child_readable, "the observer cannot read even a dumpable process: the check proves nothing");
-    assert!(!runtime_readable, "capsa exec is dumpable while it waits in the container's pid namespace");
+    let (runtime, child) = exe_links_resolvable(&rt, &["exec", &b.id, "sleep", "20"]);
+    assert!(child, "the observer cannot see even a dumpable process: the check proves nothing");
+    assert!(!runtime, "capsa exec is dumpable while it waits in the container's pid namespace");
+
+    let r = Bundle::new("run-dumpable", &["sleep", "20"]);
+    let _g = rt.guard(&r);
+    let (runtime, child) = exe_links_resolvable(&rt, &["run", "--bundle", r.path_str(), &r.id]);
+    assert!(child, "the observer cannot see even a dumpable process: the check proves nothing");
+    assert!(!runtime, "capsa run is dumpable while its init is set up");
+}
+
+/// When no overlayfs can show the binary (here: it was deleted after it
+/// started, as in an upgrade), capsa copies itself into a sealed memfd: the
+/// init of a created container runs from `memfd:capsa`, and the container
+/// works as usual.
+#[test]
+fn sealed_memfd_copy_when_no_overlayfs_can_be_made() {
+    if !common::require_root() || !common::is_capsa() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("capsa");
+    fs::copy(common::runtime(), &copy).unwrap();
+    let keep = fs::File::open(&copy).unwrap();
+    fs::remove_file(&copy).unwrap();
+    let rt = Rt::new();
+    let b = Bundle::new("exe-memfd", &["true"]);
+    let _c = rt.guard(&b);
+    let mut cmd = std::process::Command::new("/proc/self/fd/9");
+    cmd.arg("--root").arg(rt.root()).args(["create", "--bundle", b.path_str(), &b.id]);
+    common::with_inherited_fd(&mut cmd, keep.as_raw_fd(), 9);
+    common::run_cmd(cmd, common::TIMEOUT).ok();
+    let init = rt.pid(&b.id);
+    let exe = fs::read_link(format!("/proc/{init}/exe")).unwrap();
+    assert!(exe.to_string_lossy().starts_with("/memfd:capsa"), "init runs from {}", exe.display());
+    rt.cmd(&["start", &b.id]).ok();
+    rt.wait_status(&b.id, "stopped");
 }
