@@ -533,9 +533,13 @@ fn exec_in_sub_cgroup() {
     for d in &dirs {
         fs::create_dir(d).unwrap();
         // A new v1 cpuset has no cpus or mems: nobody can join it until set.
+        // (On cgroup v2 the file is absent: no controller is enabled below.)
         for f in ["cpuset.cpus", "cpuset.mems"] {
-            if let Ok(v) = fs::read_to_string(d.parent().unwrap().join(f)) {
-                fs::write(d.join(f), v.trim()).unwrap();
+            match fs::read_to_string(d.parent().unwrap().join(f)) {
+                Ok(v) if d.join(f).exists() && fs::read_to_string(d.join(f)).unwrap().trim().is_empty() => {
+                    fs::write(d.join(f), v.trim()).unwrap()
+                }
+                _ => {}
             }
         }
     }
