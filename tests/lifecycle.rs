@@ -5,6 +5,7 @@ mod common;
 use common::{without_ns, Bundle, Rt};
 use serde_json::{json, Value};
 use std::fs;
+use std::path::Path;
 use std::time::Duration;
 
 fn sleeper(prefix: &str) -> Bundle {
@@ -582,4 +583,155 @@ fn memory_limit_too_small_is_named() {
     let out = out.failed();
     assert!(out.stderr.contains("memory limit") && out.stderr.contains("65536"), "{out:?}");
     common::assert_no_leftovers(&rt, &b);
+}
+
+/// runc's exit codes for `exec`: 255 when the runtime cannot start the
+/// process, 1 for a usage error. A pid file that cannot be written fails the
+/// exec and leaves no process behind (runc kills it).
+#[test]
+fn exec_failures_exit_255() {
+    if !common::require_root() {
+        return;
+    }
+    let rt = Rt::new();
+    let b = sleeper("exec-codes");
+    let _c = rt.start_new(&b);
+    let out = rt.exec("capsa-missing", &[], &["true"]);
+    assert_eq!(out.code, 255, "no such container: {out:?}");
+    let out = rt.exec(&b.id, &[], &[]);
+    assert_eq!(out.code, 255, "no command: {out:?}");
+    let out = rt.cmd(&["exec"]);
+    assert_eq!(out.code, 1, "usage error: {out:?}");
+    let out = rt.exec(&b.id, &["-d", "--pid-file", "/nonexistent-dir/exec.pid"], &["sleep", "77"]);
+    assert_eq!(out.code, 255, "bad --pid-file: {out:?}");
+    let left = common::wait_until(Duration::from_secs(5), || {
+        !common::processes_in_cgroup(&b.id)
+            .iter()
+            .any(|p| fs::read_to_string(format!("/proc/{p}/cmdline")).is_ok_and(|c| c == "sleep\x0077\0"))
+    });
+    assert!(left, "the process of a failed exec is still running");
+}
+
+/// A program that is not in the container, or cannot be executed: `exec` exits
+/// 255 like every runtime failure (runc's code, which containerd and podman
+/// expect), and the message says which it is (podman turns it into 127/126).
+#[test]
+fn exec_of_missing_or_non_executable_program() {
+    if !common::require_root() {
+        return;
+    }
+    let rt = Rt::new();
+    let b = sleeper("exec-126");
+    let _c = rt.start_new(&b);
+    for (args, why) in [
+        (&["/nonexistent"][..], "no such file"),
+        (&["no-such-program"], "not found"),
+        (&["./relative-missing"], "no such file"),
+        (&["/etc/passwd"], "permission denied"),
+        (&["/tmp"], "permission denied"),
+    ] {
+        let out = rt.exec(&b.id, &[], args);
+        assert_eq!(out.code, 255, "{args:?}: {out:?}");
+        assert!(out.stderr.to_lowercase().contains(why), "{args:?}: {out:?}");
+    }
+    let out = rt.exec(&b.id, &["--cwd", "/nonexistent"], &["true"]);
+    assert_eq!(out.code, 255, "{out:?}");
+}
+
+/// A paused container refuses `exec` (runc's message, exit 255), unless
+/// `--ignore-paused`: then the process joins the frozen cgroup and runs once
+/// the container is resumed.
+#[test]
+fn exec_into_paused_container() {
+    if !common::require_root() {
+        return;
+    }
+    let rt = Rt::new();
+    let b = sleeper("exec-paused");
+    let _c = rt.start_new(&b);
+    rt.cmd(&["pause", &b.id]).ok();
+    let out = rt.exec(&b.id, &[], &["true"]);
+    assert_eq!(out.code, 255, "{out:?}");
+    assert!(out.stderr.contains("cannot exec in a paused container"), "{out:?}");
+    let mut cmd = rt.command(&["exec", "--ignore-paused", &b.id, "sh", "-c", "echo ran; exit 4"]);
+    cmd.stdin(std::process::Stdio::null()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+    let child = cmd.spawn().unwrap();
+    // Wait until the new process is in the (frozen) cgroup, then resume.
+    let joined = common::wait_until(Duration::from_secs(10), || common::processes_in_cgroup(&b.id).len() >= 2);
+    rt.cmd(&["resume", &b.id]).ok();
+    let out = child.wait_with_output().unwrap();
+    assert!(joined, "the exec'd process never joined the container's cgroup");
+    assert_eq!(out.status.code(), Some(4), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "ran\n");
+}
+
+/// rmdir's the sub-cgroups a test made (before the container's guard runs).
+struct SubCgroups(Vec<std::path::PathBuf>);
+
+impl Drop for SubCgroups {
+    fn drop(&mut self) {
+        for d in self.0.iter().rev() {
+            let _ = fs::remove_dir(d);
+        }
+    }
+}
+
+/// `exec --cgroup SUB`: the process runs in an existing sub-cgroup of the
+/// container's cgroup (every hierarchy; on cgroup v1 also per controller).
+/// Missing sub-cgroups and paths leaving the container's cgroup are refused.
+#[test]
+fn exec_in_sub_cgroup() {
+    if !common::require_root() {
+        return;
+    }
+    let rt = Rt::new();
+    let b = sleeper("exec-cg");
+    let _c = rt.start_new(&b);
+    let dirs: Vec<_> = common::cgroup_hierarchies()
+        .into_iter()
+        .map(|h| h.join(common::CGROUP_PARENT).join(&b.id))
+        .filter(|d| d.is_dir())
+        .map(|d| d.join("sub1"))
+        .collect();
+    assert!(!dirs.is_empty(), "the container has no cgroup");
+    let _subs = SubCgroups(dirs.clone());
+    for d in &dirs {
+        fs::create_dir(d).unwrap();
+        // A new v1 cpuset has no cpus or mems: nobody can join it until set.
+        // (On cgroup v2 the file is absent: no controller is enabled below.)
+        for f in ["cpuset.cpus", "cpuset.mems"] {
+            match fs::read_to_string(d.parent().unwrap().join(f)) {
+                Ok(v) if d.join(f).exists() && fs::read_to_string(d.join(f)).unwrap().trim().is_empty() => {
+                    fs::write(d.join(f), v.trim()).unwrap()
+                }
+                _ => {}
+            }
+        }
+    }
+    let lines = |flags: &[&str]| -> Vec<String> {
+        let out = rt.exec(&b.id, flags, &["cat", "/proc/self/cgroup"]).ok();
+        out.stdout.lines().map(str::to_string).collect()
+    };
+    let mine = format!("/{}/{}", common::CGROUP_PARENT, b.id);
+    for l in lines(&["--cgroup", "sub1"]) {
+        assert!(l.ends_with(&format!("{mine}/sub1")), "not in sub1: {l}");
+    }
+    let v1 = Path::new("/sys/fs/cgroup/memory").join(common::CGROUP_PARENT).join(&b.id).is_dir();
+    if v1 {
+        for l in lines(&["--cgroup", "memory:sub1"]) {
+            let memory = l.split(':').nth(1).is_some_and(|c| c.split(',').any(|c| c == "memory"));
+            assert_eq!(l.ends_with(&format!("{mine}/sub1")), memory, "only memory is in sub1: {l}");
+        }
+    } else {
+        let out = rt.exec(&b.id, &["--cgroup", "memory:sub1"], &["true"]);
+        assert_eq!(out.code, 255, "cgroup v2 has no per-controller paths: {out:?}");
+    }
+    for bad in ["..", "sub1/../..", "no-such-sub"] {
+        let out = rt.exec(&b.id, &["--cgroup", bad], &["true"]);
+        assert_eq!(out.code, 255, "--cgroup {bad}: {out:?}");
+    }
+    if common::is_capsa() {
+        let out = rt.exec(&b.id, &["--cgroup", ".."], &["true"]);
+        assert!(out.stderr.contains(".. is not a sub cgroup path"), "{out:?}");
+    }
 }

@@ -11,7 +11,10 @@ use serde_json::json;
 use std::fs;
 use std::io::Write;
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::symlink;
+use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::time::Duration;
 
 /// Runs the bundle with the runtime process holding `file` at `target`
 /// (without FD_CLOEXEC) and `extra` flags for `run`.
@@ -325,8 +328,8 @@ fn inherited_fd_helper_passes_fd() {
     assert!(fds(&out.stdout).contains(&9), "{out:?}");
 }
 
-/// CVE-2019-5736: until the init execs, it runs the runtime's own binary, so
-/// `/proc/<init>/exe` points at the host's capsa. A second container joined to the
+/// CVE-2019-5736: until the init execs, it runs the runtime's binary (a
+/// protected copy), so `/proc/<init>/exe` leads there. A second container joined to the
 /// first one's user and pid namespaces, with every capability of that user
 /// namespace (CAP_SYS_PTRACE included), must still not open it: the init is
 /// non-dumpable (capsa sets it explicitly; the kernel also clears dumpability when
@@ -350,8 +353,10 @@ fn runtime_binary_unreachable_from_container() {
     common::host("chown", &["-hR", "100000:100000", a.rootfs().to_str().unwrap()]).ok();
     let _ca = rt.create(&a);
     let pid_a = rt.pid(&a.id);
-    let target = fs::read_link(format!("/proc/{pid_a}/exe")).unwrap();
-    assert_eq!(target, common::runtime().canonicalize().unwrap());
+    // Its binary, as the host sees it: capsa's protected copy, not the installed
+    // file (runc's init runs from a memfd too).
+    let exe = fs::metadata(format!("/proc/{pid_a}/exe")).unwrap();
+    assert_ne!(dev_ino(&exe), dev_ino(&fs::metadata(common::runtime()).unwrap()));
     let b = Bundle::sh(
         "exe-guard-b",
         "head -c 4 /proc/1/exe >/dev/null && echo EXE-OPENED; grep CapEff /proc/self/status; echo done",
@@ -593,4 +598,231 @@ fn exec_lsm_flags_without_the_lsm_fail() {
     // An empty value means "none", as in runc.
     rt.exec(&b.id, &["--apparmor", ""], &["true"]).ok();
     assert_eq!(rt.status(&b.id), "running");
+}
+
+fn dev_ino(m: &fs::Metadata) -> String {
+    format!("{}:{}", m.dev(), m.ino())
+}
+
+/// sha256 of a host file, with sha256sum(1).
+fn sha256(p: &Path) -> String {
+    common::host("sha256sum", &[p.to_str().unwrap()]).ok().stdout.split_whitespace().next().unwrap().to_string()
+}
+
+/// Makes `rootfs` a trap for the runtime binary: the host's ELF loader is copied
+/// in and every shared library the runtime needs is a FIFO, so a runtime binary
+/// exec'd inside the container (`#!/proc/self/exe`, `exec /proc/self/exe`) stays
+/// alive, blocked in the loader's open(), until killed: a process whose
+/// `/proc/<pid>/exe` is the runtime binary as the container reaches it.
+fn trap_rootfs(rootfs: &Path) {
+    let rt = common::runtime();
+    let ldd = common::host("ldd", &[rt.to_str().unwrap()]).ok().stdout;
+    let mut libs = Vec::new();
+    let mut loader = None;
+    for l in ldd.lines().map(str::trim) {
+        match l.split_once(" => ") {
+            Some((name, _)) => libs.push(name.to_string()),
+            None if l.starts_with('/') => loader = l.split_whitespace().next().map(str::to_string),
+            None => {}
+        }
+    }
+    let loader = loader.unwrap_or_else(|| panic!("{} is not dynamically linked: {ldd}", rt.display()));
+    assert!(!libs.is_empty(), "no libraries in: {ldd}");
+    let dst = rootfs.join(loader.trim_start_matches('/'));
+    fs::create_dir_all(dst.parent().unwrap()).unwrap();
+    fs::copy(&loader, &dst).unwrap();
+    for dir in ["lib/x86_64-linux-gnu", "usr/lib/x86_64-linux-gnu", "lib64", "usr/lib64", "lib", "usr/lib"] {
+        fs::create_dir_all(rootfs.join(dir)).unwrap();
+        for lib in &libs {
+            common::host("mkfifo", &[rootfs.join(dir).join(lib).to_str().unwrap()]).ok();
+        }
+    }
+}
+
+/// Run inside the container with T = the pid of the trapped runtime process:
+/// keep an fd of its binary, kill it, wait until it no longer runs the binary,
+/// then reopen that fd for writing (CVE-2019-5736's last step) and, when that is
+/// not the host's file itself (a copy), write to it. The host's binary is never
+/// written to: opening it for appending changes nothing, and that is reported.
+const REACH_FOR_THE_BINARY: &str = r#"
+while [ -z "$T" ]; do
+  for p in /proc/[0-9]*; do
+    case "$(tr '\0' ' ' < $p/cmdline 2>/dev/null)" in "/proc/self/exe"*) T=${p#/proc/};; esac
+  done
+  [ -n "$T" ] || sleep 0.05
+done
+exec 3< /proc/$T/exe || { echo NO-OPEN > /out/result; exit 0; }
+id=$(stat -L -c %d:%i /proc/self/fd/3)
+kill -9 $T
+while readlink /proc/$T/exe >/dev/null 2>&1; do sleep 0.01; done
+res=$( (exec 4>>/proc/self/fd/3 || exit 3
+        if [ "$id" = "$HOSTBIN" ]; then echo HOST-BINARY-WRITABLE; exit 0; fi
+        echo -n x >&4 || exit 4
+        echo COPY-WRITABLE) 2>&1 )
+case "$res" in
+  *WRITABLE*) echo "REACHED $id $res" ;;
+  *) echo "WRITE-REFUSED $id $res" ;;
+esac > /out/result
+"#;
+
+/// Waits for the in-container check's verdict.
+fn verdict(out: &Path) -> String {
+    let f = out.join("result");
+    let ok = common::wait_until(common::TIMEOUT, || fs::read_to_string(&f).is_ok_and(|s| s.ends_with('\n')));
+    assert!(ok, "the in-container check never reported");
+    fs::read_to_string(&f).unwrap()
+}
+
+fn assert_binary_safe(verdict: &str, sum_before: &str, ino_before: &str) {
+    assert!(verdict.starts_with("WRITE-REFUSED"), "the container reached the runtime binary: {verdict}");
+    // Busy means someone still runs that very file: no protection of its own.
+    assert!(!verdict.to_lowercase().contains("busy"), "refused only while in use: {verdict}");
+    let rt = common::runtime();
+    assert_eq!(dev_ino(&fs::metadata(&rt).unwrap()), ino_before, "the runtime binary was replaced");
+    assert_eq!(sha256(&rt), sum_before, "the runtime binary changed");
+}
+
+/// A container whose entry point is a script starting `#!/proc/self/exe`: the
+/// kernel runs the binary the init execs from, inside the container. Another
+/// process of the container keeps an fd to it and, once it is gone, reopens it
+/// for writing. It must hold a file other than the host's binary, and writing
+/// must be refused. No pid namespace, so that process outlives the init.
+#[test]
+fn shebang_proc_self_exe_entrypoint_cannot_write_runtime() {
+    if !common::require_root() {
+        return;
+    }
+    let rt = Rt::new();
+    let out = common::host_dir();
+    let bin = common::runtime();
+    let (sum, ino) = (sha256(&bin), dev_ino(&fs::metadata(&bin).unwrap()));
+    let b =
+        Bundle::new("exe-shebang", &["/entry"]).edit(|c| common::without_ns(c, "pid")).bind(out.path(), "/out", &[]);
+    trap_rootfs(&b.rootfs());
+    fs::write(b.rootfs().join("entry"), "#!/proc/self/exe\n").unwrap();
+    fs::set_permissions(b.rootfs().join("entry"), fs::Permissions::from_mode(0o755)).unwrap();
+    let _c = rt.start_new(&b);
+    let init = rt.pid(&b.id).to_string();
+    let env_t = format!("T={init}");
+    let env_bin = format!("HOSTBIN={ino}");
+    rt.exec(&b.id, &["-d", "--env", &env_t, "--env", &env_bin], &["sh", "-c", REACH_FOR_THE_BINARY]).ok();
+    assert_binary_safe(&verdict(out.path()), &sum, &ino);
+}
+
+/// A process exec'd into the container as `/proc/self/exe`: the exec'd child
+/// runs the runtime's binary inside the container. The container's init keeps
+/// an fd to it, kills it, and reopens the fd for writing.
+#[test]
+fn exec_of_proc_self_exe_cannot_write_runtime() {
+    if !common::require_root() {
+        return;
+    }
+    let rt = Rt::new();
+    let out = common::host_dir();
+    let bin = common::runtime();
+    let (sum, ino) = (sha256(&bin), dev_ino(&fs::metadata(&bin).unwrap()));
+    let b = Bundle::sh("exe-exec", REACH_FOR_THE_BINARY)
+        .edit(|c| c["process"]["env"].as_array_mut().unwrap().push(json!(format!("HOSTBIN={ino}"))))
+        .bind(out.path(), "/out", &[]);
+    trap_rootfs(&b.rootfs());
+    let _c = rt.start_new(&b);
+    // -d: the runtime returns once the process runs (blocked in the loader).
+    rt.exec(&b.id, &["-d"], &["/proc/self/exe"]).ok();
+    assert_binary_safe(&verdict(out.path()), &sum, &ino);
+}
+
+/// Spawns `RT args...` (whose container process is `sleep 20`) with every
+/// capability but CAP_SYS_PTRACE, waits for its child `sleep`, and tells whether
+/// a host process with the same uid and capabilities can resolve
+/// `/proc/<pid>/exe` of (the runtime, its child). Without CAP_SYS_PTRACE that
+/// works for dumpable processes only.
+fn exe_links_resolvable(rt: &Rt, args: &[&str]) -> (bool, bool) {
+    const CAP_SYS_PTRACE: libc::c_ulong = 19;
+    fn without_ptrace(c: &mut std::process::Command) {
+        // SAFETY: prctl with integer arguments, in the forked child before exec.
+        unsafe {
+            c.pre_exec(|| {
+                if libc::prctl(libc::PR_CAPBSET_DROP, CAP_SYS_PTRACE, 0, 0, 0) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    }
+    let resolvable = |pid: u32| {
+        let mut c = std::process::Command::new("readlink");
+        c.arg(format!("/proc/{pid}/exe"));
+        without_ptrace(&mut c);
+        common::run_cmd(c, common::TIMEOUT).success()
+    };
+    let mut cmd = rt.command(args);
+    cmd.stdin(std::process::Stdio::null()).stdout(std::process::Stdio::null());
+    without_ptrace(&mut cmd);
+    let mut runtime = cmd.spawn().unwrap();
+    let pid = runtime.id();
+    let mut child = None;
+    common::wait_until(Duration::from_secs(10), || {
+        let kids = fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+        child = kids
+            .split_whitespace()
+            .filter_map(|k| k.parse::<u32>().ok())
+            .find(|k| fs::read_to_string(format!("/proc/{k}/cmdline")).is_ok_and(|c| c.starts_with("sleep\0")));
+        child.is_some()
+    });
+    let child = child.expect("the container's process never appeared");
+    let seen = (resolvable(pid), resolvable(child));
+    let _ = runtime.kill();
+    let _ = runtime.wait();
+    seen
+}
+
+/// `exec` is non-dumpable from before it joins the container's pid namespace
+/// (its child is born there and inherits it) until it exits, and so is `run`
+/// (its init may be born into a joined pid namespace). The container's process,
+/// dumpable after its execve, shows that the observer could see it otherwise.
+#[test]
+fn runtime_is_not_dumpable_while_it_forks_container_processes() {
+    if !common::require_root() || !common::is_capsa() {
+        return;
+    }
+    let rt = Rt::new();
+    let b = Bundle::new("exec-dumpable", &["sleep", "30"]);
+    let _c = rt.start_new(&b);
+    let (runtime, child) = exe_links_resolvable(&rt, &["exec", &b.id, "sleep", "20"]);
+    assert!(child, "the observer cannot see even a dumpable process: the check proves nothing");
+    assert!(!runtime, "capsa exec is dumpable while it waits in the container's pid namespace");
+
+    let r = Bundle::new("run-dumpable", &["sleep", "20"]);
+    let _g = rt.guard(&r);
+    let (runtime, child) = exe_links_resolvable(&rt, &["run", "--bundle", r.path_str(), &r.id]);
+    assert!(child, "the observer cannot see even a dumpable process: the check proves nothing");
+    assert!(!runtime, "capsa run is dumpable while its init is set up");
+}
+
+/// When no overlayfs can show the binary (here: it was deleted after it
+/// started, as in an upgrade), capsa copies itself into a sealed memfd: the
+/// init of a created container runs from `memfd:capsa`, and the container
+/// works as usual.
+#[test]
+fn sealed_memfd_copy_when_no_overlayfs_can_be_made() {
+    if !common::require_root() || !common::is_capsa() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("capsa");
+    fs::copy(common::runtime(), &copy).unwrap();
+    let keep = fs::File::open(&copy).unwrap();
+    fs::remove_file(&copy).unwrap();
+    let rt = Rt::new();
+    let b = Bundle::new("exe-memfd", &["true"]);
+    let _c = rt.guard(&b);
+    let mut cmd = std::process::Command::new("/proc/self/fd/9");
+    cmd.arg("--root").arg(rt.root()).args(["create", "--bundle", b.path_str(), &b.id]);
+    common::with_inherited_fd(&mut cmd, keep.as_raw_fd(), 9);
+    common::run_cmd(cmd, common::TIMEOUT).ok();
+    let init = rt.pid(&b.id);
+    let exe = fs::read_link(format!("/proc/{init}/exe")).unwrap();
+    assert!(exe.to_string_lossy().starts_with("/memfd:capsa"), "init runs from {}", exe.display());
+    rt.cmd(&["start", &b.id]).ok();
+    rt.wait_status(&b.id, "stopped");
 }

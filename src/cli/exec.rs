@@ -1,14 +1,23 @@
 //! `exec`: build the process (from --process or the container's own process plus
 //! flags, as runc does), start it, and wait for it in the foreground.
+//!
+//! Exit codes, as runc's (callers depend on them): usage errors 1; the process's own
+//! status once it runs; 255 when it cannot be started, whatever the reason (a missing
+//! or non-executable program too: the message says which, as runc's does, and
+//! podman/docker turn that message into their 127/126).
 
 use anyhow::{bail, Context, Result};
 
+use capsa_runtime::cgroups::sub::SubCgroups;
 use capsa_runtime::container::Store;
 use capsa_runtime::process::exec::{self as rexec, ExecOpts};
 use capsa_runtime::process::wait;
 use capsa_runtime::spec::Process;
 
 use super::args::Parsed;
+
+/// `capsa exec`'s exit code when the runtime fails (runc's).
+pub const FAILED: i32 = 255;
 
 fn build_process(store: &Store, id: &str, command: &[String], a: &Parsed) -> Result<Process> {
     if let Some(p) = a.get("process") {
@@ -67,21 +76,36 @@ fn build_process(store: &Store, id: &str, command: &[String], a: &Parsed) -> Res
     Ok(p)
 }
 
+/// Parse, start, wait. Errors returned here are usage errors (exit 1); the
+/// others are reported here and give 255.
 pub fn exec(store: &Store, a: &Parsed) -> Result<i32> {
     let (id, command) = a.pos.split_first().context("exec: missing the container id")?;
+    let preserve_fds =
+        a.get("preserve-fds").map(|v| v.parse()).transpose().context("--preserve-fds takes a number")?.unwrap_or(0);
+    match start_and_wait(store, id, command, a, preserve_fds) {
+        Ok(code) => Ok(code),
+        Err(e) => {
+            super::logging::error(&super::error_text(&e));
+            Ok(FAILED)
+        }
+    }
+}
+
+fn start_and_wait(store: &Store, id: &str, command: &[String], a: &Parsed, preserve_fds: i32) -> Result<i32> {
+    let sub_cgroups = SubCgroups::parse(&a.all("cgroup"))?;
     let process = build_process(store, id, command, a)?;
     let detach = a.on("detach");
     if !detach {
         wait::block_signals();
     }
-    let preserve_fds =
-        a.get("preserve-fds").map(|v| v.parse()).transpose().context("--preserve-fds takes a number")?.unwrap_or(0);
     let opts = ExecOpts {
         process,
         detach,
         pid_file: a.get("pid-file").map(Into::into),
         console_socket: a.get("console-socket").map(Into::into),
         preserve_fds,
+        ignore_paused: a.on("ignore-paused"),
+        sub_cgroups,
     };
     let e = rexec::exec(store, id, &opts)?;
     if detach {

@@ -135,6 +135,12 @@ pub fn exec_image_binary() -> Result<i32> {
     Err(err).with_context(|| format!("exec {} (image commands live there; install it next to capsa)", helper.display()))
 }
 
+/// Whether an image-mode `run` is detached (`-d`): the container is then made
+/// by capsa-shim through `capsa create`, not in this process.
+pub fn runs_detached(cargs: &[String]) -> bool {
+    args::parse(cargs, RUN, true).is_ok_and(|p| p.on("detach"))
+}
+
 /// Help for image mode (printed after runc mode's by `capsa run --help`).
 #[cold]
 #[inline(never)]

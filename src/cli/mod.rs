@@ -9,6 +9,7 @@ mod logging;
 mod managed;
 mod out;
 mod pod;
+mod sealing;
 mod update;
 
 use std::path::PathBuf;
@@ -58,7 +59,13 @@ const EXEC: &[Flag] = &[
     flag("preserve-fds", None, true, "pass N extra fds to the process"),
     flag("process-label", None, true, "SELinux label of the process (refused on a host without SELinux)"),
     flag("apparmor", None, true, "AppArmor profile of the process (refused on a host without AppArmor)"),
-    flag("ignore-paused", None, false, "accepted for runc compatibility"),
+    flag("ignore-paused", None, false, "exec into a paused container too (the process runs once it is resumed)"),
+    flag(
+        "cgroup",
+        None,
+        true,
+        "run in an existing sub-cgroup: PATH, or CTRL[,CTRL]:PATH per v1 controller (repeatable)",
+    ),
     flag("help", Some('h'), false, "print help"),
 ];
 
@@ -253,6 +260,11 @@ pub fn main() -> i32 {
         other => return fail(&format!("--log-format: {other:?} is not text or json")),
     };
     logging::Logger::install(g.on("debug"), json, g.get("log").map(std::path::Path::new));
+    if let Some((name, cargs)) = rest.split_first() {
+        if let Err(code) = sealing::protect(name, cargs) {
+            return code;
+        }
+    }
     match run(&g, rest) {
         Ok(code) => code,
         Err(e) => {

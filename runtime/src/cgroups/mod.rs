@@ -16,6 +16,7 @@ mod fsutil;
 pub mod path;
 pub mod resources;
 pub mod stats;
+pub mod sub;
 #[cfg(test)]
 mod tests;
 mod v1;

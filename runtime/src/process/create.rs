@@ -184,6 +184,10 @@ pub fn create(store: &Store, opts: &CreateOpts, foreground_tty: bool) -> Result<
     // The seccomp program, compiled once per profile and boot: the init finds it in memory.
     crate::security::seccomp_cache::warm_in(store.root(), linux.seccomp.as_ref());
     let (parent_chan, child_chan) = Channel::pair()?;
+    // Non-dumpable before the init is born, possibly into a joined pid namespace
+    // where the container's processes see it (CVE-2019-5736; it inherits this).
+    // SAFETY: prctl with integer arguments.
+    check(unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) }, || "prctl(PR_SET_DUMPABLE, 0)".into())?;
     if let Some(j) = &ns.join_pid {
         namespaces::setns(j)?;
     }

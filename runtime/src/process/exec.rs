@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use super::finalize;
 use super::sync::{Channel, Msg};
+use crate::cgroups::sub::SubCgroups;
 use crate::container::{Status, Store};
 use crate::error::{Error, Result};
 use crate::namespaces::{self, Join};
@@ -19,6 +20,11 @@ pub struct ExecOpts {
     pub pid_file: Option<PathBuf>,
     pub console_socket: Option<PathBuf>,
     pub preserve_fds: i32,
+    /// Exec into a paused container too: the process joins the frozen cgroup
+    /// and runs once the container is resumed (runc's `--ignore-paused`).
+    pub ignore_paused: bool,
+    /// `--cgroup`: sub-cgroups of the container's cgroup to run the process in.
+    pub sub_cgroups: SubCgroups,
 }
 
 /// A started exec: its host pid, and the pty master for a foreground terminal.
@@ -33,17 +39,13 @@ const ORDER: [&str; 7] = ["user", "ipc", "uts", "network", "cgroup", "pid", "mou
 pub fn exec(store: &Store, id: &str, opts: &ExecOpts) -> Result<Execed> {
     super::finalize::check_preserved(opts.preserve_fds)?;
     let c = crate::lifecycle::load(store, id)?;
-    match c.status {
-        Status::Running | Status::Created => {}
-        s => {
-            return Err(Error::BadState {
-                id: id.into(),
-                status: s.as_str(),
-                op: "exec (the container must be running)",
-            })
-        }
-    }
+    check_status(id, c.status, opts.ignore_paused)?;
     let st = &c.state;
+    let cgroup = match (&st.cgroup, opts.sub_cgroups.is_empty()) {
+        (Some(cg), false) => Some(cg.sub_cgroup(&opts.sub_cgroups).map_err(|e| Error::msg(e.to_string()))?),
+        (None, false) => return Err(Error::msg("--cgroup: the container has no cgroup")),
+        (cg, true) => cg.clone(),
+    };
     let p = &opts.process;
     crate::security::lsm::check(Some(p), None).map_err(|(field, msg)| Error::msg(format!("{field}: {msg}")))?;
     if p.terminal && opts.console_socket.is_none() && opts.detach {
@@ -81,6 +83,9 @@ pub fn exec(store: &Store, id: &str, opts: &ExecOpts) -> Result<Execed> {
     };
     crate::security::seccomp_cache::warm_in(store.root(), st.seccomp.as_ref());
     let (parent_chan, child_chan) = Channel::pair()?;
+    // Non-dumpable before joining the pid namespace: the child is born into it,
+    // visible to the container, and inherits this (CVE-2019-5736).
+    set_non_dumpable()?;
     if let Some(j) = &join_pid {
         namespaces::setns(j)?;
     }
@@ -88,7 +93,7 @@ pub fn exec(store: &Store, id: &str, opts: &ExecOpts) -> Result<Execed> {
     // `tasks` "0", clone3 into the cgroup2 dir): no migration by pid, no RCU wait.
     let mut self_join: Vec<(OwnedFd, PathBuf)> = Vec::new();
     let mut v2_dir: Option<OwnedFd> = None;
-    if let Some(cg) = &st.cgroup {
+    if let Some(cg) = &cgroup {
         let (tasks, v2) = cg.self_join_targets();
         for t in tasks {
             self_join.push((crate::sys::open(&t, libc::O_WRONLY, 0)?, t));
@@ -99,7 +104,7 @@ pub fn exec(store: &Store, id: &str, opts: &ExecOpts) -> Result<Execed> {
     }
     let join_fds: Vec<(RawFd, &std::path::Path)> =
         self_join.iter().map(|(f, p)| (f.as_raw_fd(), p.as_path())).collect();
-    let mut parent_moves = st.cgroup.is_some() && v2_dir.is_none() && join_fds.is_empty();
+    let mut parent_moves = cgroup.is_some() && v2_dir.is_none() && join_fds.is_empty();
     let mut child = match &v2_dir {
         Some(d) => super::create::clone3_into(0, d.as_raw_fd()),
         None => super::create::clone_raw(0),
@@ -133,7 +138,7 @@ pub fn exec(store: &Store, id: &str, opts: &ExecOpts) -> Result<Execed> {
     drop(console);
     drop(self_join);
     if parent_moves {
-        if let Some(cg) = &st.cgroup {
+        if let Some(cg) = &cgroup {
             if let Err(e) = cg.add_pid(child) {
                 kill_reap(child);
                 return Err(e.into());
@@ -157,13 +162,37 @@ pub fn exec(store: &Store, id: &str, opts: &ExecOpts) -> Result<Execed> {
         }
     }
     if let Some(pf) = &opts.pid_file {
-        super::create::write_pid_file(pf, child)?;
+        // runc kills the process when its pid cannot be recorded.
+        if let Err(e) = super::create::write_pid_file(pf, child) {
+            kill_reap(child);
+            return Err(e);
+        }
     }
     let console_master = match tty_pair {
         Some(ours) => Some(super::console::recv_fd(ours.as_raw_fd())?),
         None => None,
     };
     Ok(Execed { pid: child, console_master })
+}
+
+/// runc's refusals: stopped (or still creating) and, without `--ignore-paused`,
+/// paused containers.
+fn check_status(id: &str, status: Status, ignore_paused: bool) -> Result<()> {
+    match status {
+        Status::Running | Status::Created => Ok(()),
+        Status::Paused if ignore_paused => Ok(()),
+        Status::Paused => Err(Error::msg(format!(
+            "container {id:?}: cannot exec in a paused container (use --ignore-paused to override)"
+        ))),
+        Status::Stopped => Err(Error::msg(format!("container {id:?}: cannot exec in a stopped container"))),
+        s => Err(Error::BadState { id: id.into(), status: s.as_str(), op: "exec (the container must be running)" }),
+    }
+}
+
+fn set_non_dumpable() -> SysResult<()> {
+    // SAFETY: prctl with integer arguments.
+    check(unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) }, || "prctl(PR_SET_DUMPABLE, 0)".into())?;
+    Ok(())
 }
 
 fn kill_reap(pid: i32) {
@@ -184,9 +213,6 @@ fn child_setup(
     p: &Process,
 ) -> SysResult<finalize::Prepared> {
     finalize::reset_signals();
-    // SAFETY: prctl with integer arguments: keep /proc/<us>/exe (the runtime binary)
-    // out of the container's reach until we exec (CVE-2019-5736).
-    unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
     match self_join {
         Some(files) => {
             for (fd, path) in files {

@@ -6,6 +6,7 @@
 //! reports what was asked and the errno.
 
 pub mod caps;
+pub mod exe;
 pub mod lsm;
 pub mod rlimits;
 pub mod seccomp;
