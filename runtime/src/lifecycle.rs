@@ -194,8 +194,8 @@ fn kill_and_wait(st: &State) -> Result<()> {
 
 /// Run poststop hooks, remove the cgroups and the state dir.
 pub fn destroy(store: &Store, st: &State) -> Result<()> {
-    if let Some(base) = st.host_mounts_base {
-        crate::rootfs::release_host_mounts(&st.rootfs, base);
+    if let Some(m) = &st.host_mounts {
+        m.release(&st.rootfs);
     }
     if let Some(cg) = &st.cgroup {
         cg.destroy()?;
