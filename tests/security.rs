@@ -176,6 +176,30 @@ fn no_pivot_hides_host_proc_and_sys() {
     }
 }
 
+/// A full procfs covered by another mount at the same mount point (here a tmpfs)
+/// is hidden too under `--no-pivot`: a path reaches only the cover, so the mounts
+/// there are detached until the procfs itself is gone, not just its cover (which
+/// would uncover it). runc 1.1.5 detaches the cover only.
+#[test]
+fn no_pivot_hides_a_covered_proc() {
+    if !common::require_root() || !common::is_capsa() {
+        return;
+    }
+    let dir = common::host_dir();
+    let p = dir.path().join("proc");
+    fs::create_dir(&p).unwrap();
+    let _mounts = common::UnmountAt(p.clone());
+    let ps = p.to_str().unwrap();
+    common::host("mount", &["-t", "proc", "proc", ps]).ok();
+    common::host("mount", &["-t", "tmpfs", "cover", ps]).ok();
+    let b = Bundle::sh("nopivot-cover", "unshare -Urpf --mount-proc true 2>/dev/null && echo proc-mounted; echo done")
+        .edit(|c| common::add_caps(c, &["CAP_SETFCAP", "CAP_SYS_ADMIN"]));
+    let out = Rt::new().run_with(&b, &["--no-pivot"]).ok().stdout;
+    assert_eq!(out, "done\n");
+    let mi = fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert_eq!(mi.matches(&format!(" {ps} ")).count(), 2, "the host's mounts at {ps} are untouched: {mi}");
+}
+
 /// The container cannot see or signal host processes.
 #[test]
 fn host_processes_are_invisible() {
