@@ -81,7 +81,10 @@ fn run_one(kind: &str, i: usize, h: &Hook, input: &[u8], cwd: Option<&Path>) -> 
 /// hook dies with the runtime (SIGKILL when the thread that forked it exits), rather
 /// than run on unsupervised after a killed `create`. runc sets no death signal.
 fn hook_child_setup(runtime: libc::pid_t) -> std::io::Result<()> {
-    crate::sys::cloexec_from(3).map_err(|e| std::io::Error::from_raw_os_error(e.errno.max(1)))?;
+    // Best effort, as at the container's exec: a startContainer hook starts under the
+    // container's seccomp filter, which may deny close_range, with no /proc to walk
+    // (the init's own fds are close-on-exec already by then).
+    let _ = crate::sys::cloexec_from(3);
     // SAFETY: prctl and getppid with integer arguments.
     unsafe {
         if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) != 0 {

@@ -250,8 +250,8 @@ pub fn recv_with_fd(sock: RawFd, buf: &mut [u8], what: impl Fn() -> String) -> S
 
 /// Mark every fd from `first` up close-on-exec: `close_range(CLOSE_RANGE_CLOEXEC)`,
 /// else (kernels before 5.11, or a seccomp profile that denies it) a walk of
-/// `/proc/self/fd` with fcntl. Allocates nothing, so it may run between fork and exec
-/// (hooks' `pre_exec`).
+/// `/proc/self/fd` with fcntl. Allocates nothing unless it fails, so it may run
+/// between fork and exec (hooks' `pre_exec`).
 pub fn cloexec_from(first: libc::c_uint) -> SysResult<()> {
     const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
     // SAFETY: close_range only changes fd flags.
