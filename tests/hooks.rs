@@ -334,4 +334,6 @@ fn hooks_die_with_a_killed_runtime() {
         unsafe { libc::kill(pid, libc::SIGKILL) };
     }
     assert!(gone, "hook {pid} outlived the killed runtime");
+    rt.cmd(&["delete", "--force", &b.id]).ok();
+    common::assert_no_leftovers(&rt, &b);
 }
