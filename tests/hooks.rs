@@ -1,12 +1,15 @@
 //! OCI hooks: order of the six hook points, state JSON on stdin, env,
-//! failure and timeout handling.
+//! failure and timeout handling, what hooks inherit from the runtime.
 
 mod common;
 
 use common::{Bundle, Rt};
 use serde_json::{json, Value};
 use std::fs;
+use std::os::fd::AsRawFd;
+use std::os::unix::process::CommandExt;
 use std::path::Path;
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 const POINTS: [&str; 6] = ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"];
@@ -271,4 +274,66 @@ fn start_container_hooks_run_under_seccomp() {
         assert!(err.contains("not implemented"), "nnp={nnp}: {err}");
         rt.cmd(&["delete", &b.id]).ok();
     }
+}
+
+/// Hooks get stdio only, as in runc: an fd the runtime's caller left open without
+/// close-on-exec (fd 7 here) does not reach them.
+#[test]
+fn hooks_get_only_stdio() {
+    if !common::require_root() {
+        return;
+    }
+    let rt = Rt::new();
+    let dir = common::host_dir();
+    let d = dir.path().display().to_string();
+    let b = Bundle::new("hook-fds", &["true"])
+        .edit(|c| c["hooks"] = json!({"createRuntime": [sh_hook(&format!("ls /proc/$$/fd > {d}/fds"))]}));
+    let _guard = rt.guard(&b);
+    let file = fs::File::open("/etc/hostname").unwrap();
+    let raw = file.as_raw_fd();
+    let mut cmd = rt.command(&["create", "--bundle", b.path_str(), &b.id]);
+    // SAFETY: dup2 between fork and exec; it leaves fd 7 without close-on-exec.
+    unsafe {
+        cmd.pre_exec(move || if libc::dup2(raw, 7) < 0 { Err(std::io::Error::last_os_error()) } else { Ok(()) });
+    }
+    common::run_cmd(cmd, common::TIMEOUT).ok();
+    let fds = fs::read_to_string(dir.path().join("fds")).unwrap();
+    assert!(!fds.lines().any(|l| l == "7"), "the hook got the caller's fd 7: {fds:?}");
+}
+
+/// A hook dies with the runtime that runs it: after `create` is killed, its
+/// createRuntime hook does not run on, unsupervised. runc 1.1.5 leaves it running.
+#[test]
+fn hooks_die_with_a_killed_runtime() {
+    if !common::require_root() || !common::is_capsa() {
+        return;
+    }
+    let rt = Rt::new();
+    let dir = common::host_dir();
+    let pid_file = dir.path().join("pid");
+    let hook = sh_hook(&format!("echo $$ > {}; exec sleep 60", pid_file.display()));
+    let b = Bundle::new("hook-orphan", &["true"]).edit(|c| c["hooks"] = json!({"createRuntime": [hook]}));
+    let _guard = rt.guard(&b);
+    let mut create = rt.command(&["create", "--bundle", b.path_str(), &b.id]);
+    let mut create = create.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let read_pid = || fs::read_to_string(&pid_file).ok().and_then(|s| s.trim().parse::<i32>().ok());
+    let started = common::wait_until(common::TIMEOUT, || read_pid().is_some());
+    create.kill().unwrap();
+    create.wait().unwrap();
+    assert!(started, "the hook never ran");
+    let pid = read_pid().unwrap();
+    // Running (not a zombie) and still the hook (not a recycled pid).
+    let alive = || {
+        let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let comm_state = stat.split_once(") ").map(|(c, rest)| (c.rsplit('(').next().unwrap_or(""), rest));
+        matches!(comm_state, Some(("sh" | "sleep", rest)) if !rest.starts_with('Z'))
+    };
+    let gone = common::wait_until(common::TIMEOUT, || !alive());
+    if !gone {
+        // SAFETY: kill with integer arguments; the hook this test started.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
+    assert!(gone, "hook {pid} outlived the killed runtime");
+    rt.cmd(&["delete", "--force", &b.id]).ok();
+    common::assert_no_leftovers(&rt, &b);
 }

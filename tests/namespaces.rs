@@ -235,20 +235,13 @@ fn user_namespace_missing_bind_source_is_an_error() {
     common::assert_no_leftovers(&rt, &b);
 }
 
-/// Detaches whatever a runtime left mounted at a test bundle's rootfs in our mount
-/// namespace (runc leaves the mounts of a container without a mount namespace behind).
-struct DetachLeftovers(std::path::PathBuf);
-
-impl Drop for DetachLeftovers {
-    fn drop(&mut self) {
-        let at = format!(" {} ", self.0.display());
-        for _ in 0..16 {
-            if !fs::read_to_string("/proc/self/mountinfo").unwrap_or_default().contains(&at) {
-                return;
-            }
-            let _ = std::process::Command::new("umount").arg("-l").arg(&self.0).status();
-        }
-    }
+/// A bundle without a mount namespace (nor masked or read-only paths), running `args`.
+fn no_mount_ns(prefix: &str, args: &[&str]) -> Bundle {
+    Bundle::new(prefix, args).edit(|c| {
+        common::without_ns(c, "mount");
+        c["linux"]["maskedPaths"] = json!([]);
+        c["linux"]["readonlyPaths"] = json!([]);
+    })
 }
 
 /// Without a mount namespace the container shares the runtime's (the spec allows it;
@@ -267,7 +260,7 @@ fn no_mount_namespace_chroots_into_the_rootfs() {
             c["linux"]["readonlyPaths"] = json!([]);
         });
     fs::write(b.rootfs().join("marker"), "").unwrap();
-    let _detach = DetachLeftovers(b.rootfs());
+    let _detach = common::UnmountAt(b.rootfs());
     let out = rt.run(&b).ok().stdout;
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines[0], "/marker", "{out}");
@@ -299,17 +292,56 @@ fn no_mount_namespace_failed_create_leaves_no_mounts() {
         return;
     }
     let rt = Rt::new();
-    let b = Bundle::new("ns-nomnt-fail", &["true"])
-        .edit(|c| {
-            common::without_ns(c, "mount");
-            c["linux"]["maskedPaths"] = json!([]);
-            c["linux"]["readonlyPaths"] = json!([]);
-        })
+    let b = no_mount_ns("ns-nomnt-fail", &["true"])
         .mount(json!({"destination": "/x", "type": "bind", "source": "/nonexistent/capsa-src", "options": ["bind"]}));
-    let _detach = DetachLeftovers(b.rootfs());
+    let _detach = common::UnmountAt(b.rootfs());
     let (out, _c) = rt.try_create(&b, &[]);
     out.failed();
     common::assert_no_leftovers(&rt, &b);
+}
+
+fn mounts_at(p: &std::path::Path) -> usize {
+    fs::read_to_string("/proc/self/mountinfo").unwrap().matches(&format!(" {} ", p.display())).count()
+}
+
+/// Without a mount namespace `delete` detaches only what the container mounted: a
+/// mount that has taken the place of its rootfs bind since (the bind detached by
+/// someone, another mount made there) is left alone.
+#[test]
+fn no_mount_namespace_delete_leaves_other_mounts_alone() {
+    if !common::require_root() {
+        return;
+    }
+    let rt = Rt::new();
+    let b = no_mount_ns("ns-nomnt-other", &["sleep", "30"]);
+    let rootfs = b.rootfs();
+    let _detach = common::UnmountAt(rootfs.clone());
+    let _c = rt.create(&b);
+    let r = rootfs.to_str().unwrap();
+    common::host("umount", &["-l", r]).ok();
+    common::host("mount", &["-t", "tmpfs", "capsa-test-other", r]).ok();
+    rt.cmd(&["delete", "--force", &b.id]).ok();
+    let mi = fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(mi.contains(&format!(" {r} rw,relatime - tmpfs capsa-test-other ")), "the other mount went: {mi}");
+    assert_eq!(mounts_at(&rootfs), 1, "{mi}");
+}
+
+/// A mount over "/" of a container without a mount namespace stacks on its rootfs
+/// bind in the runtime's namespace: `delete` detaches both (runc leaves its mounts).
+#[test]
+fn no_mount_namespace_mount_over_root_is_removed() {
+    if !common::require_root() || !common::is_capsa() {
+        return;
+    }
+    let rt = Rt::new();
+    let b = no_mount_ns("ns-nomnt-over", &["sleep", "30"]);
+    let rootfs = b.rootfs();
+    let b = b.mount(json!({"destination": "/", "type": "bind", "source": rootfs, "options": ["bind"]}));
+    let _detach = common::UnmountAt(rootfs.clone());
+    let _c = rt.create(&b);
+    assert_eq!(mounts_at(&rootfs), 2, "the rootfs bind and the mount over /");
+    rt.cmd(&["delete", "--force", &b.id]).ok();
+    assert_eq!(mounts_at(&rootfs), 0);
 }
 
 /// Container B joins A's network, IPC and UTS namespaces by path: it sees

@@ -1,6 +1,7 @@
 //! OCI hooks: run a program with the container state on stdin, with a timeout.
 
 use std::io::Write;
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -29,7 +30,6 @@ fn run_one(kind: &str, i: usize, h: &Hook, input: &[u8], cwd: Option<&Path>) -> 
         cmd.current_dir(d);
     }
     if let Some((argv0, rest)) = h.args.split_first() {
-        use std::os::unix::process::CommandExt;
         cmd.arg0(argv0).args(rest);
     }
     cmd.env_clear();
@@ -39,6 +39,11 @@ fn run_one(kind: &str, i: usize, h: &Hook, input: &[u8], cwd: Option<&Path>) -> 
         }
     }
     cmd.stdin(Stdio::piped()).stdout(Stdio::inherit()).stderr(Stdio::piped());
+    // SAFETY: getpid has no preconditions.
+    let runtime = unsafe { libc::getpid() };
+    // SAFETY: the closure runs between fork and exec and only makes syscalls, without
+    // allocating (cloexec_from is written for this).
+    unsafe { cmd.pre_exec(move || hook_child_setup(runtime)) };
     let mut child = cmd.spawn().map_err(|e| SysError::io(format!("start {what}"), &e))?;
     if let Some(mut stdin) = child.stdin.take() {
         // A hook that does not read its stdin is fine: ignore EPIPE.
@@ -69,4 +74,26 @@ fn run_one(kind: &str, i: usize, h: &Hook, input: &[u8], cwd: Option<&Path>) -> 
         }
         std::thread::sleep(Duration::from_millis(2));
     }
+}
+
+/// In the hook's child, before exec: only stdio reaches the hook (runc's hooks get
+/// nothing else; the caller's fds would otherwise leak through the runtime), and the
+/// hook dies with the runtime (SIGKILL when the thread that forked it exits), rather
+/// than run on unsupervised after a killed `create`. runc sets no death signal.
+fn hook_child_setup(runtime: libc::pid_t) -> std::io::Result<()> {
+    // Best effort, as at the container's exec: a startContainer hook starts under the
+    // container's seccomp filter, which may deny close_range, with no /proc to walk
+    // (the init's own fds are close-on-exec already by then).
+    let _ = crate::sys::cloexec_from(3);
+    // SAFETY: prctl and getppid with integer arguments.
+    unsafe {
+        if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // The runtime may have died before the death signal was armed.
+        if libc::getppid() != runtime {
+            libc::_exit(1);
+        }
+    }
+    Ok(())
 }

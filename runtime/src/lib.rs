@@ -10,6 +10,7 @@ pub mod error;
 pub mod events;
 pub mod hooks;
 pub mod lifecycle;
+pub mod mountinfo;
 pub mod namespaces;
 pub mod process;
 pub mod rootfs;

@@ -93,16 +93,6 @@ pub fn kill(store: &Store, id: &str, sig: i32, all: bool) -> Result<()> {
     }
     if all {
         if let Some(cg) = &c.state.cgroup {
-            if sig == 0 {
-                // A liveness probe: no need to freeze the cgroup as a real signal does.
-                for pid in cg.pids()? {
-                    // SAFETY: kill with signal 0 only checks that the process exists.
-                    if unsafe { libc::kill(pid, 0) } < 0 {
-                        tracing::debug!("{}", SysError::last(format!("kill({pid}, 0)")));
-                    }
-                }
-                return Ok(());
-            }
             return Ok(cg.kill_all(sig)?);
         }
     }
@@ -194,8 +184,8 @@ fn kill_and_wait(st: &State) -> Result<()> {
 
 /// Run poststop hooks, remove the cgroups and the state dir.
 pub fn destroy(store: &Store, st: &State) -> Result<()> {
-    if let Some(base) = st.host_mounts_base {
-        crate::rootfs::release_host_mounts(&st.rootfs, base);
+    if let Some(m) = &st.host_mounts {
+        m.release(&st.rootfs);
     }
     if let Some(cg) = &st.cgroup {
         cg.destroy()?;

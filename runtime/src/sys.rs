@@ -169,3 +169,187 @@ pub fn dup2(old: RawFd, new: RawFd) -> SysResult<()> {
     check(unsafe { libc::dup2(old, new) }, || format!("dup2 fd {old} -> {new}"))?;
     Ok(())
 }
+
+/// Room for one SCM_RIGHTS control message carrying one fd (CMSG_SPACE(4) = 24 on
+/// 64-bit Linux), aligned for `struct cmsghdr`.
+#[repr(C, align(8))]
+struct CmsgBuf([u8; 32]);
+
+/// A msghdr over one iovec, with the control buffer when `cbuf` is given.
+fn msghdr(iov: &mut libc::iovec, cbuf: Option<&mut CmsgBuf>) -> libc::msghdr {
+    // SAFETY: msghdr is plain data; zeroed is a valid value.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = iov;
+    msg.msg_iovlen = 1;
+    if let Some(c) = cbuf {
+        msg.msg_control = c.0.as_mut_ptr().cast();
+        msg.msg_controllen = c.0.len();
+    }
+    msg
+}
+
+/// Send `payload` as one message on the unix socket `sock`, with `fd` attached
+/// (SCM_RIGHTS) when given; `what` names the step in errors. The console socket, the
+/// seccomp agent and the bind-source helper all speak this.
+pub fn send_with_fd(sock: RawFd, payload: &[u8], fd: Option<RawFd>, what: impl FnOnce() -> String) -> SysResult<()> {
+    // A stream socket carries no fd without at least one byte of data.
+    let payload = if payload.is_empty() { &[0u8][..] } else { payload };
+    let mut iov = libc::iovec { iov_base: payload.as_ptr().cast_mut().cast(), iov_len: payload.len() };
+    let mut cbuf = CmsgBuf([0; 32]);
+    let mut msg = msghdr(&mut iov, fd.is_some().then_some(&mut cbuf));
+    if let Some(fd) = fd {
+        // SAFETY: CMSG_SPACE is a pure computation; the header it sizes fits in cbuf,
+        // and CMSG_FIRSTHDR points into cbuf, which msg refers to.
+        unsafe {
+            msg.msg_controllen = libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) as usize;
+            let cm = libc::CMSG_FIRSTHDR(&msg);
+            (*cm).cmsg_level = libc::SOL_SOCKET;
+            (*cm).cmsg_type = libc::SCM_RIGHTS;
+            (*cm).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<RawFd>() as u32) as usize;
+            std::ptr::write_unaligned(libc::CMSG_DATA(cm).cast::<RawFd>(), fd);
+        }
+    }
+    // SAFETY: every pointer in msg (payload, iov, cbuf) outlives the call; sendmsg
+    // only reads them.
+    let r = unsafe { libc::sendmsg(sock, &msg, libc::MSG_NOSIGNAL) };
+    if r < 0 {
+        return Err(SysError::last(what()));
+    }
+    Ok(())
+}
+
+/// Receive one message sent with [`send_with_fd`] into `buf`: its length (0 when the
+/// peer is gone) and the fd it carried, if any (close-on-exec).
+pub fn recv_with_fd(sock: RawFd, buf: &mut [u8], what: impl Fn() -> String) -> SysResult<(usize, Option<OwnedFd>)> {
+    let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
+    let mut cbuf = CmsgBuf([0; 32]);
+    let mut msg = msghdr(&mut iov, Some(&mut cbuf));
+    let n = loop {
+        // SAFETY: buf and cbuf outlive the call and msg describes their real sizes.
+        let n = unsafe { libc::recvmsg(sock, &mut msg, libc::MSG_CMSG_CLOEXEC) };
+        if n < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
+            continue;
+        }
+        break n;
+    };
+    if n < 0 {
+        return Err(SysError::last(what()));
+    }
+    // SAFETY: the kernel wrote a valid control message list into cbuf (msg_controllen
+    // says how much); we only read a header inside it and the fd it carries.
+    let fd = unsafe {
+        let cm = libc::CMSG_FIRSTHDR(&msg);
+        if !cm.is_null() && (*cm).cmsg_level == libc::SOL_SOCKET && (*cm).cmsg_type == libc::SCM_RIGHTS {
+            Some(OwnedFd::from_raw_fd(std::ptr::read_unaligned(libc::CMSG_DATA(cm).cast::<RawFd>())))
+        } else {
+            None
+        }
+    };
+    Ok((n as usize, fd))
+}
+
+/// Mark every fd from `first` up close-on-exec: `close_range(CLOSE_RANGE_CLOEXEC)`,
+/// else (kernels before 5.11, or a seccomp profile that denies it) a walk of
+/// `/proc/self/fd` with fcntl. Allocates nothing unless it fails, so it may run
+/// between fork and exec (hooks' `pre_exec`).
+pub fn cloexec_from(first: libc::c_uint) -> SysResult<()> {
+    const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
+    // SAFETY: close_range only changes fd flags.
+    let r = unsafe { libc::syscall(libc::SYS_close_range, first, libc::c_uint::MAX, CLOSE_RANGE_CLOEXEC) };
+    if r == 0 {
+        return Ok(());
+    }
+    let e = std::io::Error::last_os_error().raw_os_error().unwrap_or(0);
+    // ENOSYS before 5.9; 5.9 and 5.10 answer EINVAL to the CLOEXEC flag.
+    if ![libc::ENOSYS, libc::EINVAL, libc::EPERM].contains(&e) {
+        return Err(SysError::from_errno("close_range(CLOSE_RANGE_CLOEXEC)", e));
+    }
+    cloexec_by_proc(first)
+        .map_err(|p| SysError { step: format!("close_range(CLOSE_RANGE_CLOEXEC): {}; {}", errno_name(e), p.step), ..p })
+}
+
+/// [`cloexec_from`] fd by fd, from the listing of `/proc/self/fd`.
+fn cloexec_by_proc(first: libc::c_uint) -> SysResult<()> {
+    // SAFETY: open of a static C string.
+    let dir = unsafe { libc::open(c"/proc/self/fd".as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC) };
+    if dir < 0 {
+        return Err(SysError::last("open /proc/self/fd"));
+    }
+    #[repr(C, align(8))]
+    struct Buf([u8; 1024]);
+    let mut buf = Buf([0; 1024]);
+    let result = loop {
+        // SAFETY: getdents64 writes at most buf.len() bytes into buf.
+        let n = unsafe { libc::syscall(libc::SYS_getdents64, dir, buf.0.as_mut_ptr(), buf.0.len()) };
+        if n <= 0 {
+            break if n == 0 { Ok(()) } else { Err(SysError::last("list /proc/self/fd (getdents64)")) };
+        }
+        let mut off = 0usize;
+        while off < n as usize {
+            // linux_dirent64: d_ino u64, d_off i64, d_reclen u16, d_type u8, d_name[].
+            let reclen = u16::from_ne_bytes([buf.0[off + 16], buf.0[off + 17]]) as usize;
+            let name = buf.0[off + 19..off + reclen].split(|&b| b == 0).next().unwrap_or_default();
+            // "." and ".." are skipped: only names made of digits are fds.
+            let fd = (!name.is_empty() && name.len() < 10 && name.iter().all(u8::is_ascii_digit))
+                .then(|| name.iter().fold(0u32, |v, d| v * 10 + u32::from(d - b'0')));
+            if let Some(fd) = fd.filter(|&fd| fd >= first && fd as RawFd != dir) {
+                // SAFETY: fcntl on an fd number only changes its flags.
+                unsafe { libc::fcntl(fd as RawFd, libc::F_SETFD, libc::FD_CLOEXEC) };
+            }
+            off += reclen;
+        }
+    };
+    // SAFETY: closing the directory fd opened above.
+    unsafe { libc::close(dir) };
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsRawFd;
+
+    /// The /proc/self/fd walk (the fallback of `cloexec_from`) marks fds from `first`
+    /// up and leaves the ones below alone.
+    #[test]
+    fn cloexec_by_proc_marks_from_first() {
+        let f = std::fs::File::open("/dev/null").unwrap();
+        // SAFETY: dup2 of our own fd onto numbers the test harness does not use.
+        let (low, high) = unsafe { (libc::dup2(f.as_raw_fd(), 700), libc::dup2(f.as_raw_fd(), 701)) };
+        assert_eq!((low, high), (700, 701));
+        let flags = |fd| {
+            // SAFETY: F_GETFD only reads the flags.
+            unsafe { libc::fcntl(fd, libc::F_GETFD) }
+        };
+        assert_eq!(flags(701) & libc::FD_CLOEXEC, 0);
+        cloexec_by_proc(701).unwrap();
+        assert_eq!(flags(700) & libc::FD_CLOEXEC, 0);
+        assert_ne!(flags(701) & libc::FD_CLOEXEC, 0);
+        // SAFETY: closing the duplicates made above.
+        unsafe {
+            libc::close(700);
+            libc::close(701);
+        }
+    }
+
+    #[test]
+    fn fd_passing_round_trip() {
+        let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+        let f = std::fs::File::open("/dev/null").unwrap();
+        send_with_fd(a.as_raw_fd(), b"hello", Some(f.as_raw_fd()), || "send".into()).unwrap();
+        send_with_fd(a.as_raw_fd(), b"", None, || "send".into()).unwrap();
+        let mut buf = [0u8; 16];
+        let (n, fd) = recv_with_fd(b.as_raw_fd(), &mut buf, || "recv".into()).unwrap();
+        assert_eq!(&buf[..n], b"hello");
+        let st = |fd: RawFd| {
+            // SAFETY: zeroed stat is a valid out-buffer.
+            let mut st: libc::stat = unsafe { std::mem::zeroed() };
+            // SAFETY: st is valid for writes.
+            assert_eq!(unsafe { libc::fstat(fd, &mut st) }, 0);
+            (st.st_dev, st.st_ino)
+        };
+        assert_eq!(st(fd.unwrap().as_raw_fd()), st(f.as_raw_fd()));
+        let (n, fd) = recv_with_fd(b.as_raw_fd(), &mut buf, || "recv".into()).unwrap();
+        assert_eq!((n, fd.is_none()), (1, true));
+    }
+}

@@ -462,6 +462,23 @@ pub fn host_dir() -> TempDir {
     d
 }
 
+/// Unmounts (lazily, top first) whatever is mounted at a path in our mount namespace
+/// when dropped: mounts a test made on the host, or that a runtime left at a bundle's
+/// rootfs (runc leaves those of a container without a mount namespace behind).
+pub struct UnmountAt(pub PathBuf);
+
+impl Drop for UnmountAt {
+    fn drop(&mut self) {
+        let at = format!(" {} ", self.0.display());
+        for _ in 0..16 {
+            if !fs::read_to_string("/proc/self/mountinfo").unwrap_or_default().contains(&at) {
+                return;
+            }
+            let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+        }
+    }
+}
+
 /// Busybox rootfs: /bin/busybox + every applet as a symlink, passwd/group
 /// with root, nobody and user(1000), /tmp 1777.
 pub fn make_rootfs(root: &Path) {

@@ -62,24 +62,6 @@ const NON_CONTROLLER_OPTS: &[&str] = &[
     "nofavordynmods",
 ];
 
-/// Undo the octal escaping mountinfo uses for space, tab, newline and backslash.
-pub fn unescape_mountinfo(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
-            let v = (b[i + 1] - b'0') as u32 * 64 + (b[i + 2] - b'0') as u32 * 8 + (b[i + 3] - b'0') as u32;
-            out.push(v as u8);
-            i += 4;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 /// Parse `/proc/self/mountinfo` text into a [`Host`].
 ///
 /// v1 hierarchies with the same controller set mounted twice (bind mounts)
@@ -88,20 +70,13 @@ pub fn unescape_mountinfo(s: &str) -> String {
 pub fn parse_mountinfo(text: &str) -> Result<Host, CgroupError> {
     let mut hierarchies: Vec<Hierarchy> = Vec::new();
     let mut v2: Vec<Hierarchy> = Vec::new();
-    for line in text.lines() {
-        let Some((left, right)) = line.split_once(" - ") else {
-            continue;
-        };
-        let lf: Vec<&str> = left.split(' ').collect();
-        let rf: Vec<&str> = right.split(' ').collect();
-        if lf.len() < 5 || rf.len() < 3 {
-            continue;
-        }
-        let root = unescape_mountinfo(lf[3]);
-        let mount_point = PathBuf::from(unescape_mountinfo(lf[4]));
-        match rf[0] {
+    for e in crate::mountinfo::parse(text) {
+        let root = e.root.to_string_lossy().into_owned();
+        let mount_point = e.mount_point;
+        match e.fstype {
             "cgroup" => {
-                let mut controllers: Vec<String> = rf[2]
+                let mut controllers: Vec<String> = e
+                    .super_opts
                     .split(',')
                     .filter(|o| !NON_CONTROLLER_OPTS.contains(o))
                     .filter(|o| !o.contains('=') || o.starts_with("name="))
@@ -209,12 +184,6 @@ mod tests {
         assert!(h.hierarchies.is_empty());
         assert_eq!(h.unified.unwrap().mount_point, PathBuf::from("/sys/fs/cgroup"));
         assert!(matches!(parse_mountinfo("1 0 0:1 / / rw - ext4 /dev/vda rw\n"), Err(CgroupError::NoCgroupMounts)));
-    }
-
-    #[test]
-    fn escapes() {
-        assert_eq!(unescape_mountinfo("/mnt/a\\040b\\134c"), "/mnt/a b\\c");
-        assert_eq!(unescape_mountinfo("/x\\04"), "/x\\04");
     }
 
     #[test]

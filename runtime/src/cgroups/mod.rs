@@ -328,9 +328,12 @@ impl Manager {
 
     /// Signal every process. SIGKILL uses cgroup.kill where the cgroup2 dir
     /// has it (unified, and hybrid like runc); otherwise freeze, signal each
-    /// pid, thaw (runc's signalAllProcesses). Freeze/thaw failures and
-    /// per-pid errors other than ESRCH are logged, not returned.
+    /// pid, thaw (runc's signalAllProcesses). Signal 0 only checks each pid, without
+    /// the freeze (nothing to keep from forking, and a paused container stays
+    /// paused). Freeze/thaw failures and per-pid errors other than ESRCH are
+    /// logged, not returned.
     pub fn kill_all(&self, sig: i32) -> Result<(), CgroupError> {
+        let freeze = sig != 0;
         if sig == libc::SIGKILL {
             if let Some(d) = &self.v2 {
                 match fsutil::write_file(&d.dir, "cgroup.kill", "1") {
@@ -340,15 +343,20 @@ impl Manager {
                 }
             }
         }
-        if let Err(e) = self.freeze() {
-            tracing::warn!("kill_all: {e}; signalling without freezing");
+        if freeze {
+            if let Err(e) = self.freeze() {
+                tracing::warn!("kill_all: {e}; signalling without freezing");
+            }
         }
+        let thaw = || {
+            if let Err(e) = if freeze { self.thaw() } else { Ok(()) } {
+                tracing::warn!("kill_all: {e}");
+            }
+        };
         let pids = match self.pids() {
             Ok(p) => p,
             Err(e) => {
-                if let Err(e) = self.thaw() {
-                    tracing::warn!("kill_all: {e}");
-                }
+                thaw();
                 return Err(e);
             }
         };
@@ -361,9 +369,7 @@ impl Manager {
                 }
             }
         }
-        if let Err(e) = self.thaw() {
-            tracing::warn!("kill_all: {e}");
-        }
+        thaw();
         Ok(())
     }
 

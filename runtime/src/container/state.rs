@@ -48,11 +48,10 @@ pub struct State {
     /// Whether the init runs in a user namespace of its own (exec joins it).
     #[serde(default)]
     pub user_ns: bool,
-    /// No mount namespace of its own: the id of the mount that was at the rootfs before
-    /// create; `delete` detaches what the container mounted over it in the runtime's
-    /// namespace.
+    /// No mount namespace of its own: the mounts the container left at its rootfs in
+    /// the runtime's namespace, which `delete` detaches.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub host_mounts_base: Option<u64>,
+    pub host_mounts: Option<crate::rootfs::HostMounts>,
 }
 
 impl State {

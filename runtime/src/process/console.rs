@@ -34,67 +34,18 @@ pub fn set_size(fd: RawFd, size: ConsoleSize) -> SysResult<()> {
     Ok(())
 }
 
-/// Room for one SCM_RIGHTS control message carrying one fd (CMSG_SPACE(4) = 24 on
-/// 64-bit Linux), aligned for `struct cmsghdr`.
-#[repr(C, align(8))]
-struct CmsgBuf([u8; 32]);
-
-/// A msghdr over one iovec and a control buffer.
-fn msghdr(iov: &mut libc::iovec, cbuf: &mut CmsgBuf) -> libc::msghdr {
-    // SAFETY: msghdr is plain data; zeroed is a valid value.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = cbuf.0.as_mut_ptr().cast();
-    // SAFETY: CMSG_SPACE is a pure computation.
-    msg.msg_controllen = unsafe { libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) } as usize;
-    msg
-}
-
-/// Send `fd` over a unix socket with `name` as the payload.
+/// Send the pty master `fd` over a unix socket with its name as the payload.
 pub fn send_fd(sock: RawFd, fd: RawFd, name: &str) -> SysResult<()> {
-    send_fd_with(sock, fd, name, "send the pty master over the console socket (SCM_RIGHTS)")
+    crate::sys::send_with_fd(sock, name.as_bytes(), Some(fd), || {
+        "send the pty master over the console socket (SCM_RIGHTS)".into()
+    })
 }
 
-/// Send `fd` (SCM_RIGHTS) with `payload` in one message; `what` names the step in errors.
-pub fn send_fd_with(sock: RawFd, fd: RawFd, payload: &str, what: &str) -> SysResult<()> {
-    let mut data = payload.as_bytes().to_vec();
-    if data.is_empty() {
-        data.push(0);
-    }
-    let mut iov = libc::iovec { iov_base: data.as_mut_ptr().cast(), iov_len: data.len() };
-    let mut cbuf = CmsgBuf([0; 32]);
-    let msg = msghdr(&mut iov, &mut cbuf);
-    // SAFETY: every pointer in msg outlives the sendmsg call, and the cmsg header is
-    // written inside cbuf, which has room for one fd.
-    unsafe {
-        let cm = libc::CMSG_FIRSTHDR(&msg);
-        (*cm).cmsg_level = libc::SOL_SOCKET;
-        (*cm).cmsg_type = libc::SCM_RIGHTS;
-        (*cm).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<RawFd>() as u32) as usize;
-        std::ptr::write_unaligned(libc::CMSG_DATA(cm).cast::<RawFd>(), fd);
-        check(libc::sendmsg(sock, &msg, libc::MSG_NOSIGNAL) as i32, || what.into())?;
-    }
-    Ok(())
-}
-
-/// Receive an fd sent with [`send_fd`].
+/// Receive a pty master sent with [`send_fd`].
 pub fn recv_fd(sock: RawFd) -> SysResult<OwnedFd> {
-    let mut data = [0u8; 4096];
-    let mut iov = libc::iovec { iov_base: data.as_mut_ptr().cast(), iov_len: data.len() };
-    let mut cbuf = CmsgBuf([0; 32]);
-    let mut msg = msghdr(&mut iov, &mut cbuf);
-    // SAFETY: as in send_fd: buffers outlive the call; we only read a cmsg the kernel wrote.
-    unsafe {
-        check(libc::recvmsg(sock, &mut msg, libc::MSG_CMSG_CLOEXEC) as i32, || {
-            "receive the pty master (recvmsg)".into()
-        })?;
-        let cm = libc::CMSG_FIRSTHDR(&msg);
-        if cm.is_null() || (*cm).cmsg_type != libc::SCM_RIGHTS {
-            return Err(SysError::msg("receive the pty master", "no file descriptor in the message"));
-        }
-        Ok(OwnedFd::from_raw_fd(std::ptr::read_unaligned(libc::CMSG_DATA(cm).cast::<RawFd>())))
-    }
+    let mut name = [0u8; 4096];
+    let (_, fd) = crate::sys::recv_with_fd(sock, &mut name, || "receive the pty master (recvmsg)".into())?;
+    fd.ok_or_else(|| SysError::msg("receive the pty master", "no file descriptor in the message"))
 }
 
 /// Connect to a unix socket path (the `--console-socket`).

@@ -41,8 +41,9 @@ struct Cleanup<'a> {
     cgroup: Option<Manager>,
     pids: Vec<i32>,
     armed: bool,
-    /// The rootfs and its base mount id, for a container sharing our mount namespace.
-    host_mounts: Option<(PathBuf, u64)>,
+    /// The rootfs and the mounts the init left at it, for a container sharing our
+    /// mount namespace.
+    host_mounts: Option<(PathBuf, crate::rootfs::HostMounts)>,
 }
 
 impl Drop for Cleanup<'_> {
@@ -57,8 +58,8 @@ impl Drop for Cleanup<'_> {
                 libc::waitpid(p, std::ptr::null_mut(), 0);
             }
         }
-        if let Some((rootfs, base)) = &self.host_mounts {
-            crate::rootfs::release_host_mounts(rootfs, *base);
+        if let Some((rootfs, m)) = &self.host_mounts {
+            m.release(rootfs);
         }
         if let Some(cg) = &self.cgroup {
             if let Err(e) = cg.destroy() {
@@ -117,17 +118,10 @@ pub fn create(store: &Store, opts: &CreateOpts, foreground_tty: bool) -> Result<
         crate::lifecycle::check_resources(r)?;
     }
 
+    crate::rootfs::check_kernel()?;
+
     store.create_dir(&opts.id)?;
-    // Without a mount namespace the init mounts in ours: note what is at the rootfs now.
-    let host_mounts_base = if spec.namespace("mount").is_none() { crate::rootfs::mount_id_at(&rootfs) } else { None };
-    let mut guard = Cleanup {
-        store,
-        id: &opts.id,
-        cgroup: None,
-        pids: Vec::new(),
-        armed: true,
-        host_mounts: host_mounts_base.map(|b| (rootfs.clone(), b)),
-    };
+    let mut guard = Cleanup { store, id: &opts.id, cgroup: None, pids: Vec::new(), armed: true, host_mounts: None };
     let linux = spec.linux();
 
     // Cgroups first (cheap mkdirs and writes), so a bad limit fails before any process exists.
@@ -157,7 +151,7 @@ pub fn create(store: &Store, opts: &CreateOpts, foreground_tty: bool) -> Result<
         seccomp: linux.seccomp.clone(),
         hooks: spec.hooks.clone(),
         user_ns: spec.namespace("user").is_some(),
-        host_mounts_base,
+        host_mounts: None,
     };
     store.save(&state)?;
 
@@ -291,11 +285,22 @@ pub fn create(store: &Store, opts: &CreateOpts, foreground_tty: bool) -> Result<
 
     // The init asks for the runtime-namespace hooks (if any), hands over its seccomp
     // notification fd (if any), then reports Ready once nothing is left that can fail.
-    let agent_state = || state.oci("creating");
     loop {
+        let agent_state = || state.oci("creating");
         let got = super::seccomp_agent::recv(&parent_chan, init_pid, linux.seccomp.as_ref(), &bundle, agent_state);
-        if let Msg::Ready = expect(got, init_pid, "Ready", |m| matches!(m, Msg::Ready | Msg::RunHooks), &died)? {
-            break;
+        let want = |m: &Msg| matches!(m, Msg::Ready | Msg::RunHooks | Msg::HostMount(_));
+        match expect(got, init_pid, "Ready", want, &died)? {
+            Msg::Ready => break,
+            Msg::HostMount(id) => {
+                // No mount namespace: the init mounted in ours. Saved at once, so a
+                // `create` killed from here on leaves a state `delete` cleans up with.
+                let m = state.host_mounts.get_or_insert_with(crate::rootfs::HostMounts::new);
+                m.ids.push(id);
+                guard.host_mounts = Some((rootfs.clone(), m.clone()));
+                store.save(&state)?;
+                continue;
+            }
+            _ => {}
         }
         // Prestart hooks see "created" (runtime-spec, and what hooks such as NVIDIA's
         // check); createRuntime and createContainer see "creating", like runc's.

@@ -110,27 +110,8 @@ fn home_of(uid: u32) -> Option<String> {
 /// Mark every fd from `3 + preserve` up close-on-exec and clear it on the preserved
 /// ones: nothing of the runtime's leaks into the container (CVE-2024-21626).
 pub fn fd_hygiene(preserve: i32) -> SysResult<()> {
-    const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
     let first = 3 + preserve.max(0) as libc::c_uint;
-    // SAFETY: close_range only changes fd flags.
-    let r = unsafe { libc::syscall(libc::SYS_close_range, first, libc::c_uint::MAX, CLOSE_RANGE_CLOEXEC) };
-    if let Err(e) = check(r as i32, || format!("close_range({first}.., CLOEXEC)")) {
-        // Kernels before 5.11 (ENOSYS; 5.9 and 5.10 answer EINVAL to the CLOEXEC
-        // flag), or a seccomp profile that denies it: walk /proc/self/fd, as runc does.
-        if ![libc::ENOSYS, libc::EINVAL, libc::EPERM].contains(&e.errno) {
-            return Err(e);
-        }
-        let fds =
-            std::fs::read_dir("/proc/self/fd").map_err(|io| SysError::io(format!("{}; list /proc/self/fd", e), &io))?;
-        let open: Vec<i32> = fds.filter_map(|d| d.ok()?.file_name().to_str()?.parse().ok()).collect();
-        for fd in open.into_iter().filter(|&fd| fd >= first as i32) {
-            // The directory's own fd is gone by now: EBADF is expected for it.
-            match crate::sys::set_cloexec(fd, true) {
-                Err(e) if e.errno != libc::EBADF => return Err(e),
-                _ => {}
-            }
-        }
-    }
+    crate::sys::cloexec_from(first)?;
     for fd in 3..first as i32 {
         crate::sys::set_cloexec(fd, false).map_err(|e| e.hint("--preserve-fds names an fd that is not open"))?;
     }

@@ -190,6 +190,7 @@ fn setup(a: &InitArgs) -> SysResult<(Prepared, CString, Option<String>)> {
     };
     rootfs::setup(cfg, &mut |stage| match stage {
         Stage::BeforeCgroupMount => sync.ensure_cgroup(),
+        Stage::HostMount(id) => a.chan.send(&Msg::HostMount(id)),
         Stage::BeforePivot => {
             if a.want_hooks {
                 a.chan.send(&Msg::RunHooks)?;

@@ -69,12 +69,9 @@ pub fn deliver(pid: i32, n: i32, s: &LinuxSeccomp, bundle: &Path, state: &serde_
     };
     let json = serde_json::to_string(&msg).expect("state serializes");
     tracing::debug!("send the seccomp notification fd of pid {pid} to the agent at {}: {json}", path.display());
-    super::console::send_fd_with(
-        sock.as_raw_fd(),
-        fd.as_raw_fd(),
-        &json,
-        &format!("send the seccomp notification fd to the agent at {} (SCM_RIGHTS)", path.display()),
-    )
+    crate::sys::send_with_fd(sock.as_raw_fd(), json.as_bytes(), Some(fd.as_raw_fd()), || {
+        format!("send the seccomp notification fd to the agent at {} (SCM_RIGHTS)", path.display())
+    })
 }
 
 /// pidfd_getfd(2): a copy of fd `n` of process `pid` (close-on-exec).

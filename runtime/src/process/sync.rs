@@ -5,6 +5,9 @@
 //! init → parent   UserNsReady        init unshared its user namespace: write its id maps
 //! parent → init   MapsWritten        uid_map/gid_map are written
 //! parent → init   CgroupJoined       the init is in its cgroups (sent right after clone)
+//! init → parent   HostMount(id)      no mount namespace: the init put mount `id` at the
+//!                                    rootfs path in the runtime's namespace (delete
+//!                                    detaches it)
 //! init → parent   InitPid(pid)       user-ns path only: the real init (forked after
 //!                                    unsharing the pid namespace); the first child exits
 //! init → parent   RunHooks           mounts done, pivot_root next: run prestart and
@@ -35,6 +38,7 @@ pub enum Msg {
     MapsWritten,
     CgroupJoined,
     InitPid(i32),
+    HostMount(u64),
     RunHooks,
     HooksDone(String),
     SeccompFd(i32),

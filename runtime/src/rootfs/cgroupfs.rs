@@ -9,7 +9,7 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::path::{Path, PathBuf};
 
 use super::options;
-use super::paths::{mkdir_all_in_root, rel, reopen_dir};
+use super::paths::{mkdir_all_in_root, rel};
 use crate::spec::Mount;
 use crate::sys::{cstr, fd_path, mount, SysError, SysResult};
 
@@ -97,14 +97,13 @@ pub fn mount_cgroups(root: RawFd, m: &Mount, cgroupns: bool) -> SysResult<()> {
         mount_one(root, cm, &cg_text, &sub, flags, cgroupns)?;
     }
     // The host's symlinks (cpu -> cpu,cpuacct, ...).
-    let dfd = reopen_dir(&base)?;
     if let Ok(rd) = std::fs::read_dir(host_base) {
         for e in rd.flatten() {
             if e.file_type().map(|t| t.is_symlink()).unwrap_or(false) {
                 if let Ok(target) = std::fs::read_link(e.path()) {
                     let (n, t) = (cstr(e.file_name())?, cstr(&target)?);
                     // SAFETY: both strings are valid; the dir fd is ours.
-                    unsafe { libc::symlinkat(t.as_ptr(), dfd.as_raw_fd(), n.as_ptr()) };
+                    unsafe { libc::symlinkat(t.as_ptr(), base.as_raw_fd(), n.as_ptr()) };
                 }
             }
         }

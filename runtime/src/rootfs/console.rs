@@ -12,7 +12,7 @@ use std::path::Path;
 use super::fdmount;
 use super::masks::describe;
 use super::mounts::mount_setattr_prop;
-use super::paths::{fstat, mount_id, open_in_root, reopen_dir};
+use super::paths::{fstat, mount_id, open_in_root};
 use crate::sys::{SysError, SysResult};
 
 const DEVPTS_SUPER_MAGIC: i64 = 0x1cd1;
@@ -82,11 +82,10 @@ fn console_target(root: RawFd) -> SysResult<OwnedFd> {
     let step = "/dev/console (mount point of the terminal)";
     let dev = open_in_root(root, Path::new("dev"), libc::O_PATH | libc::O_DIRECTORY)
         .map_err(|e| SysError { step: format!("{step}: {}", e.step), ..e })?;
-    let dir = reopen_dir(&dev)?;
     let open = |flags: libc::c_int, mode: libc::c_uint| {
-        // SAFETY: a single-component name relative to our directory fd; O_NOFOLLOW.
+        // SAFETY: a single-component name relative to our (O_PATH) directory fd; O_NOFOLLOW.
         let fd = unsafe {
-            libc::openat(dir.as_raw_fd(), c"console".as_ptr(), flags | libc::O_NOFOLLOW | libc::O_CLOEXEC, mode)
+            libc::openat(dev.as_raw_fd(), c"console".as_ptr(), flags | libc::O_NOFOLLOW | libc::O_CLOEXEC, mode)
         };
         if fd < 0 {
             Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(0))

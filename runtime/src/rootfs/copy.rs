@@ -6,7 +6,8 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 use crate::sys::{SysError, SysResult};
 
-/// Copy the contents of directory `src` into directory `dst`.
+/// Copy the contents of directory `src` (readable: it is listed) into directory `dst`
+/// (an `O_PATH` fd will do).
 pub fn copy_tree(src: RawFd, dst: RawFd) -> SysResult<()> {
     // SAFETY: dup of a valid fd; fdopendir takes ownership of the duplicate.
     let dir = unsafe { libc::fdopendir(libc::fcntl(src, libc::F_DUPFD_CLOEXEC, 0)) };

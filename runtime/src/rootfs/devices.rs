@@ -4,7 +4,7 @@
 use std::os::fd::{AsRawFd, RawFd};
 use std::path::Path;
 
-use super::paths::{create_file_in_root, mkdir_all_in_root, rel, reopen_dir};
+use super::paths::{create_file_in_root, mkdir_all_in_root, rel};
 use crate::spec::Device;
 use crate::sys::{cstr, fd_path, mount, SysError, SysResult};
 
@@ -40,7 +40,7 @@ pub fn setup(root: RawFd, extra: &[Device], userns: bool, devpts: bool) -> SysRe
     for d in &all {
         create_device(root, d, userns)?;
     }
-    let dev = reopen_dir(&mkdir_all_in_root(root, Path::new("dev"))?)?;
+    let dev = mkdir_all_in_root(root, Path::new("dev"))?;
     let links = [
         ("/proc/self/fd", "fd"),
         ("/proc/self/fd/0", "stdin"),
@@ -89,7 +89,7 @@ fn create_device(root: RawFd, d: &Device, userns: bool) -> SysResult<()> {
         t => return Err(SysError::from_errno(format!("device {}: unknown type {t:?}", d.path), libc::EINVAL)),
     };
     let parent = p.parent().unwrap_or(Path::new(""));
-    let dir = reopen_dir(&mkdir_all_in_root(root, parent)?)?;
+    let dir = mkdir_all_in_root(root, parent)?;
     let name = cstr(p.file_name().unwrap_or_default())?;
     let mode = d.file_mode.unwrap_or(0o666) & 0o7777;
     let dev = libc::makedev(d.major as u32, d.minor as u32);

@@ -39,16 +39,21 @@ fn target(root: RawFd, p: &str, what: &str) -> SysResult<Option<OwnedFd>> {
     }
 }
 
-/// A read-only bind of `p` (with its submounts) onto itself. The copy is made
-/// read-only while still detached, then attached onto the resolved fd.
+/// A read-only bind of `p` (with its submounts) onto itself, attached onto the
+/// resolved fd. Only the top mount is read-only, as with runc's bind remount.
 fn readonly_path(root: RawFd, p: &str) -> SysResult<()> {
     let Some(t) = target(root, p, "readonlyPaths")? else {
         return Ok(());
     };
     let what = format!("readonlyPaths {p}");
     let tree = fdmount::clone_tree(t.as_raw_fd(), true, &what)?;
-    fdmount::set_readonly(&tree, &what)?;
+    // Read-only before it is attached where the kernel can (5.12), so no copy that
+    // propagates from it is writable; else right after.
+    let done = fdmount::try_set_readonly(&tree, &what)?;
     fdmount::attach(&tree, t.as_raw_fd(), &format!("bind {p} read-only onto itself"))?;
+    if !done {
+        fdmount::remount_readonly(&tree, &what)?;
+    }
     fdmount::verify(root, &rel(p), libc::O_PATH, &tree, &what)
 }
 

@@ -7,6 +7,7 @@ mod console;
 mod copy;
 mod devices;
 mod fdmount;
+mod host_mounts;
 mod masks;
 mod mounts;
 pub mod options;
@@ -15,14 +16,16 @@ mod root;
 pub mod sources;
 
 use std::collections::HashSet;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::AsRawFd;
 use std::path::Path;
 
 pub use console::mount_console;
+pub use host_mounts::HostMounts;
 pub use options::propagation_flag;
+pub use paths::check_kernel;
 
 use crate::spec::Spec;
-use crate::sys::{cstr, mount, SysError, SysResult};
+use crate::sys::{cstr, mount, SysResult};
 
 /// Points where rootfs setup hands control back to the init (to sync with the parent).
 pub enum Stage {
@@ -30,6 +33,9 @@ pub enum Stage {
     BeforeCgroupMount,
     /// All mounts are done, pivot_root is next: time for createRuntime/createContainer hooks.
     BeforePivot,
+    /// No mount namespace: a mount with this id now sits at the rootfs path in the
+    /// runtime's namespace (the rootfs bind, or a mount over "/"); `delete` removes it.
+    HostMount(u64),
 }
 
 /// What rootfs setup needs to know.
@@ -72,6 +78,9 @@ pub fn setup(cfg: RootfsConfig, cb: &mut dyn FnMut(Stage) -> SysResult<()>) -> S
         format!("bind mount the rootfs {} onto itself", cfg.rootfs.display())
     })?;
     let root = crate::sys::open(cfg.rootfs, libc::O_PATH | libc::O_DIRECTORY, 0)?;
+    if !own_ns {
+        cb(Stage::HostMount(paths::mount_id(root.as_raw_fd())?))?;
+    }
     let mut devpts = false;
     let mut dev_bound = false;
     let mut dev_ro = false;
@@ -85,6 +94,10 @@ pub fn setup(cfg: RootfsConfig, cb: &mut dyn FnMut(Stage) -> SysResult<()>) -> S
         let opened = cfg.sources.as_ref().and_then(|s| s.get(i));
         let deferred = mounts::mount_entry(root.as_raw_fd(), m, cfg.bundle, opened)?;
         let dest = paths::rel(&m.destination);
+        if !own_ns && dest.as_os_str().is_empty() {
+            let top = crate::sys::open(cfg.rootfs, libc::O_PATH | libc::O_DIRECTORY, 0)?;
+            cb(Stage::HostMount(paths::mount_id(top.as_raw_fd())?))?;
+        }
         if dest == Path::new("dev") {
             dev_ro = deferred;
             dev_bound = mounts::is_bind(m);
@@ -116,11 +129,11 @@ pub fn setup(cfg: RootfsConfig, cb: &mut dyn FnMut(Stage) -> SysResult<()>) -> S
         console::prepare(root.as_raw_fd())?;
     }
     if dev_ro {
-        readonly(&paths::open_in_root(root.as_raw_fd(), Path::new("dev"), libc::O_PATH)?, "/dev")?;
+        fdmount::set_readonly(&paths::open_in_root(root.as_raw_fd(), Path::new("dev"), libc::O_PATH)?, "/dev")?;
     }
     masks::apply(root.as_raw_fd(), &linux.readonly_paths, &linux.masked_paths)?;
     if cfg.spec.root.as_ref().is_some_and(|r| r.readonly) {
-        readonly(&root, "/ (root.readonly)")?;
+        fdmount::set_readonly(&root, "/ (root.readonly)")?;
     }
     // On the new / (runc does it after the switch too); private and slave were set up
     // front already. Last, as nothing can be bound from an unbindable mount.
@@ -128,38 +141,6 @@ pub fn setup(cfg: RootfsConfig, cb: &mut dyn FnMut(Stage) -> SysResult<()>) -> S
         mount(None, c"/", None, p, None, || format!("set rootfsPropagation {p:#x} on /"))?;
     }
     Ok(())
-}
-
-/// Make the mount whose root `fd` is read-only (a bind remount: only this mount).
-fn readonly(fd: &OwnedFd, what: &str) -> SysResult<()> {
-    mounts::mount_setattr(fd.as_raw_fd(), fdmount::ATTR_RDONLY, 0, false)
-        .map_err(|e| SysError { step: format!("remount {what} read-only (mount_setattr)"), ..e })
-}
-
-/// Where the rootfs of a container without a mount namespace of its own is mounted in
-/// the runtime's namespace: the id of the mount found at `rootfs` before create.
-/// [`release_host_mounts`] takes it to remove what the container stacked on top.
-pub fn mount_id_at(rootfs: &Path) -> Option<u64> {
-    let fd = crate::sys::open(rootfs, libc::O_PATH | libc::O_DIRECTORY, 0).ok()?;
-    paths::mount_id(fd.as_raw_fd()).ok()
-}
-
-/// Detach what a container without a mount namespace mounted at its rootfs in the
-/// runtime's namespace (its rootfs bind and everything below), down to the mount
-/// `base` that was there before it was created. runc leaves these mounts behind.
-pub fn release_host_mounts(rootfs: &Path, base: u64) {
-    let Ok(c) = cstr(rootfs) else { return };
-    for _ in 0..16 {
-        match mount_id_at(rootfs) {
-            Some(id) if id != base => {}
-            _ => return,
-        }
-        // SAFETY: umount2 on a valid C string.
-        if unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) } < 0 {
-            tracing::debug!("{}", SysError::last(format!("detach the container's mounts at {}", rootfs.display())));
-            return;
-        }
-    }
 }
 
 /// Check that a sysctl is namespaced to one of the container's namespaces (as runc

@@ -100,7 +100,7 @@ pub fn mount_entry(root: RawFd, m: &Mount, bundle: &Path, opened: Option<Result<
         let data = CString::new(o.data.clone()).unwrap_or_default();
         let data = if o.data.is_empty() { None } else { Some(data.as_c_str()) };
         // For tmpcopyup, keep a handle on the image's directory before covering it.
-        let below = if o.copyup && typ == "tmpfs" { Some(super::paths::reopen_dir(&target)?) } else { None };
+        let below = if o.copyup && typ == "tmpfs" { Some(super::paths::listable_dir(&target)?) } else { None };
         let flags = if below.is_some() || defer_ro { o.flags & !libc::MS_RDONLY } else { o.flags };
         let r = mount(Some(&src), &tpath, Some(&fstype), flags, data, || step("mount"));
         match r {
@@ -119,7 +119,7 @@ pub fn mount_entry(root: RawFd, m: &Mount, bundle: &Path, opened: Option<Result<
             r => r.map_err(|e| hint_for(e, typ))?,
         }
         if let Some(below) = below {
-            let above = super::paths::reopen_dir(&reopen(root, &dest)?)?;
+            let above = reopen(root, &dest)?;
             super::copy::copy_tree(below.as_raw_fd(), above.as_raw_fd())
                 .map_err(|e| SysError { step: format!("tmpcopyup into {}: {}", shown.display(), e.step), ..e })?;
         }
@@ -204,7 +204,8 @@ pub fn mount_setattr_prop(fd: RawFd, set: u64, clr: u64, propagation: libc::c_ul
         )
     };
     if r < 0 {
-        return Err(SysError::last("mount_setattr"));
+        let e = SysError::last("mount_setattr");
+        return Err(if e.errno == libc::ENOSYS { e.hint("mount_setattr needs Linux 5.12") } else { e });
     }
     Ok(())
 }

@@ -46,7 +46,8 @@ pub fn open_in_root(root: RawFd, path: &Path, flags: i32) -> SysResult<OwnedFd> 
         libc::syscall(libc::SYS_openat2, root, c.as_ptr(), &how as *const OpenHow, std::mem::size_of::<OpenHow>())
     };
     if fd < 0 {
-        return Err(SysError::last(format!("openat2 {} (inside the rootfs)", Path::new("/").join(path).display())));
+        let e = SysError::last(format!("openat2 {} (inside the rootfs)", Path::new("/").join(path).display()));
+        return Err(if e.errno == libc::ENOSYS { e.hint("openat2 needs Linux 5.6 (capsa needs 5.8)") } else { e });
     }
     // SAFETY: a fresh fd returned by the kernel, owned by nobody else.
     Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
@@ -90,10 +91,9 @@ pub fn mkdir_all_in_root(root: RawFd, path: &Path) -> SysResult<OwnedFd> {
             Err(e) => return Err(e),
         }
         let cname = crate::sys::cstr(&name)?;
-        let real = reopen_dir(&dir)?;
-        // SAFETY: `cname` is a single path component; mkdirat works on our dir fd and
-        // never follows a symlink at the final component.
-        let r = unsafe { libc::mkdirat(real.as_raw_fd(), cname.as_ptr(), 0o755) };
+        // SAFETY: `cname` is a single path component; mkdirat works on our (O_PATH)
+        // dir fd and never follows a symlink at the final component.
+        let r = unsafe { libc::mkdirat(dir.as_raw_fd(), cname.as_ptr(), 0o755) };
         if r < 0 {
             let err = std::io::Error::last_os_error().raw_os_error().unwrap_or(0);
             if err != libc::EEXIST {
@@ -105,7 +105,7 @@ pub fn mkdir_all_in_root(root: RawFd, path: &Path) -> SysResult<OwnedFd> {
             // Something is there but cannot be opened as a directory: a dangling symlink?
             let mut buf = [0u8; 4096];
             // SAFETY: readlinkat into a local buffer of the given size.
-            let n = unsafe { libc::readlinkat(real.as_raw_fd(), cname.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+            let n = unsafe { libc::readlinkat(dir.as_raw_fd(), cname.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
             if n < 0 {
                 return Err(SysError::from_errno(
                     format!(
@@ -150,13 +150,12 @@ pub fn create_file_in_root(root: RawFd, path: &Path) -> SysResult<OwnedFd> {
         SysError::from_errno(format!("mount target {} has no file name", path.display()), libc::EINVAL)
     })?;
     let dir = mkdir_all_in_root(root, parent)?;
-    let dfd = reopen_dir(&dir)?;
     let cname = crate::sys::cstr(name)?;
     // SAFETY: single component name relative to a directory fd we own; O_NOFOLLOW and
     // O_EXCL-free create: an existing symlink there makes the call fail instead of following.
     let fd = unsafe {
         libc::openat(
-            dfd.as_raw_fd(),
+            dir.as_raw_fd(),
             cname.as_ptr(),
             libc::O_CREAT | libc::O_WRONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
             0o644,
@@ -174,10 +173,19 @@ pub fn create_file_in_root(root: RawFd, path: &Path) -> SysResult<OwnedFd> {
     open_in_root(root, path, libc::O_PATH)
 }
 
-/// Turn an `O_PATH` directory fd into a real directory fd (needed for `*at` calls
-/// that create entries).
-pub fn reopen_dir(fd: &OwnedFd) -> SysResult<OwnedFd> {
-    crate::sys::open(Path::new(&format!("/proc/self/fd/{}", fd.as_raw_fd())), libc::O_RDONLY | libc::O_DIRECTORY, 0)
+/// A readable fd of the directory an `O_PATH` fd names, for listing it (getdents).
+/// The `*at` calls that create or read entries take the `O_PATH` fd itself; no path
+/// is resolved here (a reopen through `/proc/self/fd` would go through the container's
+/// `/proc` after pivot_root, or find none).
+pub fn listable_dir(fd: &OwnedFd) -> SysResult<OwnedFd> {
+    // SAFETY: openat of "." relative to our fd; O_DIRECTORY, close-on-exec.
+    let r =
+        unsafe { libc::openat(fd.as_raw_fd(), c".".as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC) };
+    if r < 0 {
+        return Err(SysError::last(format!("open the directory of fd {} for reading", fd.as_raw_fd())));
+    }
+    // SAFETY: a fresh fd from the kernel, owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(r) })
 }
 
 /// `lstat` of `path` inside `root`, not following the final symlink.
@@ -200,16 +208,35 @@ pub fn fstat(fd: RawFd) -> SysResult<libc::stat> {
     Ok(st)
 }
 
-/// The id of the mount `fd` is on (`statx` `STATX_MNT_ID`, as in /proc/self/mountinfo).
+/// The id of the mount `fd` is on: the 64-bit id that is never reused
+/// (`STATX_MNT_ID_UNIQUE`, Linux 6.8) where the kernel has it, else the one of
+/// /proc/self/mountinfo (`STATX_MNT_ID`, 5.8), which a later mount may get again. One
+/// kernel always answers the same kind.
 pub fn mount_id(fd: RawFd) -> SysResult<u64> {
     // SAFETY: zeroed statx is a valid out-buffer.
     let mut st: libc::statx = unsafe { std::mem::zeroed() };
+    let want = libc::STATX_MNT_ID | libc::STATX_MNT_ID_UNIQUE;
     // SAFETY: "" with AT_EMPTY_PATH on our fd; st is valid for writes.
-    let r = unsafe { libc::statx(fd, c"".as_ptr(), libc::AT_EMPTY_PATH, libc::STATX_MNT_ID, &mut st) };
-    if r < 0 || st.stx_mask & libc::STATX_MNT_ID == 0 {
+    let r = unsafe { libc::statx(fd, c"".as_ptr(), libc::AT_EMPTY_PATH, want, &mut st) };
+    if r < 0 {
         return Err(SysError::last(format!("statx fd {fd} (mount id)")));
     }
+    if st.stx_mask & want == 0 {
+        return Err(SysError::from_errno(format!("statx fd {fd}: no mount id"), libc::ENOSYS)
+            .hint("statx reports mount ids since Linux 5.8, which capsa needs"));
+    }
     Ok(st.stx_mnt_id)
+}
+
+/// Fail before anything is made on a kernel older than capsa needs: every lookup in
+/// the rootfs is an `openat2` (Linux 5.6) and mounts are checked by their statx
+/// mount id (5.8). A few microseconds.
+pub fn check_kernel() -> SysResult<()> {
+    let root = crate::sys::open(Path::new("/"), libc::O_PATH | libc::O_DIRECTORY, 0)?;
+    let what = |e: SysError| SysError { step: format!("check the kernel: {}", e.step), ..e };
+    let fd = open_in_root(root.as_raw_fd(), Path::new(""), libc::O_PATH).map_err(what)?;
+    mount_id(fd.as_raw_fd()).map_err(what)?;
+    Ok(())
 }
 
 /// A C string for a path, for messages and syscalls.

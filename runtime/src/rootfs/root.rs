@@ -3,7 +3,8 @@
 //! propagation of the rootfs's parent mount, which pivot_root and the rootfs bind
 //! depend on.
 
-use std::os::fd::AsRawFd;
+use std::io::Read;
+use std::os::fd::{AsRawFd, FromRawFd};
 use std::path::{Path, PathBuf};
 
 use crate::sys::{check, cstr, mount, SysError, SysResult};
@@ -86,64 +87,71 @@ fn chroot_here() -> SysResult<()> {
 }
 
 fn hide_host_proc_sys(rootfs: &Path) -> SysResult<()> {
-    let info =
-        std::fs::read_to_string("/proc/self/mountinfo").map_err(|e| SysError::io("read /proc/self/mountinfo", &e))?;
-    for p in full_proc_sys_mounts(&info, rootfs) {
-        let c = cstr(&p)?;
-        let shown = p.display();
+    // Read through a handle taken now: /proc itself is among the mounts detached.
+    let proc_self = crate::sys::open(Path::new("/proc/self"), libc::O_PATH | libc::O_DIRECTORY, 0)?;
+    let mountinfo = || {
+        // SAFETY: openat of a static name relative to our directory fd.
+        let fd =
+            unsafe { libc::openat(proc_self.as_raw_fd(), c"mountinfo".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+        let fd = check(fd, || "open /proc/self/mountinfo".into())?;
+        // SAFETY: a fresh fd from the kernel, owned by the File from now on.
+        let mut f = unsafe { std::fs::File::from_raw_fd(fd) };
+        let mut text = String::new();
+        f.read_to_string(&mut text).map_err(|e| SysError::io("read /proc/self/mountinfo", &e))?;
+        Ok(text)
+    };
+    for (id, p) in full_proc_sys_mounts(&mountinfo()?, rootfs) {
+        hide(id, &p, &mountinfo)?;
+    }
+    Ok(())
+}
+
+/// Detach mount `id` at `p`. Another mount may cover it at the same mount point, and
+/// a path only reaches the top one: detach from the top until `id` is gone (each made
+/// a slave first, so the unmount does not reach the host's copy), or cover the path
+/// with a tmpfs where a mount cannot be detached.
+fn hide(id: u64, p: &Path, mountinfo: &dyn Fn() -> SysResult<String>) -> SysResult<()> {
+    let c = cstr(p)?;
+    let shown = p.display();
+    for _ in 0..16 {
+        // A parent detached earlier may have taken it along.
+        if !crate::mountinfo::parse(&mountinfo()?).any(|m| m.id == id) {
+            return Ok(());
+        }
         match mount(None, &c, None, libc::MS_SLAVE | libc::MS_REC, None, || {
             format!("make {shown} a slave before detaching it (--no-pivot)")
         }) {
-            // A parent was detached already, taking this one with it.
-            Err(e) if e.errno == libc::ENOENT => continue,
+            Err(e) if e.errno == libc::ENOENT => return Ok(()),
             r => r?,
         }
         // SAFETY: umount2 on a valid C string.
         if unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) } == 0 {
-            tracing::debug!("--no-pivot: detached {shown} from the container's mount namespace");
+            tracing::debug!("--no-pivot: detached the top mount at {shown} from the container's mount namespace");
             continue;
         }
         let e = SysError::last(format!("detach {shown} (--no-pivot)"));
         if e.errno != libc::EINVAL && e.errno != libc::EPERM {
             return Err(e);
         }
-        mount(Some(c"tmpfs"), &c, Some(c"tmpfs"), 0, None, || format!("cover {shown} with a tmpfs (--no-pivot)"))?;
+        return mount(Some(c"tmpfs"), &c, Some(c"tmpfs"), 0, None, || {
+            format!("cover {shown} with a tmpfs (--no-pivot)")
+        });
     }
-    Ok(())
+    Err(SysError::from_errno(
+        format!("detach mount {id} at {shown} (--no-pivot): still there after 16 unmounts"),
+        libc::EBUSY,
+    ))
 }
 
-/// Mount points of whole (root "/") proc and sysfs mounts that are not inside `rootfs`,
-/// from the text of /proc/self/mountinfo.
-fn full_proc_sys_mounts(mountinfo: &str, rootfs: &Path) -> Vec<PathBuf> {
-    mountinfo
-        .lines()
-        .filter_map(|l| {
-            let (pre, post) = l.split_once(" - ")?;
-            let f: Vec<&str> = pre.split(' ').collect();
-            let fstype = post.split(' ').next()?;
-            let (root, mp) = (f.get(3)?, unescape(f.get(4)?));
-            (*root == "/" && (fstype == "proc" || fstype == "sysfs") && !mp.starts_with(rootfs)).then_some(mp)
+/// Ids and mount points of whole (root "/") proc and sysfs mounts that are not inside
+/// `rootfs`, from the text of /proc/self/mountinfo.
+fn full_proc_sys_mounts(mountinfo: &str, rootfs: &Path) -> Vec<(u64, PathBuf)> {
+    crate::mountinfo::parse(mountinfo)
+        .filter(|m| {
+            m.root == Path::new("/") && matches!(m.fstype, "proc" | "sysfs") && !m.mount_point.starts_with(rootfs)
         })
+        .map(|m| (m.id, m.mount_point))
         .collect()
-}
-
-/// Undo mountinfo's octal escapes (`\040` for a space, ...).
-fn unescape(s: &str) -> PathBuf {
-    use std::os::unix::ffi::OsStringExt;
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
-            let v = b[i + 1..i + 4].iter().fold(0u32, |v, c| v * 8 + u32::from(c - b'0'));
-            out.push(v as u8);
-            i += 4;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    PathBuf::from(std::ffi::OsString::from_vec(out))
 }
 
 #[cfg(test)]
@@ -160,7 +168,8 @@ mod tests {
                   92 27 0:51 / /b/rootfs2/proc rw - proc proc rw\n\
                   93 27 0:52 / /my\\040proc rw shared:1 - proc proc rw\n";
         let got = full_proc_sys_mounts(mi, Path::new("/b/rootfs"));
-        let want: Vec<PathBuf> = ["/proc", "/sys", "/b/rootfs2/proc", "/my proc"].iter().map(PathBuf::from).collect();
+        let want: Vec<(u64, PathBuf)> =
+            [(22, "/proc"), (23, "/sys"), (92, "/b/rootfs2/proc"), (93, "/my proc")].map(|(i, p)| (i, p.into())).into();
         assert_eq!(got, want);
     }
 }

@@ -135,68 +135,22 @@ fn serve(sock: RawFd, list: &[(usize, PathBuf)]) -> ! {
     unsafe { libc::_exit(code) }
 }
 
-/// Room for one SCM_RIGHTS control message with one fd, aligned for `cmsghdr`.
-#[repr(C, align(8))]
-struct Cmsg([u8; 32]);
-
 /// One packet: (index, errno) and maybe an fd.
 fn send(sock: RawFd, index: u32, errno: i32, fd: Option<RawFd>) -> SysResult<()> {
     let mut data = [0u8; 8];
     data[..4].copy_from_slice(&index.to_le_bytes());
     data[4..].copy_from_slice(&errno.to_le_bytes());
-    let mut iov = libc::iovec { iov_base: data.as_mut_ptr().cast(), iov_len: data.len() };
-    let mut cbuf = Cmsg([0; 32]);
-    // SAFETY: msghdr is plain data; zeroed is valid. Every pointer set below outlives
-    // sendmsg, and the cmsg is written inside cbuf, which has room for one fd.
-    unsafe {
-        let mut msg: libc::msghdr = std::mem::zeroed();
-        msg.msg_iov = &mut iov;
-        msg.msg_iovlen = 1;
-        if let Some(fd) = fd {
-            msg.msg_control = cbuf.0.as_mut_ptr().cast();
-            msg.msg_controllen = libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) as usize;
-            let cm = libc::CMSG_FIRSTHDR(&msg);
-            (*cm).cmsg_level = libc::SOL_SOCKET;
-            (*cm).cmsg_type = libc::SCM_RIGHTS;
-            (*cm).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<RawFd>() as u32) as usize;
-            std::ptr::write_unaligned(libc::CMSG_DATA(cm).cast::<RawFd>(), fd);
-        }
-        check(libc::sendmsg(sock, &msg, libc::MSG_NOSIGNAL) as i32, || "sendmsg to the bind-source helper".into())?;
-    }
-    Ok(())
+    crate::sys::send_with_fd(sock, &data, fd, || "sendmsg to the bind-source helper".into())
 }
 
 /// Receive one packet of [`send`].
 fn recv(sock: RawFd) -> SysResult<(u32, i32, Option<OwnedFd>)> {
     let mut data = [0u8; 8];
-    let mut iov = libc::iovec { iov_base: data.as_mut_ptr().cast(), iov_len: data.len() };
-    let mut cbuf = Cmsg([0; 32]);
-    // SAFETY: as in send; we only read a cmsg the kernel wrote into cbuf.
-    unsafe {
-        let mut msg: libc::msghdr = std::mem::zeroed();
-        msg.msg_iov = &mut iov;
-        msg.msg_iovlen = 1;
-        msg.msg_control = cbuf.0.as_mut_ptr().cast();
-        msg.msg_controllen = cbuf.0.len();
-        let n = loop {
-            let n = libc::recvmsg(sock, &mut msg, libc::MSG_CMSG_CLOEXEC);
-            if n < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
-                continue;
-            }
-            break n;
-        };
-        check(n as i32, || "recvmsg from the bind-source helper".into())?;
-        if n as usize != data.len() {
-            return Err(SysError::msg("bind-source helper", "it exited before answering"));
-        }
-        let cm = libc::CMSG_FIRSTHDR(&msg);
-        let fd = if !cm.is_null() && (*cm).cmsg_type == libc::SCM_RIGHTS {
-            Some(OwnedFd::from_raw_fd(std::ptr::read_unaligned(libc::CMSG_DATA(cm).cast::<RawFd>())))
-        } else {
-            None
-        };
-        let index = u32::from_le_bytes(data[..4].try_into().expect("4 bytes"));
-        let errno = i32::from_le_bytes(data[4..].try_into().expect("4 bytes"));
-        Ok((index, errno, fd))
+    let (n, fd) = crate::sys::recv_with_fd(sock, &mut data, || "recvmsg from the bind-source helper".into())?;
+    if n != data.len() {
+        return Err(SysError::msg("bind-source helper", "it exited before answering"));
     }
+    let index = u32::from_le_bytes(data[..4].try_into().expect("4 bytes"));
+    let errno = i32::from_le_bytes(data[4..].try_into().expect("4 bytes"));
+    Ok((index, errno, fd))
 }
