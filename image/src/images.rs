@@ -584,6 +584,17 @@ impl ImageStore {
     /// work, and containers that are not running. Returns (blobs, snapshots,
     /// containers) removed.
     pub fn prune(&self) -> Result<(usize, usize, usize), ImageError> {
+        self.prune_with(true)
+    }
+
+    /// Removes unreferenced blobs and snapshots only: every container, running or not,
+    /// keeps the snapshots it uses (a CRI `RemoveImage`: kubelet owns its containers'
+    /// lifetime). Returns (blobs, snapshots) removed.
+    pub fn prune_images(&self) -> Result<(usize, usize), ImageError> {
+        self.prune_with(false).map(|(b, s, _)| (b, s))
+    }
+
+    fn prune_with(&self, remove_containers: bool) -> Result<(usize, usize, usize), ImageError> {
         let _l = self.lock()?;
         // Containers not running (their lock is free) are removed first, so
         // their snapshots are freed too.
@@ -594,7 +605,7 @@ impl ImageStore {
             let e = e.map_err(io_err("list", &cdir))?;
             let p = e.path();
             match Lock::try_acquire(&p.join("lock")) {
-                Ok(Some(lock)) => {
+                Ok(Some(lock)) if remove_containers => {
                     let _ = unmount(&p.join("rootfs"));
                     remove_tree(&p).map_err(io_err("remove container", &p))?;
                     drop(lock);

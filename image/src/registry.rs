@@ -82,6 +82,12 @@ pub struct PullOptions {
     pub auth_file: Option<PathBuf>,
     /// The platform to pick from an index.
     pub platform: Option<Platform>,
+    /// A bearer token for the registry, sent as is (CRI `AuthConfig.registry_token`,
+    /// skopeo's `--registry-token`).
+    pub registry_token: Option<String>,
+    /// An OAuth2 refresh token (CRI `AuthConfig.identity_token`): exchanged at the
+    /// Bearer challenge's realm (`grant_type=refresh_token`) for an access token.
+    pub identity_token: Option<String>,
 }
 
 /// A session with one registry repository.
@@ -93,6 +99,7 @@ struct Session<'a> {
     name: &'a RegistryName,
     basic: Option<String>,
     auth: Option<String>,
+    identity_token: Option<String>,
 }
 
 impl<'a> Session<'a> {
@@ -115,7 +122,8 @@ impl<'a> Session<'a> {
             host: name.api_host().to_owned(),
             name,
             basic,
-            auth: None,
+            auth: opts.registry_token.as_ref().map(|t| format!("Bearer {t}")),
+            identity_token: opts.identity_token.clone(),
         })
     }
 
@@ -207,11 +215,23 @@ impl<'a> Session<'a> {
                     .map_or_else(|| format!("repository:{}:pull", self.name.repo), |(_, v)| v.clone());
                 q.push(format!("scope={}", urlencode(&scope)));
                 let turl = format!("{realm}{}{}", if realm.contains('?') { "&" } else { "?" }, q.join("&"));
-                let mut req = self.agent.get(&turl);
-                if let Some(b) = &self.basic {
-                    req = req.set("Authorization", &format!("Basic {b}"));
-                }
-                let resp = match req.call() {
+                let answer = if let Some(rt) = &self.identity_token {
+                    // OAuth2: the refresh token for an access token (docker's "identitytoken").
+                    let mut form = vec![("grant_type", "refresh_token"), ("client_id", "capsa"), ("refresh_token", rt)];
+                    let service = params.iter().find(|(k, _)| k == "service").map(|(_, v)| v.as_str());
+                    if let Some(sv) = service {
+                        form.push(("service", sv));
+                    }
+                    form.push(("scope", &scope));
+                    self.agent.post(&realm).send_form(&form)
+                } else {
+                    let mut req = self.agent.get(&turl);
+                    if let Some(b) = &self.basic {
+                        req = req.set("Authorization", &format!("Basic {b}"));
+                    }
+                    req.call()
+                };
+                let resp = match answer {
                     Ok(r) => r,
                     Err(ureq::Error::Status(status @ (401 | 403), _)) => {
                         let detail = if self.basic.is_some() {

@@ -309,6 +309,25 @@ pub fn default_network() -> NetworkList {
 /// Finds the network `name` among `conf_dir`'s `*.conflist`, `*.conf` and `*.json` files (sorted by file name,
 /// first match wins; unparsable files are skipped with a warning). `capsa` falls back to [`default_network`].
 pub fn load_network(conf_dir: &Path, name: &str) -> Result<NetworkList> {
+    let files = config_files(conf_dir)?;
+    let mut available = Vec::new();
+    for path in files {
+        let bytes = fs::read(&path).map_err(io_err(format!("reading {}", path.display())))?;
+        match NetworkList::parse(&bytes, &path.display().to_string()) {
+            Ok(list) if list.name == name => return Ok(list),
+            Ok(list) => available.push(list.name),
+            Err(e) => tracing::warn!("skipping CNI config: {e}"),
+        }
+    }
+    if name == "capsa" {
+        return Ok(default_network());
+    }
+    available.push("capsa (built-in)".to_string());
+    Err(CniError::NetworkNotFound { name: name.to_string(), conf_dir: conf_dir.to_path_buf(), available })
+}
+
+/// The `*.conflist`, `*.conf` and `*.json` files of `conf_dir`, sorted by name (none if it is missing).
+fn config_files(conf_dir: &Path) -> Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     match fs::read_dir(conf_dir) {
         Ok(rd) => {
@@ -324,20 +343,20 @@ pub fn load_network(conf_dir: &Path, name: &str) -> Result<NetworkList> {
         Err(e) => return Err(io_err(format!("reading {}", conf_dir.display()))(e)),
     }
     files.sort();
-    let mut available = Vec::new();
-    for path in files {
+    Ok(files)
+}
+
+/// The default network of `conf_dir`, as libcni and containerd's CRI pick it: the first
+/// file by name that parses (others skipped with a warning). `None` when there is none.
+pub fn first_network(conf_dir: &Path) -> Result<Option<NetworkList>> {
+    for path in config_files(conf_dir)? {
         let bytes = fs::read(&path).map_err(io_err(format!("reading {}", path.display())))?;
         match NetworkList::parse(&bytes, &path.display().to_string()) {
-            Ok(list) if list.name == name => return Ok(list),
-            Ok(list) => available.push(list.name),
+            Ok(list) => return Ok(Some(list)),
             Err(e) => tracing::warn!("skipping CNI config: {e}"),
         }
     }
-    if name == "capsa" {
-        return Ok(default_network());
-    }
-    available.push("capsa (built-in)".to_string());
-    Err(CniError::NetworkNotFound { name: name.to_string(), conf_dir: conf_dir.to_path_buf(), available })
+    Ok(None)
 }
 
 /// One entry of the CNI `portMappings` capability.

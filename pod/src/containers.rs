@@ -137,6 +137,22 @@ pub fn load_meta(store: &ImageStore, name: &str) -> Result<Meta> {
 
 /// Writes `config.json` and `capsa.json` for `req` into the container directory.
 pub fn write_bundle(store: &ImageStore, req: &Request<'_>, rootfs: &Path, detached: bool) -> Result<Value> {
+    write_bundle_with(store, req, rootfs, detached, &mut |_, _| Ok(()))
+}
+
+/// Changes made to a container's `config.json` after capsa built it from the image and
+/// the request, and before it is written: (the spec, the container's rootfs).
+pub type Customize<'a> = dyn FnMut(&mut Value, &Path) -> Result<()> + 'a;
+
+/// [`write_bundle`], with `customize` applied to the spec last (a CRI container's
+/// security context, mounts, devices, resources, cgroup).
+pub fn write_bundle_with(
+    store: &ImageStore,
+    req: &Request<'_>,
+    rootfs: &Path,
+    detached: bool,
+    customize: &mut Customize<'_>,
+) -> Result<Value> {
     let name = &req.opts.id;
     let dir = container_dir(store, name);
     let mut spec = bundle::make_spec(capsa_runtime::spec::default_spec(), &req.image.config, &req.opts, rootfs)
@@ -153,6 +169,7 @@ pub fn write_bundle(store: &ImageStore, req: &Request<'_>, rootfs: &Path, detach
             m.extend(req.extra_mounts.iter().cloned());
         }
     }
+    customize(&mut spec, rootfs)?;
     write_json(&dir.join("config.json"), &spec)?;
     let stop_signal =
         spec["annotations"]["org.opencontainers.image.stopSignal"].as_str().unwrap_or("SIGTERM").to_owned();
@@ -212,6 +229,30 @@ pub fn run_detached(
     req: &Request<'_>,
     progress: &mut dyn FnMut(&str),
 ) -> Result<i32> {
+    run_detached_with(store, tools, req, &ShimOptions::default(), &mut |_, _| Ok(()), progress)
+}
+
+/// Where and how the shim of a container keeps its log.
+#[derive(Debug, Clone, Default)]
+pub struct ShimOptions {
+    /// The CRI-format log (default [`log_path`]); its directory must exist.
+    pub log_path: Option<PathBuf>,
+    /// Rotate past this size (default [`LOG_MAX_SIZE`]; 0: never, the caller rotates
+    /// and asks the shim to reopen the file, see [`reopen_log`]).
+    pub log_max_size: Option<u64>,
+}
+
+/// [`run_detached`] with the shim's log where `shim` says, and `customize` applied to
+/// config.json (see [`write_bundle_with`]). With [`Request::created_only`], the
+/// container is left created: [`start`] runs it.
+pub fn run_detached_with(
+    store: &ImageStore,
+    tools: &Tools,
+    req: &Request<'_>,
+    shim: &ShimOptions,
+    customize: &mut Customize<'_>,
+    progress: &mut dyn FnMut(&str),
+) -> Result<i32> {
     let name = req.opts.id.clone();
     if req.restart != "no" {
         // Same check as the shim's, before anything is created.
@@ -219,8 +260,8 @@ pub fn run_detached(
     }
     let rootfs = store.create_container(&name, req.image, req.copy, progress)?;
     let started = (|| -> Result<i32> {
-        write_bundle(store, req, &rootfs.rootfs, true)?;
-        spawn_shim(store, tools, &name, req, rootfs.lock().fd())
+        write_bundle_with(store, req, &rootfs.rootfs, true, customize)?;
+        spawn_shim(store, tools, &name, req, shim, rootfs.lock().fd())
     })();
     match started {
         Ok(pid) => Ok(pid),
@@ -236,7 +277,14 @@ pub fn run_detached(
 }
 
 /// Starts `capsa-shim` for the bundle of `name`; waits until the container runs.
-fn spawn_shim(store: &ImageStore, tools: &Tools, name: &str, req: &Request<'_>, lock_fd: i32) -> Result<i32> {
+fn spawn_shim(
+    store: &ImageStore,
+    tools: &Tools,
+    name: &str,
+    req: &Request<'_>,
+    shim: &ShimOptions,
+    lock_fd: i32,
+) -> Result<i32> {
     let (tty, stdin, restart) = (req.opts.terminal, req.stdin, req.restart.as_str());
     let dir = container_dir(store, name);
     let sd = shim_dir(store, name);
@@ -246,8 +294,8 @@ fn spawn_shim(store: &ImageStore, tools: &Tools, name: &str, req: &Request<'_>, 
     c.arg("--state-dir").arg(&sd);
     c.arg("--runtime").arg(&tools.runtime);
     c.arg("--root").arg(&tools.root);
-    c.arg("--log-path").arg(sd.join("container.log"));
-    c.arg("--log-max-size").arg(LOG_MAX_SIZE.to_string());
+    c.arg("--log-path").arg(shim.log_path.clone().unwrap_or_else(|| sd.join("container.log")));
+    c.arg("--log-max-size").arg(shim.log_max_size.unwrap_or(LOG_MAX_SIZE).to_string());
     if tty {
         c.arg("--terminal");
     }
@@ -293,6 +341,17 @@ fn spawn_shim(store: &ImageStore, tools: &Tools, name: &str, req: &Request<'_>, 
 pub fn start(tools: &Tools, name: &str) -> Result<()> {
     let rt = capsa_runtime::container::Store::new(&tools.root);
     capsa_runtime::lifecycle::start(&rt, name).map_err(|e| PodError::msg(format!("start container {name}: {e}")))
+}
+
+/// Asks the shim of a running container to reopen its log file at its path (after the
+/// caller renamed it away: kubelet's log rotation, CRI `ReopenContainerLog`).
+pub fn reopen_log(store: &ImageStore, name: &str) -> Result<()> {
+    let sd = shim_dir(store, name);
+    let what = |e: std::io::Error| {
+        PodError::msg(format!("container {name}: reopen its log through {}: {e}", sd.join("attach").display()))
+    };
+    let c = proto::AttachClient::connect(&sd).map_err(what)?;
+    c.reopen_log(10_000).map_err(what)
 }
 
 /// A container's state as a user sees it.

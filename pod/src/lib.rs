@@ -14,6 +14,7 @@ pub mod error;
 pub mod logs;
 pub mod manifest;
 pub mod netns;
+pub mod pidns;
 pub mod pods;
 pub mod runtime_cli;
 pub mod signals;

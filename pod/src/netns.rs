@@ -30,6 +30,11 @@ fn errno_err(what: String) -> PodError {
     PodError::msg(format!("{what}: {}", std::io::Error::last_os_error()))
 }
 
+/// Bind-mounts `src` (a `/proc/PID/ns/*` file) on `dst` (an existing empty file).
+pub(crate) fn bind(src: &Path, dst: &Path) -> Result<()> {
+    mount(src, dst, libc::MS_BIND)
+}
+
 fn mount(src: &Path, dst: &Path, flags: libc::c_ulong) -> Result<()> {
     let (s, d) = (cstr(src), cstr(dst));
     // SAFETY: both strings are valid NUL-terminated paths; no fstype/data.
@@ -50,6 +55,16 @@ fn is_mount_point(p: &Path) -> bool {
 /// for the kinds in `kinds`. `hostname` is set in the new uts namespace, and
 /// `lo` is brought up in the new net namespace. On error nothing is left pinned.
 pub fn pin(dir: &Path, kinds: &[&str], hostname: &str) -> Result<()> {
+    pin_with(dir, kinds, hostname, &[])
+}
+
+/// [`pin`], also writing `sysctls` (`net.ipv4.ip_unprivileged_port_start`, `kernel.shm_rmid_forced`,
+/// ... as (name, value)) in the new namespaces before they are pinned: a namespaced sysctl
+/// written from the pinning thread applies to that thread's namespaces.
+pub fn pin_with(dir: &Path, kinds: &[&str], hostname: &str, sysctls: &[(String, String)]) -> Result<()> {
+    for (k, _) in sysctls {
+        check_sysctl(k, kinds)?;
+    }
     std::fs::create_dir_all(dir).map_err(crate::error::io("create", dir))?;
     if !is_mount_point(dir) {
         mount(dir, dir, libc::MS_BIND)?;
@@ -62,8 +77,8 @@ pub fn pin(dir: &Path, kinds: &[&str], hostname: &str) -> Result<()> {
         return Err(e);
     }
     let kinds: Vec<String> = kinds.iter().map(|k| k.to_string()).collect();
-    let (dir2, host) = (dir.to_path_buf(), hostname.to_owned());
-    let r = std::thread::spawn(move || pin_in_thread(&dir2, &kinds, &host))
+    let (dir2, host, sysctls) = (dir.to_path_buf(), hostname.to_owned(), sysctls.to_vec());
+    let r = std::thread::spawn(move || pin_in_thread(&dir2, &kinds, &host, &sysctls))
         .join()
         .unwrap_or_else(|_| Err(PodError::msg("pin namespaces: the thread panicked")));
     if r.is_err() {
@@ -72,7 +87,41 @@ pub fn pin(dir: &Path, kinds: &[&str], hostname: &str) -> Result<()> {
     r
 }
 
-fn pin_in_thread(dir: &Path, kinds: &[String], hostname: &str) -> Result<()> {
+/// A sysctl a pod may set: one that belongs to a namespace the pod pins (the host's
+/// own settings are not the pod's to change).
+fn check_sysctl(name: &str, kinds: &[&str]) -> Result<()> {
+    let ok_chars = !name.is_empty()
+        && name.split(['.', '/']).all(|p| !p.is_empty() && p != "..")
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-/".contains(&b));
+    let ns = if name.starts_with("net.") {
+        "net"
+    } else if ["kernel.shm", "kernel.msg", "kernel.sem", "fs.mqueue."].iter().any(|p| name.starts_with(p)) {
+        "ipc"
+    } else if name == "kernel.hostname" || name == "kernel.domainname" {
+        "uts"
+    } else {
+        ""
+    };
+    if !ok_chars || ns.is_empty() {
+        return Err(PodError::msg(format!(
+            "sysctl {name:?} is not namespaced (only net.*, kernel.shm*/msg*/sem, fs.mqueue.*, kernel.hostname/domainname)"
+        )));
+    }
+    if !kinds.contains(&ns) {
+        return Err(PodError::msg(format!(
+            "sysctl {name:?} belongs to the {ns} namespace, which this pod shares with the host"
+        )));
+    }
+    Ok(())
+}
+
+/// Writes `value` to `/proc/sys/<name>` (dots become slashes), in this thread's namespaces.
+fn write_sysctl(name: &str, value: &str) -> Result<()> {
+    let p = PathBuf::from("/proc/sys").join(name.replace('.', "/"));
+    std::fs::write(&p, value.as_bytes()).map_err(crate::error::io("write sysctl", &p))
+}
+
+fn pin_in_thread(dir: &Path, kinds: &[String], hostname: &str, sysctls: &[(String, String)]) -> Result<()> {
     let mut flags = 0;
     for k in kinds {
         flags |= match k.as_str() {
@@ -96,6 +145,10 @@ fn pin_in_thread(dir: &Path, kinds: &[String], hostname: &str) -> Result<()> {
     }
     if kinds.iter().any(|k| k == "net") {
         loopback_up()?;
+    }
+    for (k, v) in sysctls {
+        tracing::debug!("sysctl {k}={v} in the pod's namespaces");
+        write_sysctl(k, v)?;
     }
     for k in kinds {
         let pin = dir.join(k);
@@ -135,7 +188,7 @@ fn loopback_up() -> Result<()> {
 
 /// Removes the pins in `dir` and the shared bind mount of `dir` itself; missing is fine.
 pub fn unpin(dir: &Path) {
-    for k in KINDS {
+    for k in KINDS.iter().chain(&["pid"]) {
         let p = dir.join(k);
         let c = cstr(&p);
         // SAFETY: umount2 of a path string we own.
@@ -156,4 +209,21 @@ pub fn is_pinned(dir: &Path, kind: &str) -> bool {
     // SAFETY: statfs into a zeroed struct we own.
     let mut st: libc::statfs = unsafe { std::mem::zeroed() };
     unsafe { libc::statfs(c.as_ptr(), &mut st) == 0 && st.f_type as i64 == NSFS_MAGIC }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sysctls_must_be_the_pods() {
+        let all = ["net", "ipc", "uts"];
+        assert!(check_sysctl("net.ipv4.ip_forward", &all).is_ok());
+        assert!(check_sysctl("kernel.shm_rmid_forced", &all).is_ok());
+        assert!(check_sysctl("fs.mqueue.msg_max", &all).is_ok());
+        assert!(check_sysctl("net.ipv4.ip_forward", &["ipc", "uts"]).is_err());
+        for bad in ["vm.swappiness", "kernel.panic", "net/../../x", "", "net..x"] {
+            assert!(check_sysctl(bad, &all).is_err(), "{bad}");
+        }
+    }
 }

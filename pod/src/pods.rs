@@ -23,6 +23,7 @@ use crate::cni::{self, Attachment, Cni, PortMapping};
 use crate::containers::{self, Info, PodJoin};
 use crate::error::{io, PodError, Result};
 use crate::netns;
+use crate::pidns;
 use crate::runtime_cli::Tools;
 
 /// Where user network configs live (`--network NAME` picks one by its name).
@@ -53,6 +54,19 @@ pub struct PodRecord {
     /// The manifest it was applied from, if any.
     #[serde(default)]
     pub manifest: Option<String>,
+    /// The namespace kinds the pod pins (see [`SandboxOptions::pin`]); `None` in records
+    /// written before this field: net, ipc and uts (net not for a host-network pod).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pinned: Option<Vec<String>>,
+    /// CNI_ARGS of the pod's attachment; empty: `K8S_POD_NAME=<name>`, `K8S_POD_NAMESPACE=capsa`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cni_args: Vec<(String, String)>,
+    /// The pod's `/etc/resolv.conf`; `None`: the host's, minus loopback resolvers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolv_conf: Option<String>,
+    /// The holder of the pod's shared pid namespace, pinned at `ns/pid` (see [`crate::pidns`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid_holder: Option<pidns::Holder>,
 }
 
 /// What `pod create` asks for.
@@ -64,6 +78,22 @@ pub struct PodCreate {
     pub hostname: Option<String>,
     pub labels: BTreeMap<String, String>,
     pub manifest: Option<String>,
+}
+
+/// What a sandbox asks of its pod beyond [`PodCreate`] (a CRI `RunPodSandbox`).
+#[derive(Debug, Clone, Default)]
+pub struct SandboxOptions {
+    /// The namespace kinds to pin, among net, ipc, uts; the others are the host's.
+    /// `None`: net, ipc and uts (ipc and uts for the host network).
+    pub pin: Option<Vec<String>>,
+    /// CNI_ARGS (`K8S_POD_NAMESPACE`, `K8S_POD_NAME`, `K8S_POD_INFRA_CONTAINER_ID`, `K8S_POD_UID`).
+    pub cni_args: Vec<(String, String)>,
+    /// The content of the pod's `/etc/resolv.conf` (default: the host's, minus loopback resolvers).
+    pub resolv_conf: Option<String>,
+    /// Namespaced sysctls set in the pinned namespaces (see [`netns::pin_with`]).
+    pub sysctls: Vec<(String, String)>,
+    /// Give the pod a shared pid namespace held by `<this binary> --pause` (capsa-shim).
+    pub pid_holder: Option<PathBuf>,
 }
 
 /// Networking settings: where conflists and plugins are.
@@ -115,7 +145,15 @@ pub fn pod_dir(store: &ImageStore, name: &str) -> PathBuf {
     store.root().join("pods").join(name)
 }
 
+/// A CRI sandbox or container id: 64 lowercase hex digits.
+pub fn is_hex_id(name: &str) -> bool {
+    name.len() == 64 && name.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
 fn check_name(name: &str) -> Result<()> {
+    if is_hex_id(name) {
+        return Ok(());
+    }
     let ok = !name.is_empty()
         && name.len() <= 63
         && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
@@ -172,12 +210,17 @@ pub fn members(store: &ImageStore, tools: &Tools, name: &str) -> Result<Vec<Info
 
 /// The attachment of a pod to its CNI network.
 fn attachment(store: &ImageStore, rec: &PodRecord) -> Attachment {
+    let args = if rec.cni_args.is_empty() {
+        vec![("K8S_POD_NAME".into(), rec.name.clone()), ("K8S_POD_NAMESPACE".into(), "capsa".into())]
+    } else {
+        rec.cni_args.clone()
+    };
     Attachment {
         container_id: if rec.cni_id.is_empty() { format!("capsa-pod-{}", rec.name) } else { rec.cni_id.clone() },
         netns: pod_dir(store, &rec.name).join("ns").join("net"),
         ifname: "eth0".into(),
         port_mappings: rec.ports.clone(),
-        args: vec![("K8S_POD_NAME".into(), rec.name.clone()), ("K8S_POD_NAMESPACE".into(), "capsa".into())],
+        args,
     }
 }
 
@@ -197,9 +240,45 @@ pub fn create_with(
     req: &PodCreate,
     during: &mut dyn FnMut(&PodRecord) -> Result<()>,
 ) -> Result<PodRecord> {
+    create_sandbox(store, net, req, &SandboxOptions::default(), during)
+}
+
+/// The kinds a pod pins, from its options and network.
+fn kinds_to_pin(opts: &SandboxOptions, network: &str) -> Result<Vec<String>> {
+    match &opts.pin {
+        Some(k) => {
+            if let Some(bad) = k.iter().find(|k| !netns::KINDS.contains(&k.as_str())) {
+                return Err(PodError::msg(format!("cannot pin a {bad:?} namespace (net, ipc, uts)")));
+            }
+            if network == "host" && k.iter().any(|k| k == "net") {
+                return Err(PodError::msg("a host-network pod has no network namespace of its own to pin"));
+            }
+            Ok(netns::KINDS.iter().filter(|x| k.iter().any(|k| k == *x)).map(|x| x.to_string()).collect())
+        }
+        None if network == "host" => Ok(vec!["ipc".into(), "uts".into()]),
+        None => Ok(netns::KINDS.iter().map(|k| k.to_string()).collect()),
+    }
+}
+
+/// [`create_with`] for a sandbox: which namespaces are the pod's own, its CNI_ARGS,
+/// resolv.conf and sysctls (`opts`). `req.name` may be a 64-hex-digit sandbox id.
+pub fn create_sandbox(
+    store: &ImageStore,
+    net: &NetConfig,
+    req: &PodCreate,
+    opts: &SandboxOptions,
+    during: &mut dyn FnMut(&PodRecord) -> Result<()>,
+) -> Result<PodRecord> {
     check_name(&req.name)?;
     let _lock = lock(store)?;
     let network = if req.network.is_empty() { "bridge".to_owned() } else { req.network.clone() };
+    let kinds = kinds_to_pin(opts, &network)?;
+    if network != "host" && !kinds.iter().any(|k| k == "net") {
+        return Err(PodError::msg(format!(
+            "pod {}: network {network} needs the pod's own network namespace",
+            req.name
+        )));
+    }
     if network == "none" && !req.ports.is_empty() {
         return Err(PodError::msg(format!("pod {}: published ports need a network (not --network none)", req.name)));
     }
@@ -248,13 +327,25 @@ pub fn create_with(
         hostname: hostname.clone(),
         labels: req.labels.clone(),
         manifest: req.manifest.clone(),
+        pinned: opts.pin.as_ref().map(|_| kinds.clone()),
+        cni_args: opts.cni_args.clone(),
+        resolv_conf: opts.resolv_conf.clone(),
+        pid_holder: None,
     };
     // Whether CNI ADD succeeded: a failed ADD has undone its own plugins' work (no DEL then).
     let mut attached = false;
     let made = (|| -> Result<()> {
-        let kinds: &[&str] = if network == "host" { &["ipc", "uts"] } else { &netns::KINDS };
-        netns::pin(&dir.join("ns"), kinds, &hostname)?;
+        let kinds: Vec<&str> = kinds.iter().map(String::as_str).collect();
+        netns::pin_with(&dir.join("ns"), &kinds, &hostname, &opts.sysctls)?;
         tracing::debug!("pod {}: namespaces pinned", rec.name);
+        if let Some(bin) = &opts.pid_holder {
+            let h = pidns::start(&dir.join("ns"), bin);
+            if h.is_err() {
+                netns::unpin(&dir.join("ns"));
+            }
+            rec.pid_holder = Some(h?);
+            tracing::debug!("pod {}: pid namespace held by pid {:?}", rec.name, rec.pid_holder);
+        }
         // Saved before ADD: a failure from here on is cleaned up by teardown().
         save(&dir, &rec)?;
         // The files exist before any container mounts them; with the IP known they
@@ -307,15 +398,18 @@ fn write_files(dir: &Path, rec: &PodRecord) -> Result<()> {
     // The host's resolvers, minus loopback ones (unreachable from the pod's
     // network namespace, e.g. systemd-resolved's 127.0.0.53 stub).
     let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-    let resolv: String = host
-        .lines()
-        .filter(|l| {
-            let mut w = l.split_whitespace();
-            !(w.next() == Some("nameserver") && w.next().is_some_and(|a| a.starts_with("127.") || a == "::1"))
-                || rec.network == "host"
-        })
-        .map(|l| format!("{l}\n"))
-        .collect();
+    let resolv: String = if let Some(r) = &rec.resolv_conf {
+        r.clone()
+    } else {
+        host.lines()
+            .filter(|l| {
+                let mut w = l.split_whitespace();
+                !(w.next() == Some("nameserver") && w.next().is_some_and(|a| a.starts_with("127.") || a == "::1"))
+                    || rec.network == "host"
+            })
+            .map(|l| format!("{l}\n"))
+            .collect()
+    };
     // Rewritten in place, not replaced (same inode: the containers' bind mounts see the
     // new content), and world-readable: a container's non-root user reads them.
     for (f, data) in [("hosts", hosts), ("resolv.conf", resolv), ("hostname", format!("{}\n", rec.hostname))] {
@@ -332,6 +426,12 @@ pub fn join(store: &ImageStore, rec: &PodRecord) -> Result<PodJoin> {
     let mut namespaces = Vec::new();
     for k in netns::KINDS {
         if rec.network == "host" && k == "net" {
+            continue;
+        }
+        if rec.pinned.as_ref().is_some_and(|p| !p.iter().any(|x| x == k)) {
+            // Not the pod's own: the host's (an empty path drops the entry).
+            let ty = if k == "net" { "network" } else { k };
+            namespaces.push((ty.to_owned(), PathBuf::new()));
             continue;
         }
         if !netns::is_pinned(&ns, k) {
@@ -355,6 +455,72 @@ pub fn join(store: &ImageStore, rec: &PodRecord) -> Result<PodJoin> {
 /// Detaches the pod from its network and removes its pins and directory.
 /// `del`: run CNI DEL (not after a failed ADD, which undid its own work).
 fn teardown(store: &ImageStore, net: &NetConfig, rec: &PodRecord, del: bool) -> Result<()> {
+    let dir = pod_dir(store, &rec.name);
+    if let Some(h) = &rec.pid_holder {
+        h.kill();
+    }
+    // A failed DEL keeps the pod (record, pins): its lease, veth and rules are still out there.
+    let mut first_err = detach(store, net, rec, del)?;
+    let vols = dir.join("volumes");
+    if let Ok(rd) = std::fs::read_dir(&vols) {
+        for e in rd.flatten() {
+            let _ = capsa_image::images::unmount(&e.path());
+        }
+    }
+    netns::unpin(&dir.join("ns"));
+    if let Err(e) = capsa_image::images::remove_tree(&dir) {
+        first_err.get_or_insert(io("remove", &dir)(e));
+    }
+    first_err.map_or(Ok(()), Err)
+}
+
+/// Kills the holder of the pod's pid namespace, if it has one: every process of
+/// that namespace dies with it (a CRI `StopPodSandbox`).
+pub fn stop_pid_holder(store: &ImageStore, name: &str) -> Result<()> {
+    if let Some(h) = load(store, name)?.pid_holder {
+        h.kill();
+    }
+    Ok(())
+}
+
+/// The pod's shared pid namespace to join, if it has one; an error once its holder is gone.
+pub fn pid_namespace(store: &ImageStore, rec: &PodRecord) -> Result<Option<PathBuf>> {
+    let Some(h) = &rec.pid_holder else { return Ok(None) };
+    let ns = pod_dir(store, &rec.name).join("ns");
+    if !h.alive() || !netns::is_pinned(&ns, "pid") {
+        return Err(PodError::msg(format!(
+            "pod {}: the holder of its pid namespace (pid {}) is gone: stop and remove the pod",
+            rec.name, h.pid
+        )));
+    }
+    Ok(Some(ns.join("pid")))
+}
+
+/// A CRI `StopPodSandbox`: detaches the pod from its network (CNI DEL: its IP, veth and
+/// port mappings are released) and keeps the rest (pins, files, containers) until
+/// [`remove`]. Doing it again does nothing.
+pub fn detach_network(store: &ImageStore, net: &NetConfig, name: &str) -> Result<PodRecord> {
+    let _lock = lock(store)?;
+    let mut rec = load(store, name)?;
+    if rec.cni_network.is_none() {
+        return Ok(rec);
+    }
+    if let Some(e) = detach(store, net, &rec, true)? {
+        return Err(e);
+    }
+    rec.cni_network = None;
+    rec.ip = None;
+    // Released with the attachment: a new pod may publish them.
+    rec.ports.clear();
+    save(&pod_dir(store, name), &rec)?;
+    Ok(rec)
+}
+
+/// The network part of [`teardown`]: CNI DEL (when `del`), then the network's shared
+/// host state (bridge, masquerade rule, portmap chains) once no other pod uses it.
+/// A DEL failure is the `Err` (the caller keeps the pod, so that the removal can be
+/// retried); a network config that cannot be loaded any more is `Ok(Some(error))`.
+fn detach(store: &ImageStore, net: &NetConfig, rec: &PodRecord, del: bool) -> Result<Option<PodError>> {
     let dir = pod_dir(store, &rec.name);
     let mut first_err = None;
     if let Some(name) = &rec.cni_network {
@@ -397,17 +563,7 @@ fn teardown(store: &ImageStore, net: &NetConfig, rec: &PodRecord, del: bool) -> 
             }
         }
     }
-    let vols = dir.join("volumes");
-    if let Ok(rd) = std::fs::read_dir(&vols) {
-        for e in rd.flatten() {
-            let _ = capsa_image::images::unmount(&e.path());
-        }
-    }
-    netns::unpin(&dir.join("ns"));
-    if let Err(e) = capsa_image::images::remove_tree(&dir) {
-        first_err.get_or_insert(io("remove", &dir)(e));
-    }
-    first_err.map_or(Ok(()), Err)
+    Ok(first_err)
 }
 
 /// `pod check`: CNI CHECK of the pod's attachment (each plugin verifies that what it

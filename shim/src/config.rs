@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 
 pub const USAGE: &str = "\
 usage: capsa-shim --id ID --bundle DIR --state-dir DIR --runtime PATH [OPTIONS]
+       capsa-shim --pause    (pid 1 of a pod's shared pid namespace: reaps, exits on SIGTERM)
 
 Starts a container through a runc-compatible runtime and stays with it: holds its stdio,
 writes its log (CRI format), records its exit, serves attach, restarts it on request.

@@ -12,6 +12,7 @@
 
 pub mod config;
 pub mod log;
+pub mod pause;
 pub mod proto;
 pub mod shim;
 pub mod sys;

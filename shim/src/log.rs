@@ -82,6 +82,18 @@ impl LogFile {
         Ok(LogFile { fd, path: cpath, path1, size: st.st_size as u64, max })
     }
 
+    /// Reopens the log at its path (creating it): after the caller renamed the file away
+    /// (kubelet's rotation, then CRI ReopenContainerLog), new entries go to a new file.
+    pub fn reopen(&mut self) -> io::Result<()> {
+        let fd = sys::open(&self.path, libc::O_WRONLY | libc::O_CREAT | libc::O_APPEND)?;
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        unsafe { libc::fstat(fd, &mut st) };
+        sys::close(&mut self.fd);
+        self.fd = fd;
+        self.size = st.st_size as u64;
+        Ok(())
+    }
+
     fn rotate(&mut self) -> io::Result<()> {
         sys::cvt(unsafe { libc::rename(self.path.as_ptr(), self.path1.as_ptr()) })?;
         let fd = sys::open(&self.path, libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC | libc::O_APPEND)?;
@@ -240,6 +252,25 @@ mod tests {
         drop(log);
         assert_eq!(std::fs::read_to_string(&p).unwrap().lines().count(), 1);
         assert_eq!(std::fs::read_to_string(dir.join("c.log.1")).unwrap().lines().count(), 2);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn reopen_after_rename() {
+        let dir = std::env::temp_dir().join(format!("capsa-shim-reopen-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("c.log");
+        let mut log = LogFile::open(p.to_str().unwrap(), 0).unwrap();
+        log.entry(b"stdout", false, b"before").unwrap();
+        std::fs::rename(&p, dir.join("c.log.old")).unwrap();
+        log.entry(b"stdout", false, b"still old").unwrap();
+        log.reopen().unwrap();
+        log.entry(b"stdout", false, b"after").unwrap();
+        drop(log);
+        let old = std::fs::read_to_string(dir.join("c.log.old")).unwrap();
+        let new = std::fs::read_to_string(&p).unwrap();
+        assert_eq!(old.lines().count(), 2, "{old}");
+        assert!(new.ends_with("stdout F after\n") && new.lines().count() == 1, "{new}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -35,9 +35,11 @@
 //! | shim→client  | 0x01 | container stdout bytes (the pty output with `--terminal`) |
 //! | shim→client  | 0x02 | container stderr bytes |
 //! | shim→client  | 0x03 | the exit JSON (same as the `exit` file); with a restart policy more output may follow |
+//! | shim→client  | 0x04 | answer to 0x13: empty when the log was reopened, else the error text |
 //! | client→shim  | 0x10 | bytes for the container's stdin (needs `--stdin` or `--terminal`; dropped otherwise) |
 //! | client→shim  | 0x11 | close the container's stdin (EOF) |
 //! | client→shim  | 0x12 | resize the pty: rows u16 big-endian, cols u16 big-endian |
+//! | client→shim  | 0x13 | reopen the log file at its path (after the caller renamed it: CRI ReopenContainerLog) |
 //!
 //! Output is streamed live from the moment the client connects (no replay: read the log
 //! for history). Up to [`MAX_CLIENTS`] clients; a client that cannot keep up (its socket
@@ -52,9 +54,11 @@ use std::path::Path;
 pub const T_STDOUT: u8 = 0x01;
 pub const T_STDERR: u8 = 0x02;
 pub const T_EXIT: u8 = 0x03;
+pub const T_LOG_REOPENED: u8 = 0x04;
 pub const T_STDIN: u8 = 0x10;
 pub const T_CLOSE_STDIN: u8 = 0x11;
 pub const T_RESIZE: u8 = 0x12;
+pub const T_REOPEN_LOG: u8 = 0x13;
 
 pub const MAX_CLIENTS: usize = 8;
 pub const MAX_PACKET: usize = 1 + crate::log::LINE_BUF;
@@ -141,6 +145,23 @@ impl AttachClient {
         let r = rows.to_be_bytes();
         let c = cols.to_be_bytes();
         self.send(T_RESIZE, &[r[0], r[1], c[0], c[1]])
+    }
+
+    /// Asks the shim to reopen its log file; waits (at most `timeout_ms`) for its answer,
+    /// skipping the output packets that arrive meanwhile.
+    pub fn reopen_log(&self, timeout_ms: i32) -> io::Result<()> {
+        self.send(T_REOPEN_LOG, &[])?;
+        let mut buf = [0u8; MAX_PACKET];
+        loop {
+            match self.recv(&mut buf, timeout_ms)? {
+                None => return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the shim closed the connection")),
+                Some((T_LOG_REOPENED, 0)) => return Ok(()),
+                Some((T_LOG_REOPENED, n)) => {
+                    return Err(io::Error::other(String::from_utf8_lossy(&buf[..n]).into_owned()))
+                }
+                Some(_) => {}
+            }
+        }
     }
 
     /// Receive one packet into `buf`: (type, payload length). Ok(None) at end of stream.

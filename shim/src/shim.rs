@@ -656,6 +656,18 @@ impl Shim {
                 };
                 unsafe { libc::ioctl(self.pty, libc::TIOCSWINSZ, &ws) };
             }
+            proto::T_REOPEN_LOG => {
+                let answer = match self.log.reopen() {
+                    Ok(()) => Vec::new(),
+                    Err(e) => format!("reopen {}: {e}", self.cfg.log_path.display()).into_bytes(),
+                };
+                let mut one = [-1; MAX_CLIENTS];
+                one[0] = fd;
+                broadcast(&mut one, proto::T_LOG_REOPENED, &answer);
+                if one[0] < 0 {
+                    self.clients[i] = -1;
+                }
+            }
             _ => {} // unknown or not applicable: ignored
         }
     }

@@ -242,6 +242,35 @@ fn attach_streams_output_and_input() {
 }
 
 #[test]
+fn reopen_log_after_rename() {
+    let c = Ctr::new("reopen", "cat");
+    c.shim(&["--stdin"]);
+    let a = AttachClient::connect(&c.state).unwrap();
+    let mut buf = [0u8; MAX_PACKET];
+    let mut echo = |line: &[u8]| {
+        a.stdin(line).unwrap();
+        let mut got = Vec::new();
+        while !got.ends_with(line) {
+            let (ty, n) = a.recv(&mut buf, 5000).unwrap().expect("output");
+            assert_eq!(ty, T_STDOUT);
+            got.extend_from_slice(&buf[..n]);
+        }
+    };
+    echo(b"first\n");
+    // As kubelet rotates: rename the file away, then ask for a new one.
+    std::fs::rename(c.state.join("container.log"), c.state.join("container.log.rotated")).unwrap();
+    echo(b"second\n");
+    a.reopen_log(5000).unwrap();
+    echo(b"third\n");
+    a.close_stdin().unwrap();
+    c.wait_exited(Duration::from_secs(5));
+    let old = std::fs::read_to_string(c.state.join("container.log.rotated")).unwrap();
+    assert!(old.contains("stdout F first") && old.contains("stdout F second"), "{old}");
+    let new: Vec<String> = c.log_entries().into_iter().map(|(_, _, t)| t).collect();
+    assert_eq!(new, vec!["third".to_string()]);
+}
+
+#[test]
 fn terminal_attach_and_resize() {
     let c = Ctr::new("tty", r#"["sh","-c","read x; stty size; echo got:$x"]"#);
     c.set_terminal();

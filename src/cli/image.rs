@@ -176,6 +176,7 @@ fn pull_options(p: &Parsed) -> Result<PullOptions> {
         creds: p.get("creds").map(str::to_owned),
         auth_file: p.get("authfile").map(PathBuf::from),
         platform: Some(platform(p)?),
+        ..Default::default()
     })
 }
 

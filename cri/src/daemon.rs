@@ -1,0 +1,82 @@
+//! The daemon's shared context: configuration, the image/container store, the
+//! runtime tools, the CNI settings, the records and the event stream.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use capsa_image::images::ImageStore;
+use capsa_pod::cni::Cni;
+use capsa_pod::pods::NetConfig;
+use capsa_pod::runtime_cli::Tools;
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::events::Events;
+use crate::state::State;
+
+/// Everything a CRI call works with.
+pub struct Cri {
+    pub cfg: Config,
+    pub store: ImageStore,
+    pub tools: Tools,
+    pub net: NetConfig,
+    pub state: State,
+    pub events: Events,
+    /// The pod CIDR kubelet gave with UpdateRuntimeConfig (reported by Status).
+    pub pod_cidr: Mutex<String>,
+    /// The last CPU sample per container: (time ns, usage ns), for usage_nano_cores.
+    pub cpu_samples: Mutex<HashMap<String, (i64, u64)>>,
+}
+
+impl Cri {
+    /// Opens the store and the records named by `cfg`.
+    pub fn open(cfg: Config) -> Result<Cri, String> {
+        for d in [&cfg.store_dir, &cfg.state_dir, &cfg.runtime_root] {
+            std::fs::create_dir_all(d).map_err(|e| format!("create {}: {e}", d.display()))?;
+        }
+        let store =
+            ImageStore::open(&cfg.store_dir).map_err(|e| format!("open the store {}: {e}", cfg.store_dir.display()))?;
+        let exe = std::env::current_exe().map_err(|e| format!("find capsa-cri's own path: {e}"))?;
+        let mut tools = Tools::beside(&exe, cfg.runtime_root.clone());
+        if !cfg.runtime_path.is_empty() {
+            tools.runtime = PathBuf::from(&cfg.runtime_path);
+        }
+        if !cfg.shim_path.is_empty() {
+            tools.shim = PathBuf::from(&cfg.shim_path);
+        }
+        for (what, p) in [("runtime", &tools.runtime), ("shim", &tools.shim)] {
+            if !p.is_file() {
+                return Err(format!(
+                    "the {what} binary {} does not exist (set {what}_path in the config)",
+                    p.display()
+                ));
+            }
+        }
+        let cni = Cni { plugin_dirs: cfg.cni.bin_dirs.clone(), cache_dir: cfg.cni.cache_dir.clone(), ..Cni::new() };
+        let net = NetConfig { conf_dir: cfg.cni.conf_dir.clone(), cni };
+        let state =
+            State::open(&cfg.state_dir).map_err(|e| format!("open the records in {}: {e}", cfg.state_dir.display()))?;
+        Ok(Cri {
+            cfg,
+            store,
+            tools,
+            net,
+            state,
+            events: Events::new(),
+            pod_cidr: Mutex::new(String::new()),
+            cpu_samples: Mutex::new(HashMap::new()),
+        })
+    }
+}
+
+/// Runs `f` on the blocking pool (filesystem, processes, CNI plugins, locks): the
+/// async threads keep serving other calls meanwhile.
+pub async fn blocking<T, F>(cri: &Arc<Cri>, f: F) -> Result<T>
+where
+    T: Send + 'static,
+    F: FnOnce(&Cri) -> Result<T> + Send + 'static,
+{
+    let c = cri.clone();
+    tokio::task::spawn_blocking(move || f(&c)).await.map_err(|e| Error::unknown(format!("internal error: {e}")))?
+}
