@@ -685,7 +685,7 @@ fn golden_path() -> std::path::PathBuf {
 }
 
 /// Runs the scenario on `kind` and compares with the golden transcript; on a
-/// difference the actual transcript is kept next to the golden one (`.KIND.actual`).
+/// difference the actual transcript is kept in `target/tmp/transcript.KIND.txt`.
 fn check(kind: Kind) {
     if !prerequisites_or_skip(kind) {
         return;
@@ -704,9 +704,12 @@ fn check(kind: Kind) {
         want = with_accepted(&want);
     }
     if want != text {
-        let actual = golden.with_extension(format!("{}.actual", kind.name()));
+        let actual = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("transcript.{}.txt", kind.name()));
         std::fs::write(&actual, &text).unwrap();
-        let diff = cricmp::run(std::process::Command::new("diff").arg("-u").arg(&golden).arg(&actual));
+        // (the golden transcript with the accepted differences applied)
+        let expected = actual.with_extension("expected");
+        std::fs::write(&expected, &want).unwrap();
+        let diff = cricmp::run(std::process::Command::new("diff").arg("-u").arg(&expected).arg(&actual));
         panic!(
             "{} differs from the golden transcript ({}):\n{}\n--- daemon log tail:\n{}",
             kind.name(),
