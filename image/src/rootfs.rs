@@ -92,13 +92,14 @@ impl ImageStore {
             }
             let lock = Lock::acquire(&dir.join("lock"))?;
             // Written before the snapshots are made: prune keeps what a live
-            // container names here.
+            // container names here. Only live containers (their lock held) are
+            // asked, and none is live after a crash: no fsync needed.
             let chains: String = img.chain_ids().iter().map(|c| format!("{}\n", c.hex())).collect();
             capsa_fsutil::write_atomic(
                 &dir.join("layers"),
                 chains.as_bytes(),
                 crate::images::META_MODE,
-                capsa_fsutil::Durability::Durable,
+                capsa_fsutil::Durability::Volatile,
             )
             .map_err(crate::images::fs_error)?;
             lock

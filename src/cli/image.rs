@@ -125,12 +125,20 @@ const VERBS: &[(&str, &str, &str, &[Flag])] = &[
 
 /// Replaces this process by `capsa-image` (next to this binary) with the
 /// same arguments.
+///
+/// `protect`: the verb forks container processes (a foreground `run`): exec
+/// capsa-image from its protected copy at once, rather than letting it re-execute
+/// itself (saves one exec of a 5 MB binary).
 #[cold]
 #[inline(never)]
-pub fn exec_image_binary() -> Result<i32> {
+pub fn exec_image_binary(protect: bool) -> Result<i32> {
     use std::os::unix::process::CommandExt;
     let exe = std::fs::read_link("/proc/self/exe").context("find this binary (/proc/self/exe)")?;
     let helper = exe.with_file_name("capsa-image");
+    if protect {
+        let e = capsa_runtime::security::exe::exec_beside(&helper, std::env::args_os().skip(1));
+        tracing::debug!("{e}; exec {} plainly (it protects itself)", helper.display());
+    }
     let err = std::process::Command::new(&helper).args(std::env::args_os().skip(1)).exec();
     Err(err).with_context(|| format!("exec {} (image commands live there; install it next to capsa)", helper.display()))
 }
@@ -530,7 +538,7 @@ fn run_image(runtime: &capsa_runtime::container::Store, cargs: &[String]) -> Res
             &container.dir.join("exit"),
             exit.to_string().as_bytes(),
             0o600,
-            capsa_fsutil::Durability::Durable,
+            capsa_fsutil::Durability::Volatile,
         );
         Ok(code)
     })();

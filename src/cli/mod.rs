@@ -294,7 +294,7 @@ fn run(g: &Parsed, rest: &[String]) -> anyhow::Result<i32> {
     if image_mode && !crate::IMAGE_BUILTIN {
         // Image code lives in the capsa-image binary, so the runtime path
         // (this binary) does not carry it: ~0.2 MB RSS per call measured.
-        return image::exec_image_binary();
+        return image::exec_image_binary(name == "run" && !image::runs_detached(cargs));
     }
     if crate::IMAGE_BUILTIN && image_mode {
         match name.as_str() {

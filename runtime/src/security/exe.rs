@@ -262,11 +262,35 @@ fn memfd_clone(exe: RawFd) -> SysResult<OwnedFd> {
     Ok(memfd)
 }
 
+/// Execute `installed`, a capsa binary beside this one (`capsa` hands image verbs
+/// to `capsa-image`), from a read-only overlayfs clone, with `args` after its
+/// name: the program then finds itself protected and need not re-execute itself,
+/// one exec of a large binary instead of two. Only returns on failure (the caller
+/// then execs it plainly, and the program protects itself).
+pub fn exec_beside(installed: &Path, args: impl Iterator<Item = OsString>) -> SysError {
+    let file = match crate::sys::open(installed, libc::O_RDONLY | libc::O_CLOEXEC, 0) {
+        Ok(f) => f,
+        Err(e) => return e,
+    };
+    match overlay_clone(installed, file.as_raw_fd()) {
+        Ok(fd) => {
+            let argv = std::iter::once(installed.as_os_str().to_owned()).chain(args).collect();
+            execveat_marked(fd.as_raw_fd(), installed, argv)
+        }
+        Err(e) => e,
+    }
+}
+
 /// execveat(fd, "", AT_EMPTY_PATH) with our own argv and environment plus the
 /// marker. Only returns on failure.
 fn reexec(fd: RawFd, installed: &Path) -> SysError {
+    execveat_marked(fd, installed, std::env::args_os().collect())
+}
+
+/// execveat(fd, "", AT_EMPTY_PATH) with `argv`, our environment and the marker.
+fn execveat_marked(fd: RawFd, installed: &Path, argv: Vec<OsString>) -> SysError {
     let to_c = |s: OsString| CString::new(s.into_vec()).ok();
-    let argv: Vec<CString> = std::env::args_os().filter_map(to_c).collect();
+    let argv: Vec<CString> = argv.into_iter().filter_map(to_c).collect();
     let mut envp: Vec<CString> = std::env::vars_os()
         .filter(|(k, _)| k != ENV_INSTALLED)
         .filter_map(|(k, v)| {
