@@ -108,8 +108,11 @@ pub async fn exec_sync(cri: Arc<Cri>, id: String, cmd: Vec<String>, timeout: i64
         match tokio::time::timeout(Duration::from_secs(timeout as u64), run).await {
             Ok(r) => r,
             Err(_) => {
-                // The guard kills the process when dropped; capsa exec goes with kill_on_drop.
+                // SIGKILL the command, then let `capsa exec`, its parent, reap it and
+                // exit: killing capsa exec first would leave the command to the
+                // container's pid 1, which may never reap it (a zombie `ps` still shows).
                 guard.kill();
+                let _ = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
                 return Err(Error::new(
                     tonic::Code::DeadlineExceeded,
                     format!("command {cmd:?} in container {}: timeout {timeout}s exceeded", rec.id),

@@ -20,16 +20,26 @@ pub enum Choice {
 
 /// Checks the config's `default_seccomp_profile`.
 pub fn check_default(s: &str) -> std::result::Result<(), String> {
-    parse_name(s).map(|_| ()).map_err(|e| format!("default_seccomp_profile: {}", e.msg))
+    parse_name(s, true).map(|_| ()).map_err(|e| format!("default_seccomp_profile: {}", e.msg))
 }
 
-/// `unconfined`, `runtime/default` (or `docker/default`), `localhost/PATH` or an absolute path.
-fn parse_name(s: &str) -> Result<Choice> {
+/// `unconfined`, `runtime/default` (or `docker/default`) or `localhost/PATH`; a
+/// bare absolute path too where `bare_path` (the daemon's own config). A pod's
+/// deprecated `seccomp_profile_path` must say `localhost/`, as containerd insists.
+fn parse_name(s: &str, bare_path: bool) -> Result<Choice> {
     match s {
         "" | "unconfined" => Ok(Choice::Unconfined),
         "runtime/default" | "docker/default" => Ok(Choice::RuntimeDefault),
         _ => {
-            let p = s.strip_prefix("localhost/").unwrap_or(s);
+            let p = match s.strip_prefix("localhost/") {
+                Some(p) => p,
+                None if bare_path => s,
+                None => {
+                    return Err(Error::invalid(format!(
+                        "seccomp profile {s:?}: a custom profile must be given as localhost/PATH"
+                    )))
+                }
+            };
             if p.starts_with('/') {
                 Ok(Choice::Localhost(p.to_owned()))
             } else {
@@ -59,9 +69,9 @@ pub fn choose(profile: Option<&SecurityProfile>, deprecated_path: &str, default:
         };
     }
     if !deprecated_path.is_empty() {
-        return parse_name(deprecated_path);
+        return parse_name(deprecated_path, false);
     }
-    parse_name(default)
+    parse_name(default, true)
 }
 
 /// Sets (or removes) `linux.seccomp` in `spec` for `choice`; `caps` are the process's
@@ -112,6 +122,16 @@ mod tests {
         assert_eq!(choose(None, "", "runtime/default").unwrap(), Choice::RuntimeDefault);
         assert_eq!(choose(None, "localhost/p.json", "unconfined").unwrap_err().code, tonic::Code::InvalidArgument);
         assert_eq!(choose(None, "localhost//p.json", "x").unwrap(), Choice::Localhost("/p.json".into()));
+        assert_eq!(
+            choose(None, "/p.json", "x").unwrap_err().code,
+            tonic::Code::InvalidArgument,
+            "no localhost/ prefix"
+        );
+        assert_eq!(
+            choose(None, "", "/p.json").unwrap(),
+            Choice::Localhost("/p.json".into()),
+            "the daemon default may be bare"
+        );
         assert_eq!(
             choose(Some(&prof(ProfileType::Unconfined, "")), "", "runtime/default").unwrap(),
             Choice::Unconfined

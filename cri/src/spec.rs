@@ -16,26 +16,20 @@ use crate::proto::{
 use crate::seccomp;
 
 /// Docker's and containerd's default capabilities.
-pub const DEFAULT_CAPS: &[&str] = &[
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_FSETID",
-    "CAP_FOWNER",
-    "CAP_MKNOD",
-    "CAP_NET_RAW",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETFCAP",
-    "CAP_SETPCAP",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_SYS_CHROOT",
-    "CAP_KILL",
-    "CAP_AUDIT_WRITE",
-];
+pub use capsa_image::bundle::DEFAULT_CAPS;
 
-/// Every capability the kernel knows (for privileged containers and `ALL`).
+/// Every capability this daemon holds in its bounding set (privileged containers
+/// and `ALL`), as containerd: a capability the node's root lacks (CAP_SYS_RESOURCE
+/// where the host withholds it) cannot be granted, and asking for it fails capset.
 fn all_caps() -> Vec<String> {
+    let bounding = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines().find_map(|l| l.strip_prefix("CapBnd:")).and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        })
+        .unwrap_or(u64::MAX);
     (0..=capsa_runtime::security::caps::MAX_KNOWN_CAP)
+        .filter(|n| bounding & (1u64 << n) != 0)
         .filter_map(capsa_runtime::security::caps::cap_name)
         .map(String::from)
         .collect()
@@ -145,20 +139,23 @@ pub fn customize(spec: &mut Value, cx: &Context<'_>) -> Result<()> {
         }
     }
 
-    // User: supplemental groups on top of the image's /etc/group memberships.
-    if !sc.supplemental_groups.is_empty() {
-        let mut gids: Vec<u64> = spec["process"]["user"]["additionalGids"]
-            .as_array()
-            .map(|a| a.iter().filter_map(Value::as_u64).collect())
-            .unwrap_or_default();
-        for g in &sc.supplemental_groups {
-            let g = u64::try_from(*g).map_err(|_| Error::invalid(format!("supplemental group {g} is negative")))?;
-            if !gids.contains(&g) {
-                gids.push(g);
-            }
+    // User: the primary group, the image's /etc/group memberships and the
+    // supplemental groups, as containerd's WithAdditionalGIDs (`id` shows
+    // `groups=0(root)` for root, not an empty list).
+    let primary = spec["process"]["user"]["gid"].as_u64().unwrap_or(0);
+    let mut gids: Vec<u64> = vec![primary];
+    for g in spec["process"]["user"]["additionalGids"].as_array().into_iter().flatten().filter_map(Value::as_u64) {
+        if !gids.contains(&g) {
+            gids.push(g);
         }
-        spec["process"]["user"]["additionalGids"] = json!(gids);
     }
+    for g in &sc.supplemental_groups {
+        let g = u64::try_from(*g).map_err(|_| Error::invalid(format!("supplemental group {g} is negative")))?;
+        if !gids.contains(&g) {
+            gids.push(g);
+        }
+    }
+    spec["process"]["user"]["additionalGids"] = json!(gids);
 
     // Capabilities.
     let caps = capabilities(sc)?;
@@ -262,17 +259,19 @@ fn capabilities(sc: &LinuxContainerSecurityContext) -> Result<Vec<String>> {
     if sc.privileged {
         return Ok(all_caps());
     }
-    let known = all_caps();
+    let held = all_caps();
     let mut caps: Vec<String> = DEFAULT_CAPS.iter().map(|s| s.to_string()).collect();
     if let Some(cc) = &sc.capabilities {
         for (list, add) in [(&cc.add_capabilities, true), (&cc.drop_capabilities, false)] {
             for c in list {
                 if c.eq_ignore_ascii_case("ALL") {
-                    caps = if add { known.clone() } else { Vec::new() };
+                    caps = if add { held.clone() } else { Vec::new() };
                     continue;
                 }
                 let n = cap_name(c);
-                if !known.contains(&n) {
+                if !(0..=capsa_runtime::security::caps::MAX_KNOWN_CAP)
+                    .any(|i| capsa_runtime::security::caps::cap_name(i) == Some(n.as_str()))
+                {
                     return Err(Error::unknown(format!("unknown capability {c:?}")));
                 }
                 if add {
@@ -345,6 +344,16 @@ fn mounts(spec: &mut Value, c: &ContainerConfig, privileged: bool, host_ipc: boo
             opts.push("rro");
         }
         added.push(json!({"destination": m.container_path, "type": "bind", "source": src, "options": opts}));
+    }
+    // As containerd: a bidirectional mount needs the container's root shared (so its
+    // mounts reach the bind's peers), a host-to-container one needs it a slave at least.
+    let props: Vec<i32> = c.mounts.iter().map(|m| m.propagation).collect();
+    if props.contains(&(MountPropagation::PropagationBidirectional as i32)) {
+        spec["linux"]["rootfsPropagation"] = json!("rshared");
+    } else if props.contains(&(MountPropagation::PropagationHostToContainer as i32))
+        && spec["linux"]["rootfsPropagation"] != "rshared"
+    {
+        spec["linux"]["rootfsPropagation"] = json!("rslave");
     }
     let dests: Vec<&str> = c.mounts.iter().map(|m| m.container_path.trim_end_matches('/')).collect();
     let Some(list) = spec["mounts"].as_array_mut() else {
@@ -601,7 +610,7 @@ mod tests {
         assert!(caps.contains(&"CAP_CHOWN"));
         assert_eq!(s["root"]["readonly"], true);
         assert_eq!(s["process"]["noNewPrivileges"], true);
-        assert_eq!(s["process"]["user"]["additionalGids"], json!([44]));
+        assert_eq!(s["process"]["user"]["additionalGids"], json!([0, 44]), "the primary group first");
         assert_eq!(s["linux"]["maskedPaths"], json!(["/proc/kcore"]));
         assert!(s["linux"]["readonlyPaths"].as_array().is_some_and(|a| !a.is_empty()));
         assert!(s.get("hostname").is_none());
@@ -650,6 +659,7 @@ mod tests {
         let ms = s["mounts"].as_array().unwrap();
         let data = ms.iter().find(|m| m["destination"] == "/data").unwrap();
         assert_eq!(data["options"], json!(["rbind", "rslave", "ro"]));
+        assert_eq!(s["linux"]["rootfsPropagation"], "rslave", "a host-to-container mount makes the root a slave");
         assert_eq!(ms.iter().filter(|m| m["destination"] == "/dev/shm").count(), 1);
         assert_eq!(ms.iter().find(|m| m["destination"] == "/dev/shm").unwrap()["type"], "bind");
         let nss = s["linux"]["namespaces"].as_array().unwrap();

@@ -331,7 +331,12 @@ async fn exec_tty(
 ) -> Result<i32> {
     let sock: PathBuf = guard.pid_file.with_extension("sock");
     let _ = std::fs::remove_file(&sock);
-    let listener = tokio::net::UnixListener::bind(&sock)
+    // (state_dir/exec/<64-hex>.sock can be longer than a socket address holds)
+    let listener = capsa_fsutil::sock::bind(&sock)
+        .and_then(|l| {
+            l.set_nonblocking(true)?;
+            tokio::net::UnixListener::from_std(l)
+        })
         .map_err(|e| Error::unknown(format!("console socket {}: {e}", sock.display())))?;
     let _rm = RemoveOnDrop(sock.clone());
     // As containerd: an exec with a terminal gets TERM=xterm.

@@ -7,6 +7,7 @@
 //! - [`ensure_dir`]: a directory that is at most as open as asked, narrowing an
 //!   existing one (how stores made by older versions are migrated).
 //! - [`errno_name`]: `EPERM` for 1, for error messages.
+//! - [`sock`]: unix sockets at paths longer than `sockaddr_un` holds.
 //!
 //! It depends on libc only, so the shim (a tiny binary), the image store and the
 //! runtime can all use it without depending on each other.
@@ -14,6 +15,7 @@
 mod atomic;
 mod dir;
 mod errno;
+pub mod sock;
 
 pub use atomic::{write_atomic, Durability, TempFile};
 pub use dir::ensure_dir;

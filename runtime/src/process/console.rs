@@ -50,7 +50,7 @@ pub fn recv_fd(sock: RawFd) -> SysResult<OwnedFd> {
 
 /// Connect to a unix socket path (the `--console-socket`).
 pub fn connect(path: &std::path::Path) -> SysResult<OwnedFd> {
-    let s = std::os::unix::net::UnixStream::connect(path)
+    let s = capsa_fsutil::sock::connect(path)
         .map_err(|e| SysError::io(format!("connect to the console socket {}", path.display()), &e))?;
     Ok(OwnedFd::from(s))
 }

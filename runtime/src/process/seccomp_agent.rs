@@ -57,7 +57,7 @@ pub fn deliver(pid: i32, n: i32, s: &LinuxSeccomp, bundle: &Path, state: &serde_
     let listener = s.listener_path.as_deref().unwrap_or("");
     let path = bundle.join(listener);
     let fd = take_fd(pid, n)?;
-    let sock = std::os::unix::net::UnixStream::connect(&path).map_err(|e| {
+    let sock = capsa_fsutil::sock::connect(&path).map_err(|e| {
         SysError::io(format!("connect to the seccomp agent at {} (linux.seccomp.listenerPath)", path.display()), &e)
     })?;
     let msg = ProcessState {
