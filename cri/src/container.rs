@@ -131,6 +131,7 @@ fn make(cri: &Cri, id: &str, name: &str, sb: &SandboxRecord, config: ContainerCo
         id,
         pid,
         host_ipc,
+        pod_shm: Some(crate::shm::path(&cri.store, &sb.id)).filter(|p| !host_ipc && crate::shm::is_mounted(p)),
         default_seccomp: &cri.cfg.default_seccomp_profile,
         min_oom_score_adj: min_oom,
         annotations,

@@ -29,6 +29,7 @@ pub mod sandbox;
 pub mod seccomp;
 pub mod server;
 pub mod service;
+pub mod shm;
 pub mod spec;
 pub mod state;
 pub mod stats;

@@ -157,6 +157,14 @@ fn make(cri: &Cri, id: &str, name: &str, config: PodSandboxConfig, handler: Stri
     tracing::debug!("sandbox {id} ({name}): creating the pod");
     let pod = pods::create_sandbox(&cri.store, &cri.net, &create, &opts, &mut |_| Ok(()))
         .map_err(|e| Error::from(e).context(format!("failed to create sandbox {name:?}")))?;
+    if !host_ipc {
+        if let Err(e) = crate::shm::mount(&crate::shm::path(&cri.store, id)) {
+            if let Err(ce) = pods::remove(&cri.store, &cri.tools, &cri.net, id, true) {
+                tracing::warn!("clean up sandbox {id}: {ce}");
+            }
+            return Err(e);
+        }
+    }
     let rec = SandboxRecord {
         id: id.to_owned(),
         name: name.to_owned(),
@@ -172,6 +180,7 @@ fn make(cri: &Cri, id: &str, name: &str, config: PodSandboxConfig, handler: Stri
         ips: pod.ip.into_iter().collect(),
     };
     if let Err(e) = cri.state.put_sandbox(&rec) {
+        let _ = crate::shm::unmount(&crate::shm::path(&cri.store, id));
         if let Err(ce) = pods::remove(&cri.store, &cri.tools, &cri.net, id, true) {
             tracing::warn!("clean up sandbox {id}: {ce}");
         }
@@ -203,6 +212,7 @@ pub fn stop(cri: &Cri, rec: &SandboxRecord) -> Result<()> {
         Ok(()) | Err(capsa_pod::PodError::NotFound { .. }) => {}
         Err(e) => return Err(e.into()),
     }
+    crate::shm::unmount(&crate::shm::path(&cri.store, &rec.id))?;
     match pods::detach_network(&cri.store, &cri.net, &rec.id) {
         Ok(_) | Err(capsa_pod::PodError::NotFound { .. }) => {}
         Err(e) => return Err(Error::from(e).context(format!("failed to destroy network for sandbox {:?}", rec.id))),

@@ -56,6 +56,9 @@ pub struct Context<'a> {
     pub pid: PidNs,
     /// The pod shares the host's ipc namespace.
     pub host_ipc: bool,
+    /// The pod's `/dev/shm` tmpfs (see [`crate::shm`]), bound in place of the
+    /// container's own.
+    pub pod_shm: Option<PathBuf>,
     pub default_seccomp: &'a str,
     /// Clamp oom_score_adj to at least this (`restrict_oom_score_adj`).
     pub min_oom_score_adj: Option<i64>,
@@ -196,7 +199,8 @@ pub fn customize(spec: &mut Value, cx: &Context<'_>) -> Result<()> {
 
     // Mounts: kubelet's replace the defaults at the same destination; the pod's /etc
     // files are only mounted where kubelet does not mount its own.
-    mounts(spec, c, privileged, cx.host_ipc)?;
+    let shm = if cx.host_ipc { Some(Path::new("/dev/shm")) } else { cx.pod_shm.as_deref() };
+    mounts(spec, c, privileged, shm)?;
 
     // Devices.
     devices(spec, c, privileged)?;
@@ -297,7 +301,7 @@ fn capabilities(sc: &LinuxContainerSecurityContext) -> Result<Vec<String>> {
 }
 
 /// kubelet's mounts into the spec.
-fn mounts(spec: &mut Value, c: &ContainerConfig, privileged: bool, host_ipc: bool) -> Result<()> {
+fn mounts(spec: &mut Value, c: &ContainerConfig, privileged: bool, shm: Option<&Path>) -> Result<()> {
     let mut added = Vec::new();
     for m in &c.mounts {
         if m.image.is_some() {
@@ -360,11 +364,10 @@ fn mounts(spec: &mut Value, c: &ContainerConfig, privileged: bool, host_ipc: boo
         return Err(Error::unknown("the generated spec has no mounts"));
     };
     list.retain(|m| !m["destination"].as_str().is_some_and(|d| dests.contains(&d.trim_end_matches('/'))));
-    if host_ipc && !dests.contains(&"/dev/shm") {
+    // The host's /dev/shm with host IPC, else the pod's (shared by its containers).
+    if let Some(shm) = shm.filter(|_| !dests.contains(&"/dev/shm")) {
         list.retain(|m| m["destination"] != "/dev/shm");
-        list.push(
-            json!({"destination": "/dev/shm", "type": "bind", "source": "/dev/shm", "options": ["rbind", "rprivate"]}),
-        );
+        list.push(json!({"destination": "/dev/shm", "type": "bind", "source": shm, "options": ["rbind", "rprivate"]}));
     }
     if privileged {
         // As containerd: /sys and the cgroup tree writable.
@@ -549,6 +552,7 @@ mod tests {
             id: "cid",
             pid: PidNs::Own,
             host_ipc: false,
+            pod_shm: None,
             default_seccomp: "unconfined",
             min_oom_score_adj: None,
             annotations: BTreeMap::new(),

@@ -328,3 +328,39 @@ fn after_a_host_restart_sandboxes_are_notready_containers_exited_and_removable()
     assert_eq!(lease_count(), 0, "the pod's IP was released");
     assert_eq!(c.mounts(), Vec::<String>::new());
 }
+
+/// A pod's containers share one /dev/shm (the sandbox's tmpfs, as containerd's),
+/// so POSIX shared memory works across a pod as SysV IPC does; StopPodSandbox
+/// unmounts it.
+#[test]
+fn the_containers_of_a_pod_share_its_dev_shm() {
+    if !root_or_skip() {
+        return;
+    }
+    let mut c = Cri::new(false, true);
+    c.start();
+    let addr = c.registry.as_ref().unwrap().addr.clone();
+    c.ok(&["pull", &format!("{addr}/busybox:latest")]);
+    let mut pod = c.pod_config("shm");
+    // (host network: no CNI needed for this)
+    pod["linux"]["security_context"]["namespace_options"]["network"] = json!(2);
+    let pod_json = c.file("pod.json", &pod);
+    let pod_id = c.ok(&["runp", &pod_json]).trim().to_owned();
+    let mut ids = Vec::new();
+    for name in ["writer", "reader"] {
+        let cfg = c.file(&format!("{name}.json"), &c.container_config(name, "exec sleep 100000"));
+        let id = c.ok(&["create", &pod_id, &cfg, &pod_json]).trim().to_owned();
+        c.ok(&["start", &id]);
+        ids.push(id);
+    }
+    c.ok(&["exec", "-s", &ids[0], "sh", "-c", "echo from the writer > /dev/shm/note"]);
+    assert_eq!(c.ok(&["exec", "-s", &ids[1], "cat", "/dev/shm/note"]).trim(), "from the writer");
+    let df = c.ok(&["exec", "-s", &ids[1], "sh", "-c", "grep ' /dev/shm ' /proc/mounts"]);
+    assert!(df.contains("tmpfs") && df.contains("nosuid") && df.contains("nodev") && df.contains("noexec"), "{df}");
+    let shm_mounts = || c.mounts().into_iter().filter(|m| m.ends_with("/shm")).count();
+    assert_eq!(shm_mounts(), 1, "{:?}", c.mounts());
+    c.ok(&["stopp", &pod_id]);
+    assert_eq!(shm_mounts(), 0, "StopPodSandbox unmounts the pod's shm: {:?}", c.mounts());
+    c.ok(&["rmp", &pod_id]);
+    assert_eq!(c.mounts(), Vec::<String>::new());
+}
