@@ -122,23 +122,83 @@ if [ "${CAPSA_VM_BOOT_ONLY:-0}" = 1 ]; then
     shutdown_vm
 fi
 
-# ---------------------------------------------------------------- tests
+# The state letter of a process (R, S, D, Z...), empty once it is gone.
+proc_state() { sed 's/.*) \([A-Za-z]\) .*/\1/' "/proc/$1/stat" 2>/dev/null; }
+
+# Shows why a test binary is stuck before the watchdog kills it: every user
+# process with its state, wait channel and kernel stack (the tests' runtime
+# processes included), then the kernel's list of blocked tasks (sysrq w) and
+# the tail of the kernel log, warnings included.
+diagnose_hang() {
+    echo "CAPSA-VM: watchdog: $1 still running after ${CAPSA_VM_TEST_TIMEOUT}s; processes:"
+    for d in /proc/[0-9]*; do
+        cmd=$(tr '\0' ' ' <"$d/cmdline" 2>/dev/null | cut -c1-120)
+        [ -n "$cmd" ] || continue # kernel threads
+        pid=${d#/proc/}
+        state=$(proc_state "$pid")
+        echo "  pid=$pid state=$state wchan=$(cat "$d/wchan" 2>/dev/null) cmd=$cmd"
+        if [ "$state" = D ] || [ "$state" = T ] || [ "$state" = t ]; then
+            sed 's/^/      /' "$d/stack" 2>/dev/null | head -n 20
+        fi
+    done
+    echo w >/proc/sysrq-trigger 2>/dev/null
+    echo "CAPSA-VM: watchdog: kernel log tail:"
+    dmesg -r | tail -n 60
+}
+
 # Each binary runs as cargo would run it, one test at a time, with a
-# watchdog. Its output goes to the console and to /run/<name>.log, from which
-# the result marker is computed.
+# watchdog. Its output goes to /run/<name>.log (a file, not a pipe: a process
+# the binary leaves behind cannot hold the console back) and is followed on
+# the console; the result marker is computed from the file.
 total_passed=0
 total_failed=0
 for name in $CAPSA_VM_TESTS; do
     log="/run/$name.log"
     echo "CAPSA-VM: start bin=$name uptime=$(cut -d' ' -f1 /proc/uptime)"
-    # busybox sh has no pipefail: the exit code travels through a file.
+    : >"$log"
+    tail -f "$log" &
+    follower=$!
     (
         cd /tmp || exit 1
         CI=true CAPSA_TEST_RUNTIME=/usr/local/bin/capsa RUST_BACKTRACE=0 \
-            timeout "$CAPSA_VM_TEST_TIMEOUT" "/tests/$name" --test-threads=1 </dev/null 2>&1
-        echo $? >"/run/$name.rc"
-    ) | tee "$log"
-    rc=$(cat "/run/$name.rc")
+            exec "/tests/$name" --test-threads=1 </dev/null >"$log" 2>&1
+    ) &
+    test_pid=$!
+    # busybox has no "wait with a timeout": poll the process state instead
+    # (Z = exited, waiting to be reaped).
+    waited=0
+    timed_out=0
+    while [ "$(proc_state "$test_pid")" ] && [ "$(proc_state "$test_pid")" != Z ]; do
+        if [ "$waited" -ge "$CAPSA_VM_TEST_TIMEOUT" ]; then
+            timed_out=1
+            sleep 1 # let the follower print the last lines
+            diagnose_hang "$name"
+            kill -TERM "$test_pid" 2>/dev/null
+            sleep 2
+            kill -KILL "$test_pid" 2>/dev/null
+            break
+        fi
+        sleep 1
+        waited=$((waited + 1))
+    done
+    # A process stuck in the kernel (state D) ignores even SIGKILL: give it
+    # 10 s, then go on without it rather than hang the whole VM.
+    waited=0
+    while [ "$(proc_state "$test_pid")" ] && [ "$(proc_state "$test_pid")" != Z ] && [ "$waited" -lt 10 ]; do
+        sleep 1
+        waited=$((waited + 1))
+    done
+    if [ "$(proc_state "$test_pid")" = Z ] || [ -z "$(proc_state "$test_pid")" ]; then
+        wait "$test_pid"
+        rc=$?
+    else
+        echo "CAPSA-VM: watchdog: $name (pid $test_pid) did not die after SIGKILL (state $(proc_state "$test_pid"))"
+        rc=143
+    fi
+    [ "$timed_out" = 1 ] && rc=143
+    sleep 1
+    kill "$follower" 2>/dev/null
+    wait "$follower" 2>/dev/null
 
     # "test result: FAILED. 20 passed; 3 failed; 0 ignored; ..."
     counts=$(sed -n 's/^test result: [A-Za-z]*\. \([0-9]*\) passed; \([0-9]*\) failed;.*/\1 \2/p' "$log" | tail -n 1)

@@ -15,8 +15,8 @@
 # results off the serial console.
 #
 # Environment (all optional):
-#   VM_TIMEOUT=1200       seconds the whole VM may run before it is killed
-#   VM_TEST_TIMEOUT=600   seconds one test binary may run inside the VM
+#   VM_TIMEOUT=900        seconds the whole VM may run before it is killed
+#   VM_TEST_TIMEOUT=360   seconds one test binary may run inside the VM (then its processes are shown and it is killed)
 #   VM_MEM=2048 VM_CPUS=2 guest memory (MiB) and CPUs
 #   VM_QUIET=1            do not echo the serial console while the VM runs
 #   CAPSA_VM_CACHE=DIR    kernel cache (default ${XDG_CACHE_HOME:-/var/cache}/capsa-vm)
@@ -28,8 +28,8 @@ set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
 
-VM_TIMEOUT=${VM_TIMEOUT:-1200}
-VM_TEST_TIMEOUT=${VM_TEST_TIMEOUT:-600}
+VM_TIMEOUT=${VM_TIMEOUT:-900}
+VM_TEST_TIMEOUT=${VM_TEST_TIMEOUT:-360}
 VM_MEM=${VM_MEM:-2048}
 VM_CPUS=${VM_CPUS:-2}
 VM_QUIET=${VM_QUIET:-0}
