@@ -240,7 +240,7 @@ fn grpc_client_events_filters_logs_stats_and_bad_input() {
         let leases = |c: &Cri| std::fs::read_dir(c.path("cni/leases/crinet")).map(|rd| rd.flatten().filter(|e| e.file_name().to_string_lossy().starts_with("10.")).count()).unwrap_or(0);
         let leases_before = leases(&c);
         let mounts_before = c.mounts().len();
-        let cfg = common::conflist("crit0", "10.66.0.0/16", &c.path("cni/leases")).replace(
+        let cfg = common::conflist("crinet", "crit0", "10.66.0.0/16", &c.path("cni/leases")).replace(
             r#"{"type":"portmap","capabilities":{"portMappings":true},"snat":true}"#,
             r#"{"type":"failing"}"#,
         );

@@ -6,28 +6,14 @@
 //! daemon and the registry, and cleans whatever a failing test left (mounts, cgroups).
 #![allow(dead_code)]
 
+#[path = "../base/mod.rs"]
+mod base;
+pub use base::*;
+
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
-
-/// Exit code and output of a command.
-#[derive(Debug)]
-pub struct Out {
-    pub code: i32,
-    pub stdout: String,
-    pub stderr: String,
-}
-
-pub fn run(cmd: &mut Command) -> Out {
-    let o = cmd.stdin(Stdio::null()).output().expect("spawn");
-    Out {
-        code: o.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
-    }
-}
+use std::time::Duration;
 
 /// Root is needed (fails in CI when missing, skips elsewhere).
 pub fn root_or_skip() -> bool {
@@ -38,127 +24,6 @@ pub fn root_or_skip() -> bool {
     assert!(std::env::var("CI").as_deref() != Ok("true"), "needs root (CI=true)");
     eprintln!("skipping: needs root");
     false
-}
-
-pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + timeout;
-    while Instant::now() < end {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    f()
-}
-
-fn unique(prefix: &str) -> String {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    format!("{prefix}{}x{}", std::process::id() % 100000, N.fetch_add(1, Ordering::SeqCst))
-}
-
-pub fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// The shared tools and harnesses: `$CAPSA_SHARED`, else `../shared` beside the
-/// checkout (or beside the worktrees' parent).
-pub fn shared() -> PathBuf {
-    if let Some(p) = std::env::var_os("CAPSA_SHARED") {
-        return p.into();
-    }
-    let r = repo();
-    [r.join("../shared"), r.join("../../shared")]
-        .into_iter()
-        .find(|p| p.join("tools/crictl").exists())
-        .unwrap_or_else(|| r.join("../shared"))
-}
-
-pub fn crictl_bin() -> PathBuf {
-    shared().join("tools/crictl")
-}
-
-/// The daemon binary; `capsa` and `capsa-shim` must be built next to it.
-pub fn daemon_bin() -> PathBuf {
-    let p = PathBuf::from(env!("CARGO_BIN_EXE_capsa-cri"));
-    for b in ["capsa", "capsa-shim"] {
-        assert!(p.with_file_name(b).exists(), "{b} is not built next to capsa-cri: cargo build --workspace --bins");
-    }
-    p
-}
-
-/// A network namespace made by the test, loopback up; deleted on drop.
-pub struct Netns {
-    pub name: String,
-}
-
-impl Netns {
-    pub fn new() -> Netns {
-        let name = unique("capsa-cri");
-        let o = run(Command::new("ip").args(["netns", "add", &name]));
-        assert_eq!(o.code, 0, "ip netns add {name}: {}", o.stderr);
-        let n = Netns { name };
-        let o = n.run("ip", &["link", "set", "lo", "up"]);
-        assert_eq!(o.code, 0, "{}", o.stderr);
-        n
-    }
-
-    pub fn path(&self) -> PathBuf {
-        PathBuf::from("/run/netns").join(&self.name)
-    }
-
-    /// `prog args...` in this network namespace only (nsenter: the mount namespace,
-    /// and so /sys/fs/cgroup, stays the host's).
-    pub fn command(&self, prog: &Path, args: &[&str]) -> Command {
-        let mut c = Command::new("nsenter");
-        c.arg(format!("--net={}", self.path().display())).arg(prog).args(args);
-        c
-    }
-
-    pub fn run(&self, prog: &str, args: &[&str]) -> Out {
-        run(&mut self.command(Path::new(prog), args))
-    }
-
-    /// Interface names.
-    pub fn links(&self) -> Vec<String> {
-        let o = self.run("ip", &["-o", "link", "show"]);
-        let mut v: Vec<String> = o
-            .stdout
-            .lines()
-            .filter_map(|l| l.split(": ").nth(1).map(|n| n.split('@').next().unwrap_or(n).to_owned()))
-            .collect();
-        v.sort();
-        v
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = run(Command::new("ip").args(["netns", "del", &self.name]));
-    }
-}
-
-/// Debian's docker-registry started in the test's network namespace by the shared
-/// harness, with busybox:latest pushed; stopped on drop.
-pub struct Registry {
-    dir: PathBuf,
-    pub addr: String,
-}
-
-impl Registry {
-    pub fn start(ns: &Netns, dir: &Path) -> Registry {
-        let script = shared().join("harness/registry/start.sh");
-        let o = run(Command::new("ip").args(["netns", "exec", &ns.name]).arg(&script).arg(dir));
-        assert_eq!(o.code, 0, "registry start.sh: {}{}", o.stdout, o.stderr);
-        let addr = o.stdout.lines().last().unwrap_or("").trim().to_owned();
-        assert!(addr.starts_with("127.0.0.1:"), "registry address: {}", o.stdout);
-        Registry { dir: dir.to_path_buf(), addr }
-    }
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = run(Command::new(shared().join("harness/registry/stop.sh")).arg(&self.dir));
-    }
 }
 
 /// capsa-cri with everything private: socket, records, store, runtime root, CNI
@@ -175,17 +40,6 @@ pub struct Cri {
     pub dir: tempfile::TempDir,
 }
 
-/// A CNI network for the test: a bridge of its own name, host-local leases in the temp dir.
-pub fn conflist(bridge: &str, subnet: &str, leases: &Path) -> String {
-    format!(
-        r#"{{"cniVersion":"1.0.0","name":"crinet","plugins":[
-  {{"type":"bridge","bridge":"{bridge}","isGateway":true,"ipMasq":false,"hairpinMode":true,
-    "ipam":{{"type":"host-local","dataDir":"{}","ranges":[[{{"subnet":"{subnet}"}}]],"routes":[{{"dst":"0.0.0.0/0"}}]}}}},
-  {{"type":"portmap","capabilities":{{"portMappings":true}},"snat":true}}]}}"#,
-        leases.display()
-    )
-}
-
 impl Cri {
     /// The environment, without the daemon (see [`Cri::start`]); `network`: write the
     /// CNI config now.
@@ -194,7 +48,7 @@ impl Cri {
         for d in ["net.d", "cni", "logs"] {
             fs::create_dir_all(dir.path().join(d)).unwrap();
         }
-        let ns = Netns::new();
+        let ns = Netns::new("capsa-cri");
         let registry = registry.then(|| Registry::start(&ns, &dir.path().join("registry")));
         let c = Cri {
             cgroup_parent: format!("/capsa-cri-test/{}", unique("t")),
@@ -220,7 +74,7 @@ impl Cri {
 
     pub fn write_network(&self) {
         let leases = self.path("cni/leases");
-        fs::write(self.path("net.d/10-crinet.conflist"), conflist("crit0", "10.66.0.0/16", &leases)).unwrap();
+        fs::write(self.path("net.d/10-crinet.conflist"), conflist("crinet", "crit0", "10.66.0.0/16", &leases)).unwrap();
     }
 
     pub fn config(&self) -> String {
@@ -247,7 +101,7 @@ impl Cri {
         let cfg = self.path("cri.toml");
         let child = self
             .ns
-            .command(&daemon_bin(), &["--config", cfg.to_str().unwrap()])
+            .command(capsa_cri_bin(), &["--config", cfg.to_str().unwrap()])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
@@ -283,7 +137,7 @@ impl Cri {
         let ep = format!("unix://{}", self.socket().display());
         let mut full = vec!["--timeout", "120s", "--runtime-endpoint", &ep, "--image-endpoint", &ep];
         full.extend_from_slice(args);
-        self.ns.command(&crictl_bin(), &full)
+        self.ns.command(crictl_bin(), &full)
     }
 
     /// `crictl ARGS`, which must succeed; its stdout.
@@ -370,21 +224,6 @@ impl Cri {
         }
         out
     }
-}
-
-fn tail(s: &str) -> String {
-    let lines: Vec<&str> = s.lines().collect();
-    lines[lines.len().saturating_sub(30)..].join("\n")
-}
-
-pub fn cgroup_hierarchies() -> Vec<PathBuf> {
-    let base = Path::new("/sys/fs/cgroup");
-    if base.join("cgroup.controllers").exists() {
-        return vec![base.to_path_buf()];
-    }
-    fs::read_dir(base)
-        .map(|rd| rd.flatten().map(|e| e.path()).filter(|p| p.is_dir() && !p.is_symlink()).collect())
-        .unwrap_or_default()
 }
 
 impl Drop for Cri {

@@ -12,28 +12,14 @@
 pub mod grpc;
 pub mod images;
 
+#[path = "../base/mod.rs"]
+mod base;
+pub use base::*;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
-
-/// Exit code and output of a command.
-#[derive(Debug, Clone)]
-pub struct Out {
-    pub code: i32,
-    pub stdout: String,
-    pub stderr: String,
-}
-
-pub fn run(cmd: &mut Command) -> Out {
-    let o = cmd.stdin(Stdio::null()).output().unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
-    Out {
-        code: o.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
-    }
-}
 
 /// Root and the other prerequisites (fails in CI when one is missing, skips elsewhere).
 pub fn prerequisites_or_skip(kind: Kind) -> bool {
@@ -69,63 +55,6 @@ fn on_path(prog: &str) -> bool {
     std::env::var_os("PATH").map(|p| std::env::split_paths(&p).any(|d| d.join(prog).is_file())).unwrap_or(false)
 }
 
-pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + timeout;
-    while Instant::now() < end {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    f()
-}
-
-pub fn unique(prefix: &str) -> String {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    format!("{prefix}{}x{}", std::process::id() % 100000, N.fetch_add(1, Ordering::SeqCst))
-}
-
-pub fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// The shared tools and harnesses: `$CAPSA_SHARED`, else `../shared` beside the
-/// checkout (or beside the worktrees' parent).
-pub fn shared() -> PathBuf {
-    if let Some(p) = std::env::var_os("CAPSA_SHARED") {
-        return p.into();
-    }
-    let r = repo();
-    [r.join("../shared"), r.join("../../shared")]
-        .into_iter()
-        .find(|p| p.join("tools/crictl").exists())
-        .unwrap_or_else(|| r.join("../shared"))
-}
-
-/// The crictl wrapper of ../shared/tools (it checks the binary's sha256 on every call).
-pub fn crictl_wrapper() -> PathBuf {
-    shared().join("tools/crictl")
-}
-
-/// crictl v1.26.1 itself: the wrapper unpacks (and checks) it once into its cache; the
-/// tests then run the cached binary (the wrapper's checksum of 36 MB costs ~0.2 s a call).
-pub fn crictl_bin() -> PathBuf {
-    static BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    BIN.get_or_init(|| {
-        let w = crictl_wrapper();
-        let o = run(Command::new(&w).arg("--version"));
-        let cache =
-            std::env::var_os("CRICTL_CACHE").map_or_else(|| PathBuf::from("/var/cache/crictl-v1.26.1"), PathBuf::from);
-        let bin = cache.join("crictl");
-        if o.code == 0 && bin.is_file() {
-            bin
-        } else {
-            w
-        }
-    })
-    .clone()
-}
-
 /// The runtime under test.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -144,98 +73,20 @@ impl Kind {
     }
 }
 
-/// A network namespace made by the test, loopback up; deleted on drop.
-pub struct Netns {
-    pub name: String,
-}
-
-impl Netns {
-    pub fn new() -> Netns {
-        let name = unique("cricmp");
-        let o = run(Command::new("ip").args(["netns", "add", &name]));
-        assert_eq!(o.code, 0, "ip netns add {name}: {}", o.stderr);
-        let n = Netns { name };
-        let o = run(&mut n.command("ip", &["link", "set", "lo", "up"]));
-        assert_eq!(o.code, 0, "{}", o.stderr);
-        n
-    }
-
-    pub fn path(&self) -> PathBuf {
-        PathBuf::from("/run/netns").join(&self.name)
-    }
-
-    /// `prog args...` in this network namespace only (nsenter: the mount namespace,
-    /// and so /sys/fs/cgroup, stays the host's; `ip netns exec` would remount /sys).
-    pub fn command(&self, prog: impl AsRef<std::ffi::OsStr>, args: &[&str]) -> Command {
-        let mut c = Command::new("nsenter");
-        c.arg(format!("--net={}", self.path().display())).arg(prog).args(args);
-        c
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = run(Command::new("ip").args(["netns", "del", &self.name]));
-    }
-}
-
-/// Debian's docker-registry in the test's namespace (the shared harness: busybox:latest
-/// and busybox:v2s2 pushed), plus the images of [`images`]; stopped on drop.
-pub struct Registry {
-    dir: PathBuf,
-    pub addr: String,
-}
-
-impl Registry {
-    pub fn start(ns: &Netns, dir: &Path) -> Registry {
-        let script = shared().join("harness/registry/start.sh");
-        let o = run(&mut ns.command(&script, &[dir.to_str().unwrap()]));
-        assert_eq!(o.code, 0, "registry start.sh: {}{}", o.stdout, o.stderr);
-        let addr = o.stdout.lines().last().unwrap_or("").trim().to_owned();
-        assert!(addr.starts_with("127.0.0.1:"), "registry address: {}", o.stdout);
-        let r = Registry { dir: dir.to_path_buf(), addr };
-        let layouts = images::layouts();
-        for (name, layout_ref) in images::PUSHED {
-            let src = format!("oci:{}", layouts.join(layout_ref).display());
-            let dst = format!("docker://{}/{name}", r.addr);
-            let o = run(&mut ns
+/// The shared harness's registry in the test's namespace, plus the images of
+/// [`images`] pushed to it.
+pub fn start_registry(ns: &Netns, dir: &Path) -> Registry {
+    let r = Registry::start(ns, dir);
+    let layouts = images::layouts();
+    for (name, layout_ref) in images::PUSHED {
+        let src = format!("oci:{}", layouts.join(layout_ref).display());
+        let dst = format!("docker://{}/{name}", r.addr);
+        let o =
+            run(&mut ns
                 .command("skopeo", &["copy", "-q", "--src-tls-verify=false", "--dest-tls-verify=false", &src, &dst]));
-            assert_eq!(o.code, 0, "skopeo copy {src} {dst}: {}", o.stderr);
-        }
-        r
+        assert_eq!(o.code, 0, "skopeo copy {src} {dst}: {}", o.stderr);
     }
-
-    /// `ADDR/name`.
-    pub fn image(&self, name: &str) -> String {
-        format!("{}/{name}", self.addr)
-    }
-
-    /// The manifest digest of `name:tag` (what a pull by digest names).
-    pub fn digest(&self, ns: &Netns, name: &str, tag: &str) -> String {
-        let url = format!("http://{}/v2/{name}/manifests/{tag}", self.addr);
-        let o = run(&mut ns.command(
-            "curl",
-            &[
-                "-sSfI",
-                "-H",
-                "Accept: application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json",
-                &url,
-            ],
-        ));
-        o.stdout
-            .lines()
-            .find_map(|l| {
-                let (k, v) = l.split_once(':')?;
-                k.eq_ignore_ascii_case("docker-content-digest").then(|| v.trim().to_owned())
-            })
-            .unwrap_or_else(|| panic!("no digest for {url}: {o:?}"))
-    }
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = run(Command::new(shared().join("harness/registry/stop.sh")).arg(&self.dir));
-    }
+    r
 }
 
 /// One CRI runtime with everything private. See the module documentation.
@@ -259,7 +110,7 @@ impl Env {
         for d in ["net.d", "cni", "logs", "opt", "runc"] {
             fs::create_dir_all(dir.path().join(d)).unwrap();
         }
-        let ns = Netns::new();
+        let ns = Netns::new("cricmp");
         let mut e = Env {
             kind,
             daemon: None,
@@ -270,9 +121,9 @@ impl Env {
             extra_config: String::new(),
             run_containerd_existed: Path::new("/run/containerd").exists(),
         };
-        e.registry = Some(Registry::start(&e.ns, &e.path("registry")));
+        e.registry = Some(start_registry(&e.ns, &e.path("registry")));
         let leases = e.path("cni/leases");
-        fs::write(e.path("net.d/10-cricmp.conflist"), conflist("cmp0", "10.88.0.0/16", &leases)).unwrap();
+        fs::write(e.path("net.d/10-cricmp.conflist"), conflist("cricmp", "cmp0", "10.88.0.0/16", &leases)).unwrap();
         e.start_daemon();
         e
     }
@@ -508,42 +359,6 @@ state = "{state}"
         }
         v
     }
-}
-
-fn tail(s: &str) -> String {
-    let lines: Vec<&str> = s.lines().collect();
-    lines[lines.len().saturating_sub(30)..].join("\n")
-}
-
-/// The capsa-cri binary; `capsa` and `capsa-shim` must be built next to it.
-pub fn capsa_cri_bin() -> PathBuf {
-    let p = PathBuf::from(env!("CARGO_BIN_EXE_capsa-cri"));
-    for b in ["capsa", "capsa-shim"] {
-        assert!(p.with_file_name(b).exists(), "{b} is not built next to capsa-cri: cargo build --workspace --bins");
-    }
-    p
-}
-
-/// The pods' network: a bridge of the test's namespace, host-local leases in the temp
-/// dir, portmap for host ports.
-pub fn conflist(bridge: &str, subnet: &str, leases: &Path) -> String {
-    format!(
-        r#"{{"cniVersion":"1.0.0","name":"cricmp","plugins":[
-  {{"type":"bridge","bridge":"{bridge}","isGateway":true,"ipMasq":false,"hairpinMode":true,
-    "ipam":{{"type":"host-local","dataDir":"{}","ranges":[[{{"subnet":"{subnet}"}}]],"routes":[{{"dst":"0.0.0.0/0"}}]}}}},
-  {{"type":"portmap","capabilities":{{"portMappings":true}},"snat":true}}]}}"#,
-        leases.display()
-    )
-}
-
-pub fn cgroup_hierarchies() -> Vec<PathBuf> {
-    let base = Path::new("/sys/fs/cgroup");
-    if base.join("cgroup.controllers").exists() {
-        return vec![base.to_path_buf()];
-    }
-    fs::read_dir(base)
-        .map(|rd| rd.flatten().map(|e| e.path()).filter(|p| p.is_dir() && !p.is_symlink()).collect())
-        .unwrap_or_default()
 }
 
 impl Drop for Env {
