@@ -56,7 +56,8 @@ impl Cri {
             }
         }
         let cni = Cni { plugin_dirs: cfg.cni.bin_dirs.clone(), cache_dir: cfg.cni.cache_dir.clone(), ..Cni::new() };
-        let net = NetConfig { conf_dir: cfg.cni.conf_dir.clone(), cni };
+        // The network is the node's: its bridge outlives the pods (as with containerd).
+        let net = NetConfig { conf_dir: cfg.cni.conf_dir.clone(), cni, keep_shared: true };
         let state =
             State::open(&cfg.state_dir).map_err(|e| format!("open the records in {}: {e}", cfg.state_dir.display()))?;
         Ok(Cri {

@@ -101,13 +101,18 @@ pub struct SandboxOptions {
 pub struct NetConfig {
     pub conf_dir: PathBuf,
     pub cni: Cni,
+    /// Leave a network's shared host state (its bridge, masquerade rule and portmap's
+    /// chains) in place when its last pod leaves. capsa's own pods tidy up after
+    /// themselves; under kubelet the network is the node's (containerd leaves `cni0`
+    /// too), and deleting a bridge costs ~45 ms that the next pod pays again.
+    pub keep_shared: bool,
 }
 
 impl Default for NetConfig {
     fn default() -> Self {
         let conf_dir =
             std::env::var_os("CAPSA_CNI_CONF_DIR").map_or_else(|| DEFAULT_CNI_CONF_DIR.into(), PathBuf::from);
-        NetConfig { conf_dir, cni: Cni::new() }
+        NetConfig { conf_dir, cni: Cni::new(), keep_shared: false }
     }
 }
 
@@ -544,7 +549,7 @@ fn detach(store: &ImageStore, net: &NetConfig, rec: &PodRecord, del: bool) -> Re
                     .unwrap_or_default()
                     .iter()
                     .any(|o| o.name != rec.name && o.cni_network.as_deref() == Some(name));
-                if !still_used {
+                if !still_used && !net.keep_shared {
                     if let Err(e) = cni::remove_masquerade(&l) {
                         tracing::warn!("remove the masquerade rule of network {name}: {e}");
                     }
@@ -552,7 +557,7 @@ fn detach(store: &ImageStore, net: &NetConfig, rec: &PodRecord, del: bool) -> Re
                         tracing::warn!("remove the bridge of network {name}: {e}");
                     }
                 }
-                if !rec.ports.is_empty() {
+                if !rec.ports.is_empty() && !net.keep_shared {
                     if let Err(e) = cni::remove_portmap_chains_if_unused() {
                         tracing::warn!("remove portmap's chains: {e}");
                     }
