@@ -1,7 +1,6 @@
 //! The gRPC services: thin adapters from `runtime.v1` calls to the modules that do
 //! the work (on the blocking pool). Every handler returns errors; none panics.
 
-use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::Arc;
 
@@ -332,23 +331,4 @@ impl ImageService for Service {
         let resp = blocking(&self.cri, image::fs_info).await.map_err(|e| fail("ImageFsInfo", e))?;
         ok(resp)
     }
-}
-
-/// The `info` map of a verbose Status: capsa-cri's configuration and CNI state.
-pub fn status_info(c: &Cri) -> HashMap<String, String> {
-    let cfg = serde_json::json!({
-        "listen": c.cfg.listen,
-        "stateDir": c.cfg.state_dir,
-        "storeDir": c.cfg.store_dir,
-        "runtimeRoot": c.cfg.runtime_root,
-        "runtime": c.tools.runtime,
-        "shim": c.tools.shim,
-        "cgroupDriver": c.cfg.cgroup_driver,
-        "defaultSeccompProfile": c.cfg.default_seccomp_profile,
-        "cni": {"confDir": c.cfg.cni.conf_dir, "binDirs": c.cfg.cni.bin_dirs, "cacheDir": c.cfg.cni.cache_dir},
-        "registry": {"insecure": c.cfg.registry.insecure, "mirrors": c.cfg.registry.mirrors},
-        "streamAddress": c.cfg.stream.address,
-        "podCIDR": *c.pod_cidr.lock().unwrap_or_else(|p| p.into_inner()),
-    });
-    HashMap::from([("config".to_owned(), cfg.to_string())])
 }

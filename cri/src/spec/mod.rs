@@ -10,10 +10,14 @@ use capsa_image::bundle::RunOptions;
 use serde_json::{json, Value};
 
 use crate::error::{Error, Result};
-use crate::proto::{
-    ContainerConfig, LinuxContainerResources, LinuxContainerSecurityContext, MountPropagation, NamespaceMode,
-};
+use crate::proto::{ContainerConfig, LinuxContainerResources, LinuxContainerSecurityContext, NamespaceMode};
 use crate::seccomp;
+
+mod devices;
+mod mounts;
+
+use devices::devices;
+use mounts::mounts;
 
 /// Docker's and containerd's default capabilities.
 pub use capsa_image::bundle::DEFAULT_CAPS;
@@ -298,180 +302,6 @@ fn capabilities(sc: &LinuxContainerSecurityContext) -> Result<Vec<String>> {
         }
     }
     Ok(caps)
-}
-
-/// kubelet's mounts into the spec.
-fn mounts(spec: &mut Value, c: &ContainerConfig, privileged: bool, shm: Option<&Path>) -> Result<()> {
-    let mut added = Vec::new();
-    for m in &c.mounts {
-        if m.image.is_some() {
-            return Err(Error::unimplemented(format!("mount {}: image volumes are not supported", m.container_path)));
-        }
-        if !m.container_path.starts_with('/') {
-            return Err(Error::invalid(format!("mount {:?}: the container path must be absolute", m.container_path)));
-        }
-        if m.host_path.is_empty() {
-            return Err(Error::invalid(format!("mount {}: no host path", m.container_path)));
-        }
-        let src = PathBuf::from(&m.host_path);
-        // As containerd (and docker before it): a missing host directory is made.
-        if std::fs::symlink_metadata(&src).is_err() {
-            std::fs::create_dir_all(&src).map_err(|e| {
-                Error::unknown(format!("mount {}: create host path {}: {e}", m.container_path, src.display()))
-            })?;
-        }
-        let src = std::fs::canonicalize(&src).map_err(|e| {
-            Error::unknown(format!("mount {}: resolve host path {}: {e}", m.container_path, src.display()))
-        })?;
-        let prop = match MountPropagation::try_from(m.propagation) {
-            Ok(MountPropagation::PropagationPrivate) => "rprivate",
-            Ok(MountPropagation::PropagationHostToContainer) => "rslave",
-            Ok(MountPropagation::PropagationBidirectional) => "rshared",
-            Err(_) => {
-                return Err(Error::invalid(format!(
-                    "mount {}: unknown propagation {}",
-                    m.container_path, m.propagation
-                )))
-            }
-        };
-        let mut opts = vec!["rbind", prop];
-        if m.readonly {
-            opts.push("ro");
-        }
-        if m.recursive_read_only {
-            if !m.readonly || prop != "rprivate" {
-                return Err(Error::invalid(format!(
-                    "mount {}: recursive read-only needs readonly and private propagation",
-                    m.container_path
-                )));
-            }
-            opts.push("rro");
-        }
-        added.push(json!({"destination": m.container_path, "type": "bind", "source": src, "options": opts}));
-    }
-    // As containerd: a bidirectional mount needs the container's root shared (so its
-    // mounts reach the bind's peers), a host-to-container one needs it a slave at least.
-    let props: Vec<i32> = c.mounts.iter().map(|m| m.propagation).collect();
-    if props.contains(&(MountPropagation::PropagationBidirectional as i32)) {
-        spec["linux"]["rootfsPropagation"] = json!("rshared");
-    } else if props.contains(&(MountPropagation::PropagationHostToContainer as i32))
-        && spec["linux"]["rootfsPropagation"] != "rshared"
-    {
-        spec["linux"]["rootfsPropagation"] = json!("rslave");
-    }
-    let dests: Vec<&str> = c.mounts.iter().map(|m| m.container_path.trim_end_matches('/')).collect();
-    let Some(list) = spec["mounts"].as_array_mut() else {
-        return Err(Error::unknown("the generated spec has no mounts"));
-    };
-    list.retain(|m| !m["destination"].as_str().is_some_and(|d| dests.contains(&d.trim_end_matches('/'))));
-    // The host's /dev/shm with host IPC, else the pod's (shared by its containers).
-    if let Some(shm) = shm.filter(|_| !dests.contains(&"/dev/shm")) {
-        list.retain(|m| m["destination"] != "/dev/shm");
-        list.push(json!({"destination": "/dev/shm", "type": "bind", "source": shm, "options": ["rbind", "rprivate"]}));
-    }
-    if privileged {
-        // As containerd: /sys and the cgroup tree writable.
-        for m in list.iter_mut() {
-            if m["destination"] == "/sys" || m["destination"] == "/sys/fs/cgroup" {
-                if let Some(o) = m["options"].as_array_mut() {
-                    o.retain(|x| x != "ro");
-                }
-            }
-        }
-    }
-    list.extend(added);
-    Ok(())
-}
-
-fn device_entry(host: &Path, dest: &str, perms: &str) -> Result<Option<(Value, Value)>> {
-    use std::os::unix::fs::{FileTypeExt, MetadataExt};
-    let md = std::fs::metadata(host).map_err(|e| Error::unknown(format!("device {}: {e}", host.display())))?;
-    let ft = md.file_type();
-    let ty = if ft.is_char_device() {
-        "c"
-    } else if ft.is_block_device() {
-        "b"
-    } else {
-        return Ok(None);
-    };
-    let rdev = md.rdev();
-    let (major, minor) = (libc::major(rdev), libc::minor(rdev));
-    let dev = json!({"path": dest, "type": ty, "major": major, "minor": minor,
-                     "fileMode": md.mode() & 0o7777, "uid": md.uid(), "gid": md.gid()});
-    let rule = json!({"allow": true, "type": ty, "major": major, "minor": minor, "access": perms});
-    Ok(Some((dev, rule)))
-}
-
-/// kubelet's devices (a host directory: every device under it), or all the host's
-/// when privileged.
-fn devices(spec: &mut Value, c: &ContainerConfig, privileged: bool) -> Result<()> {
-    let mut devs = Vec::new();
-    let mut rules = Vec::new();
-    let mut add = |host: &Path, dest: &str, perms: &str| -> Result<()> {
-        if let Some((d, r)) = device_entry(host, dest, perms)? {
-            devs.push(d);
-            rules.push(r);
-        }
-        Ok(())
-    };
-    for d in &c.devices {
-        let perms = if d.permissions.is_empty() { "rwm" } else { d.permissions.as_str() };
-        if !perms.chars().all(|ch| "rwm".contains(ch)) {
-            return Err(Error::invalid(format!("device {}: permissions {perms:?} (r, w, m)", d.host_path)));
-        }
-        let host = Path::new(&d.host_path);
-        if host.is_dir() {
-            for (p, rel) in walk_devices(host) {
-                add(&p, &format!("{}/{rel}", d.container_path.trim_end_matches('/')), perms)?;
-            }
-        } else {
-            add(host, &d.container_path, perms)?;
-        }
-    }
-    if privileged {
-        for (p, rel) in walk_devices(Path::new("/dev")) {
-            if rel.starts_with("pts/") || rel == "console" || rel == "ptmx" {
-                continue;
-            }
-            // A device that vanished meanwhile is skipped.
-            if let Ok(Some((d, _))) = device_entry(&p, &format!("/dev/{rel}"), "rwm") {
-                devs.push(d);
-            }
-        }
-        rules = vec![json!({"allow": true, "access": "rwm"})];
-    }
-    if !devs.is_empty() {
-        let existing = spec["linux"]["devices"].as_array().cloned().unwrap_or_default();
-        spec["linux"]["devices"] = json!(existing.into_iter().chain(devs).collect::<Vec<_>>());
-    }
-    if !rules.is_empty() {
-        let existing = spec["linux"]["resources"]["devices"].as_array().cloned().unwrap_or_default();
-        let all = if privileged { rules } else { existing.into_iter().chain(rules).collect() };
-        spec["linux"]["resources"]["devices"] = json!(all);
-    }
-    Ok(())
-}
-
-/// Device nodes under `dir` (not following symlinks): (path, path relative to `dir`).
-fn walk_devices(dir: &Path) -> Vec<(PathBuf, String)> {
-    use std::os::unix::fs::FileTypeExt;
-    let mut out = Vec::new();
-    let mut stack = vec![(dir.to_path_buf(), String::new())];
-    while let Some((d, rel)) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else { continue };
-        for e in rd.flatten() {
-            let Ok(ft) = e.file_type() else { continue };
-            let name = e.file_name().to_string_lossy().into_owned();
-            let r = if rel.is_empty() { name } else { format!("{rel}/{name}") };
-            if ft.is_dir() {
-                stack.push((e.path(), r));
-            } else if ft.is_char_device() || ft.is_block_device() {
-                out.push((e.path(), r));
-            }
-        }
-    }
-    out.sort();
-    out
 }
 
 /// `linux.resources` (without devices) and the oom_score_adj of CRI resources.
