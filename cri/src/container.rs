@@ -124,6 +124,15 @@ fn make(cri: &Cri, id: &str, name: &str, sb: &SandboxRecord, config: ContainerCo
     let hostname = pod.hostname.clone();
     let cgroup_parent = sb.config.linux.as_ref().map(|l| l.cgroup_parent.clone()).unwrap_or_default();
     let min_oom = cri.cfg.restrict_oom_score_adj.then(own_oom_score_adj);
+    // The pod's /dev/shm (mounted again if it is not: a sandbox made before capsa-cri
+    // mounted one), never a fallback to the bare directory.
+    let pod_shm = if host_ipc {
+        None
+    } else {
+        let p = crate::shm::path(&cri.store, &sb.id);
+        crate::shm::mount(&p)?;
+        Some(p)
+    };
     let cx = spec::Context {
         config: &config,
         hostname: &hostname,
@@ -131,7 +140,7 @@ fn make(cri: &Cri, id: &str, name: &str, sb: &SandboxRecord, config: ContainerCo
         id,
         pid,
         host_ipc,
-        pod_shm: Some(crate::shm::path(&cri.store, &sb.id)).filter(|p| !host_ipc && crate::shm::is_mounted(p)),
+        pod_shm,
         default_seccomp: &cri.cfg.default_seccomp_profile,
         min_oom_score_adj: min_oom,
         annotations,

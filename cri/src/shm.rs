@@ -46,14 +46,6 @@ pub fn mount(p: &Path) -> Result<()> {
 
 /// Unmounts it (lazily: a container still holding it keeps its view until it exits).
 pub fn unmount(p: &Path) -> Result<()> {
-    if !is_mounted(p) {
-        return Ok(());
-    }
-    let target = CString::new(p.as_os_str().as_bytes()).map_err(|_| Error::unknown("shm path has a NUL byte"))?;
-    // SAFETY: umount2(2) with a NUL-terminated path that outlives the call.
-    if unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) } != 0 {
-        let e = std::io::Error::last_os_error();
-        return Err(Error::unknown(format!("unmount the pod's /dev/shm at {}: {e}", p.display())));
-    }
-    Ok(())
+    capsa_image::images::unmount(p)
+        .map_err(|e| Error::unknown(format!("unmount the pod's /dev/shm at {}: {e}", p.display())))
 }

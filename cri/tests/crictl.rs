@@ -364,4 +364,21 @@ fn the_containers_of_a_pod_share_its_dev_shm() {
     assert_eq!(shm_mounts(), 0, "StopPodSandbox unmounts the pod's shm: {:?}", c.mounts());
     c.ok(&["rmp", &pod_id]);
     assert_eq!(c.mounts(), Vec::<String>::new());
+
+    // A sandbox removed behind capsa-cri's back (`capsa pod rm -f` on its store): the
+    // pod's teardown unmounts the shm too, and nothing of the pod is left.
+    let pod_id = c.ok(&["runp", &pod_json]).trim().to_owned();
+    assert_eq!(shm_mounts(), 1, "{:?}", c.mounts());
+    let capsa = common::capsa_cri_bin().with_file_name("capsa");
+    let o = common::run(
+        std::process::Command::new(&capsa)
+            .arg("--root")
+            .arg(c.path("root"))
+            .args(["pod", "rm", "-f", "--store"])
+            .arg(c.path("store"))
+            .arg(&pod_id),
+    );
+    assert_eq!(o.code, 0, "capsa pod rm -f: {}{}", o.stdout, o.stderr);
+    assert_eq!(c.mounts(), Vec::<String>::new());
+    assert!(!c.path("store/pods").join(&pod_id).exists(), "the pod's directory is gone");
 }

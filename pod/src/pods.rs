@@ -472,6 +472,9 @@ fn teardown(store: &ImageStore, net: &NetConfig, rec: &PodRecord, del: bool) -> 
             let _ = capsa_image::images::unmount(&e.path());
         }
     }
+    // A CRI sandbox's /dev/shm tmpfs (capsa-cri mounts it at `shm`), if it is still
+    // mounted: removing the tree under a mount would fail half-way.
+    let _ = capsa_image::images::unmount(&dir.join("shm"));
     netns::unpin(&dir.join("ns"));
     if let Err(e) = capsa_image::images::remove_tree(&dir) {
         first_err.get_or_insert(io("remove", &dir)(e));
