@@ -112,7 +112,10 @@ pub async fn exec_sync(cri: Arc<Cri>, id: String, cmd: Vec<String>, timeout: i64
                 // exit: killing capsa exec first would leave the command to the
                 // container's pid 1, which may never reap it (a zombie `ps` still shows).
                 guard.kill();
-                let _ = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
+                if let Ok(Ok(_)) = tokio::time::timeout(Duration::from_secs(5), child.wait()).await {
+                    // capsa exec reaped the command: its pid may be anyone's now.
+                    guard.armed = false;
+                }
                 return Err(Error::new(
                     tonic::Code::DeadlineExceeded,
                     format!("command {cmd:?} in container {}: timeout {timeout}s exceeded", rec.id),
