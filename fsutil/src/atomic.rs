@@ -46,7 +46,7 @@ pub enum Durability {
     /// may be the old one, the new one, or empty. For files that describe kernel
     /// objects a reboot destroys anyway (the runtime's `--root`: a container's pids,
     /// cgroups and namespaces; the pid file), and for records that live no longer
-    /// than a process (a foreground run's container). Each fsync was measured at ~0.5 ms on
+    /// than a process (a `run --rm`'s container). Each fsync was measured at ~0.5 ms on
     /// an idle ext4 root and ~10-30 ms while other processes write; on tmpfs (/run
     /// on most hosts) it costs nothing either way.
     Volatile,

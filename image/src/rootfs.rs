@@ -91,15 +91,15 @@ impl ImageStore {
                 Err(e) => return Err(io_error("create directory", &dir, e)),
             }
             let lock = Lock::acquire(&dir.join("lock"))?;
-            // Written before the snapshots are made: prune keeps what a live
-            // container names here. Only live containers (their lock held) are
-            // asked, and none is live after a crash: no fsync needed.
+            // Written before the snapshots are made: prune keeps what a container
+            // names here (a CRI RemoveImage asks stopped ones too), so it must
+            // survive a power loss.
             let chains: String = img.chain_ids().iter().map(|c| format!("{}\n", c.hex())).collect();
             capsa_fsutil::write_atomic(
                 &dir.join("layers"),
                 chains.as_bytes(),
                 crate::images::META_MODE,
-                capsa_fsutil::Durability::Volatile,
+                capsa_fsutil::Durability::Durable,
             )
             .map_err(crate::images::fs_error)?;
             lock

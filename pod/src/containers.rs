@@ -135,9 +135,14 @@ pub fn load_meta(store: &ImageStore, name: &str) -> Result<Meta> {
     serde_json::from_slice(&data).map_err(|e| PodError::msg(format!("{}: {e}", p.display())))
 }
 
-/// Writes `config.json` and `capsa.json` for `req` into the container directory.
-pub fn write_bundle(store: &ImageStore, req: &Request<'_>, rootfs: &Path, detached: bool) -> Result<Value> {
-    write_bundle_with(store, req, rootfs, detached, &mut |_, _| Ok(()))
+/// Writes `config.json` and `capsa.json` for a foreground run of `req` into the
+/// container directory. `keep`: the container stays after it exits (no `--rm`), so
+/// its records must survive a power loss (fsync'd); a `--rm` run's live no longer
+/// than the run: written atomically, no fsync (8 fsyncs were most of `run --rm`'s
+/// time on a busy disk).
+pub fn write_bundle(store: &ImageStore, req: &Request<'_>, rootfs: &Path, keep: bool) -> Result<Value> {
+    let durability = if keep { capsa_fsutil::Durability::Durable } else { capsa_fsutil::Durability::Volatile };
+    write_bundle_with(store, req, rootfs, false, durability, &mut |_, _| Ok(()))
 }
 
 /// Changes made to a container's `config.json` after capsa built it from the image and
@@ -151,6 +156,7 @@ pub fn write_bundle_with(
     req: &Request<'_>,
     rootfs: &Path,
     detached: bool,
+    durability: capsa_fsutil::Durability,
     customize: &mut Customize<'_>,
 ) -> Result<Value> {
     let name = &req.opts.id;
@@ -170,10 +176,6 @@ pub fn write_bundle_with(
         }
     }
     customize(&mut spec, rootfs)?;
-    // A detached container's records outlive a reboot (`ps -a`, `rm`): fsync'd. A
-    // foreground run's live no longer than the run: written atomically, no fsync
-    // (8 fsyncs were most of `run --rm`'s time on a busy disk).
-    let durability = if detached { capsa_fsutil::Durability::Durable } else { capsa_fsutil::Durability::Volatile };
     write_json(&dir.join("config.json"), &spec, durability)?;
     let stop_signal =
         spec["annotations"]["org.opencontainers.image.stopSignal"].as_str().unwrap_or("SIGTERM").to_owned();
@@ -264,7 +266,7 @@ pub fn run_detached_with(
     }
     let rootfs = store.create_container(&name, req.image, req.copy, progress)?;
     let started = (|| -> Result<i32> {
-        write_bundle_with(store, req, &rootfs.rootfs, true, customize)?;
+        write_bundle_with(store, req, &rootfs.rootfs, true, capsa_fsutil::Durability::Durable, customize)?;
         spawn_shim(store, tools, &name, req, shim, rootfs.lock().fd())
     })();
     match started {

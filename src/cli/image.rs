@@ -518,7 +518,7 @@ fn run_image(runtime: &capsa_runtime::container::Store, cargs: &[String]) -> Res
     }
     let container = store.create_container(&id, &img, p.on("copy"), &mut progress(quiet))?;
     let result = (|| -> Result<i32> {
-        capsa_pod::containers::write_bundle(&store, &req, &container.rootfs, false)?;
+        capsa_pod::containers::write_bundle(&store, &req, &container.rootfs, !p.on("rm"))?;
         if !p.on("interactive") && !p.on("tty") {
             stdin_from_dev_null();
         }
