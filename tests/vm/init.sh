@@ -156,7 +156,7 @@ for name in $CAPSA_VM_TESTS; do
     log="/run/$name.log"
     echo "CAPSA-VM: start bin=$name uptime=$(cut -d' ' -f1 /proc/uptime)"
     : >"$log"
-    tail -f "$log" &
+    tail -n +1 -f "$log" &
     follower=$!
     (
         cd /tmp || exit 1
@@ -165,11 +165,11 @@ for name in $CAPSA_VM_TESTS; do
     ) &
     test_pid=$!
     # busybox has no "wait with a timeout": poll the process state instead
-    # (Z = exited, waiting to be reaped).
-    waited=0
+    # (Z = exited, waiting to be reaped), against a deadline in guest uptime.
+    deadline=$(($(cut -d. -f1 /proc/uptime) + CAPSA_VM_TEST_TIMEOUT))
     timed_out=0
     while [ "$(proc_state "$test_pid")" ] && [ "$(proc_state "$test_pid")" != Z ]; do
-        if [ "$waited" -ge "$CAPSA_VM_TEST_TIMEOUT" ]; then
+        if [ "$(cut -d. -f1 /proc/uptime)" -ge "$deadline" ]; then
             timed_out=1
             sleep 1 # let the follower print the last lines
             diagnose_hang "$name"
@@ -179,7 +179,6 @@ for name in $CAPSA_VM_TESTS; do
             break
         fi
         sleep 1
-        waited=$((waited + 1))
     done
     # A process stuck in the kernel (state D) ignores even SIGKILL: give it
     # 10 s, then go on without it rather than hang the whole VM.
