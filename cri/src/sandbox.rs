@@ -180,7 +180,7 @@ fn make(cri: &Cri, id: &str, name: &str, config: PodSandboxConfig, handler: Stri
         ips: pod.ip.into_iter().collect(),
     };
     if let Err(e) = cri.state.put_sandbox(&rec) {
-        let _ = crate::shm::unmount(&crate::shm::path(&cri.store, id));
+        // (pods::remove unmounts the pod's shm too)
         if let Err(ce) = pods::remove(&cri.store, &cri.tools, &cri.net, id, true) {
             tracing::warn!("clean up sandbox {id}: {ce}");
         }

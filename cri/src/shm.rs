@@ -5,7 +5,6 @@
 
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
@@ -18,18 +17,10 @@ pub fn path(store: &capsa_image::images::ImageStore, id: &str) -> PathBuf {
     capsa_pod::pods::pod_dir(store, id).join("shm")
 }
 
-/// Whether `p` is a mount point (its device differs from its parent's).
-pub fn is_mounted(p: &Path) -> bool {
-    match (std::fs::metadata(p), p.parent().map(std::fs::metadata)) {
-        (Ok(m), Some(Ok(parent))) => m.dev() != parent.dev(),
-        _ => false,
-    }
-}
-
 /// Mounts the sandbox's tmpfs (nosuid, nodev, noexec, 64 MiB, mode 1777).
 pub fn mount(p: &Path) -> Result<()> {
     std::fs::create_dir_all(p).map_err(|e| Error::unknown(format!("create {}: {e}", p.display())))?;
-    if is_mounted(p) {
+    if capsa_pod::netns::is_mount_point(p) {
         return Ok(());
     }
     let target = CString::new(p.as_os_str().as_bytes()).map_err(|_| Error::unknown("shm path has a NUL byte"))?;

@@ -44,8 +44,9 @@ fn mount(src: &Path, dst: &Path, flags: libc::c_ulong) -> Result<()> {
     Ok(())
 }
 
-/// Whether `p` is a mount point (its device differs from its parent's, or mountinfo lists it).
-fn is_mount_point(p: &Path) -> bool {
+/// Whether `p` is a mount point (`/proc/self/mountinfo` lists it: a bind mount on
+/// the same device counts too).
+pub fn is_mount_point(p: &Path) -> bool {
     let Ok(mi) = std::fs::read_to_string("/proc/self/mountinfo") else { return false };
     let target = p.to_string_lossy();
     mi.lines().any(|l| l.split(' ').nth(4) == Some(target.as_ref()))
