@@ -20,7 +20,14 @@
 #   busybox_image  makes sure the store holds busybox:latest (built locally, no network)
 #   bundle DIR ARGS   a busybox bundle (make-busybox-bundle.sh) with ARGS as command
 #   rm_containers PREFIX   force-removes the managed and runtime containers named PREFIX*
+#   bundle_jq DIR FILTER [JQ ARGS]   edits DIR/config.json in place with a jq filter
+#   cg_prune PATH  removes the cgroup PATH (e.g. /capsa-lab) in every hierarchy where it
+#                  is empty: a runtime removes the parents it made, but only when it can
+#   cg_get also knows (appended below): memory.peak cpu.usage_usec cpu.throttled_usec
+#                  pids.events_max, and per device (third argument MAJ:MIN)
+#                  io.rbps io.wbps (limits, "max" = none) io.rbytes io.wbytes (bytes done)
 # shellcheck shell=bash
+# shellcheck disable=SC2317 # the first cg_get is called as _cg_get_base (see the end)
 
 set -euo pipefail
 
@@ -120,4 +127,80 @@ rm_containers() {
   local prefix=$1 n
   for n in $(capsa ps -a -q 2>/dev/null | grep "^$prefix" || true); do capsa rm -f "$n" >/dev/null 2>&1 || true; done
   for n in $(capsa list -q 2>/dev/null | grep "^$prefix" || true); do capsa delete -f "$n" >/dev/null 2>&1 || true; done
+}
+
+# bundle_jq DIR FILTER [JQ ARGS...]: edit a bundle's config.json in place, e.g.
+#   bundle_jq "$WORK/bundle" '.linux.resources.pids.limit = $n' --argjson n 20
+bundle_jq() {
+  local dir=$1 filter=$2; shift 2
+  jq "$@" "$filter" "$dir/config.json" >"$dir/config.json.tmp"
+  mv "$dir/config.json.tmp" "$dir/config.json"
+}
+
+# cg_prune /ABS/PATH: rmdir the cgroup in every hierarchy (v1 controllers, hybrid's
+# unified, v2); the kernel refuses (EBUSY) while it has processes or children, so a
+# parent still used by another container stays.
+cg_prune() {
+  local d dirs=("/sys/fs/cgroup$1")
+  [ "$(cg_mode)" = v2 ] || dirs=(/sys/fs/cgroup/*"$1")
+  for d in "${dirs[@]}"; do
+    if [ -d "$d" ]; then rmdir "$d" 2>/dev/null || true; fi
+  done
+}
+
+# More cg_get keys (labs 07-10), the same meaning on v1 and v2; every other key goes to
+# the cg_get above, unchanged (kept as _cg_get_base):
+#   memory.peak        highest usage in bytes: v2 memory.peak (kernel >= 5.19, else
+#                      empty), v1 memory.max_usage_in_bytes
+#   cpu.usage_usec     CPU time used: v2 cpu.stat usage_usec, v1 cpuacct.usage / 1000
+#   cpu.throttled_usec time spent throttled: v2 cpu.stat throttled_usec, v1 cpu.stat
+#                      throttled_time / 1000
+#   pids.events_max    forks refused because of pids.max ("max" in pids.events, v1 and v2)
+#   io.rbps io.wbps    cg_get PID|PATH io.rbps MAJ:MIN: the read/write bytes-per-second
+#                      limit of that device, "max" when none: v2 io.max, v1
+#                      blkio.throttle.read_bps_device / write_bps_device
+#   io.rbytes io.wbytes  bytes read/written on MAJ:MIN by the cgroup: v2 io.stat, v1
+#                      blkio.throttle.io_service_bytes (0 when the device has no line)
+eval "$(declare -f cg_get | sed '1s/^cg_get /_cg_get_base /')"
+cg_get() {
+  local who=$1 key=$2 dev=${3:-} d v
+  case $key in
+    memory.peak | cpu.usage_usec | cpu.throttled_usec | pids.events_max | io.*) ;;
+    *) _cg_get_base "$@"; return ;;
+  esac
+  case $key in
+    memory.*) d=$(cg_dir memory "$who") ;;
+    pids.*) d=$(cg_dir pids "$who") ;;
+    cpu.usage_usec) if [ "$(cg_mode)" = v2 ]; then d=$(cg_dir cpu "$who"); else d=$(cg_dir cpuacct "$who"); fi ;;
+    cpu.*) d=$(cg_dir cpu "$who") ;;
+    io.*) d=$(cg_dir io "$who") ;;
+  esac
+  if [ "$(cg_mode)" = v2 ]; then
+    case $key in
+      memory.peak) if [ -f "$d/memory.peak" ]; then cat "$d/memory.peak"; fi ;;
+      cpu.usage_usec | cpu.throttled_usec) awk -v k="${key#cpu.}" '$1 == k {print $2}' "$d/cpu.stat" ;;
+      pids.events_max) awk '$1 == "max" {print $2}' "$d/pids.events" ;;
+      io.rbps | io.wbps)
+        v=$(awk -v dev="$dev" -v k="${key#io.}" '$1 == dev {for (i = 2; i <= NF; i++) if (index($i, k "=") == 1) print substr($i, length(k) + 2)}' "$d/io.max")
+        echo "${v:-max}" ;;
+      io.rbytes | io.wbytes)
+        v=$(awk -v dev="$dev" -v k="${key#io.}" '$1 == dev {for (i = 2; i <= NF; i++) if (index($i, k "=") == 1) print substr($i, length(k) + 2)}' "$d/io.stat")
+        echo "${v:-0}" ;;
+    esac
+  else
+    case $key in
+      memory.peak) cat "$d/memory.max_usage_in_bytes" ;;
+      cpu.usage_usec) echo $(($(cat "$d/cpuacct.usage") / 1000)) ;;
+      cpu.throttled_usec) awk '$1 == "throttled_time" {printf "%d\n", $2 / 1000}' "$d/cpu.stat" ;;
+      pids.events_max) awk '$1 == "max" {print $2}' "$d/pids.events" ;;
+      io.rbps | io.wbps)
+        if [ "$key" = io.rbps ]; then v="read"; else v="write"; fi
+        v=$(awk -v dev="$dev" '$1 == dev {print $2}' "$d/blkio.throttle.${v}_bps_device")
+        echo "${v:-max}" ;;
+      io.rbytes | io.wbytes)
+        if [ "$key" = io.rbytes ]; then v=Read; else v=Write; fi
+        v=$(awk -v dev="$dev" -v op="$v" '$1 == dev && $2 == op {print $3}' "$d/blkio.throttle.io_service_bytes")
+        echo "${v:-0}" ;;
+    esac
+  fi
 }
