@@ -26,6 +26,7 @@ pub struct Config {
     pub cgroup_driver: String,
     pub default_seccomp_profile: String,
     pub restrict_oom_score_adj: bool,
+    pub explain: String,
     pub cni: CniConfig,
     pub registry: RegistryConfig,
     pub stream: StreamConfig,
@@ -77,6 +78,7 @@ impl Default for Config {
             cgroup_driver: "cgroupfs".into(),
             default_seccomp_profile: "unconfined".into(),
             restrict_oom_score_adj: false,
+            explain: String::new(),
             cni: CniConfig::default(),
             registry: RegistryConfig::default(),
             stream: StreamConfig::default(),
@@ -144,6 +146,15 @@ impl Config {
             o => return Err(format!("log.format = {o:?}: expected \"text\" or \"json\"")),
         }
         parse_level(&self.log.level)?;
+        if !self.explain.is_empty() {
+            let (mode, path) = self.explain.split_once(':').unwrap_or(("", ""));
+            if !matches!(mode, "text" | "json") || !path.starts_with('/') {
+                return Err(format!(
+                    "explain = {:?}: expected \"text:/ABSOLUTE/PATH\" or \"json:/ABSOLUTE/PATH\"",
+                    self.explain
+                ));
+            }
+        }
         if self.listen_path().as_os_str().is_empty() {
             return Err("listen is empty".into());
         }

@@ -74,6 +74,15 @@ fn run() -> Result<(), String> {
     }
     cfg.check()?;
     init_logs(&cfg);
+    if !cfg.explain.is_empty() {
+        if let Some(dir) = cfg.explain.split_once(':').map(|(_, p)| std::path::Path::new(p)).and_then(|p| p.parent()) {
+            std::fs::create_dir_all(dir).map_err(|e| format!("explain: create {}: {e}", dir.display()))?;
+        }
+        // Before any thread: the runtime and shim processes the daemon spawns inherit
+        // it, and the daemon narrates its own steps (namespace pins, CNI) too.
+        std::env::set_var(capsa_runtime::explain::ENV, &cfg.explain);
+        capsa_runtime::explain::enable_from_env()?;
+    }
     // SAFETY: geteuid cannot fail.
     if unsafe { libc::geteuid() } != 0 {
         return Err("capsa-cri must run as root (it creates namespaces, mounts and cgroups)".into());

@@ -202,6 +202,25 @@ fn mount_overlay(dir: &Path, lowers: &[PathBuf]) -> io::Result<()> {
         let _ = fs::remove_dir(&work);
         return Err(e);
     }
+    capsa_explain::step(capsa_explain::Kind::Mount, || {
+        capsa_explain::Step::new(
+            format!(
+                "the container's root: an overlay of the image's {} read-only layer(s) under a writable upper dir \
+                 (writes land in {}, the layers stay untouched)",
+                lower.len(),
+                upper.display()
+            ),
+            format!(
+                "mount(\"overlay\", {:?}, \"overlay\", 0, {:?})",
+                target.display().to_string(),
+                data.to_string_lossy()
+            ),
+        )
+        .field("source", "overlay")
+        .field("target", target.display().to_string())
+        .field("fstype", "overlay")
+        .field("data", data.to_string_lossy().into_owned())
+    });
     Ok(())
 }
 

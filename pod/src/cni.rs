@@ -818,6 +818,35 @@ impl Cni {
         if !out.status.success() {
             return Err(fail(plugin_error(&out.stdout, out.status, stderr)));
         }
+        capsa_runtime::explain::step(capsa_runtime::explain::Kind::Network, || {
+            let what = match (op, ty) {
+                (Op::Add, "bridge") => "CNI bridge: a veth pair, one end in the pod as the interface, the other on the host bridge; an IP from IPAM".to_string(),
+                (Op::Add, "portmap") => "CNI portmap: iptables DNAT rules so the host's ports reach the pod".to_string(),
+                (Op::Add, "loopback") => "CNI loopback: bring lo up in the pod".to_string(),
+                (Op::Add, t) => format!("CNI plugin {t}: attach the pod to network {}", net.name),
+                (Op::Del, t) => format!("CNI plugin {t}: release what ADD made (interfaces, addresses, rules)"),
+                (_, t) => format!("CNI plugin {t}: {}", op.as_str()),
+            };
+            let ips: Vec<Value> = serde_json::from_slice::<Value>(&out.stdout)
+                .ok()
+                .and_then(|v| v.get("ips").and_then(Value::as_array).cloned())
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|i| i.get("address").cloned())
+                .collect();
+            capsa_runtime::explain::Step::new(
+                what,
+                format!(
+                    "execve({}, CNI_COMMAND={} CNI_NETNS={} CNI_IFNAME={}, stdin: the network config)",
+                    path.display(),
+                    op.as_str(),
+                    a.netns.display(),
+                    a.ifname
+                ),
+            )
+            .field("plugin", ty)
+            .field("addresses", ips)
+        });
         if op != Op::Add {
             return Ok(None);
         }

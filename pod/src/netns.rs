@@ -41,6 +41,25 @@ fn mount(src: &Path, dst: &Path, flags: libc::c_ulong) -> Result<()> {
     if unsafe { libc::mount(s.as_ptr(), d.as_ptr(), std::ptr::null(), flags, std::ptr::null()) } != 0 {
         return Err(errno_err(format!("mount {} on {} (flags {flags:#x})", src.display(), dst.display())));
     }
+    capsa_runtime::explain::step(capsa_runtime::explain::Kind::Mount, || {
+        let what = if src.starts_with("/proc/thread-self/ns") {
+            "pin the pod's namespace: while this bind mount exists, the namespace lives on with no process in it"
+                .to_string()
+        } else {
+            format!("bind {} onto itself (so it can be made a shared mount)", dst.display())
+        };
+        capsa_runtime::explain::Step::new(
+            what,
+            format!(
+                "mount({:?}, {:?}, NULL, {}, NULL)",
+                src.display().to_string(),
+                dst.display().to_string(),
+                capsa_runtime::explain::mount_flags(flags)
+            ),
+        )
+        .field("source", src.display().to_string())
+        .field("target", dst.display().to_string())
+    });
     Ok(())
 }
 
@@ -138,11 +157,32 @@ fn pin_in_thread(dir: &Path, kinds: &[String], hostname: &str, sysctls: &[(Strin
     if unsafe { libc::unshare(flags) } != 0 {
         return Err(errno_err("unshare the pod's namespaces".into()));
     }
+    capsa_runtime::explain::step(capsa_runtime::explain::Kind::Namespace, || {
+        let (call, names) = capsa_runtime::explain::clone_flags(flags);
+        capsa_runtime::explain::Step::new(
+            format!(
+                "the pod's own namespaces, made by a short-lived thread: {}; every container of the pod joins them",
+                names
+                    .iter()
+                    .map(|n| format!("{n}: {}", capsa_runtime::explain::ns_meaning(n)))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
+            format!("unshare({call})"),
+        )
+        .field("created", names)
+    });
     if kinds.iter().any(|k| k == "uts") {
         // SAFETY: pointer/length of a live byte slice.
         if unsafe { libc::sethostname(hostname.as_ptr().cast(), hostname.len()) } != 0 {
             return Err(errno_err(format!("sethostname {hostname:?} in the pod's uts namespace")));
         }
+        capsa_runtime::explain::step(capsa_runtime::explain::Kind::Name, || {
+            capsa_runtime::explain::Step::new(
+                format!("the pod's hostname {hostname:?}, shared by its containers"),
+                format!("sethostname({hostname:?}, {})", hostname.len()),
+            )
+        });
     }
     if kinds.iter().any(|k| k == "net") {
         loopback_up()?;

@@ -45,6 +45,14 @@ fn run_one(kind: &str, i: usize, h: &Hook, input: &[u8], cwd: Option<&Path>) -> 
     // allocating (cloexec_from is written for this).
     unsafe { cmd.pre_exec(move || hook_child_setup(runtime)) };
     let mut child = cmd.spawn().map_err(|e| SysError::io(format!("start {what}"), &e))?;
+    crate::explain::step(crate::explain::Kind::Hook, || {
+        crate::explain::Step::new(
+            format!("{what}: a program of the bundle's config, given the container's state on stdin"),
+            format!("fork + execve({:?}, {:?}) = pid {}", h.path, h.args, child.id()),
+        )
+        .field("hook", kind)
+        .field("path", h.path.as_str())
+    });
     if let Some(mut stdin) = child.stdin.take() {
         // A hook that does not read its stdin is fine: ignore EPIPE.
         let _ = stdin.write_all(input);

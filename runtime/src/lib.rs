@@ -19,4 +19,5 @@ pub mod spec;
 pub mod sys;
 pub mod time;
 
+pub use capsa_explain as explain;
 pub use error::{Error, Result};

@@ -109,6 +109,15 @@ impl NsPlan {
 
 /// `setns(2)` into a joined namespace.
 pub fn setns(j: &Join) -> SysResult<()> {
+    crate::explain::step(crate::explain::Kind::Namespace, || {
+        let ns = proc_name(&j.typ);
+        crate::explain::Step::new(
+            format!("Join the existing {} namespace at {}: share {}", j.typ, j.path, crate::explain::ns_meaning(ns)),
+            format!("setns(open({:?}), {})", j.path, crate::explain::clone_flags(flag(&j.typ)).0),
+        )
+        .field("joined", vec![ns])
+        .field("path", j.path.as_str())
+    });
     // SAFETY: setns on an fd we own.
     check(unsafe { libc::setns(j.fd.as_raw_fd(), flag(&j.typ)) }, || {
         format!("setns into the {} namespace {}", j.typ, j.path)
@@ -130,6 +139,18 @@ pub fn unshare(flags: libc::c_int) -> SysResult<()> {
     }
     // SAFETY: unshare takes only flags.
     check(unsafe { libc::unshare(flags) }, || format!("unshare({}) to create new namespaces", describe(flags)))?;
+    crate::explain::step(crate::explain::Kind::Namespace, || {
+        let (call, names) = crate::explain::clone_flags(flags);
+        let what: Vec<String> = names.iter().map(|n| format!("{n}: {}", crate::explain::ns_meaning(n))).collect();
+        let mut s = crate::explain::Step::new(
+            format!("New namespaces for this process: {}", what.join("; ")),
+            format!("unshare({call})"),
+        );
+        if flags & libc::CLONE_NEWPID != 0 {
+            s = s.field("note", "a new pid namespace takes effect for the next child, which becomes its PID 1");
+        }
+        s.field("created", names)
+    });
     Ok(())
 }
 

@@ -139,6 +139,27 @@ pub fn mount(
         let s = shown.unwrap_or_else(|| step.take().map(|f| f()).unwrap_or_default());
         return Err(SysError::from_errno(s, e));
     }
+    crate::explain::step(crate::explain::Kind::Mount, || {
+        let text = |c: Option<&CStr>| c.map(|c| c.to_string_lossy().into_owned());
+        let what = shown.unwrap_or_else(|| step.take().map(|f| f()).unwrap_or_default());
+        let (host, inside) = crate::explain::target_paths(&target.to_string_lossy());
+        let q = |c: Option<&CStr>| c.map_or("NULL".to_string(), |c| format!("{:?}", c.to_string_lossy()));
+        let fl = crate::explain::mount_flags(flags);
+        let shown_target = if host == target.to_string_lossy() {
+            host.clone()
+        } else {
+            format!("{} = {host}", target.to_string_lossy())
+        };
+        crate::explain::Step::new(
+            what,
+            format!("mount({}, {shown_target:?}, {}, {fl}, {})", q(source), q(fstype), q(data)),
+        )
+        .field("source", text(source))
+        .field("target", inside.unwrap_or(host))
+        .field("fstype", text(fstype))
+        .field("flags", fl)
+        .field("data", text(data))
+    });
     Ok(())
 }
 

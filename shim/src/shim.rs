@@ -434,6 +434,9 @@ impl Shim {
     /// socket while it runs. Returns the master fd if one was received.
     fn run_create(&mut self, mut cmd: Command) -> Result<Option<RawFd>, String> {
         let mut child = cmd.spawn().map_err(|e| format!("run {}: {e}", self.cfg.runtime.display()))?;
+        // `--explain` of the `run -d` that started us narrates the first create only:
+        // its path names the caller's stderr, gone (or another process's) by a restart.
+        std::env::remove_var("CAPSA_EXPLAIN");
         drop(cmd); // close our copies of the container's pipe ends
         let mut master = None;
         let status = if self.console_l >= 0 {

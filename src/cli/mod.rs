@@ -4,6 +4,7 @@ mod args;
 mod exec;
 mod image;
 mod info;
+mod lab;
 mod lifecycle;
 mod logging;
 mod managed;
@@ -23,7 +24,8 @@ const GLOBAL: &[Flag] = &[
     flag("root", None, true, "directory for container state (default /run/capsa)"),
     flag("log", None, true, "write log records to this file (default: stderr)"),
     flag("log-format", None, true, "log record format: text or json"),
-    flag("debug", None, false, "explain every step (namespaces, mounts, cgroup files)"),
+    flag("debug", None, false, "log every step (namespaces, mounts, cgroup files) as debug records"),
+    flag("explain", None, false, "narrate every kernel request, numbered, on stderr (--explain=json: JSON lines)"),
     flag("systemd-cgroup", None, false, "use systemd for cgroups (needs a running systemd)"),
     flag("rootless", None, true, "accepted for runc compatibility"),
     flag("criu", None, true, "accepted for runc compatibility; ignored"),
@@ -181,6 +183,13 @@ const COMMANDS: &[(&str, &str, &str, &[Flag], bool)] = &[
         true,
     ),
     (
+        "lab",
+        "capsa lab list|show|start|check|solve|reset [N]",
+        "Exercises on namespaces, cgroups and pods that check themselves (see 'capsa lab --help').",
+        &[],
+        true,
+    ),
+    (
         "image",
         "capsa image [--store DIR] import|pull|ls|inspect|rm|prune|unpack|bundle ...",
         "Manage images: the local store, unpack, bundles (see 'capsa image VERB --help').",
@@ -249,7 +258,23 @@ pub fn main() -> i32 {
         Some(i) => (&argv[..i], &argv[i..]),
         None => (&argv[..], &argv[argv.len()..]),
     };
-    let g = match args::parse(gargs, GLOBAL, false) {
+    // `--explain[=text|json]`: the only global flag with an optional value.
+    let mut explain = None;
+    let gargs: Vec<String> = gargs
+        .iter()
+        .filter(|a| match a.strip_prefix("--explain") {
+            Some(rest) if rest.is_empty() || rest.starts_with('=') => {
+                explain = Some(rest.trim_start_matches('=').to_string());
+                false
+            }
+            _ => true,
+        })
+        .cloned()
+        .collect();
+    if let Err(e) = explain_setup(explain.as_deref()) {
+        return fail(&e);
+    }
+    let g = match args::parse(&gargs, GLOBAL, false) {
         Ok(g) if g.pos.is_empty() => g,
         Ok(g) => return fail(&format!("unknown command {:?} (see capsa --help)", g.pos[0])),
         Err(e) => return fail(&e),
@@ -274,6 +299,27 @@ pub fn main() -> i32 {
     }
 }
 
+/// `--explain[=MODE]`: narrate on stderr, and have every capsa this one spawns (the
+/// runtime under capsa-image, the shim's runtime calls) narrate there too. Without
+/// the flag, a caller may ask through the environment (`CAPSA_EXPLAIN`).
+fn explain_setup(flag: Option<&str>) -> Result<(), String> {
+    use capsa_runtime::explain;
+    let Some(m) = flag else {
+        if let Err(e) = explain::enable_from_env() {
+            // A stale request (its file gone) must not fail the runtime: say so only.
+            tracing::debug!("{e}");
+        }
+        return Ok(());
+    };
+    let mode = explain::Mode::parse(m).ok_or_else(|| format!("--explain={m}: the format is text or json"))?;
+    explain::enable(mode, 2).map_err(|e| format!("--explain: {e}"))?;
+    if let Some(v) = explain::env_for_children() {
+        // Single-threaded here: nothing reads the environment concurrently.
+        std::env::set_var(explain::ENV, v);
+    }
+    Ok(())
+}
+
 fn fail(msg: &str) -> i32 {
     eprintln!("capsa: {msg}");
     2
@@ -290,7 +336,11 @@ fn run(g: &Parsed, rest: &[String]) -> anyhow::Result<i32> {
     };
     let &(_, use_, about, defs, stop) = COMMANDS.iter().find(|c| c.0 == name).expect("split on a known command");
     let managed_verb = managed::help(name).is_some() && (name != "ps" || is_managed_ps(cargs));
-    let image_mode = name == "image" || name == "pod" || managed_verb || (name == "run" && image::is_image_mode(cargs));
+    let image_mode = name == "image"
+        || name == "pod"
+        || name == "lab"
+        || managed_verb
+        || (name == "run" && image::is_image_mode(cargs));
     if image_mode && !crate::IMAGE_BUILTIN {
         // Image code lives in the capsa-image binary, so the runtime path
         // (this binary) does not carry it: ~0.2 MB RSS per call measured.
@@ -300,6 +350,7 @@ fn run(g: &Parsed, rest: &[String]) -> anyhow::Result<i32> {
         match name.as_str() {
             "run" => return image::run(&Store::new(g.get("root").unwrap_or("/run/capsa")), cargs),
             "pod" => return pod::main(cargs, g),
+            "lab" => return lab::main(cargs),
             n if managed_verb => return managed::main(n, cargs, g),
             _ => {}
         }

@@ -189,6 +189,17 @@ pub fn apply(dir: &Path, st: &DeviceState) -> Result<(), CgroupError> {
     put32(&mut a, 12, BPF_F_ALLOW_MULTI);
     bpf(BPF_PROG_ATTACH, &mut a)
         .map_err(|e| err(format!("attach the device filter to {} (bpf PROG_ATTACH)", dir.display()), e))?;
+    crate::explain::step(crate::explain::Kind::Cgroup, || {
+        crate::explain::Step::new(
+            format!(
+                "device access filter on {}: an eBPF program of {} instructions decides every open/mknod of a device node",
+                dir.display(),
+                prog.len()
+            ),
+            "bpf(BPF_PROG_LOAD, BPF_PROG_TYPE_CGROUP_DEVICE) + bpf(BPF_PROG_ATTACH, BPF_CGROUP_DEVICE, BPF_F_ALLOW_MULTI)",
+        )
+        .field("dir", dir.display().to_string())
+    });
     for id in old {
         let mut g = [0u8; 128];
         put32(&mut g, 0, id);

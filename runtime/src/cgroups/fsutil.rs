@@ -16,6 +16,15 @@ pub fn open_w(path: &Path, value: &str) -> Result<File, CgroupError> {
 
 /// Exactly one write(2) of `value`; a short write is an error.
 pub fn write_once(f: &mut File, path: &Path, value: &str) -> Result<(), CgroupError> {
+    crate::explain::step(crate::explain::Kind::Cgroup, || {
+        let file = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        crate::explain::Step::new(
+            format!("{file} = {}: {}", value.trim(), super::meaning::meaning(&file, value)),
+            format!("write({}, {:?})", path.display(), value),
+        )
+        .field("file", path.display().to_string())
+        .field("value", value)
+    });
     match f.write(value.as_bytes()) {
         Ok(n) if n == value.len() => Ok(()),
         Ok(n) => Err(write_err(path, value, io::Error::other(format!("short write: {n} of {} bytes", value.len())))),
@@ -81,7 +90,16 @@ pub fn mkdir_p(mount: &Path, dir: &Path, created: &mut Vec<PathBuf>) -> Result<(
         for c in rel.components() {
             cur.push(c);
             match std::fs::create_dir(&cur) {
-                Ok(()) => created.push(cur.clone()),
+                Ok(()) => {
+                    crate::explain::step(crate::explain::Kind::Cgroup, || {
+                        crate::explain::Step::new(
+                            format!("new cgroup {}: the kernel fills it with the controllers' files", cur.display()),
+                            format!("mkdir({})", cur.display()),
+                        )
+                        .field("dir", cur.display().to_string())
+                    });
+                    created.push(cur.clone())
+                }
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
                 Err(e) if e.kind() == io::ErrorKind::NotFound && attempts < 5 => {
                     attempts += 1;

@@ -13,6 +13,7 @@ pub mod detect;
 pub mod devfilter;
 pub mod devices;
 mod fsutil;
+pub mod meaning;
 pub mod path;
 pub mod resources;
 pub mod stats;

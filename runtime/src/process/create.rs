@@ -219,8 +219,20 @@ pub fn create(store: &Store, opts: &CreateOpts, foreground_tty: bool) -> Result<
         no_pivot: opts.no_pivot,
         want_hooks,
         self_join: if ns.new_user { None } else { Some(&join_fds) },
+        clone_call: String::new(),
     };
     let ns_flags = if ns.new_pid && !ns.new_user { libc::CLONE_NEWPID } else { 0 };
+    if crate::explain::on() {
+        crate::explain::set_rootfs(&rootfs);
+        let f = crate::explain::clone_flags(ns_flags).0;
+        let f = if f.is_empty() { String::new() } else { format!("{f}|") };
+        args.clone_call = match &v2_dir {
+            Some(_) => format!("clone3({{flags: {f}CLONE_INTO_CGROUP, exit_signal: SIGCHLD, cgroup: fd of {}}})", {
+                mgr.self_join_targets().1.map(|p| p.display().to_string()).unwrap_or_default()
+            }),
+            None => format!("clone({f}SIGCHLD)"),
+        };
+    }
     tracing::debug!(
         "clone the container init (flags: {}{}), then unshare {}",
         if ns_flags != 0 { "CLONE_NEWPID" } else { "none" },
@@ -231,10 +243,20 @@ pub fn create(store: &Store, opts: &CreateOpts, foreground_tty: bool) -> Result<
         Some(d) => clone3_into(ns_flags, d.as_raw_fd()),
         None => clone_raw(ns_flags),
     };
-    if pid < 0 && v2_dir.is_some() {
+    if pid < 0 && v2_dir.is_some() && clone3_unsupported() {
         // clone3 or CLONE_INTO_CGROUP unsupported here: the runtime moves the init.
         tracing::debug!("{}; falling back to clone + cgroup.procs", SysError::last("clone3(CLONE_INTO_CGROUP)"));
         args.self_join = None;
+        if crate::explain::on() {
+            let f = crate::explain::clone_flags(ns_flags).0;
+            args.clone_call = format!("clone({}SIGCHLD) (clone3 with CLONE_INTO_CGROUP: refused here)", {
+                if f.is_empty() {
+                    String::new()
+                } else {
+                    format!("{f}|")
+                }
+            });
+        }
         pid = clone_raw(ns_flags);
     }
     if pid == 0 {
@@ -328,6 +350,17 @@ pub fn create(store: &Store, opts: &CreateOpts, foreground_tty: bool) -> Result<
 pub(crate) fn clone_raw(flags: libc::c_int) -> i32 {
     // SAFETY: see above; returns 0 in the child, the pid or -1 in the parent.
     unsafe { libc::syscall(libc::SYS_clone, (flags | libc::SIGCHLD) as libc::c_ulong, 0, 0, 0, 0) as i32 }
+}
+
+/// After a failed clone3(CLONE_INTO_CGROUP): whether the kernel lacks the call or the
+/// flag (then a plain clone and a move by pid do the same job). Any other error is the
+/// cgroup's verdict and stands: EAGAIN from `pids.max` must not turn into a move,
+/// which the pids controller does not limit.
+pub(crate) fn clone3_unsupported() -> bool {
+    matches!(
+        std::io::Error::last_os_error().raw_os_error(),
+        Some(libc::ENOSYS | libc::E2BIG | libc::EINVAL | libc::EOPNOTSUPP)
+    )
 }
 
 /// `struct clone_args` of clone3(2), up to the `cgroup` field.
@@ -429,8 +462,26 @@ fn write_id_maps(pid: i32, linux: &spec::Linux) -> Result<()> {
     let uid = fmt(&linux.uid_mappings);
     let gid = fmt(&linux.gid_mappings);
     tracing::debug!("write /proc/{pid}/uid_map {uid:?} and gid_map {gid:?}");
-    crate::sys::write_file(Path::new(&format!("/proc/{pid}/uid_map")), &uid)?;
-    crate::sys::write_file(Path::new(&format!("/proc/{pid}/gid_map")), &gid)?;
+    for (file, text, what) in [("uid_map", &uid, "uid"), ("gid_map", &gid, "gid")] {
+        crate::sys::write_file(Path::new(&format!("/proc/{pid}/{file}")), text)?;
+        crate::explain::step(crate::explain::Kind::IdMap, || {
+            let lines: Vec<String> = text
+                .lines()
+                .map(|l| {
+                    let f: Vec<&str> = l.split_whitespace().collect();
+                    match f.as_slice() {
+                        [inside, outside, n] => format!(
+                            "{file} {l}: {what} {inside} inside is {what} {outside} outside ({n} ids from there)"
+                        ),
+                        _ => l.to_string(),
+                    }
+                })
+                .collect();
+            crate::explain::Step::new(lines.join("; "), format!("write(/proc/{pid}/{file}, {text:?})"))
+                .field("file", format!("/proc/{pid}/{file}"))
+                .field("value", text.as_str())
+        });
+    }
     Ok(())
 }
 

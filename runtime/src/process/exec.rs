@@ -109,7 +109,7 @@ pub fn exec(store: &Store, id: &str, opts: &ExecOpts) -> Result<Execed> {
         Some(d) => super::create::clone3_into(0, d.as_raw_fd()),
         None => super::create::clone_raw(0),
     };
-    if child < 0 && v2_dir.is_some() {
+    if child < 0 && v2_dir.is_some() && super::create::clone3_unsupported() {
         parent_moves = true;
         child = super::create::clone_raw(0);
     }
@@ -133,7 +133,13 @@ pub fn exec(store: &Store, id: &str, opts: &ExecOpts) -> Result<Execed> {
         // SAFETY: _exit ends the child without running the parent's destructors.
         unsafe { libc::_exit(127) };
     }
-    let child = check(child, || "fork the exec process".into())?;
+    let child = check(child, || "fork the exec process".into()).map_err(|e| {
+        if e.errno == libc::EAGAIN {
+            e.hint("the container's cgroup refused a new process: its pids.max is reached")
+        } else {
+            e
+        }
+    })?;
     drop(child_chan);
     drop(console);
     drop(self_join);
@@ -213,6 +219,17 @@ fn child_setup(
     p: &Process,
 ) -> SysResult<finalize::Prepared> {
     finalize::reset_signals();
+    crate::explain::step(crate::explain::Kind::Namespace, || {
+        let host = std::fs::read_link("/proc/self").map(|p| p.display().to_string()).unwrap_or_default();
+        // SAFETY: getpid has no arguments and cannot fail.
+        let inside = unsafe { libc::getpid() };
+        crate::explain::Step::new(
+            format!("The new process: host pid {host}, pid {inside} in the container's pid namespace (joined by the runtime before the fork)"),
+            format!("clone(SIGCHLD) = {host}"),
+        )
+        .field("host_pid", host.parse::<i64>().unwrap_or(0))
+        .field("pid", inside)
+    });
     match self_join {
         Some(files) => {
             for (fd, path) in files {
@@ -223,6 +240,7 @@ fn child_setup(
                         path.display()
                     )));
                 }
+                super::init::explain_self_join(path);
             }
         }
         None => match chan.recv()? {
@@ -239,6 +257,12 @@ fn child_setup(
         check(libc::fchdir(root), || "chdir to the container's root".into())?;
         check(libc::chroot(c".".as_ptr()), || "chroot to the container's root".into())?;
     }
+    crate::explain::step(crate::explain::Kind::Root, || {
+        crate::explain::Step::new(
+            "enter the container's root (its / is this process's / from now on)",
+            "fchdir(open(/proc/PID/root)); chroot(\".\")",
+        )
+    });
     if p.terminal {
         // SAFETY: setsid takes no arguments.
         unsafe { libc::setsid() };

@@ -25,6 +25,8 @@ pub struct Prepared {
     pub notify: bool,
     /// The container's PATH, to find args[0] once we are the process's user.
     path_var: String,
+    /// `--explain`: the profile's default action and rule count (empty when off).
+    seccomp_summary: String,
 }
 
 /// Build argv/envp (with HOME from the container's /etc/passwd), compute the
@@ -56,7 +58,20 @@ pub fn prepare(p: &Process, seccomp: Option<&LinuxSeccomp>) -> SysResult<Prepare
         None => None,
     };
     let notify = seccomp.is_some_and(seccomp::uses_notify);
-    Ok(Prepared { argv, envp, caps, filter, notify, path_var })
+    let seccomp_summary = match seccomp.filter(|_| crate::explain::on()) {
+        Some(s) => {
+            let rules = s.syscalls.as_deref().unwrap_or_default();
+            let names: usize = rules.iter().map(|r| r.names.len()).sum();
+            format!(
+                "default action {} for any syscall no rule names; {} rules naming {names} syscalls{}",
+                s.default_action,
+                rules.len(),
+                s.architectures.as_ref().map(|a| format!(", architectures {}", a.join(" "))).unwrap_or_default()
+            )
+        }
+        None => String::new(),
+    };
+    Ok(Prepared { argv, envp, caps, filter, notify, path_var, seccomp_summary })
 }
 
 /// Find the program like runc (Go's exec.LookPath): a name with a slash must be a
@@ -155,6 +170,18 @@ pub fn exec(p: &Process, prep: &Prepared, exe: &CStr, preserve_fds: i32) -> SysE
     argv.push(std::ptr::null());
     let mut envp: Vec<*const libc::c_char> = prep.envp.iter().map(|a| a.as_ptr()).collect();
     envp.push(std::ptr::null());
+    crate::explain::step(crate::explain::Kind::Process, || {
+        crate::explain::Step::new(
+            format!(
+                "execve: the container's program replaces the runtime's code in this process (cwd {}); every fd above {} is closed",
+                p.cwd,
+                2 + preserve_fds.max(0)
+            ),
+            format!("execve({:?}, {:?}, [{} variables])", exe.to_string_lossy(), p.args, prep.envp.len()),
+        )
+        .field("path", exe.to_string_lossy().into_owned())
+        .field("args", p.args.clone())
+    });
     // SAFETY: argv/envp are NULL-terminated arrays of valid C strings that outlive the
     // call; execve only returns on error.
     unsafe { libc::execve(exe.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
@@ -180,6 +207,16 @@ fn sec(step: &str) -> impl Fn(crate::security::SecurityError) -> SysError + '_ {
 fn load_seccomp(prep: &Prepared, chan: &Channel) -> SysResult<()> {
     let Some(f) = &prep.filter else { return Ok(()) };
     let listener = f.load().map_err(sec("load the seccomp filter"))?;
+    crate::explain::step(crate::explain::Kind::Seccomp, || {
+        crate::explain::Step::new(
+            format!(
+                "seccomp filter: {}; the kernel runs it on every syscall of this process and its children",
+                prep.seccomp_summary
+            ),
+            format!("seccomp(SECCOMP_SET_MODE_FILTER, {:#x}, {{len: {} BPF instructions}})", f.flags(), f.len()),
+        )
+        .field("instructions", f.len())
+    });
     if !prep.notify {
         return Ok(());
     }
@@ -212,6 +249,12 @@ pub fn finalize(p: &Process, prep: &Prepared, preserve_fds: i32, chan: &Channel)
     if p.no_new_privileges {
         // SAFETY: prctl with integer arguments.
         check(unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) }, || "prctl(PR_SET_NO_NEW_PRIVS)".into())?;
+        crate::explain::step(crate::explain::Kind::Credentials, || {
+            crate::explain::Step::new(
+                "no_new_privs: execve can never grant more privileges (setuid bits and file capabilities are ignored)",
+                "prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)",
+            )
+        });
     } else {
         load_seccomp(prep, chan)?;
     }
@@ -244,6 +287,20 @@ pub fn finalize(p: &Process, prep: &Prepared, preserve_fds: i32, chan: &Channel)
         check(libc::setresgid(u.gid, u.gid, u.gid), || format!("setresgid({})", u.gid))?;
         check(libc::setresuid(u.uid, u.uid, u.uid), || format!("setresuid({})", u.uid))?;
     }
+    crate::explain::step(crate::explain::Kind::Credentials, || {
+        crate::explain::Step::new(
+            format!("become uid {} gid {} (extra groups {:?}) inside the container", u.uid, u.gid, u.additional_gids),
+            format!(
+                "setgroups({}, {:?}); setresgid({g}, {g}, {g}); setresuid({u}, {u}, {u})",
+                u.additional_gids.len(),
+                u.additional_gids,
+                g = u.gid,
+                u = u.uid
+            ),
+        )
+        .field("uid", u.uid)
+        .field("gid", u.gid)
+    });
     if chdir_as_user {
         chdir()?;
     }

@@ -33,6 +33,43 @@ pub struct InitArgs<'a> {
     /// v1 `tasks` files (opened by the parent) the init writes "0" to, placing
     /// itself in its cgroups; `None` when the parent moves it.
     pub self_join: Option<&'a [(RawFd, &'a Path)]>,
+    /// The clone call that made this process, for `--explain` (empty when it is off).
+    pub clone_call: String,
+}
+
+/// `--explain`: this process wrote "0" to a v1 `tasks` file (itself into the cgroup).
+pub(super) fn explain_self_join(path: &Path) {
+    crate::explain::step(crate::explain::Kind::Cgroup, || {
+        crate::explain::Step::new(
+            format!("tasks = 0: move this process into the cgroup {}", path.parent().unwrap_or(path).display()),
+            format!("write({}, \"0\")", path.display()),
+        )
+        .field("file", path.display().to_string())
+        .field("value", "0")
+    });
+}
+
+/// `--explain`: this process was just born (cloned, or forked into the new pid
+/// namespace): its host pid (the host's /proc is still mounted here) and its own.
+fn explain_birth(call: &str, new_pid: bool) {
+    crate::explain::step(crate::explain::Kind::Namespace, || {
+        let host = std::fs::read_link("/proc/self").map(|p| p.display().to_string()).unwrap_or_default();
+        // SAFETY: getpid has no arguments and cannot fail.
+        let inside = unsafe { libc::getpid() };
+        let s = if new_pid {
+            crate::explain::Step::new(
+                format!(
+                    "New pid namespace ({}): host pid {host} is PID {inside} inside, the container's init",
+                    crate::explain::ns_meaning("pid")
+                ),
+                format!("{call} = {host}"),
+            )
+            .field("created", vec!["pid"])
+        } else {
+            crate::explain::Step::new(format!("The container's init is host pid {host}"), format!("{call} = {host}"))
+        };
+        s.field("host_pid", host.parse::<i64>().unwrap_or(0)).field("pid", inside)
+    });
 }
 
 struct Sync<'a> {
@@ -114,6 +151,20 @@ fn setup(a: &InitArgs) -> SysResult<(Prepared, CString, Option<String>)> {
         libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
         libc::umask(0);
     }
+    if !a.ns.new_user {
+        explain_birth(&a.clone_call, a.ns.new_pid);
+    } else {
+        crate::explain::step(crate::explain::Kind::Namespace, || {
+            let host = std::fs::read_link("/proc/self").map(|p| p.display().to_string()).unwrap_or_default();
+            crate::explain::Step::new(
+                format!(
+                    "A first child, host pid {host}: it makes the user namespace (the runtime writes its id \
+                     maps), then the other namespaces, then forks the init"
+                ),
+                format!("{} = {host}", a.clone_call),
+            )
+        });
+    }
     let mut sync = Sync { chan: a.chan, cgroup_joined: false, cgroupns_done: false, new_cgroupns: a.ns.new_cgroup };
     // Before any user namespace: a helper that opens bind sources as the host's root.
     let mut opener = rootfs::sources::spawn(a.spec, a.bundle)?;
@@ -124,6 +175,7 @@ fn setup(a: &InitArgs) -> SysResult<(Prepared, CString, Option<String>)> {
             if unsafe { libc::write(*fd, b"0".as_ptr().cast(), 1) } != 1 {
                 return Err(SysError::last(format!("join our cgroup: write \"0\" to {}", path.display())));
             }
+            explain_self_join(path);
         }
         sync.cgroup_joined = true;
     }
@@ -159,12 +211,19 @@ fn setup(a: &InitArgs) -> SysResult<(Prepared, CString, Option<String>)> {
         }
         // SAFETY: prctl with integer arguments (the death signal is not inherited).
         unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
+        explain_birth("clone(CLONE_PARENT|SIGCHLD) after unshare(CLONE_NEWPID)", a.ns.new_pid);
     } else {
         namespaces::unshare(a.ns.unshare)?;
         sources = rootfs::sources::open(&mut opener)?;
     }
     if a.ns.new_net {
         namespaces::loopback_up()?;
+        crate::explain::step(crate::explain::Kind::Network, || {
+            crate::explain::Step::new(
+                "bring up lo in the new network namespace (127.0.0.1 works; nothing else is there)",
+                "ioctl(socket(AF_INET), SIOCSIFFLAGS, {ifr_name: \"lo\", IFF_UP})",
+            )
+        });
     }
     set_names(a.spec)?;
     rootfs::apply_sysctls(a.spec)?;
@@ -176,6 +235,12 @@ fn setup(a: &InitArgs) -> SysResult<(Prepared, CString, Option<String>)> {
                 e
             }
         })?;
+        crate::explain::step(crate::explain::Kind::Process, || {
+            crate::explain::Step::new(
+                format!("oom_score_adj {adj}: how readily the OOM killer picks this process (-1000..1000)"),
+                format!("write(/proc/self/oom_score_adj, \"{adj}\")"),
+            )
+        });
     }
     let mut hook_state = None;
     let cfg = RootfsConfig {
@@ -250,10 +315,20 @@ fn set_names(spec: &Spec) -> SysResult<()> {
         check(unsafe { libc::sethostname(h.as_ptr().cast(), h.len()) }, || {
             format!("sethostname({h:?}) in the new uts namespace")
         })?;
+        crate::explain::step(crate::explain::Kind::Name, || {
+            crate::explain::Step::new(
+                format!("hostname {h:?}: `hostname` inside says this; the host's is unchanged (uts namespace)"),
+                format!("sethostname({h:?}, {})", h.len()),
+            )
+            .field("hostname", h)
+        });
     }
     if let Some(d) = spec.domainname.as_deref().filter(|d| !d.is_empty()) {
         // SAFETY: as above.
         check(unsafe { libc::setdomainname(d.as_ptr().cast(), d.len()) }, || format!("setdomainname({d:?})"))?;
+        crate::explain::step(crate::explain::Kind::Name, || {
+            crate::explain::Step::new(format!("domain name {d:?}"), format!("setdomainname({d:?}, {})", d.len()))
+        });
     }
     Ok(())
 }

@@ -99,6 +99,25 @@ fn create_device(root: RawFd, d: &Device, userns: bool) -> SysResult<()> {
     if unsafe { libc::mknodat(dir.as_raw_fd(), name.as_ptr(), kind | mode, dev) } < 0 {
         return Err(SysError::last(format!("mknod {} ({} {}:{})", d.path, d.typ, d.major, d.minor)));
     }
+    crate::explain::step(crate::explain::Kind::Device, || {
+        crate::explain::Step::new(
+            format!("device node {} ({} {}:{}, mode {mode:o})", d.path, d.typ, d.major, d.minor),
+            format!(
+                "mknodat(fd of /dev, {:?}, {}|0{mode:o}, makedev({}, {}))",
+                name.to_string_lossy(),
+                if kind == libc::S_IFBLK {
+                    "S_IFBLK"
+                } else if kind == libc::S_IFIFO {
+                    "S_IFIFO"
+                } else {
+                    "S_IFCHR"
+                },
+                d.major,
+                d.minor
+            ),
+        )
+        .field("path", d.path.as_str())
+    });
     // SAFETY: as above; AT_SYMLINK_NOFOLLOW: never follow.
     unsafe {
         libc::fchownat(

@@ -87,6 +87,17 @@ pub fn attach(tree: &OwnedFd, target: RawFd, what: &str) -> SysResult<()> {
     if r < 0 {
         return Err(new_api_hint(SysError::last(format!("{what} (move_mount)"))));
     }
+    crate::explain::step(crate::explain::Kind::Mount, || {
+        let (host, inside) = crate::explain::target_paths(&format!("/proc/self/fd/{target}"));
+        crate::explain::Step::new(
+            what.to_string(),
+            format!(
+                "move_mount({}, \"\", {target} = {host:?}, \"\", MOVE_MOUNT_F_EMPTY_PATH|MOVE_MOUNT_T_EMPTY_PATH)",
+                tree.as_raw_fd()
+            ),
+        )
+        .field("target", inside.unwrap_or(host))
+    });
     Ok(())
 }
 
@@ -104,7 +115,19 @@ fn new_api_hint(e: SysError) -> SysError {
 /// 5.12): [`remount_readonly`] does it once the mount is attached.
 pub fn try_set_readonly(tree: &OwnedFd, what: &str) -> SysResult<bool> {
     match super::mounts::mount_setattr(tree.as_raw_fd(), ATTR_RDONLY, 0, false) {
-        Ok(()) => Ok(true),
+        Ok(()) => {
+            crate::explain::step(crate::explain::Kind::Mount, || {
+                crate::explain::Step::new(
+                    format!("make {what} read-only (that mount only)"),
+                    format!(
+                        "mount_setattr({}, \"\", AT_EMPTY_PATH, {{attr_set: MOUNT_ATTR_RDONLY}})",
+                        tree.as_raw_fd()
+                    ),
+                )
+                .field("readonly", what)
+            });
+            Ok(true)
+        }
         Err(e) if e.errno == libc::ENOSYS => {
             tracing::debug!("make {what} read-only: mount_setattr: ENOSYS; a bind remount instead");
             Ok(false)

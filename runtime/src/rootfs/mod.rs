@@ -180,6 +180,12 @@ pub fn apply_sysctls(spec: &Spec) -> SysResult<()> {
     for (k, v) in &spec.linux().sysctl {
         let path = format!("/proc/sys/{}", k.replace('.', "/"));
         crate::sys::write_file(Path::new(&path), v)?;
+        crate::explain::step(crate::explain::Kind::Sysctl, || {
+            crate::explain::Step::new(
+                format!("sysctl {k} = {v} (in the container's namespace)"),
+                format!("write({path}, {v:?})"),
+            )
+        });
     }
     Ok(())
 }

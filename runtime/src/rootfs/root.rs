@@ -43,11 +43,27 @@ pub fn pivot_root(rootfs: &Path) -> SysResult<()> {
             format!("pivot_root to {}", rootfs.display())
         })
         .map_err(|e| e.hint("pivot_root fails on a rootfs in a ramfs/initramfs; use --no-pivot there"))?;
+        crate::explain::step(crate::explain::Kind::Root, || {
+            crate::explain::Step::new(
+                format!(
+                    "pivot_root: {} becomes / of this mount namespace; the old root is stacked under it",
+                    rootfs.display()
+                ),
+                format!("chdir({:?}); pivot_root(\".\", \".\")", rootfs.display().to_string()),
+            )
+            .field("new_root", rootfs.display().to_string())
+        });
         check(libc::fchdir(old.as_raw_fd()), || "chdir to the old root".into())?;
         mount(None, c".", None, libc::MS_SLAVE | libc::MS_REC, None, || {
             "make the old root a slave (so unmounting it does not reach the host)".into()
         })?;
         check(libc::umount2(c".".as_ptr(), libc::MNT_DETACH), || "unmount the old root".into())?;
+        crate::explain::step(crate::explain::Kind::Root, || {
+            crate::explain::Step::new(
+                "detach the old root: from here no path leads to the host's files",
+                "umount2(\".\", MNT_DETACH); chdir(\"/\")",
+            )
+        });
         check(libc::chdir(c"/".as_ptr()), || "chdir / in the new root".into())?;
     }
     Ok(())
@@ -82,6 +98,12 @@ fn chroot_here() -> SysResult<()> {
     unsafe {
         check(libc::chroot(c".".as_ptr()), || "chroot .".into())?;
         check(libc::chdir(c"/".as_ptr()), || "chdir /".into())?;
+        crate::explain::step(crate::explain::Kind::Root, || {
+            crate::explain::Step::new(
+                "chroot into the rootfs (no pivot_root: the old root stays in the mount namespace)",
+                "chroot(\".\"); chdir(\"/\")",
+            )
+        });
     }
     Ok(())
 }

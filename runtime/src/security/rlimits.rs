@@ -115,6 +115,14 @@ pub fn apply(limits: &[PosixRlimit]) -> Result<(), SecurityError> {
             return Err(SecurityError::Rlimit { name: l.typ.clone(), soft: l.soft, hard: l.hard, err, hint });
         }
         tracing::debug!(rlimit = %l.typ, soft = l.soft, hard = l.hard, "rlimit set");
+        crate::explain::step(crate::explain::Kind::Rlimit, || {
+            let v = |n: u64| if n == u64::MAX { "unlimited".to_string() } else { n.to_string() };
+            crate::explain::Step::new(
+                format!("{}: soft limit {}, hard limit {} (the soft one is enforced; a process may raise it up to the hard one)", l.typ, v(l.soft), v(l.hard)),
+                format!("prlimit64(0, {}, {{rlim_cur: {}, rlim_max: {}}}, NULL)", l.typ, v(l.soft), v(l.hard)),
+            )
+            .field("rlimit", l.typ.as_str())
+        });
     }
     Ok(())
 }
