@@ -67,6 +67,17 @@ pub struct PodRecord {
     /// The holder of the pod's shared pid namespace, pinned at `ns/pid` (see [`crate::pidns`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pid_holder: Option<pidns::Holder>,
+    /// The network namespace the pod's CNI network was attached from (the inode of
+    /// capsa's own `/proc/self/ns/net` then): its bridge and rules live there, so only
+    /// pods attached from the same one keep them. `None` in older records.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_netns: Option<u64>,
+}
+
+/// The inode of this process's network namespace.
+fn own_netns() -> Option<u64> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self/ns/net").ok().map(|m| m.ino())
 }
 
 /// What `pod create` asks for.
@@ -336,6 +347,7 @@ pub fn create_sandbox(
         cni_args: opts.cni_args.clone(),
         resolv_conf: opts.resolv_conf.clone(),
         pid_holder: None,
+        host_netns: own_netns(),
     };
     // Whether CNI ADD succeeded: a failed ADD has undone its own plugins' work (no DEL then).
     let mut attached = false;
@@ -548,10 +560,11 @@ fn detach(store: &ImageStore, net: &NetConfig, rec: &PodRecord, del: bool) -> Re
                         rec.name, rec.name
                     )));
                 }
-                let still_used = list(store)
-                    .unwrap_or_default()
-                    .iter()
-                    .any(|o| o.name != rec.name && o.cni_network.as_deref() == Some(name));
+                let still_used = list(store).unwrap_or_default().iter().any(|o| {
+                    o.name != rec.name
+                        && o.cni_network.as_deref() == Some(name)
+                        && (o.host_netns.is_none() || o.host_netns == own_netns())
+                });
                 if !still_used && !net.keep_shared {
                     if let Err(e) = cni::remove_masquerade(&l) {
                         tracing::warn!("remove the masquerade rule of network {name}: {e}");
