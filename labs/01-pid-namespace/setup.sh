@@ -3,6 +3,6 @@
 . "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 rm_containers lab01
 rm -f "$WORK/host-pid"
-bundle "$WORK/bundle" sleep 1d
-capsa run -d --bundle "$WORK/bundle" lab01
+bundle "$WORK/lab01" sleep 1d
+capsa run -d --bundle "$WORK/lab01" lab01
 echo "lab01 is running: look at it from inside (capsa exec lab01 ps) and from the host (capsa ps lab01)"
