@@ -20,6 +20,7 @@
 #   busybox_image  makes sure the store holds busybox:latest (built locally, no network)
 #   bundle DIR ARGS   a busybox bundle (make-busybox-bundle.sh) with ARGS as command
 #   rm_containers PREFIX   force-removes the managed and runtime containers named PREFIX*
+#   run_detached BUNDLE ID   capsa run -d of a bundle, its stdio away from the caller's
 #   bundle_jq DIR FILTER [JQ ARGS]   edits DIR/config.json in place with a jq filter
 #   cg_prune PATH  removes the cgroup PATH (e.g. /capsa-lab) in every hierarchy where it
 #                  is empty: a runtime removes the parents it made, but only when it can
@@ -54,9 +55,11 @@ fail() { echo "FAIL: $*"; exit 1; }
 explain() { echo "  $*"; }
 answer() { if [ -f "$WORK/$1" ]; then tr -d ' \t\r\n' <"$WORK/$1"; fi; }
 
+# cgroup.controllers exists only at the root of a cgroup2 mount (busybox's stat -f
+# does not name cgroup2, so the file tells, not the filesystem type).
 cg_mode() {
-  if [ "$(stat -fc %T /sys/fs/cgroup)" = cgroup2fs ]; then echo v2
-  elif [ -d /sys/fs/cgroup/unified ] && [ "$(stat -fc %T /sys/fs/cgroup/unified)" = cgroup2fs ]; then echo hybrid
+  if [ -f /sys/fs/cgroup/cgroup.controllers ]; then echo v2
+  elif [ -f /sys/fs/cgroup/unified/cgroup.controllers ]; then echo hybrid
   else echo v1; fi
 }
 
@@ -203,4 +206,12 @@ cg_get() {
         echo "${v:-0}" ;;
     esac
   fi
+}
+
+# run_detached BUNDLE ID: `capsa run -d --bundle BUNDLE ID`, the container's stdio
+# away from ours (a detached container would hold a caller's pipe open: `out=$(capsa
+# lab start N)` would never return); capsa's own error, if any, is shown.
+run_detached() {
+  local log="$WORK/$2.run.log"
+  capsa run -d --bundle "$1" "$2" </dev/null >"$log" 2>&1 || { cat "$log" >&2; return 1; }
 }

@@ -27,7 +27,7 @@ check_busybox() {
       echo "error: $bb is not statically linked; install the static one with: apt-get install busybox-static" >&2
       return 1
     fi
-  elif LC_ALL=C grep -aq 'ld-linux' "$bb"; then
+  elif LC_ALL=C grep -aqE '/lib(64)?/ld-linux' "$bb"; then
     echo "error: $bb looks dynamically linked; install the static one with: apt-get install busybox-static" >&2
     return 1
   fi
@@ -40,7 +40,7 @@ build_busybox_rootfs() {
   check_busybox || return 1
   umask 022
   # Safety net: only ever empty a directory that is clearly a rootfs we may own.
-  case "$(readlink -m "$r")" in
+  case "$(readlink -m "$r" 2>/dev/null || readlink -f "$r")" in
     /|/bin|/usr|/etc|/home|/root|/tmp|/var) echo "error: refusing to use $r as a rootfs" >&2; return 1 ;;
   esac
   rm -rf "$r"
@@ -61,7 +61,12 @@ build_busybox_rootfs() {
   dirs=()
   for app in "${apps[@]}"; do [[ $app == */* ]] && dirs+=("$r/${app%/*}"); done
   mkdir -p "${dirs[@]}"
-  (cd "$r" && perl -e 'for (@ARGV) { next if $_ eq "bin/busybox"; symlink("/bin/busybox", $_) or die "symlink $_: $!\n" }' "${apps[@]}")
+  if command -v perl >/dev/null; then
+    (cd "$r" && perl -e 'for (@ARGV) { next if $_ eq "bin/busybox"; symlink("/bin/busybox", $_) or die "symlink $_: $!\n" }' "${apps[@]}")
+  else
+    # No perl (a minimal system, such as the cgroup v2 test VM): one ln per applet.
+    for app in "${apps[@]}"; do [ "$app" = bin/busybox ] || ln -s /bin/busybox "$r/$app"; done
+  fi
   [ -e "$r/bin/sh" ] || ln -sfn /bin/busybox "$r/bin/sh"
 
   printf '%s\n' 'root:x:0:0:root:/root:/bin/sh' 'nobody:x:65534:65534:nobody:/home:/bin/false' >"$r/etc/passwd"

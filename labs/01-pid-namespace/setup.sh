@@ -4,5 +4,5 @@
 rm_containers lab01
 rm -f "$WORK/host-pid"
 bundle "$WORK/lab01" sleep 1d
-capsa run -d --bundle "$WORK/lab01" lab01
+run_detached "$WORK/lab01" lab01
 echo "lab01 is running: look at it from inside (capsa exec lab01 ps) and from the host (capsa ps lab01)"

@@ -7,5 +7,5 @@ findmnt -rn -o TARGET | { grep "^$WORK/" || true; } | sort -r | while read -r m;
 rm -f "$WORK/rootfs-dir" "$WORK/host-marker"
 bundle "$WORK/lab02" sleep 1d
 echo "this file lives on the host, in $WORK" >"$WORK/host-marker"
-capsa run -d --bundle "$WORK/lab02" lab02
+run_detached "$WORK/lab02" lab02
 echo "lab02 is running in its own mount namespace; the host has a marker file at $WORK/host-marker: can the container see it?"

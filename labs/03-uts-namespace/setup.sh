@@ -9,5 +9,5 @@ mv "$WORK/lab03/config.json.tmp" "$WORK/lab03/config.json"
 echo lab03 >"$WORK/lab03/rootfs/etc/hostname"
 # the host's name now, so the check can tell that it did not change
 cat /proc/sys/kernel/hostname >"$WORK/host-hostname"
-capsa run -d --bundle "$WORK/lab03" lab03
+run_detached "$WORK/lab03" lab03
 echo "lab03 is running with hostname lab03 (config.json); the host is $(cat "$WORK/host-hostname")"

@@ -22,5 +22,5 @@ mkdir -p "$WORK/host-only" "$WORK/bundle/rootfs/mnt/host"
 chown 100000:100000 "$WORK/bundle/rootfs/mnt" "$WORK/bundle/rootfs/mnt/host"
 echo "only the host's root may read this" >"$WORK/host-only/secret"
 chmod 600 "$WORK/host-only/secret"
-capsa run -d --bundle "$WORK/bundle" lab06
+run_detached "$WORK/bundle" lab06
 echo "lab06 is running as root in its own user namespace: compare capsa exec lab06 id with grep Uid /proc/\$(capsa state lab06 | jq .pid)/status"

@@ -17,5 +17,5 @@ exec awk 'BEGIN {
 }'
 BOMB
 chmod 755 "$WORK/bundle/rootfs/bomb.sh"
-capsa run -d --bundle "$WORK/bundle" lab08
+run_detached "$WORK/bundle" lab08
 echo "lab08 is running with pids.max 20; its fork bomb is /bomb.sh (capsa exec lab08 cat /bomb.sh)"

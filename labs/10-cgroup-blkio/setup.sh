@@ -30,5 +30,5 @@ bundle_jq "$WORK/bundle" '
       throttleReadBpsDevice: [{major: $maj, minor: $min, rate: 1048576}],
       throttleWriteBpsDevice: [{major: $maj, minor: $min, rate: 1048576}]}
 ' --argjson maj "$major" --argjson min "$minor"
-capsa run -d --bundle "$WORK/bundle" lab10
+run_detached "$WORK/bundle" lab10
 echo "lab10 is running with $dev ($major:$minor, backed by $img) as /dev/lab10disk, throttled to 1 MiB/s for reads and writes"

@@ -78,6 +78,8 @@ mount -t tmpfs -o mode=0755 tmpfs /run
 # cgroup_no_v1=all, so no controller can be bound to a v1 hierarchy. The
 # mount options are the ones systemd uses on Debian 12 / Ubuntu 22.04+.
 mount -t cgroup2 -o nosuid,nodev,noexec,nsdelegate,memory_recursiveprot none /sys/fs/cgroup
+# Loop devices (a module in Debian's kernel), for the io lab.
+[ -f /lib/modules/loop.ko ] && insmod /lib/modules/loop.ko max_loop=8
 # Delegate the controllers to child cgroups (what systemd does for its
 # slices). One at a time, so one missing controller does not block the rest.
 for c in cpuset cpu io memory hugetlb pids; do

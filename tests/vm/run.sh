@@ -150,9 +150,13 @@ fetch_kernel() {
     # dpkg-deb -x would unpack ~400 MB of modules we do not need; take only
     # boot/ out of the package's data archive.
     mkdir -p "$tmp/x"
-    dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$tmp/x" --wildcards './boot/vmlinuz-*' './boot/config-*'
+    # boot/ and the loop driver (a module in Debian's kernel; the io lab
+    # throttles a loop device).
+    dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$tmp/x" --wildcards './boot/vmlinuz-*' './boot/config-*' \
+        '*/kernel/drivers/block/loop.ko'
     mkdir -p "$CACHE_DIR/kernel"
     cp "$tmp"/x/boot/vmlinuz-* "$tmp"/x/boot/config-* "$CACHE_DIR/kernel/"
+    find "$tmp/x" -name loop.ko -exec cp {} "$CACHE_DIR/kernel/loop.ko" \;
     rm -rf "$tmp"
 }
 
@@ -162,6 +166,11 @@ cached_kernel() {
     find "$CACHE_DIR/kernel" -name 'vmlinuz-*' | sort -V | tail -n 1
 }
 VMLINUZ=$(cached_kernel)
+# A cache from before loop.ko was kept: fetch the package once more.
+if [ -n "$VMLINUZ" ] && [ ! -f "$CACHE_DIR/kernel/loop.ko" ]; then
+    rm -rf "$CACHE_DIR/kernel"
+    VMLINUZ=
+fi
 if [ -z "$VMLINUZ" ]; then
     fetch_kernel
     VMLINUZ=$(cached_kernel)
@@ -234,6 +243,26 @@ for name in "${TESTS[@]}"; do
     cp "${TEST_BIN[$name]}" "$ROOT/tests/$name"
     copy_libs "${TEST_BIN[$name]}"
 done
+
+# The labs (tests/labs.rs) are bash scripts over the runtime: they need bash, jq,
+# the labs and rootfs-examples (at /usr/local/share/capsa, where `make install` puts
+# them and the test looks).
+if [[ " ${TESTS[*]} " == *" labs "* ]]; then
+    for tool in bash jq; do
+        t=$(command -v "$tool") || die "$tool is needed in the VM for the labs"
+        rm -f "$ROOT/bin/$tool" # may be a busybox applet link: never copy through it
+        cp -L "$t" "$ROOT/bin/$tool"
+        copy_libs "$t"
+    done
+    mkdir -p "$ROOT/usr/local/share/capsa"
+    cp -a "$REPO/labs" "$REPO/rootfs-examples" "$ROOT/usr/local/share/capsa/"
+fi
+
+# The loop driver, loaded by /init (insmod) for the io lab's loop device.
+if [ -f "$CACHE_DIR/kernel/loop.ko" ]; then
+    mkdir -p "$ROOT/lib/modules"
+    cp "$CACHE_DIR/kernel/loop.ko" "$ROOT/lib/modules/loop.ko"
+fi
 
 # /init (the guest's PID 1) and its settings.
 cp "$HERE/init.sh" "$ROOT/init"
