@@ -1,7 +1,8 @@
 # Build and install capsa's binaries.
 #
 #   make                      cargo build --release (every crate: see default-members)
-#   make install              copy the built binaries to $(DESTDIR)$(PREFIX)/bin
+#   make install              copy the built binaries to $(DESTDIR)$(PREFIX)/bin, the labs
+#                             and rootfs-examples to $(DESTDIR)$(PREFIX)/share/capsa
 #   make install PREFIX=/opt/capsa
 #   make uninstall
 #
@@ -12,6 +13,8 @@
 
 PREFIX ?= /usr/local
 BINDIR ?= $(PREFIX)/bin
+# The labs (capsa lab ...) and the bundle/image builders they use.
+SHAREDIR ?= $(PREFIX)/share/capsa
 CARGO ?= cargo
 CARGO_TARGET_DIR ?= target
 RELEASE := $(CARGO_TARGET_DIR)/release
@@ -32,6 +35,11 @@ install:
 	done
 	install -d "$(DESTDIR)$(BINDIR)"
 	install -m 0755 $(addprefix $(RELEASE)/,$(BINS)) "$(DESTDIR)$(BINDIR)/"
+	install -d "$(DESTDIR)$(SHAREDIR)"
+	rm -rf "$(DESTDIR)$(SHAREDIR)/labs" "$(DESTDIR)$(SHAREDIR)/rootfs-examples"
+	cp -R --no-preserve=ownership labs rootfs-examples "$(DESTDIR)$(SHAREDIR)/"
 
 uninstall:
 	cd "$(DESTDIR)$(BINDIR)" && rm -f $(BINS)
+	rm -rf "$(DESTDIR)$(SHAREDIR)/labs" "$(DESTDIR)$(SHAREDIR)/rootfs-examples"
+	rmdir "$(DESTDIR)$(SHAREDIR)" 2>/dev/null || true

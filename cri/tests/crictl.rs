@@ -382,3 +382,45 @@ fn the_containers_of_a_pod_share_its_dev_shm() {
     assert_eq!(c.mounts(), Vec::<String>::new());
     assert!(!c.path("store/pods").join(&pod_id).exists(), "the pod's directory is gone");
 }
+
+/// `explain = "json:FILE"` in cri.toml: every sandbox and container kubelet starts is
+/// narrated into FILE (the pod's namespaces and its container's clone, mounts, cgroup
+/// files and execve), as `capsa --explain=json` would.
+#[test]
+fn the_config_key_explain_narrates_sandboxes_and_containers() {
+    if !root_or_skip() {
+        return;
+    }
+    let mut c = Cri::new(false, true);
+    let file = c.path("explain/steps.jsonl");
+    c.extra_config = format!("explain = \"json:{}\"", file.display());
+    c.start();
+    let addr = c.registry.as_ref().unwrap().addr.clone();
+    c.ok(&["pull", &format!("{addr}/busybox:latest")]);
+    let mut pod = c.pod_config("explained");
+    pod["linux"]["security_context"]["namespace_options"]["network"] = json!(2);
+    let pod_json = c.file("pod.json", &pod);
+    let pod_id = c.ok(&["runp", &pod_json]).trim().to_owned();
+    let cfg = c.file("ctr.json", &c.container_config("ctr", "exec sleep 100000"));
+    let id = c.ok(&["create", &pod_id, &cfg, &pod_json]).trim().to_owned();
+    c.ok(&["start", &id]);
+    let text = std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+    let steps: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).expect("a JSON step")).collect();
+    let kinds: std::collections::BTreeSet<&str> = steps.iter().filter_map(|s| s["kind"].as_str()).collect();
+    for k in ["namespace", "mount", "cgroup", "root", "capabilities", "process"] {
+        assert!(kinds.contains(k), "no {k} step in {}:\n{text}", file.display());
+    }
+    assert!(
+        steps.iter().any(|s| s["call"].as_str().is_some_and(|c| c.contains("execve(") && c.contains("sleep"))),
+        "the container's execve is narrated:\n{text}"
+    );
+    c.ok(&["stopp", &pod_id]);
+    c.ok(&["rmp", &pod_id]);
+    // A malformed key is refused at start-up, naming it.
+    let mut bad = Cri::new(false, false);
+    bad.extra_config = "explain = \"yaml:/tmp/x\"".into();
+    std::fs::write(bad.path("cri.toml"), bad.config()).unwrap();
+    let o = common::run(std::process::Command::new(common::capsa_cri_bin()).arg("--config").arg(bad.path("cri.toml")));
+    assert_ne!(o.code, 0);
+    assert!(o.stderr.contains("explain = \"yaml:/tmp/x\""), "{}", o.stderr);
+}

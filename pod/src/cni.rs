@@ -834,6 +834,8 @@ impl Cni {
                 .iter()
                 .filter_map(|i| i.get("address").cloned())
                 .collect();
+            let got: Vec<&str> = ips.iter().filter_map(Value::as_str).collect();
+            let what = if got.is_empty() { what } else { format!("{what}: {}", got.join(", ")) };
             capsa_runtime::explain::Step::new(
                 what,
                 format!(
