@@ -283,3 +283,74 @@ fn detached_containers_get_the_default_seccomp_profile() {
     env.ok(&["rm", "-f", "confined", "free"]);
     assert!(env.leftover_cgroups().is_empty(), "{:?}", env.leftover_cgroups());
 }
+
+/// `run --label` / `-l` stores labels; `ps --filter` selects by them as docker does
+/// (label=KEY: any value, label=KEY=VALUE: exactly; several: all of them), by name
+/// and by status (stopped ones too, without -a); `ps --format json` and `inspect`
+/// show them; a bad filter or label is an error that changes nothing.
+#[test]
+fn labels_and_ps_filters() {
+    if !root_or_skip() {
+        return;
+    }
+    let env = Env::new(false);
+    env.with_busybox();
+    env.ok(&["run", "-d", "--name", "web1", "--label", "app=web", "-l", "tier=front", "busybox", "sleep", "300"]);
+    env.ok(&["run", "-d", "--name", "web2", "-l", "app=web", "-l", "tier=back", "busybox", "sleep", "300"]);
+    env.ok(&["run", "-d", "--name", "db", "-l", "app=db", "-l", "canary", "busybox", "sleep", "300"]);
+    env.ok(&["run", "-d", "--name", "plain", "busybox", "sleep", "300"]);
+    env.ok(&["run", "-d", "--name", "job", "-l", "app=batch", "busybox", "true"]);
+    env.wait_state("job", "exited", Duration::from_secs(10));
+    let names = |filters: &[&str], all: bool| -> Vec<String> {
+        let mut args = vec!["ps", "-q"];
+        if all {
+            args.push("-a");
+        }
+        for f in filters {
+            args.extend(["--filter", f]);
+        }
+        let mut v: Vec<String> = env.ok(&args).stdout.lines().map(str::to_owned).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(names(&["label=app=web"], false), ["web1", "web2"]);
+    assert_eq!(names(&["label=app"], false), ["db", "web1", "web2"], "KEY only: any value, running only");
+    assert_eq!(names(&["label=app"], true), ["db", "job", "web1", "web2"]);
+    assert_eq!(names(&["label=app=web", "label=tier=front"], false), ["web1"], "several labels: all");
+    assert_eq!(names(&["label=canary"], false), ["db"], "a label without a value");
+    assert_eq!(names(&["label=canary="], false), ["db"], "its value is empty");
+    assert!(names(&["label=app=nginx"], true).is_empty());
+    assert!(names(&["label=app=web", "label=tier=middle"], true).is_empty());
+    assert!(names(&["label=nosuchkey"], true).is_empty());
+    assert_eq!(names(&["name=web"], false), ["web1", "web2"]);
+    assert_eq!(names(&["name=web", "name=db"], false), ["db", "web1", "web2"], "several names: any");
+    assert_eq!(names(&["status=exited"], false), ["job"], "a status filter shows stopped ones without -a");
+    assert_eq!(names(&["status=running", "label=app=batch"], true), Vec::<String>::new());
+    // The table keeps its header for no match; json carries the labels.
+    let o = env.ok(&["ps", "--filter", "label=app=nginx"]);
+    assert!(o.stdout.starts_with("NAME") && o.stdout.lines().count() == 1, "{}", o.stdout);
+    let o = env.ok(&["ps", "--format", "json", "--filter", "label=tier=front"]);
+    let v: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
+    assert_eq!(v.as_array().unwrap().len(), 1, "{v:#}");
+    assert_eq!(v[0]["labels"], serde_json::json!({"app": "web", "tier": "front"}));
+    assert_eq!(env.inspect("db")["labels"], serde_json::json!({"app": "db", "canary": ""}));
+    assert_eq!(env.inspect("plain")["labels"], serde_json::json!({}));
+
+    // Bad filters: an error naming the filter, exit non-zero.
+    for (f, says) in [
+        ("colour=red", "unknown filter \"colour\" (this command takes label, name, status)"),
+        ("label", "expected KEY=VALUE"),
+        ("label=", "expected label=KEY or label=KEY=VALUE"),
+        ("status=up", "unknown status \"up\""),
+    ] {
+        let o = env.fails(&["ps", "--filter", f]);
+        assert!(o.stderr.contains(says) && o.stdout.is_empty(), "{f}: {}", o.stderr);
+    }
+    // A bad label: refused before anything is made.
+    let o = env.fails(&["run", "-d", "--name", "bad", "-l", "=x", "busybox", "true"]);
+    assert!(o.stderr.contains("--label \"=x\""), "{}", o.stderr);
+    assert!(!env.store().join("containers/bad").exists());
+    env.ok(&["rm", "-f", "web1", "web2", "db", "plain", "job"]);
+    assert_eq!(env.ok(&["ps", "-a", "-q"]).stdout, "");
+    assert!(env.leftover_cgroups().is_empty(), "{:?}", env.leftover_cgroups());
+}

@@ -311,3 +311,69 @@ fn pod_seccomp_profiles() {
     assert_eq!(env.ok(&["ps", "-a", "-q"]).stdout, "");
     assert!(env.leftover_cgroups().is_empty(), "{:?}", env.leftover_cgroups());
 }
+
+/// Pods carry labels (`pod create -l`, a manifest's metadata.labels), which the
+/// manifest's containers get too; `pod ls --filter` and `ps --filter` select by them
+/// (label=KEY, label=KEY=VALUE, all must match; name=SUBSTR); a filter `pod ls` does
+/// not take is an error.
+#[test]
+fn pod_labels_and_filters() {
+    if !root_or_skip() {
+        return;
+    }
+    let env = Env::new(true);
+    env.with_busybox();
+    env.ok(&["pod", "create", "--network", "none", "-l", "app=web", "-l", "env=prod", "front"]);
+    env.ok(&["pod", "create", "--network", "none", "--label", "app=web", "--label", "env=staging", "front-next"]);
+    env.ok(&["pod", "create", "--network", "none", "-l", "app=db", "store"]);
+    let m = env.path("labelled.yaml");
+    std::fs::write(
+        &m,
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: batch\n  labels: {app: batch, env: prod}\nspec:\n  \
+         hostNetwork: true\n  containers:\n  - name: work\n    image: busybox\n    command: [sleep, '300']\n",
+    )
+    .unwrap();
+    env.ok(&["pod", "apply", "-f", m.to_str().unwrap()]);
+    env.ok(&["run", "-d", "--pod", "front", "--name", "front-app", "-l", "role=server", "busybox", "sleep", "300"]);
+
+    let pods = |filters: &[&str]| -> Vec<String> {
+        let mut args = vec!["pod", "ls", "-q"];
+        for f in filters {
+            args.extend(["--filter", f]);
+        }
+        env.ok(&args).stdout.lines().map(str::to_owned).collect()
+    };
+    assert_eq!(pods(&["label=app=web"]), ["front", "front-next"]);
+    assert_eq!(pods(&["label=env"]), ["batch", "front", "front-next"]);
+    assert_eq!(pods(&["label=env=prod"]), ["batch", "front"]);
+    assert_eq!(pods(&["label=app=web", "label=env=prod"]), ["front"]);
+    assert_eq!(pods(&["label=app=web", "name=next"]), ["front-next"]);
+    assert!(pods(&["label=app=cache"]).is_empty());
+    assert!(pods(&["label=tier"]).is_empty());
+    let ls: serde_json::Value =
+        serde_json::from_str(&env.ok(&["pod", "ls", "--format", "json", "--filter", "label=app=db"]).stdout).unwrap();
+    assert_eq!(ls.as_array().unwrap().len(), 1, "{ls:#}");
+    assert_eq!(ls[0]["labels"], serde_json::json!({"app": "db"}));
+
+    // The manifest's container has the pod's labels; a container run into a pod has its own.
+    assert_eq!(env.inspect("batch-work")["labels"], serde_json::json!({"app": "batch", "env": "prod"}));
+    assert_eq!(env.inspect("front-app")["labels"], serde_json::json!({"role": "server"}));
+    let o = env.ok(&["ps", "-q", "--filter", "label=env=prod"]);
+    assert_eq!(o.stdout, "batch-work\n");
+
+    for (f, says) in [
+        (
+            "status=running",
+            "pod ls --filter \"status=running\": unknown filter \"status\" (this command takes label, name)",
+        ),
+        ("app=web", "unknown filter \"app\""),
+        ("label=", "expected label=KEY or label=KEY=VALUE"),
+    ] {
+        let o = env.fails(&["pod", "ls", "--filter", f]);
+        assert!(o.stderr.contains(says), "{f}: {}", o.stderr);
+    }
+    env.ok(&["pod", "rm", "-f", "front", "front-next", "store", "batch"]);
+    assert_eq!(env.ok(&["pod", "ls", "-q"]).stdout, "");
+    assert_eq!(env.ok(&["ps", "-a", "-q"]).stdout, "");
+    assert!(env.leftover_cgroups().is_empty(), "{:?}", env.leftover_cgroups());
+}

@@ -7,11 +7,13 @@
 //!   ([`netns`]), networked by standard CNI plugins ([`cni`]), and applied from
 //!   Kubernetes `v1/Pod` manifests ([`manifest`], [`apply`]).
 //! - [`seccomp`]: the seccomp profile of each container, checked before it is made.
+//! - [`filter`]: labels and the `--filter` of `ps` and `pod ls` (docker's semantics).
 
 pub mod apply;
 pub mod cni;
 pub mod containers;
 pub mod error;
+pub mod filter;
 pub mod logs;
 pub mod manifest;
 pub mod netns;

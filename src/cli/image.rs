@@ -63,6 +63,7 @@ const RUN: &[Flag] = &[
     flag("detach", Some('d'), false, "run in the background under a monitor (capsa-shim); print the name"),
     flag("restart", None, true, "with -d: no (default), on-failure[:N] or always (restarts with backoff)"),
     flag("pod", None, true, "join this pod's network, ipc and uts namespaces"),
+    flag("label", Some('l'), true, "set a label KEY=VALUE on the container (capsa ps --filter label=KEY); repeatable"),
     STORE,
     PLATFORM,
     QUIET,
@@ -480,6 +481,7 @@ fn run_image(runtime: &capsa_runtime::container::Store, cargs: &[String]) -> Res
     let store = store_at(&p, None)?;
     let id = p.get("name").map_or_else(random_name, str::to_owned);
     let opts = run_options(&p, &id, cmd)?;
+    let labels = capsa_pod::filter::parse_labels(&p.all("label"))?;
     let img = obtain(&store, image, &p, quiet)?;
     // Joining a pod holds the pods lock until the container exists (detached), so a
     // concurrent `pod rm` sees it among the members, or removes the pod before the join.
@@ -501,7 +503,7 @@ fn run_image(runtime: &capsa_runtime::container::Store, cargs: &[String]) -> Res
         stdin: p.on("interactive"),
         pod,
         extra_mounts: Vec::new(),
-        labels: Default::default(),
+        labels,
         pod_container: None,
         init: false,
         created_only: false,

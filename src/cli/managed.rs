@@ -10,6 +10,7 @@ use serde_json::json;
 
 use capsa_image::images::{ImageStore, DEFAULT_ROOT};
 use capsa_pod::containers::{self, Info, State};
+use capsa_pod::filter::Filters;
 use capsa_pod::runtime_cli::Tools;
 use capsa_shim::proto::{self, AttachClient};
 
@@ -22,6 +23,12 @@ pub const PS: &[Flag] = &[
     flag("all", Some('a'), false, "also stopped containers"),
     flag("format", Some('f'), true, "table or json"),
     flag("quiet", Some('q'), false, "print only the names"),
+    flag(
+        "filter",
+        None,
+        true,
+        "label=KEY, label=KEY=VALUE (all must match), name=SUBSTR or status=STATE (any matches); repeatable",
+    ),
     STORE,
     HELP,
 ];
@@ -66,10 +73,16 @@ fn status_text(i: &Info) -> String {
     }
 }
 
-/// `capsa ps [-a] [--format json] [-q]` (managed containers; with an ID it is runc's `ps`).
+/// `capsa ps [-a] [--format json] [-q] [--filter F]...` (managed containers; with an ID
+/// it is runc's `ps`). A status filter selects among stopped containers too, as docker's.
 pub fn ps(store: &ImageStore, tools: &Tools, p: &Parsed) -> Result<i32> {
+    let filters = Filters::parse(&p.all("filter"), &["label", "name", "status"], "ps")?;
     let all = containers::list(store, tools)?;
-    let shown: Vec<&Info> = all.iter().filter(|i| p.on("all") || i.is_active()).collect();
+    let shown: Vec<&Info> = all
+        .iter()
+        .filter(|i| p.on("all") || i.is_active() || filters.has_status())
+        .filter(|i| filters.matches(&i.meta.name, &i.meta.labels, Some(i.state.as_str())))
+        .collect();
     if p.on("quiet") {
         for i in shown {
             println!("{}", i.meta.name);
@@ -107,7 +120,7 @@ fn summary(i: &Info) -> serde_json::Value {
     json!({
         "name": i.meta.name, "image": i.meta.image, "command": i.meta.command, "created": i.meta.created,
         "state": i.state, "status": status_text(i), "pid": i.pid, "exitCode": i.exit_code(),
-        "restartCount": i.restart_count, "pod": i.meta.pod, "restart": i.meta.restart,
+        "restartCount": i.restart_count, "pod": i.meta.pod, "restart": i.meta.restart, "labels": i.meta.labels,
     })
 }
 
@@ -304,7 +317,6 @@ pub fn inspect(store: &ImageStore, tools: &Tools, p: &Parsed) -> Result<i32> {
         o.insert("ip".into(), json!(pod.as_ref().and_then(|p| p.ip.clone())));
         o.insert("logPath".into(), json!(containers::log_path(store, n)));
         o.insert("bundle".into(), json!(containers::container_dir(store, n)));
-        o.insert("labels".into(), json!(i.meta.labels));
         out.push(v);
     }
     if out.is_empty() {
@@ -355,7 +367,11 @@ pub fn stats(store: &ImageStore, tools: &Tools, p: &Parsed) -> Result<i32> {
 /// Help text of a managed verb.
 pub fn help(verb: &str) -> Option<(&'static str, &'static str, &'static [Flag])> {
     Some(match verb {
-        "ps" => ("capsa ps [-a] [--format table|json] [-q]   (runc: capsa ps ID)", "List managed containers.", PS),
+        "ps" => (
+            "capsa ps [-a] [--format table|json] [-q] [--filter label=KEY[=VALUE]]...   (runc: capsa ps ID)",
+            "List managed containers.",
+            PS,
+        ),
         "logs" => ("capsa logs [-f] [--tail N] [-t] NAME", "Print a container's log (stdout and stderr).", LOGS),
         "attach" => ("capsa attach NAME", "Attach to a running container's output (and stdin with -i).", ATTACH),
         "stop" => ("capsa stop [-t SECONDS] NAME...", "Stop containers: stop signal, then SIGKILL.", STOP),

@@ -8,6 +8,7 @@ use serde_json::json;
 use capsa_image::images::{ImageStore, LocalImage};
 use capsa_pod::cni::PortMapping;
 use capsa_pod::containers;
+use capsa_pod::filter::Filters;
 use capsa_pod::pods::{self, NetConfig, PodCreate};
 use capsa_pod::runtime_cli::Tools;
 
@@ -25,8 +26,13 @@ const CREATE: &[Flag] = &[
     STORE,
     HELP,
 ];
-const LS: &[Flag] =
-    &[flag("format", None, true, "table or json"), flag("quiet", Some('q'), false, "names only"), STORE, HELP];
+const LS: &[Flag] = &[
+    flag("format", None, true, "table or json"),
+    flag("quiet", Some('q'), false, "names only"),
+    flag("filter", None, true, "label=KEY, label=KEY=VALUE (all must match) or name=SUBSTR; repeatable"),
+    STORE,
+    HELP,
+];
 const LOGS: &[Flag] = &[
     flag("container", Some('c'), true, "only this container (its manifest name or full name)"),
     flag("tail", Some('n'), true, "only the last N lines of each container"),
@@ -48,7 +54,7 @@ const VERBS: &[(&str, &str, &str, &[Flag])] = &[
         "Create a pod: pinned net/ipc/uts namespaces and a CNI network.",
         CREATE,
     ),
-    ("ls", "capsa pod ls [--format table|json]", "List pods.", LS),
+    ("ls", "capsa pod ls [--format table|json] [-q] [--filter label=KEY[=VALUE]]...", "List pods.", LS),
     ("inspect", "capsa pod inspect NAME", "Print a pod, its IP, namespaces and containers as JSON.", SIMPLE),
     ("check", "capsa pod check NAME", "Ask the CNI plugins to verify the pod's network (CNI CHECK).", SIMPLE),
     ("logs", "capsa pod logs [-c CONTAINER] [--tail N] [-t] NAME", "Print the logs of a pod's containers.", LOGS),
@@ -132,13 +138,7 @@ pub fn main(cargs: &[String], g: &Parsed) -> Result<i32> {
         "create" => {
             let name = one(&p, verb)?;
             let ports = p.all("publish").iter().map(|s| parse_port(s)).collect::<Result<Vec<_>>>()?;
-            let labels = p
-                .all("label")
-                .iter()
-                .map(|l| {
-                    l.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())).context("--label takes KEY=VALUE")
-                })
-                .collect::<Result<_>>()?;
+            let labels = capsa_pod::filter::parse_labels(&p.all("label"))?;
             let rec = pods::create(
                 &store,
                 &net,
@@ -236,7 +236,8 @@ fn apply(store: &ImageStore, tools: &Tools, net: &NetConfig, p: &Parsed) -> Resu
 }
 
 fn ls(store: &ImageStore, tools: &Tools, p: &Parsed) -> Result<i32> {
-    let recs = pods::list(store)?;
+    let filters = Filters::parse(&p.all("filter"), &["label", "name"], "pod ls")?;
+    let recs: Vec<_> = pods::list(store)?.into_iter().filter(|r| filters.matches(&r.name, &r.labels, None)).collect();
     if p.on("quiet") {
         for r in &recs {
             println!("{}", r.name);
