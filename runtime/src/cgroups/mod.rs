@@ -13,6 +13,7 @@ pub mod detect;
 pub mod devfilter;
 pub mod devices;
 mod fsutil;
+mod limits;
 pub mod meaning;
 pub mod path;
 pub mod resources;
@@ -29,6 +30,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 pub use detect::{detect, Hierarchy, Host};
+pub use limits::{IoThrottle, Limits};
 pub use path::{resolve_path, CgroupPath};
 pub use resources::{
     default_allowed_devices, default_device_rules, LinuxBlockIo, LinuxCpu, LinuxDeviceCgroup, LinuxHugepageLimit,
