@@ -7,9 +7,11 @@
 //!   ([`netns`]), networked by standard CNI plugins ([`cni`]), and applied from
 //!   Kubernetes `v1/Pod` manifests ([`manifest`], [`apply`]).
 //! - [`seccomp`]: the seccomp profile of each container, checked before it is made.
+//! - [`both_sides`]: a running container's namespaces, cgroups and processes next to the host's.
 //! - [`filter`]: labels and the `--filter` of `ps` and `pod ls` (docker's semantics).
 
 pub mod apply;
+pub mod both_sides;
 pub mod cni;
 pub mod containers;
 pub mod error;

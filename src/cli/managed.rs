@@ -43,7 +43,18 @@ pub const ATTACH: &[Flag] = &[flag("no-stdin", None, false, "do not forward stdi
 pub const STOP: &[Flag] =
     &[flag("time", Some('t'), true, "seconds to wait after the stop signal before SIGKILL (default 10)"), STORE, HELP];
 pub const RM: &[Flag] = &[flag("force", Some('f'), false, "kill a running container first"), STORE, HELP];
-pub const INSPECT: &[Flag] = &[STORE, HELP];
+pub const INSPECT: &[Flag] = &[
+    flag(
+        "namespaces",
+        None,
+        false,
+        "both sides: namespaces against the host's, cgroup usage against limits, host and container pids \
+         (also runtime and CRI containers, by id under --root)",
+    ),
+    flag("format", Some('f'), true, "with --namespaces: text (default) or json; without: json"),
+    STORE,
+    HELP,
+];
 pub const STATS: &[Flag] = &[
     flag("format", Some('f'), true, "table or json"),
     flag("no-stream", None, false, "accepted for docker compatibility (one sample is the default)"),
@@ -290,6 +301,9 @@ pub fn rm(store: &ImageStore, tools: &Tools, p: &Parsed) -> Result<i32> {
 
 /// `capsa inspect NAME`: state, pid, exit, namespaces, cgroup, mounts, IP.
 pub fn inspect(store: &ImageStore, tools: &Tools, p: &Parsed) -> Result<i32> {
+    if let Some(f) = p.get("format").filter(|f| *f != "json") {
+        bail!("inspect --format {f:?}: inspect prints json (text is for --namespaces)");
+    }
     let mut out = Vec::new();
     for n in &p.pos {
         let i = containers::inspect_state(store, tools, n)?;
@@ -376,7 +390,12 @@ pub fn help(verb: &str) -> Option<(&'static str, &'static str, &'static [Flag])>
         "attach" => ("capsa attach NAME", "Attach to a running container's output (and stdin with -i).", ATTACH),
         "stop" => ("capsa stop [-t SECONDS] NAME...", "Stop containers: stop signal, then SIGKILL.", STOP),
         "rm" => ("capsa rm [-f] NAME...", "Remove stopped containers (-f: running ones too).", RM),
-        "inspect" => ("capsa inspect NAME...", "Print containers' state and configuration as JSON.", INSPECT),
+        "inspect" => (
+            "capsa inspect NAME...   |   capsa [--root R] inspect --namespaces [--format text|json] NAME|ID...",
+            "Print containers' state and configuration as JSON; with --namespaces, what the kernel gave a \
+             running container next to what the host has.",
+            INSPECT,
+        ),
         "stats" => ("capsa stats [--format table|json] [NAME...]", "Resource usage of running containers.", STATS),
         _ => return None,
     })
@@ -389,6 +408,9 @@ pub fn main(verb: &str, cargs: &[String], g: &Parsed) -> Result<i32> {
     if p.on("help") {
         print!("{}", args::help(usage, about, defs));
         return Ok(0);
+    }
+    if verb == "inspect" && p.on("namespaces") {
+        return super::both_sides::main(&p, g);
     }
     let (store, tools) = env(&p, g)?;
     match verb {

@@ -1,6 +1,7 @@
 //! Command-line parsing (runc's verbs, flags and output shapes) and dispatch.
 
 mod args;
+mod both_sides;
 mod exec;
 mod image;
 mod info;
