@@ -68,7 +68,7 @@ done
 cleanup() {
   set +e
   for v in base off on; do
-    for id in $(ls "$WORK/root-$v" 2>/dev/null); do "$CAPSA" --root "$WORK/root-$v" delete -f "$id" >/dev/null 2>&1; done
+    for id in $("$CAPSA" --root "$WORK/root-$v" list -q 2>/dev/null); do "$CAPSA" --root "$WORK/root-$v" delete -f "$id" >/dev/null 2>&1; done
   done
   for d in "${fresh[@]}"; do
     [ -d "$d" ] && rmdir "$d"/base "$d"/off "$d"/on "$d" 2>/dev/null

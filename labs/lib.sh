@@ -77,7 +77,7 @@ cg_dir() {
     return
   fi
   local mnt
-  for mnt in /sys/fs/cgroup/$v1 /sys/fs/cgroup/$v1,* /sys/fs/cgroup/*,$v1 /sys/fs/cgroup/*,$v1,*; do
+  for mnt in "/sys/fs/cgroup/$v1" "/sys/fs/cgroup/$v1",* /sys/fs/cgroup/*,"$v1" /sys/fs/cgroup/*,"$v1",*; do
     [ -d "$mnt" ] && break
   done
   if [[ $who == /* ]]; then echo "$mnt$who"; return; fi

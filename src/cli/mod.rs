@@ -174,7 +174,13 @@ const COMMANDS: &[(&str, &str, &str, &[Flag], bool)] = &[
         false,
     ),
     ("rm", "capsa rm [-f] NAME...", "Remove managed containers.", managed::RM, false),
-    ("inspect", "capsa inspect NAME...", "Print managed containers' state as JSON.", managed::INSPECT, false),
+    (
+        "inspect",
+        "capsa inspect [--namespaces] NAME...",
+        "Print managed containers' state as JSON; --namespaces: a container from both sides.",
+        managed::INSPECT,
+        false,
+    ),
     ("stats", "capsa stats [NAME...]", "CPU, memory and pids of running managed containers.", managed::STATS, false),
     (
         "pod",
