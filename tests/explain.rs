@@ -132,7 +132,9 @@ fn names_every_namespace_mount_and_cgroup_file() {
     // The init's host pid is the one state reports.
     assert!(of_kind(&steps, "namespace").any(|s| s["host_pid"] == pid as i64), "no birth step for pid {pid}");
 
-    // start: the final execve comes from the init, still numbered after create's steps.
+    // The final execve is narrated by the init before it loads its seccomp filter.
+    assert!(of_kind(&steps, "process").any(|s| s["path"].as_str().is_some_and(|p| p.ends_with("sleep"))));
+    assert!(steps.iter().all(|s| s["container"] == b.id.as_str()), "every record names the container");
     rt.cmd(&["delete", "-f", &b.id]);
 }
 
@@ -149,6 +151,25 @@ fn text_is_numbered_and_off_is_silent() {
     let first = on.stderr.lines().next().unwrap_or("");
     assert!(first.trim_start().starts_with("1. ["), "text steps are numbered: {first:?}");
     assert!(on.stderr.contains("execve(\"/bin/true\""), "the final execve is narrated:\n{}", on.stderr);
+    // The narration's fd never reaches the container's program: only its stdio (and
+    // the directory ls itself opens) are there.
+    let b2 = Bundle::new("explain-fds", &["ls", "/proc/self/fd"]);
+    let _g2 = rt.guard(&b2);
+    let fds = rt.cmd(&["--explain", "run", "--bundle", b2.path_str(), &b2.id]);
+    assert!(fds.success(), "{}", fds.stderr);
+    let listed: Vec<u32> = fds.stdout.split_whitespace().filter_map(|f| f.parse().ok()).collect();
+    assert!(listed.iter().all(|&f| f <= 3), "fds in the container with --explain: {listed:?}");
+    assert!(fds.stderr.contains("[process] execve"), "{}", fds.stderr);
+    // Asked through the environment (as capsa-image asks the runtimes it spawns): the
+    // same narration; a stale path is dropped without failing the run.
+    let mut c = rt.command(&["run", "--bundle", b.path_str(), &b.id]);
+    c.env("CAPSA_EXPLAIN", "json");
+    let env_on = common::run_cmd(c, std::time::Duration::from_secs(30));
+    assert!(env_on.success() && env_on.stderr.lines().any(|l| l.starts_with("{\"")), "{}", env_on.stderr);
+    let mut c = rt.command(&["run", "--bundle", b.path_str(), &b.id]);
+    c.env("CAPSA_EXPLAIN", "json:/proc/1/fd/999@1:1");
+    let stale = common::run_cmd(c, std::time::Duration::from_secs(30));
+    assert!(stale.success() && stale.stderr.is_empty(), "a stale CAPSA_EXPLAIN: {:?}", stale.stderr);
     // Off: nothing on stderr, same exit.
     let off = rt.cmd(&["run", "--bundle", b.path_str(), &b.id]);
     assert!(off.success() && off.stderr.is_empty(), "without --explain: {:?}", off.stderr);

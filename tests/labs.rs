@@ -12,7 +12,7 @@
 //! capsa-image): the cgroup labs (7-10) run there, on a pure v2 kernel; all of them run
 //! on the host lane.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Mutex;
 
@@ -191,6 +191,8 @@ fn run_lab(n: u32) {
     let dir = labs_dir().join(folder(n));
     let lab = Lab { n, dir, capsa, work, net: full.then(|| Netns::new(&n.to_string())) };
     let _ = lab.lab("reset");
+    let capsa_s = lab.capsa.display().to_string();
+    let had_busybox = full && lab.run(&[&capsa_s, "image", "inspect", "busybox"]).code == 0;
     // Nothing done yet: the check must fail, and say why.
     lab.ok("start");
     lab.check(false, "start only");
@@ -202,6 +204,15 @@ fn run_lab(n: u32) {
     lab.check(false, "a wrong answer");
     lab.ok("reset");
     lab.assert_clean();
+    // The labs import busybox into the default store when it is missing: its name goes
+    // again; its blobs too in CI (prune also drops stopped containers: not on a
+    // developer's machine, whose store is not the test's).
+    if full && !had_busybox {
+        let _ = lab.run(&[&capsa_s, "image", "rm", "busybox"]);
+        if std::env::var("CI").as_deref() == Ok("true") {
+            let _ = lab.run(&[&capsa_s, "image", "prune"]);
+        }
+    }
     let _ = std::fs::remove_dir_all(&lab.work);
 }
 
@@ -223,7 +234,6 @@ fn every_lab_has_its_files() {
         assert!(ko.chars().any(|c| ('\u{AC00}'..='\u{D7A3}').contains(&c)), "{name}/README.ko.md has no Korean");
     }
     assert!(n >= 14, "{n} labs in {}: at least 14 expected", dir.display());
-    let _ = Path::new("/");
 }
 
 macro_rules! labs {

@@ -11,7 +11,7 @@
 
 mod pod_common;
 
-use pod_common::{root_or_skip, wait_until, Env};
+use pod_common::{root_or_skip, wait_until, Env, Netns};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -376,4 +376,40 @@ fn pod_labels_and_filters() {
     assert_eq!(env.ok(&["pod", "ls", "-q"]).stdout, "");
     assert_eq!(env.ok(&["ps", "-a", "-q"]).stdout, "");
     assert!(env.leftover_cgroups().is_empty(), "{:?}", env.leftover_cgroups());
+}
+
+/// One store, pods attached from two network namespaces (as the labs' tests and a
+/// host's netns-per-tenant setups do): a network's bridge and masquerade rule live in
+/// the netns the pods were attached from, so removing the last pod of one netns
+/// removes them there, whatever pods of the other netns remain; and removing a pod
+/// from another netns than its own never strips the caller's bridge.
+#[test]
+fn a_bridge_belongs_to_the_netns_its_pods_were_attached_from() {
+    if !root_or_skip() {
+        return;
+    }
+    let mut env = Env::new(true);
+    let first_before = host_state(&env);
+    env.ok(&["pod", "create", "first"]);
+    let first = env.net.replace(Netns::new()).unwrap();
+    let second_before = host_state(&env);
+    env.ok(&["pod", "create", "second"]);
+    let bridge = |ns: &Netns| ns.links().iter().any(|l| l == "capsa0");
+    assert!(bridge(&first) && bridge(env.net.as_ref().unwrap()), "each netns has its bridge");
+    // `second`, removed from the first netns: the first's bridge stays (its pod is there).
+    let second = env.net.replace(first).unwrap();
+    env.ok(&["pod", "rm", "-f", "second"]);
+    assert!(bridge(env.net.as_ref().unwrap()), "the caller's bridge is left to its own pod");
+    // `first`, from its own netns: its bridge and rule go, though no other pod holds it.
+    env.ok(&["pod", "rm", "-f", "first"]);
+    assert_eq!(host_state(&env), first_before, "the first netns is as before");
+    // The second netns still has what `second` left (it was removed from elsewhere):
+    // a pod created and removed there again tidies it.
+    let first = env.net.replace(second).unwrap();
+    env.ok(&["pod", "create", "third"]);
+    env.ok(&["pod", "rm", "-f", "third"]);
+    let after = host_state(&env);
+    assert_eq!((after.links, after.rules), (second_before.links, second_before.rules), "the second netns is as before");
+    assert_eq!(after.mounts, Vec::<String>::new(), "no pod's pins are left");
+    drop(first);
 }

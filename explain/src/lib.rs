@@ -15,7 +15,10 @@
 use std::fmt::Write as _;
 use std::os::fd::RawFd;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI32, AtomicPtr, AtomicU32, AtomicU8, Ordering::Relaxed};
+use std::sync::atomic::{
+    AtomicI32, AtomicPtr, AtomicU32, AtomicU8,
+    Ordering::{Acquire, Relaxed, Release},
+};
 use std::sync::OnceLock;
 
 use serde_json::{Map, Value};
@@ -114,6 +117,7 @@ static MODE: AtomicU8 = AtomicU8::new(0);
 static FD: AtomicI32 = AtomicI32::new(-1);
 static COUNTER: AtomicPtr<AtomicU32> = AtomicPtr::new(std::ptr::null_mut());
 static ROOTFS: OnceLock<PathBuf> = OnceLock::new();
+static CONTAINER: OnceLock<String> = OnceLock::new();
 
 /// The environment variable through which a caller (capsa-image for `run -d` and
 /// pods, the shim, the CRI daemon) asks the runtime it spawns to explain:
@@ -137,8 +141,14 @@ pub fn mode() -> Option<Mode> {
 
 /// Turn the narration on, writing to a close-on-exec duplicate of `fd`.
 pub fn enable(mode: Mode, fd: RawFd) -> std::io::Result<()> {
+    // High, out of the way of `--preserve-fds` ranges (which must be open already:
+    // a low duplicate could fill a gap in one); 3 up where RLIMIT_NOFILE is lower.
     // SAFETY: fcntl(F_DUPFD_CLOEXEC) on an fd number; the result is checked.
-    let dup = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3) };
+    let mut dup = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 512) };
+    if dup < 0 {
+        // SAFETY: as above.
+        dup = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3) };
+    }
     if dup < 0 {
         return Err(std::io::Error::last_os_error());
     }
@@ -180,11 +190,27 @@ pub fn enable_from_env() -> Result<(), String> {
     match path {
         None => enable(mode, 2).map_err(|e| format!("{ENV}: {e}")),
         Some(p) => {
+            // `PATH@DEV:INO`: the file the caller meant (its own fd, reopened through
+            // /proc/PID/fd/N); anything else there (the caller gone and its pid reused)
+            // is refused.
+            let (p, want) = match p.rsplit_once('@') {
+                Some((p, id)) => (p, id.split_once(':').and_then(|(d, i)| Some((d.parse().ok()?, i.parse().ok()?)))),
+                None => (p, None),
+            };
+            use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
             let f = std::fs::OpenOptions::new()
                 .append(true)
-                .create(true)
+                .create(want.is_none())
+                .mode(0o600)
+                .custom_flags(libc::O_NOCTTY)
                 .open(p)
                 .map_err(|e| format!("{ENV}: open {p}: {e}"))?;
+            if let Some((dev, ino)) = want {
+                let m = f.metadata().map_err(|e| format!("{ENV}: {p}: {e}"))?;
+                if (m.dev(), m.ino()) != (dev, ino) {
+                    return Err(format!("{ENV}: {p} is no longer the caller's narration (it is gone)"));
+                }
+            }
             use std::os::fd::AsRawFd;
             enable(mode, f.as_raw_fd()).map_err(|e| format!("{ENV}: {e}"))
         }
@@ -195,9 +221,34 @@ pub fn enable_from_env() -> Result<(), String> {
 /// mode and, as a path, this process's own narration fd (`/proc/PID/fd/N`, which
 /// reopens the same terminal, pipe or file), valid while this process lives.
 pub fn env_for_children() -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
     let mode = mode()?;
     let fd = FD.load(Relaxed);
-    Some(format!("{}:/proc/{}/fd/{fd}", mode.name(), std::process::id()))
+    let path = format!("/proc/{}/fd/{fd}", std::process::id());
+    let m = std::fs::metadata(&path).ok()?;
+    Some(format!("{}:{path}@{}:{}", mode.name(), m.dev(), m.ino()))
+}
+
+/// The narration's fd, or -1 (so `--preserve-fds` never hands it to a container).
+pub fn fd() -> RawFd {
+    if on() {
+        FD.load(Relaxed)
+    } else {
+        -1
+    }
+}
+
+/// Stop narrating in this process (the init, before it loads its seccomp filter:
+/// from there a write could be refused, logged or sent to a notify agent as if the
+/// container made it). The steps still to come are narrated before that.
+pub fn seal() {
+    MODE.store(0, Relaxed);
+}
+
+/// The container the steps are about (a `container` field of every JSON record:
+/// records of several runtimes may share one file, e.g. capsa-cri's).
+pub fn set_container(id: &str) {
+    let _ = CONTAINER.set(id.to_string());
 }
 
 /// The container's rootfs (host path), so mount targets can also be named as the
@@ -223,8 +274,19 @@ fn next_number() -> u32 {
     unsafe { (*p).fetch_add(1, Relaxed) + 1 }
 }
 
+/// Text for one line of a terminal or log: control characters (a container's cwd,
+/// sysctl or device path could hold a newline or an escape sequence) are escaped.
+fn clean(t: &str) -> String {
+    if !t.chars().any(char::is_control) {
+        return t.to_string();
+    }
+    t.chars().map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() }).collect()
+}
+
 #[cold]
 fn emit(kind: Kind, s: Step) {
+    let shared = COUNTER.load(Relaxed);
+    let _lock = Lock::take(shared);
     let n = next_number();
     let line = match mode() {
         Some(Mode::Json) => {
@@ -233,24 +295,85 @@ fn emit(kind: Kind, s: Step) {
             o.insert("kind".into(), kind.name().into());
             o.insert("what".into(), s.what.into());
             o.insert("call".into(), s.call.into());
+            if let Some(c) = CONTAINER.get() {
+                o.insert("container".into(), c.as_str().into());
+            }
             o.extend(s.fields);
             let mut l = Value::Object(o).to_string();
             l.push('\n');
             l
         }
         _ => {
-            let mut l = format!("{n:>3}. [{}] {}\n", kind.name(), s.what);
+            let mut l = format!("{n:>3}. [{}] {}\n", kind.name(), clean(&s.what));
             if !s.call.is_empty() {
-                let _ = writeln!(l, "       {}", s.call);
+                let _ = writeln!(l, "       {}", clean(&s.call));
             }
             l
         }
     };
-    let fd = FD.load(Relaxed);
-    let b = line.as_bytes();
-    // SAFETY: write(2) of a live buffer to our own fd; a failure is ignored (the
-    // narration never changes what capsa does).
-    unsafe { libc::write(fd, b.as_ptr().cast(), b.len()) };
+    write_all_quietly(FD.load(Relaxed), line.as_bytes());
+}
+
+/// Write the whole record, retrying short writes and EINTR, with SIGPIPE and SIGXFSZ
+/// blocked (the init runs with default handlers: a closed pipe or a narration file
+/// over the container's RLIMIT_FSIZE must not kill it) and any such signal the write
+/// raised consumed before they are unblocked. Failures are ignored: the narration
+/// never changes what capsa does.
+fn write_all_quietly(fd: RawFd, mut b: &[u8]) {
+    // SAFETY: sigset operations on local sets; sigprocmask/sigtimedwait with valid
+    // pointers; write(2) of a live buffer to our own fd.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        let mut old: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGPIPE);
+        libc::sigaddset(&mut set, libc::SIGXFSZ);
+        libc::sigprocmask(libc::SIG_BLOCK, &set, &mut old);
+        while !b.is_empty() {
+            let r = libc::write(fd, b.as_ptr().cast(), b.len());
+            if r > 0 {
+                b = &b[r as usize..];
+            } else if r < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
+                continue;
+            } else {
+                break;
+            }
+        }
+        let zero = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+        while libc::sigtimedwait(&set, std::ptr::null_mut(), &zero) > 0 {}
+        libc::sigprocmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
+    }
+}
+
+/// A spin lock in the shared page (its second word): the runtime and its init number
+/// and write their steps one at a time, so the numbers come out in order.
+struct Lock(*const AtomicU32);
+
+impl Lock {
+    fn take(shared: *mut AtomicU32) -> Option<Lock> {
+        if shared.is_null() {
+            return None;
+        }
+        // SAFETY: the page holds at least two aligned u32 words (see `enable`).
+        let word = unsafe { &*shared.add(1) };
+        let mut spins = 0u32;
+        while word.compare_exchange(0, 1, Acquire, Relaxed).is_err() {
+            spins += 1;
+            if spins > 100_000 {
+                // A narrator died holding it (killed mid-write): go on unlocked.
+                return None;
+            }
+            std::thread::yield_now();
+        }
+        Some(Lock(word))
+    }
+}
+
+impl Drop for Lock {
+    fn drop(&mut self) {
+        // SAFETY: the word we locked, in the live shared page.
+        unsafe { (*self.0).store(0, Release) };
+    }
 }
 
 /// The path a `/proc/self/fd/N` target stands for, and the container's view of

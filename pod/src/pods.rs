@@ -560,12 +560,17 @@ fn detach(store: &ImageStore, net: &NetConfig, rec: &PodRecord, del: bool) -> Re
                         rec.name, rec.name
                     )));
                 }
+                // The bridge and rules live in the netns the pod was attached from:
+                // removed from here only when that is ours and no pod attached from it
+                // (or from an unknown one: records before `host_netns`) remains.
+                let here = own_netns();
+                let ours = rec.host_netns.is_none() || rec.host_netns == here;
                 let still_used = list(store).unwrap_or_default().iter().any(|o| {
                     o.name != rec.name
                         && o.cni_network.as_deref() == Some(name)
-                        && (o.host_netns.is_none() || o.host_netns == own_netns())
+                        && (o.host_netns.is_none() || o.host_netns == here)
                 });
-                if !still_used && !net.keep_shared {
+                if ours && !still_used && !net.keep_shared {
                     if let Err(e) = cni::remove_masquerade(&l) {
                         tracing::warn!("remove the masquerade rule of network {name}: {e}");
                     }
@@ -573,7 +578,7 @@ fn detach(store: &ImageStore, net: &NetConfig, rec: &PodRecord, del: bool) -> Re
                         tracing::warn!("remove the bridge of network {name}: {e}");
                     }
                 }
-                if !rec.ports.is_empty() && !net.keep_shared {
+                if ours && !rec.ports.is_empty() && !net.keep_shared {
                     if let Err(e) = cni::remove_portmap_chains_if_unused() {
                         tracing::warn!("remove portmap's chains: {e}");
                     }

@@ -278,8 +278,10 @@ pub fn main() -> i32 {
         })
         .cloned()
         .collect();
-    if let Err(e) = explain_setup(explain.as_deref()) {
-        return fail(&e);
+    if let Some(m) = explain.as_deref() {
+        if capsa_runtime::explain::Mode::parse(m).is_none() {
+            return fail(&format!("--explain={m}: the format is text or json"));
+        }
     }
     let g = match args::parse(&gargs, GLOBAL, false) {
         Ok(g) if g.pos.is_empty() => g,
@@ -297,6 +299,11 @@ pub fn main() -> i32 {
             return code;
         }
     }
+    // After the re-exec from the sealed copy (if any): an fd path handed on before it
+    // would name an fd the exec closed.
+    if let Err(e) = explain_setup(explain.as_deref()) {
+        return fail(&e);
+    }
     match run(&g, rest) {
         Ok(code) => code,
         Err(e) => {
@@ -312,9 +319,16 @@ pub fn main() -> i32 {
 fn explain_setup(flag: Option<&str>) -> Result<(), String> {
     use capsa_runtime::explain;
     let Some(m) = flag else {
-        if let Err(e) = explain::enable_from_env() {
-            // A stale request (its file gone) must not fail the runtime: say so only.
-            tracing::debug!("{e}");
+        match explain::enable_from_env() {
+            // Passed on as a path to our own fd (a bare `text` would reach the
+            // children's stderr, which for the shim's runtime is the container's log).
+            Ok(()) => {
+                if let Some(v) = explain::env_for_children() {
+                    std::env::set_var(explain::ENV, v);
+                }
+            }
+            // A stale request (its file gone) must not fail the runtime: it is dropped.
+            Err(_) => std::env::remove_var(explain::ENV),
         }
         return Ok(());
     };

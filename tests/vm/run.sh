@@ -122,7 +122,8 @@ step_done tools
 # Debian's stock kernel (what the package linux-image-amd64 points to), cached.
 # Only boot/vmlinuz-* is needed: the VM has no disk and no network card, and
 # everything it uses is built into Debian's kernel rather than a module
-# (checked below against the kernel's config), so no modules are copied.
+# (checked below against the kernel's config); the one module taken is the loop
+# driver, for the io lab (see fetch_kernel).
 
 # apt-get download into the current directory. As root, apt would try to drop
 # to its sandbox user _apt, who cannot write here: stay root instead of
@@ -150,13 +151,21 @@ fetch_kernel() {
     # dpkg-deb -x would unpack ~400 MB of modules we do not need; take only
     # boot/ out of the package's data archive.
     mkdir -p "$tmp/x"
-    # boot/ and the loop driver (a module in Debian's kernel; the io lab
-    # throttles a loop device).
-    dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$tmp/x" --wildcards './boot/vmlinuz-*' './boot/config-*' \
-        '*/kernel/drivers/block/loop.ko'
+    dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$tmp/x" --wildcards './boot/vmlinuz-*' './boot/config-*'
     mkdir -p "$CACHE_DIR/kernel"
     cp "$tmp"/x/boot/vmlinuz-* "$tmp"/x/boot/config-* "$CACHE_DIR/kernel/"
-    find "$tmp/x" -name loop.ko -exec cp {} "$CACHE_DIR/kernel/loop.ko" \;
+    # The loop driver, when it is a module (loop.ko, or compressed): kept as loop.ko.
+    # "loop.none" records that there is none to take (built in, or absent).
+    dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$tmp/x" --wildcards '*/drivers/block/loop.ko*' 2>/dev/null || true
+    local ko
+    ko=$(find "$tmp/x" -name 'loop.ko*' | head -n 1)
+    case "$ko" in
+        *.ko) cp "$ko" "$CACHE_DIR/kernel/loop.ko" ;;
+        *.ko.xz) xz -dc "$ko" >"$CACHE_DIR/kernel/loop.ko" ;;
+        *.ko.zst) zstd -dcq "$ko" >"$CACHE_DIR/kernel/loop.ko" ;;
+        *.ko.gz) gzip -dc "$ko" >"$CACHE_DIR/kernel/loop.ko" ;;
+        *) : >"$CACHE_DIR/kernel/loop.none" ;;
+    esac
     rm -rf "$tmp"
 }
 
@@ -167,7 +176,7 @@ cached_kernel() {
 }
 VMLINUZ=$(cached_kernel)
 # A cache from before loop.ko was kept: fetch the package once more.
-if [ -n "$VMLINUZ" ] && [ ! -f "$CACHE_DIR/kernel/loop.ko" ]; then
+if [ -n "$VMLINUZ" ] && [ ! -f "$CACHE_DIR/kernel/loop.ko" ] && [ ! -f "$CACHE_DIR/kernel/loop.none" ]; then
     rm -rf "$CACHE_DIR/kernel"
     VMLINUZ=
 fi

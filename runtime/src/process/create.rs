@@ -105,6 +105,7 @@ fn device_rules(spec: &Spec) -> Vec<LinuxDeviceCgroup> {
 /// and no console socket (the caller proxies the pty).
 pub fn create(store: &Store, opts: &CreateOpts, foreground_tty: bool) -> Result<Created> {
     super::finalize::check_preserved(opts.preserve_fds)?;
+    crate::explain::set_container(&opts.id);
     let (spec, bundle, rootfs) = load_bundle(&opts.bundle)?;
     let process = spec.process.clone().expect("checked");
     if process.terminal && opts.console_socket.is_none() && !foreground_tty {
@@ -268,7 +269,13 @@ pub fn create(store: &Store, opts: &CreateOpts, foreground_tty: bool) -> Result<
         init::child_main(&args);
     }
     let parent_moves = args.self_join.is_none();
-    let pid = check(pid, || "clone the container init".into())?;
+    let pid = check(pid, || "clone the container init".into()).map_err(|e| {
+        if e.errno == libc::EAGAIN && v2_dir.is_some() && args.self_join.is_some() {
+            e.hint("the container's cgroup refused a new process: its pids.max is reached")
+        } else {
+            e
+        }
+    })?;
     drop(child_chan);
     drop(console);
     drop(self_join);
@@ -359,7 +366,8 @@ pub(crate) fn clone_raw(flags: libc::c_int) -> i32 {
 pub(crate) fn clone3_unsupported() -> bool {
     matches!(
         std::io::Error::last_os_error().raw_os_error(),
-        Some(libc::ENOSYS | libc::E2BIG | libc::EINVAL | libc::EOPNOTSUPP)
+        // EPERM: a seccomp profile older than clone3 (it cannot be pids.max's verdict).
+        Some(libc::ENOSYS | libc::E2BIG | libc::EINVAL | libc::EOPNOTSUPP | libc::EPERM)
     )
 }
 

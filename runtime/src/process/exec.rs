@@ -47,6 +47,7 @@ pub fn exec(store: &Store, id: &str, opts: &ExecOpts) -> Result<Execed> {
         (cg, true) => cg.clone(),
     };
     let p = &opts.process;
+    crate::explain::set_container(id);
     crate::security::lsm::check(Some(p), None).map_err(|(field, msg)| Error::msg(format!("{field}: {msg}")))?;
     if p.terminal && opts.console_socket.is_none() && opts.detach {
         return Err(Error::msg("exec -t -d needs --console-socket (the pty master is sent there)"));
@@ -133,8 +134,11 @@ pub fn exec(store: &Store, id: &str, opts: &ExecOpts) -> Result<Execed> {
         // SAFETY: _exit ends the child without running the parent's destructors.
         unsafe { libc::_exit(127) };
     }
+    let cloned_into_cgroup = v2_dir.is_some() && !parent_moves;
     let child = check(child, || "fork the exec process".into()).map_err(|e| {
-        if e.errno == libc::EAGAIN {
+        // Cloned into the container's cgroup2 dir, EAGAIN is its pids.max; else the
+        // fork was charged to our own cgroup (or RLIMIT_NPROC).
+        if e.errno == libc::EAGAIN && cloned_into_cgroup {
             e.hint("the container's cgroup refused a new process: its pids.max is reached")
         } else {
             e

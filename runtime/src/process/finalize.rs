@@ -10,7 +10,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use super::sync::{Channel, Msg};
-use crate::security::caps::{self, CapSets};
+use crate::security::caps::{self, mask_names, CapSets};
 use crate::security::seccomp;
 use crate::spec::{LinuxSeccomp, Process};
 use crate::sys::{check, SysError, SysResult};
@@ -138,9 +138,17 @@ pub fn fd_hygiene(preserve: i32) -> SysResult<()> {
 /// (runc: "unable to stat preserved-fd").
 pub fn check_preserved(n: i32) -> SysResult<()> {
     for fd in 3..3 + n.max(0) {
+        let last = 3 + n - 1;
+        if fd == crate::explain::fd() {
+            // The `--explain` narration's fd took a number the caller left closed.
+            return Err(SysError::from_errno(
+                format!("--preserve-fds {n}: fd {fd} (of 3..{last}) is not open"),
+                libc::EBADF,
+            ));
+        }
         // SAFETY: fcntl F_GETFD on an fd number only reads its flags.
         if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
-            return Err(SysError::last(format!("--preserve-fds {n}: fd {fd} (of 3..{}) is not open", 3 + n - 1)));
+            return Err(SysError::last(format!("--preserve-fds {n}: fd {fd} (of 3..{last}) is not open")));
         }
     }
     Ok(())
@@ -170,18 +178,6 @@ pub fn exec(p: &Process, prep: &Prepared, exe: &CStr, preserve_fds: i32) -> SysE
     argv.push(std::ptr::null());
     let mut envp: Vec<*const libc::c_char> = prep.envp.iter().map(|a| a.as_ptr()).collect();
     envp.push(std::ptr::null());
-    crate::explain::step(crate::explain::Kind::Process, || {
-        crate::explain::Step::new(
-            format!(
-                "execve: the container's program replaces the runtime's code in this process (cwd {}); every fd above {} is closed",
-                p.cwd,
-                2 + preserve_fds.max(0)
-            ),
-            format!("execve({:?}, {:?}, [{} variables])", exe.to_string_lossy(), p.args, prep.envp.len()),
-        )
-        .field("path", exe.to_string_lossy().into_owned())
-        .field("args", p.args.clone())
-    });
     // SAFETY: argv/envp are NULL-terminated arrays of valid C strings that outlive the
     // call; execve only returns on error.
     unsafe { libc::execve(exe.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
@@ -207,16 +203,6 @@ fn sec(step: &str) -> impl Fn(crate::security::SecurityError) -> SysError + '_ {
 fn load_seccomp(prep: &Prepared, chan: &Channel) -> SysResult<()> {
     let Some(f) = &prep.filter else { return Ok(()) };
     let listener = f.load().map_err(sec("load the seccomp filter"))?;
-    crate::explain::step(crate::explain::Kind::Seccomp, || {
-        crate::explain::Step::new(
-            format!(
-                "seccomp filter: {}; the kernel runs it on every syscall of this process and its children",
-                prep.seccomp_summary
-            ),
-            format!("seccomp(SECCOMP_SET_MODE_FILTER, {:#x}, {{len: {} BPF instructions}})", f.flags(), f.len()),
-        )
-        .field("instructions", f.len())
-    });
     if !prep.notify {
         return Ok(());
     }
@@ -246,6 +232,15 @@ fn load_seccomp(prep: &Prepared, chan: &Channel) -> SysResult<()> {
 pub fn finalize(p: &Process, prep: &Prepared, preserve_fds: i32, chan: &Channel) -> SysResult<CString> {
     // Before any filter: a profile may deny close_range or the /proc walk.
     fd_hygiene(preserve_fds)?;
+    if !p.no_new_privileges {
+        // The filter comes first here: narrate what follows it now, then stop.
+        narrate_seccomp(prep);
+        narrate_bounding(prep);
+        narrate_credentials(p);
+        narrate_capset(prep);
+        narrate_execve(p, prep, &p.args[0], preserve_fds);
+        crate::explain::seal();
+    }
     if p.no_new_privileges {
         // SAFETY: prctl with integer arguments.
         check(unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) }, || "prctl(PR_SET_NO_NEW_PRIVS)".into())?;
@@ -272,6 +267,7 @@ pub fn finalize(p: &Process, prep: &Prepared, preserve_fds: i32, chan: &Channel)
     let u = &p.user;
     if let Some(c) = &prep.caps {
         caps::drop_bounding(c).map_err(sec("drop the capability bounding set"))?;
+        narrate_bounding(prep);
         caps::keep_caps_for_setuid().map_err(sec("keep capabilities across setuid"))?;
     }
     fix_stdio_owner(u.uid, p.terminal)?;
@@ -287,29 +283,20 @@ pub fn finalize(p: &Process, prep: &Prepared, preserve_fds: i32, chan: &Channel)
         check(libc::setresgid(u.gid, u.gid, u.gid), || format!("setresgid({})", u.gid))?;
         check(libc::setresuid(u.uid, u.uid, u.uid), || format!("setresuid({})", u.uid))?;
     }
-    crate::explain::step(crate::explain::Kind::Credentials, || {
-        crate::explain::Step::new(
-            format!("become uid {} gid {} (extra groups {:?}) inside the container", u.uid, u.gid, u.additional_gids),
-            format!(
-                "setgroups({}, {:?}); setresgid({g}, {g}, {g}); setresuid({u}, {u}, {u})",
-                u.additional_gids.len(),
-                u.additional_gids,
-                g = u.gid,
-                u = u.uid
-            ),
-        )
-        .field("uid", u.uid)
-        .field("gid", u.gid)
-    });
+    narrate_credentials(p);
     if chdir_as_user {
         chdir()?;
     }
     check_cwd(p)?;
     if let Some(c) = &prep.caps {
         caps::apply_sets(c).map_err(sec("set capabilities"))?;
+        narrate_capset(prep);
     }
     let exe = lookup(&p.args[0], &prep.path_var)?;
     if p.no_new_privileges {
+        narrate_seccomp(prep);
+        narrate_execve(p, prep, &exe.to_string_lossy(), preserve_fds);
+        crate::explain::seal();
         load_seccomp(prep, chan)?;
     }
     // SAFETY: umask only sets the process mask.
@@ -353,6 +340,100 @@ fn fix_stdio_owner(uid: u32, terminal: bool) -> SysResult<()> {
         }
     }
     Ok(())
+}
+
+/// `--explain` of the seccomp filter (before it is loaded: see [`finalize`]).
+fn narrate_seccomp(prep: &Prepared) {
+    let Some(f) = &prep.filter else { return };
+    crate::explain::step(crate::explain::Kind::Seccomp, || {
+        crate::explain::Step::new(
+            format!(
+                "seccomp filter: {}; the kernel runs it on every syscall of this process and its children",
+                prep.seccomp_summary
+            ),
+            format!("seccomp(SECCOMP_SET_MODE_FILTER, {:#x}, {{len: {} BPF instructions}})", f.flags(), f.len()),
+        )
+        .field("instructions", f.len())
+    });
+}
+
+/// `--explain` of the bounding set: what is kept and dropped, by name.
+fn narrate_bounding(prep: &Prepared) {
+    let Some(sets) = &prep.caps else { return };
+    crate::explain::step(crate::explain::Kind::Capabilities, || {
+        let all = if sets.last_cap >= 63 { u64::MAX } else { (1u64 << (sets.last_cap + 1)) - 1 };
+        let dropped = all & !sets.bounding;
+        crate::explain::Step::new(
+            format!(
+                "capability bounding set: keep {} ({}); drop {} ({}): no process of the container can ever regain them",
+                sets.bounding.count_ones(),
+                mask_names(sets.bounding),
+                dropped.count_ones(),
+                mask_names(dropped)
+            ),
+            format!("prctl(PR_CAPBSET_DROP, cap) for each of the {} dropped", dropped.count_ones()),
+        )
+        .field("kept", mask_names(sets.bounding))
+        .field("dropped", mask_names(dropped))
+    });
+}
+
+/// `--explain` of the process's user and groups.
+fn narrate_credentials(p: &Process) {
+    let u = &p.user;
+    crate::explain::step(crate::explain::Kind::Credentials, || {
+        crate::explain::Step::new(
+            format!("become uid {} gid {} (extra groups {:?}) inside the container", u.uid, u.gid, u.additional_gids),
+            format!(
+                "setgroups({}, {:?}); setresgid({g}, {g}, {g}); setresuid({u}, {u}, {u})",
+                u.additional_gids.len(),
+                u.additional_gids,
+                g = u.gid,
+                u = u.uid
+            ),
+        )
+        .field("uid", u.uid)
+        .field("gid", u.gid)
+    });
+}
+
+/// `--explain` of the capability sets the process keeps.
+fn narrate_capset(prep: &Prepared) {
+    let Some(sets) = &prep.caps else { return };
+    crate::explain::step(crate::explain::Kind::Capabilities, || {
+        crate::explain::Step::new(
+            format!(
+                "the process's capabilities: effective {}; permitted {}; inheritable {}; ambient {}",
+                mask_names(sets.effective),
+                mask_names(sets.permitted),
+                mask_names(sets.inheritable),
+                mask_names(sets.ambient)
+            ),
+            format!(
+                "capset({{v3, pid 0}}, {{effective: {:#x}, permitted: {:#x}, inheritable: {:#x}}}); prctl(PR_CAP_AMBIENT, ...)",
+                sets.effective, sets.permitted, sets.inheritable
+            ),
+        )
+        .field("effective", mask_names(sets.effective))
+    });
+}
+
+/// `--explain` of the final execve (narrated before it: from the seccomp filter on,
+/// the process no longer narrates).
+fn narrate_execve(p: &Process, prep: &Prepared, exe: &str, preserve_fds: i32) {
+    crate::explain::step(crate::explain::Kind::Process, || {
+        crate::explain::Step::new(
+            format!(
+                "execve, last: the container's program replaces the runtime's code in this process (cwd {}); \
+                 every fd above {} is closed by it (close-on-exec)",
+                p.cwd,
+                2 + preserve_fds.max(0)
+            ),
+            format!("execve({exe:?}, {:?}, [{} variables])", p.args, prep.envp.len()),
+        )
+        .field("path", exe)
+        .field("args", p.args.clone())
+    });
 }
 
 /// Reset the signal mask and every handler to default (the runtime blocked some).

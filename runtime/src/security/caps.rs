@@ -208,22 +208,6 @@ pub fn drop_bounding(sets: &CapSets) -> Result<(), SecurityError> {
         }
         prctl(&format!("prctl(PR_CAPBSET_DROP, {})", cap_label(cap)), libc::PR_CAPBSET_DROP, cap as libc::c_ulong)?;
     }
-    crate::explain::step(crate::explain::Kind::Capabilities, || {
-        let all = if sets.last_cap >= 63 { u64::MAX } else { (1u64 << (sets.last_cap + 1)) - 1 };
-        let dropped = all & !sets.bounding;
-        crate::explain::Step::new(
-            format!(
-                "capability bounding set: keep {} ({}); drop {} ({}): no process of the container can ever regain them",
-                sets.bounding.count_ones(),
-                mask_names(sets.bounding),
-                dropped.count_ones(),
-                mask_names(dropped)
-            ),
-            format!("prctl(PR_CAPBSET_DROP, cap) for each of the {} dropped", dropped.count_ones()),
-        )
-        .field("kept", mask_names(sets.bounding))
-        .field("dropped", mask_names(dropped))
-    });
     Ok(())
 }
 
@@ -278,22 +262,6 @@ fn capset(effective: u64, permitted: u64, inheritable: u64) -> Result<(), Securi
 pub fn apply_sets(sets: &CapSets) -> Result<(), SecurityError> {
     prctl("prctl(PR_SET_KEEPCAPS, 0)", libc::PR_SET_KEEPCAPS, 0)?;
     capset(sets.effective, sets.permitted, sets.inheritable)?;
-    crate::explain::step(crate::explain::Kind::Capabilities, || {
-        crate::explain::Step::new(
-            format!(
-                "the process's capabilities: effective {}; permitted {}; inheritable {}; ambient {}",
-                mask_names(sets.effective),
-                mask_names(sets.permitted),
-                mask_names(sets.inheritable),
-                mask_names(sets.ambient)
-            ),
-            format!(
-                "capset({{v3, pid 0}}, {{effective: {:#x}, permitted: {:#x}, inheritable: {:#x}}}); prctl(PR_CAP_AMBIENT, ...)",
-                sets.effective, sets.permitted, sets.inheritable
-            ),
-        )
-        .field("effective", mask_names(sets.effective))
-    });
 
     // SAFETY: PR_CAP_AMBIENT with CLEAR_ALL takes only integer arguments.
     let r = unsafe {
