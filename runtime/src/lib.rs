@@ -14,6 +14,7 @@ pub mod mountinfo;
 pub mod namespaces;
 pub mod process;
 pub mod rootfs;
+pub mod rootless;
 pub mod security;
 pub mod spec;
 pub mod sys;

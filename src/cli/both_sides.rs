@@ -31,7 +31,8 @@ pub fn main(p: &Parsed, g: &Parsed) -> Result<i32> {
     // A store that does not exist is not made: a runtime container needs none.
     let root = p.get("store").unwrap_or(DEFAULT_ROOT);
     let store = if Path::new(root).is_dir() { Some(super::image::open_store(root)?) } else { None };
-    let runtime_root = Path::new(g.get("root").unwrap_or("/run/capsa"));
+    let root = super::state_root(g);
+    let runtime_root = Path::new(&root);
     let lookup = Lookup { runtime_root, store: store.as_ref() };
     let mut reports = Vec::new();
     for name in &p.pos {

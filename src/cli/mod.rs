@@ -22,13 +22,13 @@ use args::{flag, Flag, Parsed};
 use capsa_runtime::container::Store;
 
 const GLOBAL: &[Flag] = &[
-    flag("root", None, true, "directory for container state (default /run/capsa)"),
+    flag("root", None, true, "directory for container state (default /run/capsa; rootless: $XDG_RUNTIME_DIR/capsa)"),
     flag("log", None, true, "write log records to this file (default: stderr)"),
     flag("log-format", None, true, "log record format: text or json"),
     flag("debug", None, false, "log every step (namespaces, mounts, cgroup files) as debug records"),
     flag("explain", None, false, "narrate every kernel request, numbered, on stderr (--explain=json: JSON lines)"),
     flag("systemd-cgroup", None, false, "use systemd for cgroups (needs a running systemd)"),
-    flag("rootless", None, true, "accepted for runc compatibility"),
+    flag("rootless", None, true, "true, false or auto (default: rootless when not root): no cgroups unless delegated"),
     flag("criu", None, true, "accepted for runc compatibility; ignored"),
     flag("version", Some('v'), false, "print the version"),
     flag("help", Some('h'), false, "print help"),
@@ -294,6 +294,9 @@ pub fn main() -> i32 {
         other => return fail(&format!("--log-format: {other:?} is not text or json")),
     };
     logging::Logger::install(g.on("debug"), json, g.get("log").map(std::path::Path::new));
+    if let Err(e) = capsa_runtime::rootless::set(g.get("rootless").unwrap_or("auto")) {
+        return fail(&e);
+    }
     if let Some((name, cargs)) = rest.split_first() {
         if let Err(code) = sealing::protect(name, cargs) {
             return code;
@@ -310,6 +313,14 @@ pub fn main() -> i32 {
             logging::error(&error_text(&e));
             1
         }
+    }
+}
+
+/// `--root`, else the default: /run/capsa, or rootless `$XDG_RUNTIME_DIR/capsa`.
+pub fn state_root(g: &Parsed) -> String {
+    match g.get("root") {
+        Some(r) => r.to_string(),
+        None => capsa_runtime::rootless::default_root().display().to_string(),
     }
 }
 
@@ -369,7 +380,7 @@ fn run(g: &Parsed, rest: &[String]) -> anyhow::Result<i32> {
     }
     if crate::IMAGE_BUILTIN && image_mode {
         match name.as_str() {
-            "run" => return image::run(&Store::new(g.get("root").unwrap_or("/run/capsa")), cargs),
+            "run" => return image::run(&Store::new(&state_root(g)), cargs),
             "pod" => return pod::main(cargs, g),
             "lab" => return lab::main(cargs),
             n if managed_verb => return managed::main(n, cargs, g),
@@ -387,7 +398,7 @@ fn run(g: &Parsed, rest: &[String]) -> anyhow::Result<i32> {
     if g.on("systemd-cgroup") && !std::path::Path::new("/run/systemd/system").exists() {
         bail!("--systemd-cgroup: systemd is not running on this host (no /run/systemd/system); use cgroupfs paths instead");
     }
-    let store = Store::new(g.get("root").unwrap_or("/run/capsa"));
+    let store = Store::new(&state_root(g));
     match name.as_str() {
         "create" => lifecycle::create(&store, &create_args(&p)?),
         "run" => lifecycle::run(&store, &create_args(&p)?, p.on("detach"), p.on("keep")),

@@ -85,6 +85,21 @@ impl Store {
             .mode(0o700)
             .create(&self.root)
             .map_err(io("create state root", &self.root))?;
+        // Rootless, the state root must be the caller's own: one another user made
+        // (e.g. a /tmp/capsa-<uid> planted in advance) could read or swap our state.
+        if crate::rootless::enabled() {
+            use std::os::unix::fs::MetadataExt;
+            let md = std::fs::symlink_metadata(&self.root).map_err(io("stat state root", &self.root))?;
+            // SAFETY: geteuid cannot fail.
+            let me = unsafe { libc::geteuid() };
+            if md.uid() != me || md.mode() & 0o022 != 0 || !md.is_dir() {
+                return Err(StoreError::Io {
+                    step: "use state root (rootless: it must be a directory of our own, not writable by others)",
+                    path: self.root.clone(),
+                    err: std::io::Error::from_raw_os_error(libc::EPERM),
+                });
+            }
+        }
         let dir = self.dir(id);
         match std::fs::DirBuilder::new().mode(0o711).create(&dir) {
             Ok(()) => Ok(dir),

@@ -128,14 +128,21 @@ pub fn create(store: &Store, opts: &CreateOpts, foreground_tty: bool) -> Result<
     // Cgroups first (cheap mkdirs and writes), so a bad limit fails before any process exists.
     let host = cgroups::detect()?;
     let cg_path = cgroups::resolve_path(linux.cgroups_path.as_deref().unwrap_or(""), &opts.id)?;
-    let mut mgr = Manager::new(&host, &cg_path);
-    guard.cgroup = Some(mgr.clone());
-    mgr.create()?;
-    guard.cgroup = Some(mgr.clone());
-    mgr.check_joinable()?;
     let mut res = linux.resources.clone().unwrap_or_default();
     res.devices = device_rules(&spec);
-    mgr.apply(&res)?;
+    let mut mgr = Manager::new(&host, &cg_path);
+    // Rootless, a cgroup only where one is delegated to us; else none (runc's way).
+    let mgr = if crate::rootless::enabled() && !crate::rootless::cgroup_delegated(&mgr) {
+        tracing::warn!("{}", crate::rootless::why_no_cgroup(&mgr));
+        None
+    } else {
+        guard.cgroup = Some(mgr.clone());
+        mgr.create()?;
+        guard.cgroup = Some(mgr.clone());
+        mgr.check_joinable()?;
+        mgr.apply(&res)?;
+        Some(mgr)
+    };
 
     let mut state = State {
         oci_version: spec.oci_version.clone(),
@@ -147,7 +154,7 @@ pub fn create(store: &Store, opts: &CreateOpts, foreground_tty: bool) -> Result<
         rootfs: rootfs.clone(),
         created: crate::time::now_rfc3339(),
         annotations: spec.annotations.clone(),
-        cgroup: Some(mgr.clone()),
+        cgroup: mgr.clone(),
         process: Some(process.clone()),
         seccomp: linux.seccomp.clone(),
         hooks: spec.hooks.clone(),
@@ -197,7 +204,7 @@ pub fn create(store: &Store, opts: &CreateOpts, foreground_tty: bool) -> Result<
     // namespace's init has no rights on the host's cgroup files: the runtime moves it.
     let mut self_join: Vec<(OwnedFd, PathBuf)> = Vec::new();
     let mut v2_dir: Option<OwnedFd> = None;
-    if !ns.new_user {
+    if let (false, Some(mgr)) = (ns.new_user, &mgr) {
         let (tasks, v2) = mgr.self_join_targets();
         for t in tasks {
             self_join.push((crate::sys::open(&t, libc::O_WRONLY, 0)?, t));
@@ -229,7 +236,7 @@ pub fn create(store: &Store, opts: &CreateOpts, foreground_tty: bool) -> Result<
         let f = if f.is_empty() { String::new() } else { format!("{f}|") };
         args.clone_call = match &v2_dir {
             Some(_) => format!("clone3({{flags: {f}CLONE_INTO_CGROUP, exit_signal: SIGCHLD, cgroup: fd of {}}})", {
-                mgr.self_join_targets().1.map(|p| p.display().to_string()).unwrap_or_default()
+                mgr.as_ref().and_then(|m| m.self_join_targets().1).map(|p| p.display().to_string()).unwrap_or_default()
             }),
             None => format!("clone({f}SIGCHLD)"),
         };
@@ -282,11 +289,13 @@ pub fn create(store: &Store, opts: &CreateOpts, foreground_tty: bool) -> Result<
     guard.pids.push(pid);
 
     if parent_moves {
-        tracing::debug!(
-            "move pid {pid} into its cgroups ({})",
-            mgr.paths().iter().map(|(c, p)| format!("{c}:{}", p.display())).collect::<Vec<_>>().join(" ")
-        );
-        mgr.add_pid(pid)?;
+        if let Some(mgr) = &mgr {
+            tracing::debug!(
+                "move pid {pid} into its cgroups ({})",
+                mgr.paths().iter().map(|(c, p)| format!("{c}:{}", p.display())).collect::<Vec<_>>().join(" ")
+            );
+            mgr.add_pid(pid)?;
+        }
         if let Err(e) = parent_chan.send(&Msg::CgroupJoined) {
             // The init already died: its own error message is waiting in the channel.
             tracing::debug!("{e}");
@@ -294,7 +303,7 @@ pub fn create(store: &Store, opts: &CreateOpts, foreground_tty: bool) -> Result<
     }
 
     let mut init_pid = pid;
-    let died = Died { cgroup: &mgr, memory_limit: res.memory.as_ref().and_then(|m| m.limit) };
+    let died = Died { cgroup: mgr.as_ref(), memory_limit: res.memory.as_ref().and_then(|m| m.limit) };
     if ns.new_user {
         expect(parent_chan.recv(), pid, "UserNsReady", |m| matches!(m, Msg::UserNsReady), &died)?;
         write_id_maps(pid, &linux)?;
@@ -405,7 +414,7 @@ pub(crate) fn clone3_into(flags: libc::c_int, cg: RawFd) -> i32 {
 
 /// What explains an init's death during create.
 struct Died<'a> {
-    cgroup: &'a Manager,
+    cgroup: Option<&'a Manager>,
     /// `linux.resources.memory.limit`, to name it when the OOM killer struck.
     memory_limit: Option<i64>,
 }
@@ -414,7 +423,7 @@ impl Died<'_> {
     /// Why the init failed, when its memory cgroup recorded an OOM kill (read only on
     /// this error path): the limit was too small for it.
     fn oom_note(&self) -> Option<String> {
-        if self.cgroup.oom_kills() == 0 {
+        if self.cgroup.is_none_or(|c| c.oom_kills() == 0) {
             return None;
         }
         let limit = self.memory_limit.map(|l| format!(" ({l} bytes, linux.resources.memory.limit)"));
@@ -469,6 +478,9 @@ fn write_id_maps(pid: i32, linux: &spec::Linux) -> Result<()> {
     };
     let uid = fmt(&linux.uid_mappings);
     let gid = fmt(&linux.gid_mappings);
+    if crate::rootless::enabled() {
+        return super::idmap::write_rootless(pid, &linux.uid_mappings, &linux.gid_mappings);
+    }
     tracing::debug!("write /proc/{pid}/uid_map {uid:?} and gid_map {gid:?}");
     for (file, text, what) in [("uid_map", &uid, "uid"), ("gid_map", &gid, "gid")] {
         crate::sys::write_file(Path::new(&format!("/proc/{pid}/{file}")), text)?;

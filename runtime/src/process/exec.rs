@@ -87,6 +87,15 @@ pub fn exec(store: &Store, id: &str, opts: &ExecOpts) -> Result<Execed> {
     // Non-dumpable before joining the pid namespace: the child is born into it,
     // visible to the container, and inherits this (CVE-2019-5736).
     set_non_dumpable()?;
+    // Rootless, the container's pid namespace belongs to its user namespace, where
+    // only its owner (us) has the rights setns needs: enter that user namespace
+    // first, here, so the child is born into both.
+    if crate::rootless::enabled() {
+        if let Some(i) = joins.iter().position(|j| j.typ == "user") {
+            let u = joins.remove(i);
+            namespaces::setns(&u)?;
+        }
+    }
     if let Some(j) = &join_pid {
         namespaces::setns(j)?;
     }

@@ -189,8 +189,20 @@ fn setup(a: &InitArgs) -> SysResult<(Prepared, CString, Option<String>)> {
     }
     if a.ns.new_user {
         namespaces::unshare(libc::CLONE_NEWUSER)?;
+        // Rootless, the runtime writes our maps as an unprivileged user: /proc/<us>
+        // must be ours for that, i.e. dumpable, for as long as it takes (no container
+        // code runs in between; runc's nsexec does the same).
+        let rootless = crate::rootless::enabled();
+        if rootless {
+            // SAFETY: prctl with integer arguments.
+            unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 1, 0, 0, 0) };
+        }
         a.chan.send(&Msg::UserNsReady)?;
         sync.wait("the runtime to write our uid/gid maps", |m| matches!(m, Msg::MapsWritten))?;
+        if rootless {
+            // SAFETY: prctl with integer arguments.
+            unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
+        }
         become_root("the new user namespace")?;
         // The pid namespace must be owned by the new user namespace (else the
         // container cannot mount its /proc): unshare it now and fork the real init.

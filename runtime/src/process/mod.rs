@@ -5,6 +5,7 @@ pub mod console;
 pub mod create;
 pub mod exec;
 pub mod finalize;
+mod idmap;
 pub mod init;
 pub mod seccomp_agent;
 pub mod signal;

@@ -39,7 +39,10 @@ impl Sources {
 /// Fork the helper if this container needs one: a user namespace and bind mounts.
 /// Call before entering any user namespace.
 pub fn spawn(spec: &Spec, bundle: &Path) -> SysResult<Option<Opener>> {
-    if spec.namespace("user").is_none() {
+    // Rootless, "the host's credentials" are the caller's own, which the init keeps
+    // in its user namespace (its root is our uid): it opens the sources itself, and a
+    // helper could not join a namespace owned by it anyway.
+    if spec.namespace("user").is_none() || crate::rootless::enabled() {
         return Ok(None);
     }
     let list: Vec<(usize, PathBuf)> = spec

@@ -63,7 +63,8 @@ pub fn make_rootless(spec: &mut Value) {
             if m["type"] == "sysfs" {
                 *m = json!({"destination": "/sys", "type": "none", "source": "/sys", "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]});
             }
-            if let Some(opts) = m["options"].as_array_mut() {
+            // get_mut: indexing would insert `"options": null` where there is none.
+            if let Some(opts) = m.get_mut("options").and_then(Value::as_array_mut) {
                 opts.retain(|o| o != "gid=5");
             }
         }

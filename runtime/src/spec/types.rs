@@ -121,7 +121,8 @@ pub struct Mount {
     pub typ: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    /// `null` is read as no options, as runc (Go) reads it.
+    #[serde(default, deserialize_with = "null_as_empty", skip_serializing_if = "Vec::is_empty")]
     pub options: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub uid_mappings: Vec<IdMapping>,
@@ -245,4 +246,9 @@ impl Spec {
     pub fn namespace(&self, typ: &str) -> Option<&Namespace> {
         self.linux.as_ref()?.namespaces.iter().find(|n| n.typ == typ)
     }
+}
+
+/// A JSON `null` as an empty list (Go's encoding/json decodes it to a nil slice).
+fn null_as_empty<'de, D: serde::Deserializer<'de>, T: serde::Deserialize<'de>>(d: D) -> Result<Vec<T>, D::Error> {
+    Ok(<Option<Vec<T>> as serde::Deserialize>::deserialize(d)?.unwrap_or_default())
 }
