@@ -66,7 +66,7 @@ pub const STATS: &[Flag] = &[
 pub fn env(p: &Parsed, g: &Parsed) -> Result<(ImageStore, Tools)> {
     let store = super::image::open_store(p.get("store").unwrap_or(DEFAULT_ROOT))?;
     let exe = std::fs::read_link("/proc/self/exe").context("find this binary (/proc/self/exe)")?;
-    Ok((store, Tools::beside(&exe, &super::state_root(g))))
+    Ok((store, Tools::beside(&exe, super::state_root(g))))
 }
 
 fn status_text(i: &Info) -> String {

@@ -380,7 +380,7 @@ fn run(g: &Parsed, rest: &[String]) -> anyhow::Result<i32> {
     }
     if crate::IMAGE_BUILTIN && image_mode {
         match name.as_str() {
-            "run" => return image::run(&Store::new(&state_root(g)), cargs),
+            "run" => return image::run(&Store::new(state_root(g)), cargs),
             "pod" => return pod::main(cargs, g),
             "lab" => return lab::main(cargs),
             n if managed_verb => return managed::main(n, cargs, g),
@@ -398,7 +398,7 @@ fn run(g: &Parsed, rest: &[String]) -> anyhow::Result<i32> {
     if g.on("systemd-cgroup") && !std::path::Path::new("/run/systemd/system").exists() {
         bail!("--systemd-cgroup: systemd is not running on this host (no /run/systemd/system); use cgroupfs paths instead");
     }
-    let store = Store::new(&state_root(g));
+    let store = Store::new(state_root(g));
     match name.as_str() {
         "create" => lifecycle::create(&store, &create_args(&p)?),
         "run" => lifecycle::run(&store, &create_args(&p)?, p.on("detach"), p.on("keep")),
