@@ -1,9 +1,11 @@
-//! Rootless: the runtime run by an unprivileged user (made by the test with useradd,
-//! removed after). Its state goes to `$XDG_RUNTIME_DIR/capsa`, else /tmp/capsa-UID;
+//! Rootless: the runtime run by an unprivileged uid (the test drops to it: no passwd
+//! entry needed). Its state goes to `$XDG_RUNTIME_DIR/capsa`, else /tmp/capsa-UID;
 //! `spec --rootless` gives a config it can run (a user namespace mapping root to the
 //! caller); without a delegated cgroup2 subtree (v1, hybrid, or no delegation)
 //! resource limits are skipped with one warning; mapping more than one's own id
-//! needs newuidmap (the uidmap package); another user's state root is refused.
+//! needs newuidmap (the uidmap package); another user's state root is refused. On a
+//! cgroup2 host (the VM lane) a subtree delegated to the user (chowned, as systemd
+//! delegates) gets the container's cgroup, and its memory limit is enforced.
 
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -14,46 +16,64 @@ use serde_json::{json, Value};
 
 mod common;
 
-/// A user made for the test; `userdel -r` on drop, with its state root.
+/// An unprivileged uid for the test (no passwd entry needed: the kernel knows only
+/// numbers); its state root is removed on drop.
 struct User {
-    name: String,
     uid: u32,
     gid: u32,
+    /// A cgroup2 `cgroup.procs` the runtime is started in (a delegated subtree), if any.
+    start_in: Option<PathBuf>,
 }
 
 impl User {
     fn new() -> User {
         static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        let name = format!("capsarl{}x{n}", std::process::id() % 100000);
-        let ok = Command::new("useradd").args(["-M", "-s", "/bin/sh", &name]).status().expect("useradd");
-        assert!(ok.success(), "useradd {name}");
-        let id = |flag: &str| {
-            let o = Command::new("id").args([flag, &name]).output().expect("id");
-            String::from_utf8_lossy(&o.stdout).trim().parse::<u32>().expect("an id")
-        };
-        let (uid, gid) = (id("-u"), id("-g"));
-        User { name, uid, gid }
+        let uid = 61000 + (std::process::id() % 1000) * 4 + n;
+        User { uid, gid: uid, start_in: None }
     }
 
     fn state_root(&self) -> PathBuf {
         PathBuf::from(format!("/tmp/capsa-{}", self.uid))
     }
 
-    /// `capsa ARGS` as this user (setpriv: its uid and gid, no groups), in `dir`.
+    /// `capsa ARGS` as this user (its uid and gid, no groups), in `dir`; first moved
+    /// into `start_in` (by root, before dropping privileges) when set.
     fn capsa(&self, dir: &Path, args: &[&str]) -> common::Output {
-        let mut c = Command::new("setpriv");
-        c.args(["--reuid", &self.uid.to_string(), "--regid", &self.gid.to_string(), "--clear-groups", "--"]);
-        c.arg(common::runtime()).args(args).current_dir(dir);
+        use std::os::fd::AsRawFd;
+        use std::os::unix::process::CommandExt;
+        let mut c = Command::new(common::runtime());
+        c.args(args).current_dir(dir);
         c.env_remove("XDG_RUNTIME_DIR").env("HOME", dir).stdin(std::process::Stdio::null());
-        common::run_cmd(c, std::time::Duration::from_secs(30))
+        let procs = self.start_in.as_ref().map(|p| fs::OpenOptions::new().write(true).open(p).expect("cgroup.procs"));
+        let procs_fd = procs.as_ref().map(|f| f.as_raw_fd());
+        let (uid, gid) = (self.uid, self.gid);
+        // SAFETY: only async-signal-safe syscalls between fork and exec, no allocation.
+        unsafe {
+            c.pre_exec(move || {
+                if let Some(fd) = procs_fd {
+                    if libc::write(fd, b"0".as_ptr().cast(), 1) != 1 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                }
+                if libc::setgroups(0, std::ptr::null()) != 0
+                    || libc::setresgid(gid, gid, gid) != 0
+                    || libc::setresuid(uid, uid, uid) != 0
+                {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let out = common::run_cmd(c, std::time::Duration::from_secs(60));
+        drop(procs);
+        out
     }
 }
 
 impl Drop for User {
     fn drop(&mut self) {
         let _ = fs::remove_dir_all(self.state_root());
-        let _ = Command::new("userdel").arg(&self.name).status();
     }
 }
 
@@ -163,4 +183,63 @@ fn more_than_ones_own_id_needs_newuidmap() {
         assert!(o.stderr.contains("newuidmap") && o.stderr.contains("uidmap"), "names the package: {o:?}");
     }
     assert_eq!(u.capsa(b, &["list", "-q"]).ok().stdout.trim(), "", "nothing left");
+}
+
+/// A delegated cgroup2 subtree (as systemd's Delegate=yes makes one: the directory
+/// and its cgroup.procs, cgroup.subtree_control, cgroup.threads chowned to the user,
+/// controllers enabled above it by root, the user's own processes in a leaf of it):
+/// the rootless container gets its cgroup there, and its memory limit is enforced
+/// (OOM kill, exit 137). Needs a cgroup2 host: the v2 VM lane runs it.
+#[test]
+fn a_delegated_cgroup2_subtree_enforces_a_memory_limit() {
+    let Some((mut u, dir)) = setup() else { return };
+    let root = Path::new("/sys/fs/cgroup");
+    if !root.join("cgroup.controllers").exists() {
+        eprintln!("skipping: needs a pure cgroup2 host (the cgroup v2 VM lane runs this)");
+        return;
+    }
+    let parent = root.join("capsa-test");
+    let _ = fs::create_dir(&parent);
+    let deleg = parent.join(format!("rootless-{}", u.uid));
+    fs::create_dir(&deleg).unwrap();
+    let cleanup = Cgroups(vec![deleg.join("ctr"), deleg.join("runtime"), deleg.clone()]);
+    for d in [root, parent.as_path(), deleg.as_path()] {
+        fs::write(d.join("cgroup.subtree_control"), "+memory +pids").unwrap_or_else(|e| panic!("{}: {e}", d.display()));
+    }
+    fs::create_dir(deleg.join("runtime")).unwrap();
+    for f in ["", "cgroup.procs", "cgroup.subtree_control", "cgroup.threads", "runtime", "runtime/cgroup.procs"] {
+        let p = deleg.join(f);
+        std::os::unix::fs::chown(&p, Some(u.uid), Some(u.gid)).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    }
+    u.start_in = Some(deleg.join("runtime/cgroup.procs"));
+    let b = dir.path();
+    let cg = format!("/capsa-test/rootless-{}/ctr", u.uid);
+    bundle(&u, b, &["sh", "-c", "head -c 64m /dev/zero | tail >/dev/null"], |c| {
+        c["linux"]["resources"] = json!({"memory": {"limit": 16777216, "swap": 16777216}, "pids": {"limit": 32}});
+        c["linux"]["cgroupsPath"] = json!(cg);
+    });
+    let o = u.capsa(b, &["run", "--keep", "rl-oom"]);
+    assert_eq!(o.code, 137, "the OOM killer ends the container (128+SIGKILL): {o:?}");
+    assert!(!o.stderr.contains("resource limits are skipped"), "{o:?}");
+    let ctr = deleg.join("ctr");
+    assert_eq!(fs::read_to_string(ctr.join("memory.max")).unwrap().trim(), "16777216");
+    assert_eq!(fs::read_to_string(ctr.join("pids.max")).unwrap().trim(), "32");
+    let events = fs::read_to_string(ctr.join("memory.events")).unwrap();
+    let kills = events.lines().find_map(|l| l.strip_prefix("oom_kill ")).unwrap_or("0");
+    assert!(kills.parse::<u64>().unwrap() >= 1, "memory.events: {events}");
+    assert_eq!(fs::metadata(&ctr).unwrap().uid(), u.uid, "the container's cgroup is the user's");
+    u.capsa(b, &["delete", "rl-oom"]).ok();
+    assert!(!ctr.exists(), "delete removes the container's cgroup");
+    drop(cleanup);
+}
+
+/// rmdir (never rm -rf) each cgroup, in order, on drop.
+struct Cgroups(Vec<PathBuf>);
+
+impl Drop for Cgroups {
+    fn drop(&mut self) {
+        for d in &self.0 {
+            let _ = fs::remove_dir(d);
+        }
+    }
 }

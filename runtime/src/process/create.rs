@@ -129,7 +129,9 @@ pub fn create(store: &Store, opts: &CreateOpts, foreground_tty: bool) -> Result<
     let host = cgroups::detect()?;
     let cg_path = cgroups::resolve_path(linux.cgroups_path.as_deref().unwrap_or(""), &opts.id)?;
     let mut res = linux.resources.clone().unwrap_or_default();
-    res.devices = device_rules(&spec);
+    // Rootless, no device filter: loading one needs CAP_SYS_ADMIN on the host, and a
+    // user namespace cannot create device nodes anyway (they are bound from the host).
+    res.devices = if crate::rootless::enabled() { Vec::new() } else { device_rules(&spec) };
     let mut mgr = Manager::new(&host, &cg_path);
     // Rootless, a cgroup only where one is delegated to us; else none (runc's way).
     let mgr = if crate::rootless::enabled() && !crate::rootless::cgroup_delegated(&mgr) {
