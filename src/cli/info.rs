@@ -27,12 +27,13 @@ pub fn list(store: &Store, format: &str, quiet: bool) -> Result<i32> {
     for c in &all {
         let pid = if c.status.as_str() == "stopped" { 0 } else { c.state.pid };
         println!(
-            "{:<20} {:<10} {:<10} {:<40} {:<30} root",
+            "{:<20} {:<10} {:<10} {:<40} {:<30} {}",
             c.state.id,
             pid,
             c.status.as_str(),
             c.state.bundle.display(),
-            c.state.created
+            c.state.created,
+            owner(&store.dir(&c.state.id))
         );
     }
     Ok(0)
