@@ -308,7 +308,7 @@ pub fn create(store: &Store, opts: &CreateOpts, foreground_tty: bool) -> Result<
     let died = Died { cgroup: mgr.as_ref(), memory_limit: res.memory.as_ref().and_then(|m| m.limit) };
     if ns.new_user {
         expect(parent_chan.recv(), pid, "UserNsReady", |m| matches!(m, Msg::UserNsReady), &died)?;
-        write_id_maps(pid, &linux)?;
+        super::idmap::write(pid, &linux.uid_mappings, &linux.gid_mappings)?;
         parent_chan.send(&Msg::MapsWritten)?;
         match expect(parent_chan.recv(), pid, "InitPid", |m| matches!(m, Msg::InitPid(_)), &died)? {
             Msg::InitPid(p) => init_pid = p,
@@ -472,39 +472,6 @@ pub fn describe_status(status: i32) -> String {
     } else {
         format!("changed state ({status:#x})")
     }
-}
-
-fn write_id_maps(pid: i32, linux: &spec::Linux) -> Result<()> {
-    let fmt = |m: &[spec::IdMapping]| {
-        m.iter().map(|m| format!("{} {} {}\n", m.container_id, m.host_id, m.size)).collect::<String>()
-    };
-    let uid = fmt(&linux.uid_mappings);
-    let gid = fmt(&linux.gid_mappings);
-    if crate::rootless::enabled() {
-        return super::idmap::write_rootless(pid, &linux.uid_mappings, &linux.gid_mappings);
-    }
-    tracing::debug!("write /proc/{pid}/uid_map {uid:?} and gid_map {gid:?}");
-    for (file, text, what) in [("uid_map", &uid, "uid"), ("gid_map", &gid, "gid")] {
-        crate::sys::write_file(Path::new(&format!("/proc/{pid}/{file}")), text)?;
-        crate::explain::step(crate::explain::Kind::IdMap, || {
-            let lines: Vec<String> = text
-                .lines()
-                .map(|l| {
-                    let f: Vec<&str> = l.split_whitespace().collect();
-                    match f.as_slice() {
-                        [inside, outside, n] => format!(
-                            "{file} {l}: {what} {inside} inside is {what} {outside} outside ({n} ids from there)"
-                        ),
-                        _ => l.to_string(),
-                    }
-                })
-                .collect();
-            crate::explain::Step::new(lines.join("; "), format!("write(/proc/{pid}/{file}, {text:?})"))
-                .field("file", format!("/proc/{pid}/{file}"))
-                .field("value", text.as_str())
-        });
-    }
-    Ok(())
 }
 
 /// Write the pid file atomically (temp file, rename), as runc does, with runc's mode:

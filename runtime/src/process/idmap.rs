@@ -1,7 +1,9 @@
-//! A rootless container's uid/gid maps. The kernel lets an unprivileged user map one
-//! id, its own, and only after `setgroups` is denied; anything more (the user's
-//! `/etc/subuid` and `/etc/subgid` ranges) goes through the setuid helpers
-//! `newuidmap`/`newgidmap` of the uidmap package, which check those files.
+//! A container's uid/gid maps, written by the runtime into its init's new user
+//! namespace. As root: /proc/PID/uid_map and gid_map directly. Rootless, the kernel
+//! lets an unprivileged user map one id, its own, and only after `setgroups` is
+//! denied; anything more (the user's `/etc/subuid` and `/etc/subgid` ranges) goes
+//! through the setuid helpers `newuidmap`/`newgidmap` of the uidmap package, which
+//! check those files.
 
 use std::path::Path;
 use std::process::Command;
@@ -14,31 +16,50 @@ fn own_only(m: &[IdMapping], own: u32) -> bool {
     matches!(m, [one] if one.host_id == own && one.size == 1)
 }
 
-fn explain(pid: i32, file: &str, text: &str, how: &str) {
+/// `--explain` of one map written (`call`: how).
+fn explain(pid: i32, file: &str, text: &str, call: String) {
     crate::explain::step(crate::explain::Kind::IdMap, || {
+        let what = if file == "uid_map" { "uid" } else { "gid" };
         let lines: Vec<String> = text
             .lines()
             .map(|l| {
                 let f: Vec<&str> = l.split_whitespace().collect();
                 match f.as_slice() {
-                    [i, o, n] => format!("{file} {l}: id {i} inside is id {o} outside ({n} ids from there)"),
+                    [i, o, n] => format!("{file} {l}: {what} {i} inside is {what} {o} outside ({n} ids from there)"),
                     _ => l.to_string(),
                 }
             })
             .collect();
-        crate::explain::Step::new(lines.join("; "), format!("{how} /proc/{pid}/{file}"))
+        crate::explain::Step::new(lines.join("; "), call)
+            .field("file", format!("/proc/{pid}/{file}"))
+            .field("value", text)
     });
 }
 
+fn text(m: &[IdMapping]) -> String {
+    m.iter().map(|m| format!("{} {} {}\n", m.container_id, m.host_id, m.size)).collect()
+}
+
+/// Write `pid`'s maps: directly as root, as [`write_rootless`] says otherwise.
+pub fn write(pid: i32, uids: &[IdMapping], gids: &[IdMapping]) -> Result<()> {
+    if crate::rootless::enabled() {
+        return write_rootless(pid, uids, gids);
+    }
+    for (file, maps) in [("uid_map", uids), ("gid_map", gids)] {
+        let t = text(maps);
+        let path = format!("/proc/{pid}/{file}");
+        crate::sys::write_file(Path::new(&path), &t)?;
+        explain(pid, file, &t, format!("write({path}, {t:?})"));
+    }
+    Ok(())
+}
+
 /// Write `pid`'s maps as an unprivileged user.
-pub fn write_rootless(pid: i32, uids: &[IdMapping], gids: &[IdMapping]) -> Result<()> {
+fn write_rootless(pid: i32, uids: &[IdMapping], gids: &[IdMapping]) -> Result<()> {
     // SAFETY: geteuid/getegid cannot fail.
     let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
-    let fmt = |m: &[IdMapping]| {
-        m.iter().map(|m| format!("{} {} {}\n", m.container_id, m.host_id, m.size)).collect::<String>()
-    };
     for (file, helper, maps, own) in [("uid_map", "newuidmap", uids, uid), ("gid_map", "newgidmap", gids, gid)] {
-        let text = fmt(maps);
+        let text = self::text(maps);
         if own_only(maps, own) {
             if file == "gid_map" {
                 // Without CAP_SETGID in the parent namespace, gid_map can only be
@@ -46,7 +67,7 @@ pub fn write_rootless(pid: i32, uids: &[IdMapping], gids: &[IdMapping]) -> Resul
                 crate::sys::write_file(Path::new(&format!("/proc/{pid}/setgroups")), "deny")?;
             }
             crate::sys::write_file(Path::new(&format!("/proc/{pid}/{file}")), &text)?;
-            explain(pid, file, &text, "write");
+            explain(pid, file, &text, format!("write(/proc/{pid}/{file}, {text:?})"));
             continue;
         }
         let mut cmd = Command::new(helper);
@@ -74,7 +95,7 @@ pub fn write_rootless(pid: i32, uids: &[IdMapping], gids: &[IdMapping]) -> Resul
                 if file == "uid_map" { "u" } else { "g" }
             )));
         }
-        explain(pid, file, &text, helper);
+        explain(pid, file, &text, format!("{helper} {pid} {}", text.trim().replace('\n', " ")));
     }
     Ok(())
 }
