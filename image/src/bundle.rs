@@ -178,13 +178,14 @@ pub struct RunOptions {
 }
 
 /// Builds `config.json` from `default_spec`, the image config and `opts`.
-/// `rootfs` is the container's root filesystem, read for `/etc/passwd` and
-/// `/etc/group` (only when a user or group name must be resolved).
+/// `rootfs` is where the image's `/etc/passwd` and `/etc/group` are read (only
+/// when a user or group name must be resolved): the container's mounted root
+/// filesystem, or, before it is mounted (rootless), its layers top first.
 pub fn make_spec(
     mut spec: Value,
     image: &ImageConfiguration,
     opts: &RunOptions,
-    rootfs: &Path,
+    rootfs: &[&Path],
 ) -> Result<Value, BundleError> {
     let ic = image.config.clone().unwrap_or_default();
 
@@ -345,16 +346,27 @@ fn group_entries(data: &str) -> impl Iterator<Item = (&str, u32, Vec<&str>)> {
     })
 }
 
-fn read_etc(rootfs: &Path, name: &str) -> Result<String, BundleError> {
-    match crate::apply::read_file_in_root(rootfs, name, 16 << 20) {
-        Ok(Some(b)) => Ok(String::from_utf8_lossy(&b).into_owned()),
-        Ok(None) => Ok(String::new()),
-        Err(e) => err(format!("read {name} in the image: {e}")),
+/// Reads `name` from the image: the first of `layers` (top first; a mounted rootfs
+/// is one) that has it, unless a layer above whites it out (an overlay whiteout,
+/// a 0:0 character device). A symlink is followed only within its own layer.
+fn read_etc(layers: &[&Path], name: &str) -> Result<String, BundleError> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    for dir in layers {
+        match crate::apply::read_file_in_root(dir, name, 16 << 20) {
+            Ok(Some(b)) => return Ok(String::from_utf8_lossy(&b).into_owned()),
+            Ok(None) => {}
+            Err(e) => return err(format!("read {name} in the image: {e}")),
+        }
+        let p = dir.join(name.trim_start_matches('/'));
+        if std::fs::symlink_metadata(&p).is_ok_and(|m| m.file_type().is_char_device() && m.rdev() == 0) {
+            break;
+        }
     }
+    Ok(String::new())
 }
 
 /// Resolves `user[:group]` (names or numbers) to a runtime-spec `user`.
-pub fn resolve_user(spec: &str, rootfs: &Path) -> Result<Value, BundleError> {
+pub fn resolve_user(spec: &str, rootfs: &[&Path]) -> Result<Value, BundleError> {
     let (u, g) = match spec.split_once(':') {
         Some((u, g)) => (u, Some(g)),
         None => (spec, None),
@@ -438,7 +450,7 @@ mod tests {
         });
         let r = rootfs();
         let o = RunOptions { id: "c1".into(), ..Default::default() };
-        let s = make_spec(base(), &img, &o, r.path()).unwrap();
+        let s = make_spec(base(), &img, &o, &[r.path()]).unwrap();
         assert_eq!(s["process"]["args"], json!(["/ep", "a"]));
         assert_eq!(s["process"]["env"], json!(["A=1", "PATH=/x", "HOSTNAME=c1"]));
         assert_eq!(s["process"]["cwd"], "/w");
@@ -450,21 +462,21 @@ mod tests {
         assert_eq!(s["process"]["user"], json!({"uid": 0, "gid": 0}));
 
         let o = RunOptions { id: "c1".into(), cmd: vec!["b".into()], env: vec!["A=2".into()], ..Default::default() };
-        let s = make_spec(base(), &img, &o, r.path()).unwrap();
+        let s = make_spec(base(), &img, &o, &[r.path()]).unwrap();
         assert_eq!(s["process"]["args"], json!(["/ep", "b"]));
         assert_eq!(s["process"]["env"][2], "A=2");
 
         let o = RunOptions { id: "c".into(), entrypoint: Some("/bin/x".into()), ..Default::default() };
-        assert_eq!(make_spec(base(), &img, &o, r.path()).unwrap()["process"]["args"], json!(["/bin/x"]));
+        assert_eq!(make_spec(base(), &img, &o, &[r.path()]).unwrap()["process"]["args"], json!(["/bin/x"]));
         let o = RunOptions {
             id: "c".into(),
             entrypoint: Some(String::new()),
             cmd: vec!["ls".into()],
             ..Default::default()
         };
-        assert_eq!(make_spec(base(), &img, &o, r.path()).unwrap()["process"]["args"], json!(["ls"]));
+        assert_eq!(make_spec(base(), &img, &o, &[r.path()]).unwrap()["process"]["args"], json!(["ls"]));
         let o = RunOptions { id: "c".into(), entrypoint: Some(String::new()), ..Default::default() };
-        assert!(make_spec(base(), &img, &o, r.path()).is_err());
+        assert!(make_spec(base(), &img, &o, &[r.path()]).is_err());
 
         let plain = image(ContainerConfig { cmd: Some(vec!["sh".into()]), ..Default::default() });
         let o = RunOptions {
@@ -477,7 +489,7 @@ mod tests {
             volumes: vec![Volume::parse("/tmp:/data:ro").unwrap()],
             ..Default::default()
         };
-        let s = make_spec(base(), &plain, &o, r.path()).unwrap();
+        let s = make_spec(base(), &plain, &o, &[r.path()]).unwrap();
         assert_eq!(s["process"]["env"], json!([DEFAULT_PATH, "HOSTNAME=c", "TERM=xterm"]));
         assert_eq!(s["process"]["cwd"], "/rel");
         assert_eq!(s["linux"]["resources"]["memory"]["limit"], 1 << 20);
@@ -491,7 +503,7 @@ mod tests {
     fn seccomp_and_security_opts() {
         let r = rootfs();
         let img = image(ContainerConfig { cmd: Some(vec!["sh".into()]), ..Default::default() });
-        let spec = |o: &RunOptions| make_spec(base(), &img, o, r.path()).unwrap();
+        let spec = |o: &RunOptions| make_spec(base(), &img, o, &[r.path()]).unwrap();
         let mut o = RunOptions { id: "c".into(), ..Default::default() };
         let s = spec(&o);
         assert_eq!(
@@ -504,7 +516,7 @@ mod tests {
         apply_security_opt(&mut o, "no-new-privileges").unwrap();
         let mut with_filter = base();
         with_filter["linux"]["seccomp"] = json!({"defaultAction": "SCMP_ACT_ALLOW"});
-        let s = make_spec(with_filter, &img, &o, r.path()).unwrap();
+        let s = make_spec(with_filter, &img, &o, &[r.path()]).unwrap();
         assert!(s["linux"].get("seccomp").is_none(), "unconfined removes any filter");
         assert_eq!(s["process"]["noNewPrivileges"], true);
 
@@ -537,20 +549,36 @@ mod tests {
     fn users() {
         let r = rootfs();
         let p = r.path();
-        assert_eq!(resolve_user("www", p).unwrap(), json!({"uid": 33, "gid": 34, "additionalGids": [29, 50]}));
-        assert_eq!(resolve_user("33", p).unwrap()["gid"], 34);
-        assert_eq!(resolve_user("1000", p).unwrap(), json!({"uid": 1000, "gid": 0}));
-        assert_eq!(resolve_user("1000:7", p).unwrap(), json!({"uid": 1000, "gid": 7}));
-        assert_eq!(resolve_user("www:staff", p).unwrap(), json!({"uid": 33, "gid": 50}));
-        assert_eq!(resolve_user("0:wwwg", p).unwrap(), json!({"uid": 0, "gid": 34}));
+        assert_eq!(resolve_user("www", &[p]).unwrap(), json!({"uid": 33, "gid": 34, "additionalGids": [29, 50]}));
+        assert_eq!(resolve_user("33", &[p]).unwrap()["gid"], 34);
+        assert_eq!(resolve_user("1000", &[p]).unwrap(), json!({"uid": 1000, "gid": 0}));
+        assert_eq!(resolve_user("1000:7", &[p]).unwrap(), json!({"uid": 1000, "gid": 7}));
+        assert_eq!(resolve_user("www:staff", &[p]).unwrap(), json!({"uid": 33, "gid": 50}));
+        assert_eq!(resolve_user("0:wwwg", &[p]).unwrap(), json!({"uid": 0, "gid": 34}));
         for bad in ["nobody", "www:nogroup", ":1", "1:"] {
-            assert!(resolve_user(bad, p).is_err(), "{bad}");
+            assert!(resolve_user(bad, &[p]).is_err(), "{bad}");
         }
         // /etc/passwd as a symlink out of the rootfs is resolved inside it.
         let t = tempfile::tempdir().unwrap();
         std::fs::create_dir(t.path().join("etc")).unwrap();
         std::os::unix::fs::symlink("/etc/passwd", t.path().join("etc/passwd")).unwrap();
-        assert!(resolve_user("root", t.path()).is_err());
+        assert!(resolve_user("root", &[t.path()]).is_err());
+    }
+
+    #[test]
+    fn users_from_layers_top_first() {
+        let (top, mid, base) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), rootfs());
+        std::fs::create_dir(mid.path().join("etc")).unwrap();
+        std::fs::write(mid.path().join("etc/group"), "wwwg:x:77:\n").unwrap();
+        let layers = [top.path(), mid.path(), base.path()];
+        // passwd from the base, group from the layer above it.
+        assert_eq!(resolve_user("www:wwwg", &layers).unwrap(), json!({"uid": 33, "gid": 77}));
+        // A whiteout (0:0 character device, made by an unprivileged user too) hides the base's.
+        std::fs::create_dir(top.path().join("etc")).unwrap();
+        let wh = std::ffi::CString::new(top.path().join("etc/passwd").into_os_string().into_encoded_bytes()).unwrap();
+        // SAFETY: a NUL-terminated path.
+        assert_eq!(unsafe { libc::mknod(wh.as_ptr(), libc::S_IFCHR | 0o600, 0) }, 0);
+        assert!(resolve_user("www", &layers).is_err(), "whited-out /etc/passwd still read");
     }
 
     #[test]

@@ -38,8 +38,17 @@ use crate::oci::{ImageConfiguration, ImageManifest, Platform};
 use crate::reference::{self, ImageRef};
 use crate::store::{Store, StoreError};
 
-/// Default store root.
+/// Default store root (root's; an unprivileged user's is [`default_root`]).
 pub const DEFAULT_ROOT: &str = "/var/lib/capsa";
+
+/// The default store root for the caller: [`DEFAULT_ROOT`] for root, else
+/// `$XDG_DATA_HOME/capsa` (see [`crate::rootless`]).
+pub fn default_root() -> PathBuf {
+    match crate::rootless::Rootless::detect() {
+        None => PathBuf::from(DEFAULT_ROOT),
+        Some(_) => crate::rootless::default_store_root(),
+    }
+}
 /// Prefix of temporary names (snapshots in progress).
 const TMP_PREFIX: &str = ".tmp-";
 
@@ -227,12 +236,21 @@ pub type Progress<'a> = &'a mut dyn FnMut(&str);
 pub struct ImageStore {
     root: PathBuf,
     blobs: Store,
+    rootless: Option<crate::rootless::Rootless>,
 }
 
 impl ImageStore {
     /// Opens (creating) the store at `root`.
+    /// An unprivileged caller's store must be their own (see [`crate::rootless`]).
     pub fn open(root: impl AsRef<Path>) -> Result<ImageStore, ImageError> {
         let root = root.as_ref().to_owned();
+        let rootless = crate::rootless::Rootless::detect();
+        if rootless.is_some() {
+            crate::rootless::check_owner(&root)?;
+            if let Some(parent) = root.parent() {
+                fs::create_dir_all(parent).map_err(io_err("create directory", parent))?;
+            }
+        }
         // The root and blobs/ (made private by the content store).
         let blobs = Store::new(&root)?;
         // Snapshots hold the images' setuid files and device nodes; containers their
@@ -245,7 +263,51 @@ impl ImageStore {
         if pods.is_dir() {
             crate::store::private_dir(&pods).map_err(fs_error)?;
         }
-        Ok(ImageStore { root, blobs })
+        Ok(ImageStore { root, blobs, rootless })
+    }
+
+    /// The unprivileged user this store belongs to (`None`: root's store).
+    pub fn rootless(&self) -> Option<&crate::rootless::Rootless> {
+        self.rootless.as_ref()
+    }
+
+    /// Removes a tree of the store ([`remove_tree`]); in a rootless store, as root
+    /// of the user's namespace (its files belong to the subordinate ids).
+    pub fn remove_tree(&self, p: &Path) -> io::Result<()> {
+        match &self.rootless {
+            Some(r) if r.has_ranges() && p.exists() => {
+                let what = format!("remove {}", p.display());
+                r.run_mapped(&what, || remove_tree(p).map_err(|e| e.to_string()))
+                    .map_err(|e| io::Error::other(e.to_string()))
+            }
+            _ => remove_tree(p),
+        }
+    }
+
+    /// The options for applying a layer of this store: rootless stores mark opaque
+    /// directories in the `userxattr` form and skip device nodes (with a note).
+    pub(crate) fn apply_options(&self, whiteouts: WhiteoutMode) -> ApplyOptions {
+        let Some(r) = &self.rootless else { return ApplyOptions { whiteouts, ..ApplyOptions::default() } };
+        // With a subordinate range the layer is applied as root of the user's namespace
+        // ([`ImageStore::as_owner`]): owners and file capabilities can be kept there.
+        let mapped = r.has_ranges();
+        ApplyOptions {
+            whiteouts,
+            overlay_userxattr: true,
+            skip_unpermitted_devices: true,
+            preserve_owners: mapped,
+            security_xattrs: mapped,
+            ..ApplyOptions::default()
+        }
+    }
+
+    /// Runs `f` where this store's files may be written: in-process for root's
+    /// store, else as root of the user's namespace ([`crate::rootless::Rootless::run_mapped`]).
+    pub(crate) fn as_owner(&self, what: &str, f: impl FnOnce() -> Result<(), ImageError>) -> Result<(), ImageError> {
+        match &self.rootless {
+            Some(r) => r.run_mapped(what, || f().map_err(|e| e.to_string())),
+            None => f(),
+        }
     }
 
     /// The root directory.
@@ -558,24 +620,26 @@ impl ImageStore {
     fn unpack_snapshot(&self, img: &LocalImage, i: usize, chain: &Digest, dest: &Path) -> Result<(), ImageError> {
         let layer = &img.manifest.layers[i];
         let tmp = self.snapshots_dir().join(format!("{TMP_PREFIX}{}-{}", std::process::id(), chain.hex()));
-        let _ = remove_tree(&tmp);
+        let _ = self.remove_tree(&tmp);
         fs::create_dir(&tmp).map_err(io_err("create snapshot directory", &tmp))?;
-        let opts = ApplyOptions { whiteouts: WhiteoutMode::Overlay, ..ApplyOptions::default() };
+        let opts = self.apply_options(WhiteoutMode::Overlay);
         let r = self
             .blobs
             .open(&layer.digest)
             .map_err(ImageError::from)
             .and_then(|f| {
-                let n = img.manifest.layers.len();
-                let bar = crate::progress::layer("unpack", i + 1, n, &layer.digest, layer.size);
-                let mut f = crate::progress::Counting::new(f, bar);
-                let r = apply_layer_verified(&mut f, &tmp, &opts, &img.config.rootfs.diff_ids[i]);
-                f.finish(r.is_ok());
-                r.map_err(|source| ImageError::Apply { layer: layer.digest.clone(), source })
+                self.as_owner(&format!("unpack layer {}", layer.digest), || {
+                    let n = img.manifest.layers.len();
+                    let bar = crate::progress::layer("unpack", i + 1, n, &layer.digest, layer.size);
+                    let mut f = crate::progress::Counting::new(f, bar);
+                    let r = apply_layer_verified(&mut f, &tmp, &opts, &img.config.rootfs.diff_ids[i]);
+                    f.finish(r.is_ok());
+                    r.map(drop).map_err(|source| ImageError::Apply { layer: layer.digest.clone(), source })
+                })
             })
             .and_then(|_| fs::rename(&tmp, dest).map_err(io_err("rename snapshot into place", dest)));
         if r.is_err() {
-            let _ = remove_tree(&tmp);
+            let _ = self.remove_tree(&tmp);
         }
         r
     }
@@ -607,7 +671,7 @@ impl ImageStore {
             match Lock::try_acquire(&p.join("lock")) {
                 Ok(Some(lock)) if remove_containers => {
                     let _ = unmount(&p.join("rootfs"));
-                    remove_tree(&p).map_err(io_err("remove container", &p))?;
+                    self.remove_tree(&p).map_err(io_err("remove container", &p))?;
                     drop(lock);
                     containers += 1;
                 }
@@ -642,7 +706,7 @@ impl ImageStore {
             let keep = Digest::from_hex(&name).is_ok_and(|d| used_chains.contains(&d));
             if !keep {
                 let p = e.path();
-                remove_tree(&p).map_err(io_err("remove snapshot", &p))?;
+                self.remove_tree(&p).map_err(io_err("remove snapshot", &p))?;
                 if !name.starts_with(TMP_PREFIX) {
                     snaps += 1;
                 }

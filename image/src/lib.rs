@@ -29,6 +29,7 @@ pub mod progress;
 pub mod reference;
 pub mod registry;
 pub mod rootfs;
+pub mod rootless;
 pub mod seccomp;
 mod sniff;
 pub mod store;

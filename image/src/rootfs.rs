@@ -7,7 +7,7 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::apply::{apply_layer_verified, ApplyOptions, WhiteoutMode};
+use crate::apply::{apply_layer_verified, WhiteoutMode};
 use crate::images::{io_error, remove_tree, unmount, ImageError, ImageStore, LocalImage, Lock, Progress};
 
 /// How a container's rootfs was made.
@@ -17,6 +17,9 @@ pub enum RootfsKind {
     Overlay,
     /// A flattened copy of every layer (overlayfs unavailable).
     Copy,
+    /// overlayfs, mounted by the runtime inside the container's own user and mount
+    /// namespaces (a rootless store: see [`ImageStore::deferred_overlay`]).
+    InContainer,
 }
 
 /// A container's directory in the store: its bundle and root filesystem.
@@ -30,6 +33,8 @@ pub struct ContainerRootfs {
     /// Overlay or copy.
     pub kind: RootfsKind,
     _lock: Lock,
+    /// The store's owner, when rootless (removal runs in their namespace).
+    rootless: Option<crate::rootless::Rootless>,
 }
 
 impl ContainerRootfs {
@@ -49,7 +54,14 @@ impl ContainerRootfs {
     /// Unmounts and removes everything of this container.
     pub fn remove(self) -> io::Result<()> {
         self.unmount()?;
-        remove_tree(&self.dir)
+        match &self.rootless {
+            Some(r) if r.has_ranges() => r
+                .run_mapped(&format!("remove {}", self.dir.display()), || {
+                    remove_tree(&self.dir).map_err(|e| e.to_string())
+                })
+                .map_err(|e| io::Error::other(e.to_string())),
+            _ => remove_tree(&self.dir),
+        }
     }
 }
 
@@ -104,7 +116,13 @@ impl ImageStore {
             .map_err(crate::images::fs_error)?;
             lock
         };
-        let mut c = ContainerRootfs { rootfs: dir.join("rootfs"), dir, kind: RootfsKind::Overlay, _lock: lock };
+        let mut c = ContainerRootfs {
+            rootfs: dir.join("rootfs"),
+            dir,
+            kind: RootfsKind::Overlay,
+            _lock: lock,
+            rootless: self.rootless().cloned(),
+        };
         match self.fill_container(&mut c, img, copy, progress) {
             Ok(()) => Ok(c),
             Err(e) => {
@@ -122,6 +140,20 @@ impl ImageStore {
         progress: Progress<'_>,
     ) -> Result<(), ImageError> {
         fs::create_dir(&c.rootfs).map_err(|e| io_error("create directory", &c.rootfs, e))?;
+        if let Some(r) = self.rootless() {
+            if let Some(note) = r.note() {
+                progress(&format!("note: {note}"));
+            }
+            if !copy && crate::rootless::userns_overlay_supported() {
+                let lowers = self.ensure_snapshots(img, progress)?;
+                overlay_dirs(&c.dir, &lowers).map_err(|e| io_error("prepare the overlay", &c.dir, e))?;
+                c.kind = RootfsKind::InContainer;
+                return Ok(());
+            }
+            if !copy {
+                progress("overlayfs cannot be mounted in a user namespace before Linux 5.11: copying the layers");
+            }
+        }
         if !copy {
             let lowers = self.ensure_snapshots(img, progress)?;
             match mount_overlay(&c.dir, &lowers) {
@@ -148,36 +180,81 @@ impl ImageStore {
         }
         unpack_layers(self, img, dest, progress)
     }
+
+    /// For a container of a rootless store: the overlay mount its runtime makes
+    /// over "/" inside the container's namespaces, as an OCI mount (`userxattr`:
+    /// the snapshots' opaque markers are `user.overlay.*`). `None` when the
+    /// container's rootfs is not of that kind.
+    pub fn deferred_overlay(&self, id: &str) -> Result<Option<serde_json::Value>, ImageError> {
+        let dir = self.root().join("containers").join(id);
+        if self.rootless().is_none() || !dir.join("work").is_dir() {
+            return Ok(None);
+        }
+        let p = dir.join("layers");
+        let chains = fs::read_to_string(&p).map_err(|e| io_error("read", &p, e))?;
+        let lowers: Vec<PathBuf> = chains
+            .lines()
+            .filter(|l| !l.is_empty())
+            .map(|h| crate::digest::Digest::from_hex(h).map(|d| self.snapshot_path(&d)))
+            .collect::<Result<_, _>>()
+            .map_err(|e| ImageError::Other(format!("{}: {e}", p.display())))?;
+        let data = overlay_data(&dir, &lowers).map_err(|e| io_error("prepare the overlay", &dir, e))?;
+        let mut options: Vec<String> = data.split(',').map(str::to_owned).collect();
+        options.push("userxattr".into());
+        Ok(Some(serde_json::json!({"destination": "/", "type": "overlay", "source": "overlay", "options": options})))
+    }
+
+    /// The layer directories of a container, top first (for reading image files
+    /// before its rootfs is mounted; see [`ImageStore::deferred_overlay`]).
+    pub fn container_layers(&self, id: &str) -> Vec<PathBuf> {
+        let p = self.root().join("containers").join(id).join("layers");
+        let chains = fs::read_to_string(p).unwrap_or_default();
+        let mut v: Vec<PathBuf> = chains
+            .lines()
+            .filter_map(|h| crate::digest::Digest::from_hex(h).ok())
+            .map(|d| self.snapshot_path(&d))
+            .collect();
+        v.reverse();
+        v
+    }
 }
 
 /// Applies every layer of `img` onto `dest`, whiteouts applied (flattened).
 fn unpack_layers(store: &ImageStore, img: &LocalImage, dest: &Path, progress: Progress<'_>) -> Result<(), ImageError> {
-    let opts = ApplyOptions { whiteouts: WhiteoutMode::Apply, ..ApplyOptions::default() };
+    let opts = store.apply_options(WhiteoutMode::Apply);
     let n = img.manifest.layers.len();
     for (i, (layer, diff_id)) in img.manifest.layers.iter().zip(&img.config.rootfs.diff_ids).enumerate() {
         progress(&format!("unpacking layer {}/{n} {} ({} bytes)", i + 1, layer.digest, layer.size));
-        let bar = crate::progress::layer("unpack", i + 1, n, &layer.digest, layer.size);
-        let mut f = crate::progress::Counting::new(store.blobs().open(&layer.digest)?, bar);
-        let r = apply_layer_verified(&mut f, dest, &opts, diff_id);
-        f.finish(r.is_ok());
-        r.map_err(|source| ImageError::Apply { layer: layer.digest.clone(), source })?;
+        let f = store.blobs().open(&layer.digest)?;
+        store.as_owner(&format!("unpack layer {}", layer.digest), || {
+            let bar = crate::progress::layer("unpack", i + 1, n, &layer.digest, layer.size);
+            let mut f = crate::progress::Counting::new(f, bar);
+            let r = apply_layer_verified(&mut f, dest, &opts, diff_id);
+            f.finish(r.is_ok());
+            r.map(drop).map_err(|source| ImageError::Apply { layer: layer.digest.clone(), source })
+        })?;
     }
     Ok(())
 }
 
-/// Mounts `<dir>/rootfs` as overlay: lowerdir = `lowers` (base first, so
-/// reversed: overlayfs lists the top layer first), `<dir>/upper`, `<dir>/work`.
-fn mount_overlay(dir: &Path, lowers: &[PathBuf]) -> io::Result<()> {
-    let upper = dir.join("upper");
-    let work = dir.join("work");
-    fs::create_dir(&upper)?;
-    fs::create_dir(&work)?;
-    let empty;
+/// Makes `<dir>/upper` and `<dir>/work` (and `<dir>/empty` for an image without
+/// layers: overlayfs needs a lower one).
+fn overlay_dirs(dir: &Path, lowers: &[PathBuf]) -> io::Result<()> {
+    fs::create_dir(dir.join("upper"))?;
+    fs::create_dir(dir.join("work"))?;
+    if lowers.is_empty() {
+        fs::create_dir(dir.join("empty"))?;
+    }
+    Ok(())
+}
+
+/// The overlay mount data of container directory `dir`: lowerdir = `lowers`
+/// (base first, so reversed: overlayfs lists the top layer first), `<dir>/upper`,
+/// `<dir>/work`. Refuses paths that cannot be options and more than a page.
+fn overlay_data(dir: &Path, lowers: &[PathBuf]) -> io::Result<String> {
+    let (upper, work) = (dir.join("upper"), dir.join("work"));
     let lower: Vec<String> = if lowers.is_empty() {
-        // overlayfs needs a lower layer: an empty one for an image without layers.
-        empty = dir.join("empty");
-        fs::create_dir(&empty)?;
-        vec![empty.display().to_string()]
+        vec![dir.join("empty").display().to_string()]
     } else {
         lowers.iter().rev().map(|p| p.display().to_string()).collect()
     };
@@ -191,6 +268,21 @@ fn mount_overlay(dir: &Path, lowers: &[PathBuf]) -> io::Result<()> {
     if data.len() >= 4096 {
         return Err(io::Error::new(io::ErrorKind::InvalidInput, "too many layers for one overlay mount"));
     }
+    Ok(data)
+}
+
+/// Mounts `<dir>/rootfs` as overlay (see [`overlay_data`]).
+fn mount_overlay(dir: &Path, lowers: &[PathBuf]) -> io::Result<()> {
+    let (upper, work) = (dir.join("upper"), dir.join("work"));
+    overlay_dirs(dir, lowers)?;
+    let data = match overlay_data(dir, lowers) {
+        Ok(d) => d,
+        Err(e) => {
+            let _ = (fs::remove_dir(&upper), fs::remove_dir(&work), fs::remove_dir(dir.join("empty")));
+            return Err(e);
+        }
+    };
+    let nlower = lowers.len().max(1);
     let target = dir.join("rootfs");
     let c = |s: &str| std::ffi::CString::new(s).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput));
     let (src, tgt, fstype, data) = (c("overlay")?, c(&target.display().to_string())?, c("overlay")?, c(&data)?);
@@ -198,8 +290,7 @@ fn mount_overlay(dir: &Path, lowers: &[PathBuf]) -> io::Result<()> {
     let r = unsafe { libc::mount(src.as_ptr(), tgt.as_ptr(), fstype.as_ptr(), 0, data.as_ptr().cast()) };
     if r != 0 {
         let e = io::Error::last_os_error();
-        let _ = fs::remove_dir(&upper);
-        let _ = fs::remove_dir(&work);
+        let _ = (fs::remove_dir(&upper), fs::remove_dir(&work), fs::remove_dir(dir.join("empty")));
         return Err(e);
     }
     capsa_explain::step(capsa_explain::Kind::Mount, || {
@@ -207,7 +298,7 @@ fn mount_overlay(dir: &Path, lowers: &[PathBuf]) -> io::Result<()> {
             format!(
                 "the container's root: an overlay of the image's {} read-only layer(s) under a writable upper dir \
                  (writes land in {}, the layers stay untouched)",
-                lower.len(),
+                nlower,
                 upper.display()
             ),
             format!(

@@ -161,7 +161,12 @@ pub fn write_bundle_with(
 ) -> Result<Value> {
     let name = &req.opts.id;
     let dir = container_dir(store, name);
-    let mut spec = bundle::make_spec(capsa_runtime::spec::default_spec(), &req.image.config, &req.opts, rootfs)
+    let overlay = store.deferred_overlay(name)?;
+    // A rootless rootfs is mounted by the runtime: read the image's files from its layers.
+    let layers = if overlay.is_some() { store.container_layers(name) } else { Vec::new() };
+    let files: Vec<&Path> =
+        if overlay.is_some() { layers.iter().map(PathBuf::as_path).collect() } else { vec![rootfs] };
+    let mut spec = bundle::make_spec(capsa_runtime::spec::default_spec(), &req.image.config, &req.opts, &files)
         .map_err(|e| PodError::msg(format!("container {name}: {e}")))?;
     if let Some(pj) = &req.pod {
         join_pod(&mut spec, pj);
@@ -174,6 +179,10 @@ pub fn write_bundle_with(
         if let Some(m) = spec["mounts"].as_array_mut() {
             m.extend(req.extra_mounts.iter().cloned());
         }
+    }
+    if let Some(r) = store.rootless() {
+        crate::rootless::adapt_spec(&mut spec, r, overlay)
+            .map_err(|e| PodError::msg(format!("container {name}: {e}")))?;
     }
     customize(&mut spec, rootfs)?;
     write_json(&dir.join("config.json"), &spec, durability)?;
@@ -596,8 +605,11 @@ pub fn remove(store: &ImageStore, tools: &Tools, name: &str, force: bool) -> Res
         )));
     };
     tools.force_remove(name);
-    capsa_image::images::unmount(&dir.join("rootfs")).map_err(io("unmount", &dir.join("rootfs")))?;
-    capsa_image::images::remove_tree(&dir).map_err(io("remove", &dir))?;
+    if store.rootless().is_none() {
+        // A rootless container's overlay lived in its own mount namespace, gone with it.
+        capsa_image::images::unmount(&dir.join("rootfs")).map_err(io("unmount", &dir.join("rootfs")))?;
+    }
+    store.remove_tree(&dir).map_err(io("remove", &dir))?;
     drop(lock);
     Ok(())
 }

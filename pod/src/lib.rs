@@ -21,6 +21,7 @@ pub mod manifest;
 pub mod netns;
 pub mod pidns;
 pub mod pods;
+pub mod rootless;
 pub mod runtime_cli;
 pub mod seccomp;
 pub mod signals;

@@ -488,7 +488,7 @@ fn teardown(store: &ImageStore, net: &NetConfig, rec: &PodRecord, del: bool) -> 
     // mounted: removing the tree under a mount would fail half-way.
     let _ = capsa_image::images::unmount(&dir.join("shm"));
     netns::unpin(&dir.join("ns"));
-    if let Err(e) = capsa_image::images::remove_tree(&dir) {
+    if let Err(e) = store.remove_tree(&dir) {
         first_err.get_or_insert(io("remove", &dir)(e));
     }
     first_err.map_or(Ok(()), Err)

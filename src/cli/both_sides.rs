@@ -13,7 +13,7 @@ use std::path::Path;
 
 use anyhow::{bail, Result};
 
-use capsa_image::images::DEFAULT_ROOT;
+use capsa_image::images::default_root;
 use capsa_pod::both_sides::{self, Cgroups, Lookup, Report};
 
 use super::args::Parsed;
@@ -29,8 +29,8 @@ pub fn main(p: &Parsed, g: &Parsed) -> Result<i32> {
         f => bail!("inspect --namespaces --format {f:?}: text or json"),
     };
     // A store that does not exist is not made: a runtime container needs none.
-    let root = p.get("store").unwrap_or(DEFAULT_ROOT);
-    let store = if Path::new(root).is_dir() { Some(super::image::open_store(root)?) } else { None };
+    let root = p.get("store").map_or_else(|| default_root().to_string_lossy().into_owned(), str::to_owned);
+    let store = if Path::new(&root).is_dir() { Some(super::image::open_store(&root)?) } else { None };
     let root = super::state_root(g);
     let runtime_root = Path::new(&root);
     let lookup = Lookup { runtime_root, store: store.as_ref() };

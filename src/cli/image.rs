@@ -18,7 +18,7 @@ use anyhow::{bail, Context, Result};
 use serde_json::json;
 
 use capsa_image::bundle::{self, RunOptions, Volume};
-use capsa_image::images::{ImageStore, LocalImage, DEFAULT_ROOT};
+use capsa_image::images::{default_root, ImageStore, LocalImage};
 use capsa_image::oci::Platform;
 use capsa_image::reference::ImageRef;
 use capsa_image::registry::PullOptions;
@@ -26,7 +26,8 @@ use capsa_image::registry::PullOptions;
 use super::args::{self, flag, Flag, Parsed};
 use super::CreateArgs;
 
-const STORE: Flag = flag("store", None, true, "image store directory (default /var/lib/capsa)");
+const STORE: Flag =
+    flag("store", None, true, "image store directory (default /var/lib/capsa; rootless: $XDG_DATA_HOME/capsa)");
 const PLATFORM: Flag = flag("platform", None, true, "os/arch[/variant] to pick from an index (default: the host's)");
 const QUIET: Flag = flag("quiet", Some('q'), false, "no progress lines");
 const INSECURE: Flag = flag("insecure", None, false, "registry over plain http (loopback hosts always are)");
@@ -169,13 +170,23 @@ pub fn is_image_mode(cargs: &[String]) -> bool {
 }
 
 fn store_at(p: &Parsed, top: Option<&str>) -> Result<ImageStore> {
-    open_store(p.get("store").or(top).unwrap_or(DEFAULT_ROOT))
+    match p.get("store").or(top) {
+        Some(r) => open_store(r),
+        None => open_store(&default_root().to_string_lossy()),
+    }
 }
 
 /// Opens (creating) the store at `root`, by its canonical path: paths into the store
 /// end up in config.json (read by the runtime from another directory) and are matched
 /// against /proc/self/mountinfo, so they must be absolute and free of symlinks.
 pub fn open_store(root: &str) -> Result<ImageStore> {
+    if capsa_image::rootless::Rootless::detect().is_some() {
+        // Never another user's (or root's) store, not even to narrow its mode.
+        capsa_image::rootless::check_owner(Path::new(root))?;
+        if let Some(parent) = Path::new(root).parent() {
+            std::fs::create_dir_all(parent).with_context(|| format!("create {}", parent.display()))?;
+        }
+    }
     // 0700 from the start (ImageStore::open narrows an older, wider one).
     capsa_fsutil::ensure_dir(Path::new(root), 0o700).with_context(|| format!("create image store {root}"))?;
     let canonical = std::fs::canonicalize(root).with_context(|| format!("resolve store path {root}"))?;
@@ -333,7 +344,7 @@ pub fn image(top: &Parsed) -> Result<i32> {
             let img = obtain(&store, r, &p, quiet)?;
             let rootfs = dir.join("rootfs");
             store.unpack(&img, &rootfs, &mut progress(quiet))?;
-            let spec = bundle::make_spec(capsa_runtime::spec::default_spec(), &img.config, &o, &rootfs)?;
+            let spec = bundle::make_spec(capsa_runtime::spec::default_spec(), &img.config, &o, &[rootfs.as_path()])?;
             let cfg = dir.join("config.json");
             std::fs::write(&cfg, serde_json::to_vec_pretty(&spec)?)
                 .with_context(|| format!("write {}", cfg.display()))?;

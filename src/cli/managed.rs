@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use serde_json::json;
 
-use capsa_image::images::{ImageStore, DEFAULT_ROOT};
+use capsa_image::images::{default_root, ImageStore};
 use capsa_pod::containers::{self, Info, State};
 use capsa_pod::filter::Filters;
 use capsa_pod::runtime_cli::Tools;
@@ -16,7 +16,8 @@ use capsa_shim::proto::{self, AttachClient};
 
 use super::args::{self, flag, Flag, Parsed};
 
-const STORE: Flag = flag("store", None, true, "image and container store (default /var/lib/capsa)");
+const STORE: Flag =
+    flag("store", None, true, "image and container store (default /var/lib/capsa; rootless: $XDG_DATA_HOME/capsa)");
 const HELP: Flag = flag("help", Some('h'), false, "print help");
 
 pub const PS: &[Flag] = &[
@@ -64,7 +65,8 @@ pub const STATS: &[Flag] = &[
 
 /// The store and tools for these verbs.
 pub fn env(p: &Parsed, g: &Parsed) -> Result<(ImageStore, Tools)> {
-    let store = super::image::open_store(p.get("store").unwrap_or(DEFAULT_ROOT))?;
+    let root = p.get("store").map_or_else(|| default_root().to_string_lossy().into_owned(), str::to_owned);
+    let store = super::image::open_store(&root)?;
     let exe = std::fs::read_link("/proc/self/exe").context("find this binary (/proc/self/exe)")?;
     Ok((store, Tools::beside(&exe, super::state_root(g))))
 }

@@ -14,7 +14,8 @@ use capsa_pod::runtime_cli::Tools;
 
 use super::args::{self, flag, Flag, Parsed};
 
-const STORE: Flag = flag("store", None, true, "image and container store (default /var/lib/capsa)");
+const STORE: Flag =
+    flag("store", None, true, "image and container store (default /var/lib/capsa; rootless: $XDG_DATA_HOME/capsa)");
 const HELP: Flag = flag("help", Some('h'), false, "print help");
 const FILE: Flag = flag("file", Some('f'), true, "the manifest (YAML, one or more v1/Pod documents; - for stdin)");
 

@@ -85,6 +85,11 @@ pub struct ApplyOptions {
     /// machine it was no faster (the copy and hand-off cost about what the
     /// overlap saved), and capsa unpacks several layers in parallel anyway.
     pub hash_in_thread: bool,
+    /// With [`WhiteoutMode::Overlay`]: mark opaque directories with
+    /// `user.overlay.opaque` (overlayfs's `userxattr` form, for a mount inside a
+    /// user namespace, where `trusted.*` cannot be set) instead of
+    /// `trusted.overlay.opaque` (default: false).
+    pub overlay_userxattr: bool,
 }
 
 impl Default for ApplyOptions {
@@ -97,6 +102,7 @@ impl Default for ApplyOptions {
             skip_unpermitted_devices: false,
             whiteouts: WhiteoutMode::Apply,
             hash_in_thread: false,
+            overlay_userxattr: false,
         }
     }
 }

@@ -13,6 +13,8 @@ use super::{Applier, ApplyError, WhiteoutMode};
 
 /// Name of the overlayfs opaque xattr.
 const OVERLAY_OPAQUE: &CStr = c"trusted.overlay.opaque";
+/// Its `userxattr` form (overlayfs mounted inside a user namespace).
+const OVERLAY_OPAQUE_USER: &CStr = c"user.overlay.opaque";
 
 impl Applier<'_> {
     /// Removes `dfd/name` if it exists: unlink, or for a directory, its whole
@@ -88,6 +90,10 @@ impl Applier<'_> {
             .map_err(|e| self.sys("open opaque directory", e))?;
         match self.opts.whiteouts {
             WhiteoutMode::Apply => self.clear_lower(d.as_fd(), dir),
+            WhiteoutMode::Overlay if self.opts.overlay_userxattr => {
+                sys::fsetxattr(d.as_fd(), OVERLAY_OPAQUE_USER, b"y")
+                    .map_err(|e| self.sys("fsetxattr user.overlay.opaque", e))
+            }
             WhiteoutMode::Overlay => sys::fsetxattr(d.as_fd(), OVERLAY_OPAQUE, b"y")
                 .map_err(|e| self.sys("fsetxattr trusted.overlay.opaque", e)),
         }

@@ -77,7 +77,7 @@ pub fn setup(cfg: RootfsConfig, cb: &mut dyn FnMut(Stage) -> SysResult<()>) -> S
     mount(Some(&croot), &croot, None, libc::MS_BIND | libc::MS_REC, None, || {
         format!("bind mount the rootfs {} onto itself", cfg.rootfs.display())
     })?;
-    let root = crate::sys::open(cfg.rootfs, libc::O_PATH | libc::O_DIRECTORY, 0)?;
+    let mut root = crate::sys::open(cfg.rootfs, libc::O_PATH | libc::O_DIRECTORY, 0)?;
     if !own_ns {
         cb(Stage::HostMount(paths::mount_id(root.as_raw_fd())?))?;
     }
@@ -94,9 +94,13 @@ pub fn setup(cfg: RootfsConfig, cb: &mut dyn FnMut(Stage) -> SysResult<()>) -> S
         let opened = cfg.sources.as_ref().and_then(|s| s.get(i));
         let deferred = mounts::mount_entry(root.as_raw_fd(), m, cfg.bundle, opened)?;
         let dest = paths::rel(&m.destination);
-        if !own_ns && dest.as_os_str().is_empty() {
-            let top = crate::sys::open(cfg.rootfs, libc::O_PATH | libc::O_DIRECTORY, 0)?;
-            cb(Stage::HostMount(paths::mount_id(top.as_raw_fd())?))?;
+        if dest.as_os_str().is_empty() {
+            // A mount over "/" (a rootless image container's overlay) is the root now:
+            // what follows goes on it, not on the bind it hides.
+            root = crate::sys::open(cfg.rootfs, libc::O_PATH | libc::O_DIRECTORY, 0)?;
+            if !own_ns {
+                cb(Stage::HostMount(paths::mount_id(root.as_raw_fd())?))?;
+            }
         }
         if dest == Path::new("dev") {
             dev_ro = deferred;
