@@ -72,6 +72,9 @@ pub struct PodRecord {
     /// pods attached from the same one keep them. `None` in older records.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host_netns: Option<u64>,
+    /// A rootless pod: the process holding its namespaces, and its pasta.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rootless: Option<crate::rootless::net::PodNet>,
 }
 
 /// The inode of this process's network namespace.
@@ -311,6 +314,9 @@ pub fn create_sandbox(
         }
         cni::check_host_port_free(pm)?;
     }
+    if let Some(r) = store.rootless() {
+        return create_rootless(store, req, r, &network, during);
+    }
     let list_net = match network.as_str() {
         "none" | "host" => None,
         "bridge" => Some(network_list(net, "capsa", !req.ports.is_empty())?),
@@ -348,6 +354,7 @@ pub fn create_sandbox(
         resolv_conf: opts.resolv_conf.clone(),
         pid_holder: None,
         host_netns: own_netns(),
+        rootless: None,
     };
     // Whether CNI ADD succeeded: a failed ADD has undone its own plugins' work (no DEL then).
     let mut attached = false;
@@ -405,6 +412,70 @@ pub fn create_sandbox(
     Ok(rec)
 }
 
+/// [`create_sandbox`] for a rootless store: the namespaces held by a process, pasta
+/// for the network (see [`crate::rootless::net`]).
+fn create_rootless(
+    store: &ImageStore,
+    req: &PodCreate,
+    r: &capsa_image::rootless::Rootless,
+    network: &str,
+    during: &mut dyn FnMut(&PodRecord) -> Result<()>,
+) -> Result<PodRecord> {
+    use crate::rootless::net;
+    let network = match network {
+        "bridge" | "pasta" => "pasta",
+        "none" => "none",
+        other => {
+            return Err(PodError::msg(format!(
+                "pod {}: network {other:?} needs root; a rootless pod has --network pasta (the default) or none",
+                req.name
+            )))
+        }
+    };
+    let dir = pod_dir(store, &req.name);
+    match std::fs::create_dir(&dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            return Err(PodError::msg(format!("pod {} already exists", req.name)));
+        }
+        Err(e) => return Err(io("create", &dir)(e)),
+    }
+    let hostname = req.hostname.clone().unwrap_or_else(|| req.name.clone());
+    let mut rec = PodRecord {
+        name: req.name.clone(),
+        created: capsa_runtime::time::now_rfc3339(),
+        network: network.to_owned(),
+        ports: req.ports.clone(),
+        hostname: hostname.clone(),
+        labels: req.labels.clone(),
+        manifest: req.manifest.clone(),
+        ..PodRecord::default()
+    };
+    let made = (|| -> Result<()> {
+        let holder = net::start_holder(r, &net::shim_beside_self()?, &hostname)?;
+        rec.rootless = Some(net::PodNet { holder, pasta: None });
+        save(&dir, &rec)?;
+        write_files(&dir, &rec)?;
+        during(&rec)?;
+        if network == "pasta" {
+            let h = rec.rootless.as_ref().map(|n| n.holder.clone()).expect("set above");
+            let pasta = net::start_pasta(&h, &rec.ports, &dir)?;
+            rec.rootless = Some(net::PodNet { holder: h, pasta: Some(pasta) });
+        }
+        save(&dir, &rec)
+    })();
+    if let Err(e) = made {
+        if let Some(n) = &rec.rootless {
+            n.stop();
+        }
+        if let Err(ce) = store.remove_tree(&dir) {
+            tracing::warn!("clean up pod {}: {ce}", rec.name);
+        }
+        return Err(e);
+    }
+    Ok(rec)
+}
+
 /// /etc/hosts, /etc/resolv.conf and /etc/hostname for the pod's containers.
 fn write_files(dir: &Path, rec: &PodRecord) -> Result<()> {
     let mut hosts = String::from("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n");
@@ -439,6 +510,10 @@ fn write_files(dir: &Path, rec: &PodRecord) -> Result<()> {
 /// What a container must do to join the pod.
 pub fn join(store: &ImageStore, rec: &PodRecord) -> Result<PodJoin> {
     let dir = pod_dir(store, &rec.name);
+    let files = ["hosts", "resolv.conf", "hostname"].iter().map(|f| (dir.join(f), format!("/etc/{f}"))).collect();
+    if let Some(net) = &rec.rootless {
+        return Ok(PodJoin { pod: rec.name.clone(), namespaces: net.namespaces(&rec.name)?, files });
+    }
     let ns = dir.join("ns");
     let mut namespaces = Vec::new();
     for k in netns::KINDS {
@@ -465,7 +540,6 @@ pub fn join(store: &ImageStore, rec: &PodRecord) -> Result<PodJoin> {
         // Sharing the host's network: no namespace of its own (an empty path drops the entry).
         namespaces.push(("network".to_owned(), PathBuf::new()));
     }
-    let files = ["hosts", "resolv.conf", "hostname"].iter().map(|f| (dir.join(f), format!("/etc/{f}"))).collect();
     Ok(PodJoin { pod: rec.name.clone(), namespaces, files })
 }
 
@@ -475,6 +549,9 @@ fn teardown(store: &ImageStore, net: &NetConfig, rec: &PodRecord, del: bool) -> 
     let dir = pod_dir(store, &rec.name);
     if let Some(h) = &rec.pid_holder {
         h.kill();
+    }
+    if let Some(n) = &rec.rootless {
+        n.stop();
     }
     // A failed DEL keeps the pod (record, pins): its lease, veth and rules are still out there.
     let mut first_err = detach(store, net, rec, del)?;

@@ -62,6 +62,18 @@ pub struct NsPlan {
 }
 
 impl NsPlan {
+    /// Whether the container joins an existing user namespace (a rootless pod's).
+    pub fn joins_user(&self) -> bool {
+        self.joins.iter().any(|j| j.typ == "user")
+    }
+
+    /// Whether the cloned child enters its user namespace (new, or joined with a new
+    /// pid namespace) and then forks the real init: a pid namespace is owned by the
+    /// user namespace of its creator, and only its root may mount the container's /proc.
+    pub fn forks_init(&self) -> bool {
+        self.new_user || (self.new_pid && self.joins_user())
+    }
+
     /// Build the plan, opening every namespace path (errors name the path).
     pub fn from_spec(spec: &Spec) -> SysResult<NsPlan> {
         let mut plan = NsPlan::default();

@@ -126,24 +126,37 @@ pub fn create(store: &Store, opts: &CreateOpts, foreground_tty: bool) -> Result<
     let linux = spec.linux();
 
     // Cgroups first (cheap mkdirs and writes), so a bad limit fails before any process exists.
-    let host = cgroups::detect()?;
+    let host = match cgroups::detect() {
+        Ok(h) => Some(h),
+        // Rootless, no cgroup filesystem in sight (a private mount namespace without
+        // one): nothing could be delegated anyway.
+        Err(e) if crate::rootless::enabled() => {
+            tracing::warn!("rootless: {e}; resource limits are skipped");
+            None
+        }
+        Err(e) => return Err(e.into()),
+    };
     let cg_path = cgroups::resolve_path(linux.cgroups_path.as_deref().unwrap_or(""), &opts.id)?;
     let mut res = linux.resources.clone().unwrap_or_default();
     // Rootless, no device filter: loading one needs CAP_SYS_ADMIN on the host, and a
     // user namespace cannot create device nodes anyway (they are bound from the host).
     res.devices = if crate::rootless::enabled() { Vec::new() } else { device_rules(&spec) };
-    let mut mgr = Manager::new(&host, &cg_path);
     // Rootless, a cgroup only where one is delegated to us; else none (runc's way).
-    let mgr = if crate::rootless::enabled() && !crate::rootless::cgroup_delegated(&mgr) {
-        tracing::warn!("{}", crate::rootless::why_no_cgroup(&mgr));
-        None
+    let mgr = if let Some(host) = &host {
+        let mut mgr = Manager::new(host, &cg_path);
+        if crate::rootless::enabled() && !crate::rootless::cgroup_delegated(&mgr) {
+            tracing::warn!("{}", crate::rootless::why_no_cgroup(&mgr));
+            None
+        } else {
+            guard.cgroup = Some(mgr.clone());
+            mgr.create()?;
+            guard.cgroup = Some(mgr.clone());
+            mgr.check_joinable()?;
+            mgr.apply(&res)?;
+            Some(mgr)
+        }
     } else {
-        guard.cgroup = Some(mgr.clone());
-        mgr.create()?;
-        guard.cgroup = Some(mgr.clone());
-        mgr.check_joinable()?;
-        mgr.apply(&res)?;
-        Some(mgr)
+        None
     };
 
     let mut state = State {
@@ -231,7 +244,7 @@ pub fn create(store: &Store, opts: &CreateOpts, foreground_tty: bool) -> Result<
         self_join: if ns.new_user { None } else { Some(&join_fds) },
         clone_call: String::new(),
     };
-    let ns_flags = if ns.new_pid && !ns.new_user { libc::CLONE_NEWPID } else { 0 };
+    let ns_flags = if ns.new_pid && !ns.forks_init() { libc::CLONE_NEWPID } else { 0 };
     if crate::explain::on() {
         crate::explain::set_rootfs(&rootfs);
         let f = crate::explain::clone_flags(ns_flags).0;
@@ -310,6 +323,8 @@ pub fn create(store: &Store, opts: &CreateOpts, foreground_tty: bool) -> Result<
         expect(parent_chan.recv(), pid, "UserNsReady", |m| matches!(m, Msg::UserNsReady), &died)?;
         super::idmap::write(pid, &linux.uid_mappings, &linux.gid_mappings)?;
         parent_chan.send(&Msg::MapsWritten)?;
+    }
+    if ns.forks_init() {
         match expect(parent_chan.recv(), pid, "InitPid", |m| matches!(m, Msg::InitPid(_)), &died)? {
             Msg::InitPid(p) => init_pid = p,
             _ => unreachable!(),

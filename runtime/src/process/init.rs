@@ -151,15 +151,15 @@ fn setup(a: &InitArgs) -> SysResult<(Prepared, CString, Option<String>)> {
         libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
         libc::umask(0);
     }
-    if !a.ns.new_user {
+    if !a.ns.forks_init() {
         explain_birth(&a.clone_call, a.ns.new_pid);
     } else {
         crate::explain::step(crate::explain::Kind::Namespace, || {
             let host = std::fs::read_link("/proc/self").map(|p| p.display().to_string()).unwrap_or_default();
             crate::explain::Step::new(
                 format!(
-                    "A first child, host pid {host}: it makes the user namespace (the runtime writes its id \
-                     maps), then the other namespaces, then forks the init"
+                    "A first child, host pid {host}: it enters its user namespace (a new one: the runtime \
+                     writes its id maps), then the other namespaces, then forks the init"
                 ),
                 format!("{} = {host}", a.clone_call),
             )
@@ -204,8 +204,10 @@ fn setup(a: &InitArgs) -> SysResult<(Prepared, CString, Option<String>)> {
             unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
         }
         become_root("the new user namespace")?;
-        // The pid namespace must be owned by the new user namespace (else the
-        // container cannot mount its /proc): unshare it now and fork the real init.
+    }
+    if a.ns.forks_init() {
+        // The pid namespace must be owned by the (new or joined) user namespace, else
+        // the container cannot mount its /proc: unshare it now and fork the real init.
         sync.ensure_cgroup()?;
         let flags = a.ns.unshare | if a.ns.new_pid { libc::CLONE_NEWPID } else { 0 };
         namespaces::unshare(flags)?;

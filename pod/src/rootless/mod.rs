@@ -1,5 +1,8 @@
-//! Managed containers of an unprivileged user: what their `config.json` needs
-//! beyond root's (see `capsa_image::rootless` for the store's side).
+//! Managed containers and pods of an unprivileged user: what their `config.json`
+//! needs beyond root's (see `capsa_image::rootless` for the store's side), and the
+//! pods' namespaces and network ([`net`]).
+
+pub mod net;
 
 use capsa_image::rootless::Rootless;
 use serde_json::{json, Value};
