@@ -1,5 +1,7 @@
 //! Rootless: capsa run by an unprivileged user (runc's `--rootless true|false|auto`).
-//! `auto` (the default) means rootless when the effective uid is not 0. A rootless
+//! `auto` (the default) means rootless when the effective uid is not 0, or when capsa
+//! runs in a user namespace (as root there: podman's rootless mode runs the runtime so,
+//! and runc reads it the same way). A rootless
 //! container gets cgroups only where the kernel lets the user have them: a cgroup2
 //! subtree delegated to it (writable); on v1 and hybrid hosts, or without delegation,
 //! resource limits are skipped with one warning, as runc does.
@@ -29,8 +31,18 @@ pub fn enabled() -> bool {
         1 => true,
         2 => false,
         // SAFETY: geteuid cannot fail.
-        _ => (unsafe { libc::geteuid() }) != 0,
+        _ => (unsafe { libc::geteuid() }) != 0 || in_user_namespace(),
     }
+}
+
+/// Whether this process runs in a user namespace other than the initial one (whose
+/// uid map is the identity over every id).
+pub fn in_user_namespace() -> bool {
+    static IN: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *IN.get_or_init(|| match std::fs::read_to_string("/proc/self/uid_map") {
+        Ok(m) => m.split_whitespace().collect::<Vec<_>>() != ["0", "0", "4294967295"],
+        Err(_) => false,
+    })
 }
 
 /// The default state root: /run/capsa for root; `$XDG_RUNTIME_DIR/capsa` rootless

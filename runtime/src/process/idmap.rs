@@ -42,7 +42,10 @@ fn text(m: &[IdMapping]) -> String {
 
 /// Write `pid`'s maps: directly as root, as [`write_rootless`] says otherwise.
 pub fn write(pid: i32, uids: &[IdMapping], gids: &[IdMapping]) -> Result<()> {
-    if crate::rootless::enabled() {
+    // Root of a user namespace (podman's rootless one) writes directly: the kernel lets
+    // it map any id of its own namespace.
+    // SAFETY: geteuid cannot fail.
+    if crate::rootless::enabled() && unsafe { libc::geteuid() } != 0 {
         return write_rootless(pid, uids, gids);
     }
     for (file, maps) in [("uid_map", uids), ("gid_map", gids)] {

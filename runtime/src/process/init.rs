@@ -261,7 +261,9 @@ fn setup(a: &InitArgs) -> SysResult<(Prepared, CString, Option<String>)> {
         spec: a.spec,
         rootfs: a.rootfs,
         bundle: a.bundle,
-        userns: a.ns.new_user || a.ns.joins.iter().any(|j| j.typ == "user"),
+        // Device nodes are bound from the host, not made, in any user namespace: the
+        // container's own, a joined one, or the one capsa runs in (podman rootless).
+        userns: a.ns.new_user || a.ns.joins_user() || crate::rootless::in_user_namespace(),
         cgroupns: a.ns.new_cgroup,
         no_pivot: a.no_pivot,
         cwd: &a.process.cwd,
