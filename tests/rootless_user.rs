@@ -56,6 +56,8 @@ struct Session {
     netns: Option<PathBuf>,
     /// Run as this uid instead (no passwd entry, no range).
     bare: bool,
+    /// `PATH` for the commands.
+    path: &'static str,
 }
 
 impl Session {
@@ -70,7 +72,7 @@ impl Session {
         let st = Command::new("chown").args(["-R", &format!("{uid}:{gid}")]).arg(home.path()).status().unwrap();
         assert!(st.success());
         fs::set_permissions(home.path().join("run"), fs::Permissions::from_mode(0o700)).unwrap();
-        Session { uid, gid, home, netns: None, bare }
+        Session { uid, gid, home, netns: None, bare, path: "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin" }
     }
 
     fn store(&self) -> PathBuf {
@@ -90,7 +92,7 @@ impl Session {
         c.env("HOME", self.home.path())
             .env("XDG_DATA_HOME", self.home.path().join("data"))
             .env("XDG_RUNTIME_DIR", self.home.path().join("run"))
-            .env("PATH", "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin")
+            .env("PATH", self.path)
             .env("USER", if self.bare { "nobody-in-particular" } else { USER });
         let ns = self.netns.as_ref().map(|p| fs::File::open(p).expect("netns"));
         let nsfd = ns.as_ref().map(|f| f.as_raw_fd());
@@ -270,6 +272,19 @@ fn another_users_store_is_refused() {
     fs::set_permissions(&open, fs::Permissions::from_mode(0o777)).unwrap();
     let o = s.capsa(&["image", "ls", "--store", open.to_str().unwrap()]);
     assert!(!o.success() && o.stderr.contains("writable by others"), "{o:?}");
+}
+
+#[test]
+fn without_newuidmap_the_error_names_the_package() {
+    let Some(mut s) = Session::new() else { return };
+    s.path = "/nonexistent";
+    import(&s, "owned");
+    // The import stores blobs only; the first unpack needs the range mapped.
+    let o = s.capsa(&["run", "--rm", "owned", "true"]);
+    assert!(!o.success() && o.stderr.contains("newuidmap") && o.stderr.contains("uidmap"), "{o:?}");
+    assert_eq!(fs::read_dir(s.store().join("snapshots")).unwrap().count(), 0, "no snapshot, no temp dir left");
+    let left: Vec<PathBuf> = walk(&s.store().join("containers"));
+    assert!(left.is_empty(), "container files left: {left:?}");
 }
 
 #[test]

@@ -277,8 +277,9 @@ impl ImageStore {
         match &self.rootless {
             Some(r) if r.has_ranges() && p.exists() => {
                 let what = format!("remove {}", p.display());
+                // Mapping can fail (newuidmap missing): what is the user's own still goes.
                 r.run_mapped(&what, || remove_tree(p).map_err(|e| e.to_string()))
-                    .map_err(|e| io::Error::other(e.to_string()))
+                    .or_else(|e| remove_tree(p).map_err(|_| io::Error::other(e.to_string())))
             }
             _ => remove_tree(p),
         }

@@ -40,7 +40,8 @@ pub struct ContainerRootfs {
 impl ContainerRootfs {
     /// Unmounts the rootfs (keeping the directory and its upper dir).
     pub fn unmount(&self) -> io::Result<()> {
-        if self.kind == RootfsKind::Overlay {
+        // A rootless store never mounts on the host.
+        if self.kind == RootfsKind::Overlay && self.rootless.is_none() {
             unmount(&self.rootfs)?;
         }
         Ok(())
@@ -59,7 +60,7 @@ impl ContainerRootfs {
                 .run_mapped(&format!("remove {}", self.dir.display()), || {
                     remove_tree(&self.dir).map_err(|e| e.to_string())
                 })
-                .map_err(|e| io::Error::other(e.to_string())),
+                .or_else(|e| remove_tree(&self.dir).map_err(|_| io::Error::other(e.to_string()))),
             _ => remove_tree(&self.dir),
         }
     }
