@@ -584,6 +584,22 @@ impl ImageStore {
             progress(&format!("unpacking layer {}/{n} {} ({} bytes)", i + 1, l.digest, l.size));
         }
         let t = std::time::Instant::now();
+        // Rootless: one child, root of the user's namespace, unpacks them all (forked
+        // before any worker thread exists).
+        self.as_owner("unpack the image's layers", || self.unpack_snapshots(img, &chain, &out, &todo))?;
+        progress(&format!("unpacked {} layer(s) in {:.2}s", todo.len(), t.elapsed().as_secs_f64()));
+        Ok(out)
+    }
+
+    /// Unpacks the layers `todo` of `img` (chain ids `chain`, snapshot paths `out`) in
+    /// parallel, one thread per core at most; the first failing layer's error.
+    fn unpack_snapshots(
+        &self,
+        img: &LocalImage,
+        chain: &[Digest],
+        out: &[PathBuf],
+        todo: &[usize],
+    ) -> Result<(), ImageError> {
         let threads = std::thread::available_parallelism().map_or(1, |p| p.get()).min(todo.len());
         let next = std::sync::atomic::AtomicUsize::new(0);
         let results: Vec<(usize, Result<(), ImageError>)> = std::thread::scope(|s| {
@@ -610,18 +626,15 @@ impl ImageStore {
                 }
             }
         }
-        if let Some((_, e)) = first_err {
-            return Err(e);
-        }
-        progress(&format!("unpacked {} layer(s) in {:.2}s", todo.len(), t.elapsed().as_secs_f64()));
-        Ok(out)
+        first_err.map_or(Ok(()), |(_, e)| Err(e))
     }
 
-    /// Unpacks layer `i` of `img` into a temp dir, then renames it to `dest`.
+    /// Unpacks layer `i` of `img` into a temp dir, then renames it to `dest` (as the
+    /// store's owner: see [`ImageStore::as_owner`]).
     fn unpack_snapshot(&self, img: &LocalImage, i: usize, chain: &Digest, dest: &Path) -> Result<(), ImageError> {
         let layer = &img.manifest.layers[i];
         let tmp = self.snapshots_dir().join(format!("{TMP_PREFIX}{}-{}", std::process::id(), chain.hex()));
-        let _ = self.remove_tree(&tmp);
+        let _ = remove_tree(&tmp);
         fs::create_dir(&tmp).map_err(io_err("create snapshot directory", &tmp))?;
         let opts = self.apply_options(WhiteoutMode::Overlay);
         let r = self
@@ -629,18 +642,16 @@ impl ImageStore {
             .open(&layer.digest)
             .map_err(ImageError::from)
             .and_then(|f| {
-                self.as_owner(&format!("unpack layer {}", layer.digest), || {
-                    let n = img.manifest.layers.len();
-                    let bar = crate::progress::layer("unpack", i + 1, n, &layer.digest, layer.size);
-                    let mut f = crate::progress::Counting::new(f, bar);
-                    let r = apply_layer_verified(&mut f, &tmp, &opts, &img.config.rootfs.diff_ids[i]);
-                    f.finish(r.is_ok());
-                    r.map(drop).map_err(|source| ImageError::Apply { layer: layer.digest.clone(), source })
-                })
+                let n = img.manifest.layers.len();
+                let bar = crate::progress::layer("unpack", i + 1, n, &layer.digest, layer.size);
+                let mut f = crate::progress::Counting::new(f, bar);
+                let r = apply_layer_verified(&mut f, &tmp, &opts, &img.config.rootfs.diff_ids[i]);
+                f.finish(r.is_ok());
+                r.map_err(|source| ImageError::Apply { layer: layer.digest.clone(), source })
             })
             .and_then(|_| fs::rename(&tmp, dest).map_err(io_err("rename snapshot into place", dest)));
         if r.is_err() {
-            let _ = self.remove_tree(&tmp);
+            let _ = remove_tree(&tmp);
         }
         r
     }

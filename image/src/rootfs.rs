@@ -224,18 +224,19 @@ impl ImageStore {
 fn unpack_layers(store: &ImageStore, img: &LocalImage, dest: &Path, progress: Progress<'_>) -> Result<(), ImageError> {
     let opts = store.apply_options(WhiteoutMode::Apply);
     let n = img.manifest.layers.len();
-    for (i, (layer, diff_id)) in img.manifest.layers.iter().zip(&img.config.rootfs.diff_ids).enumerate() {
+    for (i, layer) in img.manifest.layers.iter().enumerate() {
         progress(&format!("unpacking layer {}/{n} {} ({} bytes)", i + 1, layer.digest, layer.size));
-        let f = store.blobs().open(&layer.digest)?;
-        store.as_owner(&format!("unpack layer {}", layer.digest), || {
+    }
+    store.as_owner("unpack the image's layers", || {
+        for (i, (layer, diff_id)) in img.manifest.layers.iter().zip(&img.config.rootfs.diff_ids).enumerate() {
             let bar = crate::progress::layer("unpack", i + 1, n, &layer.digest, layer.size);
-            let mut f = crate::progress::Counting::new(f, bar);
+            let mut f = crate::progress::Counting::new(store.blobs().open(&layer.digest)?, bar);
             let r = apply_layer_verified(&mut f, dest, &opts, diff_id);
             f.finish(r.is_ok());
-            r.map(drop).map_err(|source| ImageError::Apply { layer: layer.digest.clone(), source })
-        })?;
-    }
-    Ok(())
+            r.map_err(|source| ImageError::Apply { layer: layer.digest.clone(), source })?;
+        }
+        Ok(())
+    })
 }
 
 /// Makes `<dir>/upper` and `<dir>/work` (and `<dir>/empty` for an image without

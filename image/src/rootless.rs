@@ -109,7 +109,8 @@ impl Rootless {
     /// Runs `f` as root of a new user namespace with this user's mappings, in a
     /// forked child (its files are then owned by the mapped host ids); without a
     /// subordinate range, in this process as the user. `what` names the work in
-    /// errors. The child's error comes back as text.
+    /// errors. The child's error comes back as text. Call it from a process with
+    /// one thread: a lock another thread held at the fork stays held in the child.
     pub fn run_mapped(&self, what: &str, f: impl FnOnce() -> Result<(), String>) -> Result<(), ImageError> {
         if !self.has_ranges() {
             return f().map_err(ImageError::Other);
@@ -205,8 +206,9 @@ fn mapped_child(r: &Rootless, what: &str, f: impl FnOnce() -> Result<(), String>
     let (ready_r, ready_w) = pipe().map_err(|e| fail(format!("pipe: {e}")))?;
     let (go_r, go_w) = pipe().map_err(|e| fail(format!("pipe: {e}")))?;
     let (err_r, err_w) = pipe().map_err(|e| fail(format!("pipe: {e}")))?;
-    // SAFETY: the child only runs the work and _exits; glibc's fork keeps malloc
-    // usable in the child, and the child never returns into the caller's frames.
+    // SAFETY: the child only runs the work and _exits, never returning into the
+    // caller's frames; callers fork before starting worker threads (the child may
+    // start its own), and glibc's fork keeps malloc usable in the child.
     let pid = unsafe { libc::fork() };
     if pid < 0 {
         return Err(fail(format!("fork: {}", io::Error::last_os_error())));
