@@ -105,11 +105,13 @@ fn ipc_namespace_hides_host_sysv_objects() {
         return;
     }
     let key: libc::key_t = 0x4341_0000 | (std::process::id() as libc::key_t & 0xffff);
+    // SAFETY: shmget takes integer arguments only.
     let shmid = unsafe { libc::shmget(key, 4096, libc::IPC_CREAT | 0o600) };
     assert!(shmid >= 0, "shmget: {}", std::io::Error::last_os_error());
     struct Rm(i32);
     impl Drop for Rm {
         fn drop(&mut self) {
+            // SAFETY: IPC_RMID of the segment created above; the null buf is allowed for IPC_RMID.
             unsafe { libc::shmctl(self.0, libc::IPC_RMID, std::ptr::null_mut()) };
         }
     }

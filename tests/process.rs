@@ -278,13 +278,17 @@ fn recv_fd(stream: &UnixStream) -> OwnedFd {
     let mut buf = [0u8; 4096];
     let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
     let mut cmsg = [0u64; 16];
+    // SAFETY: msghdr is plain C data: all-zero (null pointers, zero lengths) is a valid value.
     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
     msg.msg_iov = &mut iov;
     msg.msg_iovlen = 1;
     msg.msg_control = cmsg.as_mut_ptr().cast();
     msg.msg_controllen = std::mem::size_of_val(&cmsg);
+    // SAFETY: `msg` points to `iov` (over `buf`) and to `cmsg` with their true lengths, all live locals.
     let n = unsafe { libc::recvmsg(stream.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) };
     assert!(n >= 0, "recvmsg: {}", std::io::Error::last_os_error());
+    // SAFETY: `msg` describes the live `cmsg`; `c` is checked non-null and SCM_RIGHTS before its data
+    // (one int, inside `cmsg`) is read unaligned; the received fd is new and owned by nothing else.
     unsafe {
         let c = libc::CMSG_FIRSTHDR(&msg);
         assert!(!c.is_null(), "no control message on the console socket");
@@ -300,10 +304,12 @@ fn read_until(fd: &OwnedFd, want: &str, timeout: Duration) -> String {
     let mut got = Vec::new();
     while Instant::now() < deadline && !String::from_utf8_lossy(&got).contains(want) {
         let mut pfd = libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        // SAFETY: `pfd` is one live local pollfd, the count passed.
         if unsafe { libc::poll(&mut pfd, 1, 100) } <= 0 {
             continue;
         }
         let mut buf = [0u8; 1024];
+        // SAFETY: `buf` is a live local buffer of `buf.len()` writable bytes.
         let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
         if n <= 0 {
             break;

@@ -103,13 +103,17 @@ fn recv_state(conn: &UnixStream) -> (Value, OwnedFd) {
     let mut buf = vec![0u8; 65536];
     let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
     let mut cmsg = [0u64; 16];
+    // SAFETY: msghdr is plain C data: all-zero (null pointers, zero lengths) is a valid value.
     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
     msg.msg_iov = &mut iov;
     msg.msg_iovlen = 1;
     msg.msg_control = cmsg.as_mut_ptr().cast();
     msg.msg_controllen = std::mem::size_of_val(&cmsg);
+    // SAFETY: `msg` points to `iov` (over `buf`) and to `cmsg` with their true lengths, all live locals.
     let n = unsafe { libc::recvmsg(conn.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) };
     assert!(n > 0, "recvmsg from the runtime: {}", std::io::Error::last_os_error());
+    // SAFETY: `msg` describes the live `cmsg`; `c` is checked non-null and SCM_RIGHTS before its data
+    // (one int, inside `cmsg`) is read unaligned; the received fd is new and owned by nothing else.
     let fd = unsafe {
         let c = libc::CMSG_FIRSTHDR(&msg);
         assert!(!c.is_null() && (*c).cmsg_type == libc::SCM_RIGHTS, "no fd with the process state");
@@ -123,6 +127,7 @@ fn recv_state(conn: &UnixStream) -> (Value, OwnedFd) {
 fn serve(fd: OwnedFd, notified: &Mutex<Vec<i32>>, stop: &AtomicBool) {
     while !stop.load(Ordering::SeqCst) {
         let mut pfd = libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        // SAFETY: `pfd` is one live local pollfd, the count passed.
         if unsafe { libc::poll(&mut pfd, 1, 100) } <= 0 {
             continue;
         }
@@ -130,11 +135,13 @@ fn serve(fd: OwnedFd, notified: &Mutex<Vec<i32>>, stop: &AtomicBool) {
             return; // POLLHUP: every process of the filter is gone
         }
         let mut req = Notif::default();
+        // SAFETY: NOTIF_RECV writes one seccomp_notif into `req`, a live #[repr(C)] Notif of that layout (80 bytes).
         if unsafe { libc::ioctl(fd.as_raw_fd(), NOTIF_RECV as _, &mut req) } < 0 {
             continue; // the process died or was interrupted meanwhile
         }
         notified.lock().unwrap().push(req.nr);
         let resp = NotifResp { id: req.id, val: 0, error: 0, flags: 0 };
+        // SAFETY: NOTIF_SEND reads one seccomp_notif_resp from `resp`, a live #[repr(C)] NotifResp of that layout.
         unsafe { libc::ioctl(fd.as_raw_fd(), NOTIF_SEND as _, &resp) };
     }
 }

@@ -179,8 +179,8 @@ impl Events {
 /// The watcher task: exits seen through inotify, dead shims through a periodic check.
 pub async fn monitor(cri: Arc<Cri>) {
     let afd = match cri.events.inotify.as_ref().map(OwnedFd::try_clone) {
-        // SAFETY: an OwnedFd stays open and the same file for as long as the AsyncFd owns it.
         Some(Ok(fd)) => {
+            // SAFETY: an OwnedFd stays open and the same file for as long as the AsyncFd owns it.
             match unsafe { tokio::io::unix::AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE) } {
                 Ok(a) => Some(a),
                 Err(e) => {

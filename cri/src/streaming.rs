@@ -442,8 +442,8 @@ impl ShimConn {
         pkt.extend_from_slice(data);
         loop {
             let mut g = self.0.writable().await?;
-            // SAFETY: send of a buffer we own on our socket.
             match g.try_io(|fd| {
+                // SAFETY: send of a buffer we own on our socket.
                 let n = unsafe { libc::send(fd.as_raw_fd(), pkt.as_ptr().cast(), pkt.len(), libc::MSG_NOSIGNAL) };
                 if n < 0 {
                     Err(io::Error::last_os_error())
@@ -461,8 +461,8 @@ impl ShimConn {
     async fn recv(&self, buf: &mut [u8]) -> io::Result<Option<(u8, usize)>> {
         loop {
             let mut g = self.0.readable().await?;
-            // SAFETY: recv into a buffer we own.
             match g.try_io(|fd| {
+                // SAFETY: recv into a buffer we own.
                 let n = unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
                 if n < 0 {
                     Err(io::Error::last_os_error())

@@ -89,8 +89,8 @@ pub fn pin_with(dir: &Path, kinds: &[&str], hostname: &str, sysctls: &[(String, 
     if !is_mount_point(dir) {
         mount(dir, dir, libc::MS_BIND)?;
     }
-    // SAFETY: a propagation change on our own bind mount.
     let d = cstr(dir);
+    // SAFETY: a propagation change on our own bind mount; `d` is a NUL-terminated path, no fstype/data.
     if unsafe { libc::mount(std::ptr::null(), d.as_ptr(), std::ptr::null(), libc::MS_SHARED, std::ptr::null()) } != 0 {
         let e = errno_err(format!("make {} a shared mount", dir.display()));
         unpin(dir);
@@ -247,8 +247,9 @@ pub fn unpin(dir: &Path) {
 pub fn is_pinned(dir: &Path, kind: &str) -> bool {
     const NSFS_MAGIC: i64 = 0x6e73_6673;
     let c = cstr(&dir.join(kind));
-    // SAFETY: statfs into a zeroed struct we own.
+    // SAFETY: statfs is plain C data: all-zero is a valid value.
     let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `c` is a NUL-terminated path and `st` a live struct we own for statfs to fill.
     unsafe { libc::statfs(c.as_ptr(), &mut st) == 0 && st.f_type as i64 == NSFS_MAGIC }
 }
 

@@ -77,7 +77,9 @@ impl LogFile {
         let cpath = CString::new(path).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
         let path1 = CString::new(format!("{path}.1")).unwrap();
         let fd = sys::open(&cpath, libc::O_WRONLY | libc::O_CREAT | libc::O_APPEND)?;
+        // SAFETY: libc::stat is plain C data: all-zero is a valid value.
         let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: `st` is a live local stat for fstat to write; `fd` was just opened.
         unsafe { libc::fstat(fd, &mut st) };
         Ok(LogFile { fd, path: cpath, path1, size: st.st_size as u64, max })
     }
@@ -86,7 +88,9 @@ impl LogFile {
     /// (kubelet's rotation, then CRI ReopenContainerLog), new entries go to a new file.
     pub fn reopen(&mut self) -> io::Result<()> {
         let fd = sys::open(&self.path, libc::O_WRONLY | libc::O_CREAT | libc::O_APPEND)?;
+        // SAFETY: libc::stat is plain C data: all-zero is a valid value.
         let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: `st` is a live local stat for fstat to write; `fd` was just opened.
         unsafe { libc::fstat(fd, &mut st) };
         sys::close(&mut self.fd);
         self.fd = fd;
@@ -95,6 +99,7 @@ impl LogFile {
     }
 
     fn rotate(&mut self) -> io::Result<()> {
+        // SAFETY: both paths are NUL-terminated CStrings owned by `self`, live for the call.
         sys::cvt(unsafe { libc::rename(self.path.as_ptr(), self.path1.as_ptr()) })?;
         let fd = sys::open(&self.path, libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC | libc::O_APPEND)?;
         sys::close(&mut self.fd);
@@ -126,6 +131,8 @@ impl LogFile {
             libc::iovec { iov_base: text.as_ptr() as *mut _, iov_len: text.len() },
             libc::iovec { iov_base: b"\n".as_ptr() as *mut _, iov_len: 1 },
         ];
+        // SAFETY: the three iovecs point to `head[..i]`, `text` and a static "\n" with their lengths,
+        // all live for the call; writev only reads them.
         let r = unsafe { libc::writev(self.fd, iov.as_ptr(), 3) };
         let n = sys::cvt_s(r)?;
         if (n as u64) < total {

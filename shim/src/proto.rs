@@ -132,9 +132,12 @@ impl AttachClient {
             libc::iovec { iov_base: &ty as *const u8 as *mut _, iov_len: 1 },
             libc::iovec { iov_base: payload.as_ptr() as *mut _, iov_len: payload.len() },
         ];
+        // SAFETY: msghdr is plain C data: all-zero (null pointers, zero lengths) is a valid value.
         let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
         msg.msg_iov = iov.as_ptr() as *mut _;
         msg.msg_iovlen = 2;
+        // SAFETY: `msg` points to `iov`, whose two entries point to `ty` and `payload` with their
+        // lengths; all are live for the call and the kernel only reads them.
         sys::cvt_s(unsafe { libc::sendmsg(self.fd, &msg, libc::MSG_NOSIGNAL) }).map(|_| ())
     }
 
@@ -176,9 +179,11 @@ impl AttachClient {
     /// `timeout_ms` < 0 blocks.
     pub fn recv(&self, buf: &mut [u8; MAX_PACKET], timeout_ms: i32) -> io::Result<Option<(u8, usize)>> {
         let mut p = libc::pollfd { fd: self.fd, events: libc::POLLIN, revents: 0 };
+        // SAFETY: `p` is one live local pollfd, the count passed.
         if sys::cvt(unsafe { libc::poll(&mut p, 1, timeout_ms) })? == 0 {
             return Err(io::Error::from(io::ErrorKind::TimedOut));
         }
+        // SAFETY: `buf` is a live, writable buffer of `buf.len()` bytes.
         let n = sys::cvt_s(unsafe { libc::recv(self.fd, buf.as_mut_ptr().cast(), buf.len(), 0) })?;
         if n == 0 {
             return Ok(None);

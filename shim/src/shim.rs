@@ -39,6 +39,8 @@ pub fn main() -> i32 {
             return 1;
         }
     };
+    // SAFETY: fork takes no arguments; the process is single-threaded here (no thread has been
+    // started), so the child may run ordinary code after it.
     match unsafe { libc::fork() } {
         -1 => {
             eprintln!("capsa-shim: fork: {}", io::Error::last_os_error());
@@ -47,19 +49,26 @@ pub fn main() -> i32 {
         0 => {
             // First child: new session, then fork the shim and exit so that the shim is
             // not a session leader (never reacquires a controlling terminal).
+            // SAFETY: setsid takes no arguments and touches no memory.
             unsafe { libc::setsid() };
+            // SAFETY: fork in the first child, which is still single-threaded.
             match unsafe { libc::fork() } {
                 0 => {
+                    // SAFETY: closes this process's own copy of the pipe's read end, never used here.
                     unsafe { libc::close(sync_r) };
                     let code = run_daemon(cfg, sync_w);
+                    // SAFETY: _exit takes an integer and never returns.
                     unsafe { libc::_exit(code) }
                 }
+                // SAFETY: _exit takes an integer and never returns; the first child must not run the parent's code.
                 _ => unsafe { libc::_exit(0) },
             }
         }
         child => {
+            // SAFETY: closes the parent's own copy of the pipe's write end, not used after this.
             unsafe { libc::close(sync_w) };
             let mut st = 0;
+            // SAFETY: `child` is our own child and `st` a live local int for waitpid to write.
             unsafe { libc::waitpid(child, &mut st, 0) };
             let mut msg = Vec::new();
             let mut buf = [0u8; 512];
@@ -87,6 +96,8 @@ pub fn main() -> i32 {
 
 fn run_daemon(cfg: Config, sync_w: RawFd) -> i32 {
     // stdio: stdin/stdout /dev/null, stderr the shim's own log in the state dir.
+    // SAFETY: the path is a NUL-terminated literal; dup2 and close only act on fds: the one just
+    // opened (-1 makes dup2 fail with EBADF) and this daemon's own stdin/stdout.
     unsafe {
         let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
         libc::dup2(null, 0);
@@ -102,6 +113,8 @@ fn run_daemon(cfg: Config, sync_w: RawFd) -> i32 {
     if let Err(e) = std::env::set_current_dir(&cfg.state_dir) {
         return fail(sync_w, format!("chdir {}: {e}", cfg.state_dir.display()));
     }
+    // SAFETY: the path is a NUL-terminated literal; `fd` is the log just opened, owned here and
+    // closed once it has been duplicated onto this daemon's own stderr.
     unsafe {
         let fd = libc::open(
             c"shim.log".as_ptr(),
@@ -120,6 +133,7 @@ fn run_daemon(cfg: Config, sync_w: RawFd) -> i32 {
     match shim.start_container() {
         Ok(pid) => {
             let _ = sys::write_all(sync_w, format!("ok {pid}\n").as_bytes());
+            // SAFETY: `sync_w` is our end of the sync pipe, owned here and not used after this close.
             unsafe { libc::close(sync_w) };
         }
         Err(e) => {
@@ -240,9 +254,12 @@ fn broadcast(clients: &mut [RawFd; MAX_CLIENTS], ty: u8, data: &[u8]) {
             libc::iovec { iov_base: &ty as *const u8 as *mut _, iov_len: 1 },
             libc::iovec { iov_base: data.as_ptr() as *mut _, iov_len: data.len() },
         ];
+        // SAFETY: msghdr is plain C data: all-zero (null pointers, zero lengths) is a valid value.
         let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
         msg.msg_iov = iov.as_ptr() as *mut _;
         msg.msg_iovlen = 2;
+        // SAFETY: `msg` points to `iov`, whose two entries point to `ty` and `data` with their lengths;
+        // all are live for the call and the kernel only reads them.
         if unsafe { libc::sendmsg(*c, &msg, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL) } < 0 {
             sys::close(c);
         }
@@ -251,12 +268,16 @@ fn broadcast(clients: &mut [RawFd; MAX_CLIENTS], ty: u8, data: &[u8]) {
 
 impl Shim {
     fn new(cfg: Config) -> Result<Shim, String> {
+        // SAFETY: prctl(PR_SET_CHILD_SUBREAPER) takes integer arguments only.
         unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+        // SAFETY: getpid has no preconditions and cannot fail.
         let me = unsafe { libc::getpid() };
         sys::write_atomic("shim.pid", format!("{me}\n").as_bytes()).map_err(|e| format!("write shim.pid: {e}"))?;
         let _ = std::fs::remove_file("exit");
         let _ = std::fs::remove_file("stop");
         // Signals arrive on a signalfd, read in the loop.
+        // SAFETY: sigset_t is plain C data (all-zero is valid, then sigemptyset initializes it); the
+        // sig* calls and signalfd only read or write that local set, and a null old set is allowed.
         let sigfd = unsafe {
             let mut set: libc::sigset_t = std::mem::zeroed();
             libc::sigemptyset(&mut set);
@@ -310,6 +331,7 @@ impl Shim {
     }
 
     pub fn write_shim_json(&self, status: &str, error: Option<&str>) {
+        // SAFETY: getpid has no preconditions and cannot fail.
         let mut s = format!("{{\"pid\":{},\"start_time\":{},\"id\":\"", unsafe { libc::getpid() }, self.my_start_time);
         proto::json_escape(&self.cfg.id, &mut s);
         s.push_str("\",\"container_pid\":");
@@ -356,10 +378,14 @@ impl Shim {
             out_r = or;
             err_r = er;
             // Stdio::from takes ownership: the write ends close when `cmd` is dropped.
+            // SAFETY: `ow` and `ew` are fresh pipe ends from sys::pipe, owned by nothing else and never
+            // closed elsewhere: the OwnedFds take sole ownership.
             cmd.stdout(unsafe { OwnedFd::from_raw_fd(ow) }).stderr(unsafe { OwnedFd::from_raw_fd(ew) });
             if self.cfg.stdin {
                 let (ir, iw) = sys::pipe().map_err(|e| format!("pipe: {e}"))?;
                 in_w = iw;
+                // SAFETY: `ir` is a fresh pipe end from sys::pipe, owned by nothing else and never closed
+                // elsewhere: the OwnedFd takes sole ownership.
                 cmd.stdin(unsafe { OwnedFd::from_raw_fd(ir) });
             } else {
                 cmd.stdin(null());
@@ -407,6 +433,7 @@ impl Shim {
         }
         if let Some(m) = master {
             out_r = m;
+            // SAFETY: dup takes no pointers; `m` is the pty master received from the runtime, owned here.
             in_w = unsafe { libc::dup(m) };
             let _ = sys::set_nonblock(in_w);
             self.pty = in_w;
@@ -445,8 +472,10 @@ impl Shim {
                     libc::pollfd { fd: self.console_l, events: libc::POLLIN, revents: 0 },
                     libc::pollfd { fd: self.sigfd, events: libc::POLLIN, revents: 0 },
                 ];
+                // SAFETY: `pfd` is a live local array of 2 pollfds, the count passed.
                 unsafe { libc::poll(pfd.as_mut_ptr(), 2, 1000) };
                 if pfd[0].revents & libc::POLLIN != 0 {
+                    // SAFETY: accept4 allows null address and length pointers (the peer address is not wanted).
                     let c = unsafe {
                         libc::accept4(self.console_l, std::ptr::null_mut(), std::ptr::null_mut(), libc::SOCK_CLOEXEC)
                     };
@@ -459,6 +488,7 @@ impl Shim {
                             }
                             Err(e) => eprintln!("capsa-shim: console socket: {e}"),
                         }
+                        // SAFETY: `c` is the connection accepted above, owned here and not used after this close.
                         unsafe { libc::close(c) };
                     }
                 }
@@ -493,8 +523,10 @@ impl Shim {
     /// Read pending signals while `runtime create` runs: remember stop requests; SIGCHLD is
     /// handled by try_wait (and the main loop reaps everything else later).
     fn drain_sigfd_quiet(&mut self) {
+        // SAFETY: signalfd_siginfo is plain integers: all-zero is a valid value.
         let mut si: libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
         let sz = std::mem::size_of_val(&si);
+        // SAFETY: `si` is a live local of exactly `sz` bytes for read to fill.
         while unsafe { libc::read(self.sigfd, (&mut si as *mut libc::signalfd_siginfo).cast(), sz) } == sz as isize {
             if matches!(si.ssi_signo as i32, libc::SIGTERM | libc::SIGINT | libc::SIGQUIT) {
                 self.stop_requested = true;
@@ -535,6 +567,7 @@ impl Shim {
             for (i, c) in self.clients.iter().enumerate() {
                 pfds[5 + i] = libc::pollfd { fd: *c, events: if input_ok { libc::POLLIN } else { 0 }, revents: 0 };
             }
+            // SAFETY: `pfds` is a live local array of `pfds.len()` pollfds.
             let n = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, timeout) };
             if n < 0 {
                 if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
@@ -590,6 +623,7 @@ impl Shim {
 
     fn accept_client(&mut self) {
         loop {
+            // SAFETY: accept4 allows null address and length pointers (the peer address is not wanted).
             let fd = unsafe {
                 libc::accept4(
                     self.attach_l,
@@ -603,6 +637,7 @@ impl Shim {
             }
             match self.clients.iter_mut().find(|c| **c < 0) {
                 Some(slot) => *slot = fd,
+                // SAFETY: `fd` was just accepted, is owned here and stored nowhere (no free slot).
                 None => unsafe {
                     libc::close(fd);
                 },
@@ -612,6 +647,7 @@ impl Shim {
 
     fn client_input(&mut self, i: usize) {
         let fd = self.clients[i];
+        // SAFETY: `self.pkt` is a live boxed buffer of MAX_PACKET writable bytes.
         let n = unsafe { libc::recv(fd, self.pkt.as_mut_ptr().cast(), MAX_PACKET, libc::MSG_DONTWAIT) };
         if n == 0 || (n < 0 && io::Error::last_os_error().kind() != io::ErrorKind::WouldBlock) {
             sys::close(&mut self.clients[i]);
@@ -624,6 +660,7 @@ impl Shim {
         match self.pkt[0] {
             proto::T_STDIN if self.stdin_fd >= 0 && n > 1 => {
                 let data = &self.pkt[1..n];
+                // SAFETY: `data` is a live slice of `data.len()` bytes of `self.pkt`.
                 let w = unsafe { libc::write(self.stdin_fd, data.as_ptr().cast(), data.len()) };
                 let done = if w < 0 {
                     if io::Error::last_os_error().kind() == io::ErrorKind::WouldBlock {
@@ -657,6 +694,7 @@ impl Shim {
                     ws_xpixel: 0,
                     ws_ypixel: 0,
                 };
+                // SAFETY: TIOCSWINSZ reads one winsize from `&ws`, a live local.
                 unsafe { libc::ioctl(self.pty, libc::TIOCSWINSZ, &ws) };
             }
             proto::T_REOPEN_LOG => {
@@ -678,6 +716,7 @@ impl Shim {
     fn close_stdin(&mut self) {
         if self.pty >= 0 {
             // A pty has no half-close: send the EOF character (VEOF, ^D) instead.
+            // SAFETY: writes 1 byte from a static literal of 1 byte.
             unsafe { libc::write(self.pty, b"\x04".as_ptr().cast(), 1) };
         } else {
             sys::close(&mut self.stdin_fd);
@@ -686,6 +725,7 @@ impl Shim {
 
     fn flush_stdin(&mut self) {
         let data = &self.pend[self.pend_off..self.pend_off + self.pend_len];
+        // SAFETY: `data` is a live slice of `data.len()` bytes of `self.pend`.
         let w = unsafe { libc::write(self.stdin_fd, data.as_ptr().cast(), data.len()) };
         if w < 0 {
             if io::Error::last_os_error().kind() != io::ErrorKind::WouldBlock {
@@ -705,14 +745,18 @@ impl Shim {
     }
 
     fn signals(&mut self) {
+        // SAFETY: signalfd_siginfo is plain integers: all-zero is a valid value.
         let mut si: libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
         let sz = std::mem::size_of_val(&si);
+        // SAFETY: `si` is a live local of exactly `sz` bytes for read to fill.
         while unsafe { libc::read(self.sigfd, (&mut si as *mut libc::signalfd_siginfo).cast(), sz) } == sz as isize {
             match si.ssi_signo as i32 {
                 libc::SIGTERM | libc::SIGINT | libc::SIGQUIT => {
                     // Stop: forward to the container, and never restart it.
                     self.stop_requested = true;
                     match self.phase {
+                        // SAFETY: kill takes integer arguments only; while Running the init has not been reaped, so
+                        // `init_pid` still names it.
                         Phase::Running => unsafe {
                             libc::kill(self.init_pid, si.ssi_signo as i32);
                         },
@@ -733,6 +777,7 @@ impl Shim {
     fn reap(&mut self) {
         loop {
             let mut st = 0;
+            // SAFETY: `st` is a live local int for waitpid to write.
             let pid = unsafe { libc::waitpid(-1, &mut st, libc::WNOHANG) };
             if pid <= 0 {
                 return;

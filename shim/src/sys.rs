@@ -23,18 +23,23 @@ pub fn cvt_s(r: libc::ssize_t) -> io::Result<usize> {
 /// `pipe2(O_CLOEXEC)`: (read, write).
 pub fn pipe() -> io::Result<(RawFd, RawFd)> {
     let mut fds = [-1; 2];
+    // SAFETY: `fds` is a live, writable array of two c_ints, as pipe2 requires.
     cvt(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) })?;
     Ok((fds[0], fds[1]))
 }
 
 pub fn set_nonblock(fd: RawFd) -> io::Result<()> {
+    // SAFETY: F_GETFL takes no pointer argument; a bad fd only yields EBADF.
     let fl = cvt(unsafe { libc::fcntl(fd, libc::F_GETFL) })?;
+    // SAFETY: F_SETFL takes an integer argument; no memory is passed.
     cvt(unsafe { libc::fcntl(fd, libc::F_SETFL, fl | libc::O_NONBLOCK) })?;
     Ok(())
 }
 
 pub fn close(fd: &mut RawFd) {
     if *fd >= 0 {
+        // SAFETY: `*fd` is open and owned by the caller, who gives it up here; it is set to -1
+        // right after, so it is never closed twice.
         unsafe { libc::close(*fd) };
         *fd = -1;
     }
@@ -42,6 +47,7 @@ pub fn close(fd: &mut RawFd) {
 
 pub fn read(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
     loop {
+        // SAFETY: `buf` is a live, writable slice of `buf.len()` bytes.
         let r = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
         match cvt_s(r) {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -52,6 +58,7 @@ pub fn read(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
 
 pub fn write_all(fd: RawFd, mut buf: &[u8]) -> io::Result<()> {
     while !buf.is_empty() {
+        // SAFETY: `buf` is a live slice of `buf.len()` readable bytes.
         let r = unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) };
         match cvt_s(r) {
             Ok(n) => buf = &buf[n..],
@@ -63,12 +70,14 @@ pub fn write_all(fd: RawFd, mut buf: &[u8]) -> io::Result<()> {
 }
 
 pub fn open(path: &CStr, flags: libc::c_int) -> io::Result<RawFd> {
+    // SAFETY: `path` is a NUL-terminated CStr borrowed for the whole call.
     cvt(unsafe { libc::open(path.as_ptr(), flags | libc::O_CLOEXEC, 0o640 as libc::c_uint) })
 }
 
 /// Wall clock (seconds, nanoseconds) since the epoch.
 pub fn realtime() -> (i64, u32) {
     let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a live local timespec for clock_gettime to write.
     unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut ts) };
     (ts.tv_sec, ts.tv_nsec as u32)
 }
@@ -76,6 +85,7 @@ pub fn realtime() -> (i64, u32) {
 /// Monotonic milliseconds.
 pub fn monotonic_ms() -> u64 {
     let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a live local timespec for clock_gettime to write.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000
 }
@@ -96,13 +106,18 @@ pub fn proc_start_time(pid: i32) -> Option<u64> {
 /// Bind a listening unix socket of `ty` (SOCK_STREAM / SOCK_SEQPACKET) at `path`
 /// (relative paths are fine: the shim runs in its state directory).
 pub fn unix_listen(path: &[u8], ty: libc::c_int) -> io::Result<RawFd> {
+    // SAFETY: socket takes no pointer arguments.
     let fd = cvt(unsafe { libc::socket(libc::AF_UNIX, ty | libc::SOCK_CLOEXEC, 0) })?;
     let (addr, len) = sockaddr_un(path)?;
+    // SAFETY: `addr` was zeroed and `sockaddr_un` refuses a path that fills `sun_path`, so `sun_path` is
+    // NUL-terminated; `addr` is a live sockaddr_un and `len` does not exceed its size.
     let r = unsafe {
         libc::unlink(addr.sun_path.as_ptr());
         libc::bind(fd, (&addr as *const libc::sockaddr_un).cast(), len)
     };
+    // SAFETY: listen takes no pointers; `fd` is the socket created above.
     if let Err(e) = cvt(r).and_then(|_| cvt(unsafe { libc::listen(fd, 8) })) {
+        // SAFETY: `fd` is the socket created above, owned here and not used after this close.
         unsafe { libc::close(fd) };
         return Err(e);
     }
@@ -111,9 +126,12 @@ pub fn unix_listen(path: &[u8], ty: libc::c_int) -> io::Result<RawFd> {
 
 /// Connect a unix socket of type `ty` to `path`.
 pub fn unix_connect(path: &[u8], ty: libc::c_int) -> io::Result<RawFd> {
+    // SAFETY: socket takes no pointer arguments.
     let fd = cvt(unsafe { libc::socket(libc::AF_UNIX, ty | libc::SOCK_CLOEXEC, 0) })?;
     let (addr, len) = sockaddr_un(path)?;
+    // SAFETY: `addr` is a live sockaddr_un and `len` does not exceed its size.
     if let Err(e) = cvt(unsafe { libc::connect(fd, (&addr as *const libc::sockaddr_un).cast(), len) }) {
+        // SAFETY: `fd` is the socket created above, owned here and not used after this close.
         unsafe { libc::close(fd) };
         return Err(e);
     }
@@ -121,6 +139,7 @@ pub fn unix_connect(path: &[u8], ty: libc::c_int) -> io::Result<RawFd> {
 }
 
 fn sockaddr_un(path: &[u8]) -> io::Result<(libc::sockaddr_un, libc::socklen_t)> {
+    // SAFETY: sockaddr_un is plain C data (integers and a char array): all-zero is a valid value.
     let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
     addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
     if path.is_empty() || path.len() >= addr.sun_path.len() || path.contains(&0) {
@@ -139,17 +158,25 @@ pub fn recv_fd(sock: RawFd) -> io::Result<RawFd> {
     let mut iov = libc::iovec { iov_base: data.as_mut_ptr().cast(), iov_len: data.len() };
     // CMSG_SPACE(sizeof(int)) = 24 on 64-bit; 64 leaves room for a stray second fd.
     let mut cbuf = [0u64; 8];
+    // SAFETY: msghdr is plain C data: all-zero (null pointers, zero lengths) is a valid value.
     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
     msg.msg_iov = &mut iov;
     msg.msg_iovlen = 1;
     msg.msg_control = cbuf.as_mut_ptr().cast();
     msg.msg_controllen = std::mem::size_of_val(&cbuf) as _;
+    // SAFETY: `msg` points to `iov` (over the 256-byte `data`) and to `cbuf` with their true lengths;
+    // all three are live locals for the call.
     cvt_s(unsafe { libc::recvmsg(sock, &mut msg, libc::MSG_CMSG_CLOEXEC) })?;
+    // SAFETY: CMSG_FIRSTHDR only reads `msg`'s control fields, which describe the live `cbuf`.
     let cm = unsafe { libc::CMSG_FIRSTHDR(&msg) };
+    // SAFETY: `cm` is non-null (checked first) and points to a cmsghdr inside `cbuf`, which is
+    // 8-byte aligned and was filled by recvmsg.
     if cm.is_null() || unsafe { (*cm).cmsg_level != libc::SOL_SOCKET || (*cm).cmsg_type != libc::SCM_RIGHTS } {
         return Err(io::Error::new(io::ErrorKind::InvalidData, "no SCM_RIGHTS fd on the console socket"));
     }
     let mut fd: RawFd = -1;
+    // SAFETY: `cm` points into `cbuf`: CMSG_DATA(cm) is 16 bytes past it, so the 4 bytes read stay inside
+    // `cbuf`'s 64; `fd` is a live 4-byte destination that does not overlap `cbuf`.
     unsafe { std::ptr::copy_nonoverlapping(libc::CMSG_DATA(cm), (&mut fd as *mut RawFd).cast(), 4) };
     Ok(fd)
 }

@@ -36,6 +36,7 @@ struct Ctr {
 
 impl Ctr {
     fn new(name: &str, args: &str) -> Ctr {
+        // SAFETY: geteuid has no preconditions and cannot fail.
         assert_eq!(unsafe { libc::geteuid() }, 0, "these tests need root");
         let id = format!("shimtest-{name}-{}", std::process::id());
         let dir = std::env::temp_dir().join(&id);
@@ -134,6 +135,7 @@ impl Drop for Ctr {
     fn drop(&mut self) {
         // The shim we started, if it still runs (pid + start time from shim.json).
         if let ShimStatus::Alive { pid } = shim_status(&self.state) {
+            // SAFETY: kill takes integer arguments only; no memory is involved.
             unsafe { libc::kill(pid, libc::SIGKILL) };
         }
         let _ = Command::new(capsa())
@@ -163,6 +165,7 @@ fn outlives_launcher_logs_and_exit_code() {
     // The launcher has exited; the shim lives on, daemonized (not our child, own session).
     let shim = c.shim_pid();
     assert_eq!(shim_status(&c.state), ShimStatus::Alive { pid: shim });
+    // SAFETY: getsid takes an integer pid only; no memory is involved.
     assert_ne!(unsafe { libc::getsid(shim) }, unsafe { libc::getsid(0) });
     let j = c.read("shim.json");
     assert!(j.contains(&format!("\"container_pid\":{pid}")), "{j}");
@@ -322,6 +325,7 @@ fn stop_disables_restart_always() {
     c.shim(&["--restart", "always"]);
     c.wait_for("the container to be ready", Duration::from_secs(5), || c.read("container.log").contains("ready"));
     let shim = c.shim_pid();
+    // SAFETY: kill takes integer arguments only; no memory is involved.
     unsafe { libc::kill(shim, libc::SIGTERM) };
     let exit = c.wait_exited(Duration::from_secs(10));
     assert_eq!(exit["exit_code"], 5);
@@ -334,6 +338,7 @@ fn killed_shim_is_detectable() {
     c.shim(&[]);
     let shim = c.shim_pid();
     assert_eq!(shim_status(&c.state), ShimStatus::Alive { pid: shim });
+    // SAFETY: kill takes integer arguments only; no memory is involved.
     unsafe { libc::kill(shim, libc::SIGKILL) };
     c.wait_for("the shim to die", Duration::from_secs(5), || matches!(shim_status(&c.state), ShimStatus::Dead { .. }));
     assert!(!c.state.join("exit").exists());

@@ -48,6 +48,7 @@ pub fn is_capsa() -> bool {
 
 /// Containers need root. Outside CI a non-root run skips; in CI it is an error.
 pub fn require_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
     if unsafe { libc::geteuid() } == 0 {
         return true;
     }
@@ -600,6 +601,8 @@ pub fn assert_no_leftovers(rt: &Rt, b: &Bundle) {
 /// extra descriptor (without FD_CLOEXEC) exists in the runtime process but
 /// never leaks into other tests running in parallel threads.
 pub fn with_inherited_fd(cmd: &mut Command, fd: i32, target: i32) {
+    // SAFETY: between fork and exec the closure only calls fcntl/dup2 (async-signal-safe)
+    // and builds an io::Error from errno, which does not allocate.
     unsafe {
         cmd.pre_exec(move || {
             // dup2 onto itself would keep FD_CLOEXEC; clear it explicitly.

@@ -123,8 +123,9 @@ pub fn forward_and_wait(pid: i32, master: Option<OwnedFd>) -> SysResult<i32> {
                 continue;
             }
             if p.fd == sfd.as_raw_fd() {
-                // SAFETY: reading one signalfd_siginfo into a zeroed struct of the right size.
+                // SAFETY: signalfd_siginfo is plain integers: all-zero is a valid value.
                 let mut si: libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
+                // SAFETY: reading one signalfd_siginfo into `si`, a live local of exactly that size.
                 let r = unsafe {
                     libc::read(
                         p.fd,

@@ -38,14 +38,16 @@ pub fn copy_tree(src: RawFd, dst: RawFd) -> SysResult<()> {
 
 fn copy_entry(src: RawFd, dst: RawFd, name: &CStr) -> SysResult<()> {
     let shown = name.to_string_lossy();
-    // SAFETY: zeroed stat is a valid out-buffer; fstatat does not follow the symlink.
+    // SAFETY: stat is plain C data: all-zero is a valid value.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: `name` is NUL-terminated and `st` a live out-buffer; fstatat does not follow the symlink.
     if unsafe { libc::fstatat(src, name.as_ptr(), &mut st, libc::AT_SYMLINK_NOFOLLOW) } < 0 {
         return Err(SysError::last(format!("stat {shown}")));
     }
     let mode = st.st_mode & 0o7777;
-    // SAFETY (whole block): *at calls on directory fds we own with a single-component
+    // SAFETY: (whole block) *at calls on directory fds we own with a single-component
     // name; O_NOFOLLOW everywhere, so nothing outside the two directories is touched.
+    // The fds wrapped in OwnedFd are fresh from openat; readlinkat leaves room for the NUL.
     unsafe {
         match st.st_mode & libc::S_IFMT {
             libc::S_IFDIR => {

@@ -427,6 +427,7 @@ mod tests {
             keep_caps_for_setuid().map_err(|e| e.to_string())?;
             // SAFETY: plain syscalls with integer ids in a single-threaded child.
             if unsafe { libc::setresgid(65534, 65534, 65534) } != 0
+                // SAFETY: as above.
                 || unsafe { libc::setresuid(65534, 65534, 65534) } != 0
             {
                 return Err(format!("setres[ug]id: {}", std::io::Error::last_os_error()));
