@@ -1,6 +1,6 @@
 //! Parsing of Kubernetes `v1/Pod` manifests (the subset capsa supports) for `capsa pod apply -f`.
 //!
-//! The YAML is read into a [`serde_yaml::Value`] and walked by hand, so that every problem names the
+//! The YAML is read into a [`serde_norway::Value`] and walked by hand, so that every problem names the
 //! file, the document (when the file has several) and the field path. Fields capsa knows but does not
 //! implement give an "ignored" warning, fields it does not know give an "unknown field" warning, and
 //! anything capsa could not honour without changing the pod's meaning is an error.
@@ -10,7 +10,7 @@ use std::fmt::Display;
 use std::net::IpAddr;
 
 use serde::Deserialize;
-use serde_yaml::{Mapping, Value};
+use serde_norway::{Mapping, Value};
 
 mod security;
 pub use security::SeccompProfile;
@@ -182,9 +182,10 @@ fn render_invalid(errors: &[String], warnings: &[String]) -> String {
 /// `origin` names the source in messages (usually the file name). Empty documents are skipped; a text with
 /// no pod at all is an error, and so is any error in any document (nothing is returned partially).
 pub fn parse_all(yaml: &str, origin: &str) -> Result<Vec<Parsed>, ManifestError> {
-    let yaml_error = |e: serde_yaml::Error| ManifestError::Yaml { origin: origin.to_string(), message: e.to_string() };
+    let yaml_error =
+        |e: serde_norway::Error| ManifestError::Yaml { origin: origin.to_string(), message: e.to_string() };
     let mut docs = Vec::new();
-    for de in serde_yaml::Deserializer::from_str(yaml) {
+    for de in serde_norway::Deserializer::from_str(yaml) {
         let mut doc = Value::deserialize(de).map_err(yaml_error)?;
         doc.apply_merge().map_err(yaml_error)?;
         docs.push(doc);
