@@ -113,7 +113,8 @@ pub fn ps(store: &ImageStore, tools: &Tools, p: &Parsed) -> Result<i32> {
             println!("{:<w$}  {:<iw$}  {:<24}  {:<8}  {:<10}  COMMAND", "NAME", "IMAGE", "STATUS", "PID", "POD");
             for i in shown {
                 let cmd = i.meta.command.join(" ");
-                let cmd = if cmd.len() > 40 { format!("{}...", &cmd[..cmd.floor_char_boundary(37)]) } else { cmd };
+                let cut = (0..=37).rev().find(|&i| cmd.is_char_boundary(i)).unwrap_or(0);
+                let cmd = if cmd.len() > 40 { format!("{}...", &cmd[..cut]) } else { cmd };
                 println!(
                     "{:<w$}  {:<iw$}  {:<24}  {:<8}  {:<10}  {cmd}",
                     i.meta.name,
@@ -244,8 +245,9 @@ fn attach_loop(c: &AttachClient, stdin: bool, tty: bool) -> Result<i32> {
 }
 
 fn term_size() -> Option<(u16, u16)> {
-    // SAFETY: TIOCGWINSZ fills a winsize we own.
+    // SAFETY: winsize is plain integers: all-zero is a valid value.
     let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
+    // SAFETY: TIOCGWINSZ fills a winsize we own.
     (unsafe { libc::ioctl(1, libc::TIOCGWINSZ, &mut ws) } == 0).then_some((ws.ws_row, ws.ws_col))
 }
 
