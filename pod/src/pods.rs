@@ -200,7 +200,7 @@ pub fn load(store: &ImageStore, name: &str) -> Result<PodRecord> {
     serde_json::from_slice(&data).map_err(|e| PodError::msg(format!("{}: {e}", p.display())))
 }
 
-fn save(dir: &Path, rec: &PodRecord) -> Result<()> {
+pub(crate) fn save(dir: &Path, rec: &PodRecord) -> Result<()> {
     crate::error::write_state(&dir.join("pod.json"), &serde_json::to_vec_pretty(rec).unwrap_or_default())
 }
 
@@ -315,7 +315,7 @@ pub fn create_sandbox(
         cni::check_host_port_free(pm)?;
     }
     if let Some(r) = store.rootless() {
-        return create_rootless(store, req, r, &network, during);
+        return crate::rootless::pod::create(store, req, r, &network, during);
     }
     let list_net = match network.as_str() {
         "none" | "host" => None,
@@ -412,72 +412,8 @@ pub fn create_sandbox(
     Ok(rec)
 }
 
-/// [`create_sandbox`] for a rootless store: the namespaces held by a process, pasta
-/// for the network (see [`crate::rootless::net`]).
-fn create_rootless(
-    store: &ImageStore,
-    req: &PodCreate,
-    r: &capsa_image::rootless::Rootless,
-    network: &str,
-    during: &mut dyn FnMut(&PodRecord) -> Result<()>,
-) -> Result<PodRecord> {
-    use crate::rootless::net;
-    let network = match network {
-        "bridge" | "pasta" => "pasta",
-        "none" => "none",
-        other => {
-            return Err(PodError::msg(format!(
-                "pod {}: network {other:?} needs root; a rootless pod has --network pasta (the default) or none",
-                req.name
-            )))
-        }
-    };
-    let dir = pod_dir(store, &req.name);
-    match std::fs::create_dir(&dir) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            return Err(PodError::msg(format!("pod {} already exists", req.name)));
-        }
-        Err(e) => return Err(io("create", &dir)(e)),
-    }
-    let hostname = req.hostname.clone().unwrap_or_else(|| req.name.clone());
-    let mut rec = PodRecord {
-        name: req.name.clone(),
-        created: capsa_runtime::time::now_rfc3339(),
-        network: network.to_owned(),
-        ports: req.ports.clone(),
-        hostname: hostname.clone(),
-        labels: req.labels.clone(),
-        manifest: req.manifest.clone(),
-        ..PodRecord::default()
-    };
-    let made = (|| -> Result<()> {
-        let holder = net::start_holder(r, &net::shim_beside_self()?, &hostname)?;
-        rec.rootless = Some(net::PodNet { holder, pasta: None });
-        save(&dir, &rec)?;
-        write_files(&dir, &rec)?;
-        during(&rec)?;
-        if network == "pasta" {
-            let h = rec.rootless.as_ref().map(|n| n.holder.clone()).expect("set above");
-            let pasta = net::start_pasta(&h, &rec.ports, &dir)?;
-            rec.rootless = Some(net::PodNet { holder: h, pasta: Some(pasta) });
-        }
-        save(&dir, &rec)
-    })();
-    if let Err(e) = made {
-        if let Some(n) = &rec.rootless {
-            n.stop();
-        }
-        if let Err(ce) = store.remove_tree(&dir) {
-            tracing::warn!("clean up pod {}: {ce}", rec.name);
-        }
-        return Err(e);
-    }
-    Ok(rec)
-}
-
 /// /etc/hosts, /etc/resolv.conf and /etc/hostname for the pod's containers.
-fn write_files(dir: &Path, rec: &PodRecord) -> Result<()> {
+pub(crate) fn write_files(dir: &Path, rec: &PodRecord) -> Result<()> {
     let mut hosts = String::from("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n");
     match &rec.ip {
         Some(ip) => hosts.push_str(&format!("{ip}\t{}\n", rec.hostname)),

@@ -3,6 +3,7 @@
 //! pods' namespaces and network ([`net`]).
 
 pub mod net;
+pub mod pod;
 
 use capsa_image::rootless::Rootless;
 use serde_json::{json, Value};
