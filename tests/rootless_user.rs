@@ -8,7 +8,7 @@
 //!   device node skipped with a note, its whiteouts and opaque directory honoured;
 //!   `image rm` + `prune` remove it all, although the user cannot own those files;
 //! - run -d / logs / exec / ps / stop / rm, and nothing left (no process, no mount,
-//!   no state);
+//!   no state); a pull from a registry on 127.0.0.1 and a run of it;
 //! - another user's store is refused before anything is written;
 //! - a uid without a range gets one id, a note, and a clear refusal of other users;
 //! - a pod in a test-made network namespace: two containers over localhost, a port
@@ -488,4 +488,53 @@ fn podman_as_the_user_with_capsa() {
     assert!(got, "localhost in a podman pod run by capsa");
     pm(&["pod", "rm", "-f", "-t", "0", "rl-pmpod"]).ok();
     pm(&["system", "reset", "-f"]);
+}
+
+/// A registry on 127.0.0.1 for the pull test (rootfs-examples/local-registry.sh),
+/// stopped and removed on drop.
+struct Registry {
+    env: [(String, String); 2],
+}
+
+impl Registry {
+    fn start() -> Option<Registry> {
+        let port = 15000 + (std::process::id() % 1000);
+        let dir = std::env::temp_dir().join(format!("capsa-rl-registry-{}", std::process::id()));
+        let env = [
+            ("CAPSA_REGISTRY_ADDR".to_owned(), format!("127.0.0.1:{port}")),
+            ("CAPSA_REGISTRY_DIR".to_owned(), dir.display().to_string()),
+        ];
+        let r = Registry { env };
+        let o = r.script("start");
+        if o.code != 0 {
+            assert_ne!(std::env::var("CI").as_deref(), Ok("true"), "local registry: {o:?}");
+            eprintln!("skipping: no local registry ({})", o.stderr.trim());
+            return None;
+        }
+        Some(r)
+    }
+
+    fn script(&self, verb: &str) -> common::Output {
+        let mut c = Command::new("bash");
+        c.arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("rootfs-examples/local-registry.sh")).arg(verb);
+        c.envs(self.env.iter().map(|(k, v)| (k, v)));
+        common::run_cmd(c, Duration::from_secs(120))
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        self.script("stop");
+    }
+}
+
+#[test]
+fn pull_and_run_from_a_registry_as_a_user() {
+    let Some(s) = Session::new() else { return };
+    let Some(reg) = Registry::start() else { return };
+    let image = format!("docker://{}/busybox:latest", reg.env[0].1);
+    let o = s.capsa(&["run", "--rm", &image, "sh", "-c", "echo pulled; id -u"]);
+    assert_eq!((o.code, o.stdout.as_str()), (0, "pulled\n0\n"), "{o:?}");
+    let ls = s.capsa(&["image", "ls", "-q"]).ok();
+    assert_eq!(ls.stdout.lines().count(), 1, "{ls:?}");
 }
