@@ -1,7 +1,10 @@
 //! `securityContext` of a pod and of its containers: `seccompProfile` is honoured;
 //! the other fields are known and ignored (a warning each).
 
-use super::{as_mapping, as_string, fields, has_dotdot, join, Ctx, Value};
+use serde_norway::Value;
+
+use super::names::has_dotdot;
+use super::walk::{as_mapping, as_string, fields, join, Ctx};
 
 /// `securityContext.seccompProfile.type` (and `localhostProfile`).
 #[derive(Debug, Clone, PartialEq, Eq)]
