@@ -106,6 +106,21 @@ impl Rootless {
         mappings(self.gid, self.subgid.filter(|_| self.has_ranges()))
     }
 
+    /// Writes the id maps of `pid`, a process that has just made its user namespace:
+    /// through newuidmap/newgidmap with a subordinate range, else the user's one id
+    /// directly (setgroups denied first, as the kernel requires of an unprivileged writer).
+    pub fn write_maps(&self, pid: i32) -> Result<(), String> {
+        if self.has_ranges() {
+            return map_cmd("newuidmap", pid, &self.uid_mappings())
+                .and_then(|()| map_cmd("newgidmap", pid, &self.gid_mappings()));
+        }
+        let w =
+            |f: &str, s: String| std::fs::write(format!("/proc/{pid}/{f}"), s).map_err(|e| format!("write {f}: {e}"));
+        w("uid_map", format!("0 {} 1\n", self.uid))?;
+        w("setgroups", "deny".into())?;
+        w("gid_map", format!("0 {} 1\n", self.gid))
+    }
+
     /// Runs `f` as root of a new user namespace with this user's mappings, in a
     /// forked child (its files are then owned by the mapped host ids); without a
     /// subordinate range, in this process as the user. `what` names the work in
@@ -172,7 +187,8 @@ pub fn check_owner(root: &Path) -> Result<(), ImageError> {
     Ok(())
 }
 
-fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+/// A close-on-exec pipe: (read end, write end).
+pub fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     let mut fds = [0; 2];
     // SAFETY: fds is a valid 2-int array.
     if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
@@ -192,8 +208,7 @@ fn map_cmd(tool: &str, pid: i32, maps: &[(u32, u32, u32)]) -> Result<(), String>
         Ok(o) if o.status.success() => Ok(()),
         Ok(o) => Err(format!("{tool} {}: {}", pid, String::from_utf8_lossy(&o.stderr).trim())),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Err(format!(
-            "{tool} not found: a rootless store with a subordinate id range needs it \
-             (Debian/Ubuntu: apt-get install uidmap)"
+            "{tool} not found: mapping a subordinate id range needs it (Debian/Ubuntu: apt-get install uidmap)"
         )),
         Err(e) => Err(format!("run {tool}: {e}")),
     }
@@ -260,11 +275,7 @@ fn mapped_child(r: &Rootless, what: &str, f: impl FnOnce() -> Result<(), String>
     };
     let mut b = [0u8; 1];
     let ready = std::fs::File::from(ready_r).read(&mut b).is_ok_and(|n| n == 1);
-    let mapped = if ready {
-        map_cmd("newuidmap", pid, &r.uid_mappings()).and_then(|()| map_cmd("newgidmap", pid, &r.gid_mappings()))
-    } else {
-        Err(String::new())
-    };
+    let mapped = if ready { r.write_maps(pid) } else { Err(String::new()) };
     if mapped.is_ok() {
         let _ = std::fs::File::from(go_w).write_all(b"1");
     } else {

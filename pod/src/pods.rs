@@ -159,6 +159,18 @@ fn network_list(net: &NetConfig, name: &str, has_ports: bool) -> Result<cni::Net
     Ok(if l.is_builtin() && !has_ports { cni::default_network_without_portmap() } else { l })
 }
 
+/// Makes `<store>/pods/NAME`; an error if the pod exists.
+pub(crate) fn make_pod_dir(store: &ImageStore, name: &str) -> Result<PathBuf> {
+    let dir = pod_dir(store, name);
+    match std::fs::create_dir(&dir) {
+        Ok(()) => Ok(dir),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            Err(PodError::msg(format!("pod {name} already exists")))
+        }
+        Err(e) => Err(io("create", &dir)(e)),
+    }
+}
+
 /// `<store>/pods/NAME`.
 pub fn pod_dir(store: &ImageStore, name: &str) -> PathBuf {
     store.root().join("pods").join(name)
@@ -322,15 +334,7 @@ pub fn create_sandbox(
         "bridge" => Some(network_list(net, "capsa", !req.ports.is_empty())?),
         other => Some(network_list(net, other, !req.ports.is_empty())?),
     };
-    let pods = store.root().join("pods");
-    let dir = pod_dir(store, &req.name);
-    match std::fs::create_dir(&dir) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            return Err(PodError::msg(format!("pod {} already exists", req.name)));
-        }
-        Err(e) => return Err(io("create", &pods)(e)),
-    }
+    let dir = make_pod_dir(store, &req.name)?;
     let hostname = req.hostname.clone().unwrap_or_else(|| {
         if network == "host" {
             std::fs::read_to_string("/proc/sys/kernel/hostname").map(|s| s.trim().to_owned()).unwrap_or_default()

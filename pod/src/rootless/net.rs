@@ -16,7 +16,7 @@
 
 use std::ffi::CString;
 use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -66,40 +66,7 @@ impl PodNet {
 }
 
 fn pipe() -> Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0; 2];
-    // SAFETY: fds is a valid 2-int array.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Err(PodError::msg(format!("pipe: {}", std::io::Error::last_os_error())));
-    }
-    // SAFETY: pipe2 returned two fresh fds we now own.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
-}
-
-/// Writes the id maps of `pid` (a process that has just made its user namespace):
-/// through newuidmap/newgidmap with a subordinate range, else its one id directly.
-fn write_maps(r: &Rootless, pid: i32) -> std::result::Result<(), String> {
-    let run = |tool: &str, maps: Vec<(u32, u32, u32)>| -> std::result::Result<(), String> {
-        let mut c = Command::new(tool);
-        c.arg(pid.to_string());
-        for (a, b, n) in maps {
-            c.args([a.to_string(), b.to_string(), n.to_string()]);
-        }
-        match c.output() {
-            Ok(o) if o.status.success() => Ok(()),
-            Ok(o) => Err(format!("{tool}: {}", String::from_utf8_lossy(&o.stderr).trim())),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                Err(format!("{tool} not found (Debian/Ubuntu: apt-get install uidmap)"))
-            }
-            Err(e) => Err(format!("run {tool}: {e}")),
-        }
-    };
-    if r.has_ranges() {
-        return run("newuidmap", r.uid_mappings()).and_then(|()| run("newgidmap", r.gid_mappings()));
-    }
-    let w = |f: &str, s: String| std::fs::write(format!("/proc/{pid}/{f}"), s).map_err(|e| format!("write {f}: {e}"));
-    w("uid_map", format!("0 {} 1\n", r.uid))?;
-    w("setgroups", "deny".into())?;
-    w("gid_map", format!("0 {} 1\n", r.gid))
+    capsa_image::rootless::pipe().map_err(|e| PodError::msg(format!("pipe: {e}")))
 }
 
 /// Starts `shim --pause` in new user (mapped as the store's), net, ipc and uts
@@ -116,7 +83,7 @@ pub fn start_holder(r: &Rootless, shim: &Path, hostname: &str) -> Result<Holder>
         let mut b = [0u8; 4];
         std::fs::File::from(ready_r).read_exact(&mut b).map_err(|_| String::new())?;
         let pid = i32::from_ne_bytes(b);
-        let r = write_maps(&user, pid);
+        let r = user.write_maps(pid);
         if r.is_ok() {
             let _ = std::fs::File::from(go_w).write_all(b"1");
         }

@@ -3,8 +3,8 @@
 
 use capsa_image::images::ImageStore;
 
-use crate::error::{io, PodError, Result};
-use crate::pods::{pod_dir, save, write_files, PodCreate, PodRecord};
+use crate::error::{PodError, Result};
+use crate::pods::{make_pod_dir, save, write_files, PodCreate, PodRecord};
 
 /// [`crate::pods::create_sandbox`] for a rootless store: the namespaces held by a process, pasta
 /// for the network (see [`crate::rootless::net`]).
@@ -26,14 +26,7 @@ pub(crate) fn create(
             )))
         }
     };
-    let dir = pod_dir(store, &req.name);
-    match std::fs::create_dir(&dir) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            return Err(PodError::msg(format!("pod {} already exists", req.name)));
-        }
-        Err(e) => return Err(io("create", &dir)(e)),
-    }
+    let dir = make_pod_dir(store, &req.name)?;
     let hostname = req.hostname.clone().unwrap_or_else(|| req.name.clone());
     let mut rec = PodRecord {
         name: req.name.clone(),
