@@ -106,6 +106,12 @@ fn oci_layout_import_and_run() {
     assert_eq!(env.ok(&["run", "--rm", "bb:1", "echo", "hi"]).stdout, "hi\n");
     // Straight from the layout (imported on the way).
     assert_eq!(env.ok(&["run", "--rm", &format!("oci:{}", img.display()), "echo", "hi"]).stdout, "hi\n");
+    // Again: the store holds it all, so nothing is imported (and images.json is not rewritten).
+    let names = std::fs::metadata(env.store().join("images.json")).map(|m| m.modified().unwrap()).ok();
+    let o = env.ok(&["run", "--rm", &format!("oci:{}", img.display()), "echo", "hi"]);
+    assert!(!o.stderr.contains("importing"), "imported again: {}", o.stderr);
+    let after = std::fs::metadata(env.store().join("images.json")).map(|m| m.modified().unwrap()).ok();
+    assert_eq!(names, after, "images.json rewritten");
     // Exit status, env, workdir, user.
     let o = env.capsa(&["run", "--rm", "bb:1", "sh", "-c", "exit 7"]);
     assert_eq!(o.code, 7, "{}", o.stderr);

@@ -86,9 +86,19 @@ impl ImageStore {
     ) -> Result<(ResolvedImage, String), ImageError> {
         let (img, default_name) = match r {
             ImageRef::OciDir { path, tag } => {
-                progress(&format!("importing OCI layout {}", path.display()));
                 let l = layout::OciLayout::open(path)?;
-                let img = l.import(&self.blobs, tag.as_deref(), platform)?;
+                let img = l.resolve(tag.as_deref(), platform)?;
+                let have = |d: &Digest| self.blobs.has(d);
+                let stored = have(&img.manifest_descriptor.digest)
+                    && have(&img.manifest.config.digest)
+                    && img.indexes.iter().all(|(d, _)| have(&d.digest))
+                    && img.layers().iter().all(|x| have(&x.digest));
+                if stored {
+                    // Nothing to copy (a repeated `run oci:DIR`): only the name is checked.
+                    return Ok((img, derived_name(path, tag.as_deref())));
+                }
+                progress(&format!("importing OCI layout {}", path.display()));
+                layout::import_resolved(&l, &self.blobs, &img)?;
                 (img, derived_name(path, tag.as_deref()))
             }
             ImageRef::OciArchive { path, tag } => {

@@ -75,6 +75,15 @@ impl ImageStore {
     /// [`ImageStore::tag`] with the store lock already held.
     pub(super) fn tag_locked(&self, name: &str, img: &ResolvedImage, source: &str) -> Result<ImageRecord, ImageError> {
         let mut list = self.list()?;
+        // Already so (`run oci:DIR` again): no rewrite, no fsync; the record keeps its date.
+        if let Some(r) = list.iter().find(|r| {
+            r.name == name
+                && r.digest == img.manifest_descriptor.digest
+                && r.config == img.manifest.config.digest
+                && r.source == source
+        }) {
+            return Ok(r.clone());
+        }
         list.retain(|r| r.name != name);
         let rec = ImageRecord {
             name: name.to_owned(),
