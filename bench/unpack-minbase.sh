@@ -30,10 +30,21 @@ fi
 echo "# layer: $(stat -c %s "$W/layer.tar.gz") bytes gzip, $(stat -c %s "$W/layer.tar" 2>/dev/null || echo '?') tar, $(tar -tzf "$W/layer.tar.gz" | wc -l) entries"
 (cd "$HERE" && cargo build -q --release -p capsa-image --example unpack)
 U=${CARGO_TARGET_DIR:-$HERE/target}/release/examples/unpack
-trap 'rm -rf "$D"' EXIT
-hyperfine -N -w 1 -r "$RUNS" --prepare "rm -rf $D" \
+J=$(mktemp -d)
+trap 'rm -rf "$D" "$J"' EXIT
+hyperfine -N -w 1 -r "$RUNS" --prepare "rm -rf $D" --export-json "$J/unpack.json" \
   -n capsa "$U $W/layer.tar.gz $D" \
+  -n capsa-one-thread "$U --one-thread $W/layer.tar.gz $D" \
   -n umoci "umoci raw unpack --image $W/layout:latest $D"
-hyperfine -w 1 -r "$RUNS" --prepare "rm -rf $D; mkdir -p $D" \
+hyperfine -w 1 -r "$RUNS" --prepare "rm -rf $D; mkdir -p $D" --export-json "$J/tar.json" \
   -n "tar -xzf" "tar -xzf $W/layer.tar.gz -C $D" \
   -n "gzip -dc" "gzip -dc $W/layer.tar.gz >/dev/null"
+# Medians, the ratio and the target (issue 12: capsa <= 0.25x umoci).
+med() { jq -r --arg n "$2" '.results[] | select(.command == $n) | .median' "$J/$1"; }
+c=$(med unpack.json capsa); c1=$(med unpack.json capsa-one-thread); u=$(med unpack.json umoci)
+t=$(med tar.json "tar -xzf"); g=$(med tar.json "gzip -dc")
+echo "== summary (medians of $RUNS runs, seconds)"
+printf 'capsa %.3f  capsa-one-thread %.3f  umoci %.3f  tar -xzf %.3f  gzip -dc %.3f\n' "$c" "$c1" "$u" "$t" "$g"
+awk -v c="$c" -v u="$u" -v t="$t" 'BEGIN {
+  r = c / u; printf "capsa/umoci %.2f  capsa/tar %.2f\n", r, c / t
+  printf "target: unpack of the minbase layer, capsa/umoci <= 0.25: %.2f  %s\n", r, (r <= 0.25 ? "PASS" : "MISS") }'

@@ -47,13 +47,13 @@ for L in layer.tar.gz layer.tar.zst layer.tar; do
   run() { local k=$1; shift; rm -rf $D; mkdir -p $D; read w u s < <(t "$@"); WALL[$k]+="$w "; CPU[$k]+="$(echo "$u+$s" | bc) "; }
   for i in $(seq "$N"); do
     run capsa "$U" "$W/$L" $D
-    run capsa-thread-hash "$U" --thread-hash "$W/$L" $D
+    run capsa-one-thread "$U" --one-thread "$W/$L" $D
     run gnu-tar tar $TF "$W/$L" -C $D
     if [ $L = layer.tar.gz ] && command -v umoci >/dev/null; then
       rm -rf $D; run umoci umoci raw unpack --image "$W/layout:b" $D/rootfs
     fi
   done
-  for k in capsa capsa-thread-hash gnu-tar umoci; do
+  for k in capsa capsa-one-thread gnu-tar umoci; do
     [ -n "${WALL[$k]:-}" ] && printf '%-14s %-18s wall %5ss  cpu %5ss\n' "$L" "$k" "$(med "${WALL[$k]}")" "$(med "${CPU[$k]}")"
   done
 done

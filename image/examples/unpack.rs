@@ -2,11 +2,11 @@
 //! the time taken and what was unpacked.
 //!
 //! ```text
-//! cargo run --release --example unpack -- [--thread-hash] LAYER TARGET_DIR
+//! cargo run --release --example unpack -- [--one-thread] LAYER TARGET_DIR
 //! ```
 //!
-//! `--thread-hash` computes the diff_id on a second thread instead of the
-//! unpacking one.
+//! `--one-thread` inflates, hashes and applies on one thread, one after the
+//! other (the default inflates and hashes on a second thread: `pipelined`).
 
 use std::fs::File;
 use std::time::Instant;
@@ -15,10 +15,10 @@ use capsa_image::apply::{apply_layer, ApplyOptions};
 
 fn main() {
     let mut args: Vec<String> = std::env::args().collect();
-    let threaded = args.iter().any(|a| a == "--thread-hash");
-    args.retain(|a| a != "--thread-hash");
+    let one_thread = args.iter().any(|a| a == "--one-thread");
+    args.retain(|a| a != "--one-thread");
     if args.len() != 3 {
-        eprintln!("usage: {} [--thread-hash] LAYER TARGET_DIR", args[0]);
+        eprintln!("usage: {} [--one-thread] LAYER TARGET_DIR", args[0]);
         std::process::exit(2);
     }
     let layer = File::open(&args[1]).unwrap_or_else(|e| {
@@ -27,7 +27,7 @@ fn main() {
     });
     std::fs::create_dir_all(&args[2]).expect("create target");
     let start = Instant::now();
-    let opts = ApplyOptions { hash_in_thread: threaded, ..ApplyOptions::default() };
+    let opts = ApplyOptions { pipelined: !one_thread, ..ApplyOptions::default() };
     match apply_layer(layer, args[2].as_ref(), &opts) {
         Ok(st) => {
             let secs = start.elapsed().as_secs_f64();

@@ -221,100 +221,6 @@ impl<R: Read> Read for HashingReader<R> {
     }
 }
 
-/// Chunk size handed to the hashing thread.
-const THREAD_CHUNK: usize = 1 << 20;
-/// Chunks queued for the hashing thread before `read` waits for it.
-const THREAD_QUEUE: usize = 4;
-
-/// A reader that hashes what is read through it on a second thread.
-///
-/// sha256 runs at ~1.2 GB/s with SHA-NI, which is a third of the time of
-/// unpacking a plain layer to tmpfs; overlapping it with the filesystem work
-/// (or the decompression) on another core hides it. Data is copied into
-/// 1 MiB chunks (recycled, so no allocation in steady state) and queued; the
-/// queue is bounded, so memory stays at a few MiB. Dropped without
-/// [`ThreadedHashingReader::finish`], the queue closes and the thread ends.
-pub struct ThreadedHashingReader<R> {
-    inner: R,
-    chunk: Vec<u8>,
-    count: u64,
-    tx: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
-    free: std::sync::mpsc::Receiver<Vec<u8>>,
-    worker: Option<std::thread::JoinHandle<Hasher>>,
-}
-
-impl<R: Read> ThreadedHashingReader<R> {
-    /// Wraps `inner` and starts the hashing thread.
-    pub fn new(inner: R) -> io::Result<Self> {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(THREAD_QUEUE);
-        let (free_tx, free) = std::sync::mpsc::channel::<Vec<u8>>();
-        let worker = std::thread::Builder::new().name("capsa-sha256".into()).spawn(move || {
-            let mut h = Hasher::new();
-            for mut chunk in rx {
-                h.update(&chunk);
-                chunk.clear();
-                // The reader may be gone already; then the chunk is dropped.
-                let _ = free_tx.send(chunk);
-            }
-            h
-        })?;
-        Ok(ThreadedHashingReader {
-            inner,
-            chunk: Vec::with_capacity(THREAD_CHUNK),
-            count: 0,
-            tx: Some(tx),
-            free,
-            worker: Some(worker),
-        })
-    }
-
-    /// Bytes read so far.
-    pub fn count(&self) -> u64 {
-        self.count
-    }
-
-    fn send_chunk(&mut self) -> io::Result<()> {
-        let next = self.free.try_recv().unwrap_or_else(|_| Vec::with_capacity(THREAD_CHUNK));
-        let full = std::mem::replace(&mut self.chunk, next);
-        let tx = self.tx.as_ref().expect("sender present until finish");
-        tx.send(full).map_err(|_| io::Error::other("sha256 thread exited early"))
-    }
-
-    /// Waits for the hashing thread; returns the digest, the size and the reader.
-    pub fn finish(mut self) -> io::Result<(Digest, u64, R)> {
-        if !self.chunk.is_empty() {
-            self.send_chunk()?;
-        }
-        drop(self.tx.take());
-        let h = self
-            .worker
-            .take()
-            .expect("worker present until finish")
-            .join()
-            .map_err(|_| io::Error::other("sha256 thread panicked"))?;
-        let (d, n) = h.finish();
-        Ok((d, n, self.inner))
-    }
-}
-
-impl<R: Read> Read for ThreadedHashingReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.count += n as u64;
-        let mut data = &buf[..n];
-        while !data.is_empty() {
-            let room = THREAD_CHUNK - self.chunk.len();
-            let take = room.min(data.len());
-            self.chunk.extend_from_slice(&data[..take]);
-            data = &data[take..];
-            if self.chunk.len() == THREAD_CHUNK {
-                self.send_chunk()?;
-            }
-        }
-        Ok(n)
-    }
-}
-
 /// A writer that hashes everything written through it.
 pub struct HashingWriter<W> {
     inner: W,
@@ -467,29 +373,6 @@ mod tests {
         assert!(e.to_string().contains("size mismatch"), "{e}");
         let e = VerifyingReader::new(&data[..], good, Some(50)).read_to_end(&mut Vec::new()).unwrap_err();
         assert!(e.to_string().contains("size mismatch"), "{e}");
-    }
-
-    #[test]
-    fn threaded_hashing_reader() {
-        let data: Vec<u8> = (0..(3 * THREAD_CHUNK + 12345)).map(|i| (i % 251) as u8).collect();
-        let mut r = ThreadedHashingReader::new(&data[..]).unwrap();
-        let mut out = Vec::new();
-        let mut buf = vec![0u8; 70_000];
-        loop {
-            let n = r.read(&mut buf).unwrap();
-            if n == 0 {
-                break;
-            }
-            out.extend_from_slice(&buf[..n]);
-        }
-        let (d, n, _) = r.finish().unwrap();
-        assert_eq!(out, data);
-        assert_eq!(n, data.len() as u64);
-        assert_eq!(d, Digest::sha256_of(&data));
-        // Dropped without finish: the worker thread ends by itself.
-        let mut r = ThreadedHashingReader::new(&data[..]).unwrap();
-        assert!(r.read(&mut buf).unwrap() > 0);
-        drop(r);
     }
 
     #[test]

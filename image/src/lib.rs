@@ -1,5 +1,7 @@
 //! capsa-image: the image side of capsa.
 //!
+//! - [`chunks`]: a byte stream handed between threads (inflate while applying,
+//!   unpack while downloading);
 //! - [`digest`]: `sha256:<hex>` digests and verifying readers/writers;
 //! - [`store`]: the content store (`blobs/sha256/<hex>`, verified, atomic);
 //! - [`oci`]: OCI / Docker manifest, index and config types;
@@ -20,6 +22,7 @@
 
 pub mod apply;
 pub mod bundle;
+pub mod chunks;
 pub mod digest;
 pub mod docker_archive;
 pub mod images;

@@ -149,7 +149,7 @@ fn three_layers_match_the_expected_tree() {
     let wanted = [Compression::Gzip, Compression::Zstd, Compression::None];
     for (i, (l, c)) in ls.iter().zip(wanted).enumerate() {
         // Both diff_id hashers: on another thread and inline.
-        let opts = ApplyOptions { hash_in_thread: i % 2 == 0, ..ApplyOptions::default() };
+        let opts = ApplyOptions { pipelined: i % 2 == 0, ..ApplyOptions::default() };
         let st = apply_layer(&l.blob[..], &root, &opts).unwrap();
         assert_eq!(st.compression, c);
         assert_eq!(st.diff_id.hex(), common::sha(&l.tar), "diff_id");

@@ -41,7 +41,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use crate::digest::{Digest, HashingReader, ThreadedHashingReader};
+use crate::digest::{Digest, HashingReader};
 
 pub use sys::Errno;
 
@@ -79,12 +79,11 @@ pub struct ApplyOptions {
     pub skip_unpermitted_devices: bool,
     /// How whiteouts are applied.
     pub whiteouts: WhiteoutMode,
-    /// Hash the uncompressed stream (the diff_id) on a second thread, so it
-    /// can overlap with decompression and filesystem work (default: false).
-    /// It only pays when a core is idle: measured on the shared 2-core dev
-    /// machine it was no faster (the copy and hand-off cost about what the
-    /// overlap saved), and capsa unpacks several layers in parallel anyway.
-    pub hash_in_thread: bool,
+    /// Inflate and hash the layer on a second thread while this one applies it
+    /// (default: true): a gzip layer is about half inflating and half writing,
+    /// so the overlap takes the slower of the two instead of their sum (see
+    /// [`crate::chunks`]). Off: one thread does everything, one after the other.
+    pub pipelined: bool,
     /// With [`WhiteoutMode::Overlay`]: mark opaque directories with
     /// `user.overlay.opaque` (overlayfs's `userxattr` form, for a mount inside a
     /// user namespace, where `trusted.*` cannot be set) instead of
@@ -101,7 +100,7 @@ impl Default for ApplyOptions {
             security_xattrs: root,
             skip_unpermitted_devices: false,
             whiteouts: WhiteoutMode::Apply,
-            hash_in_thread: false,
+            pipelined: true,
             overlay_userxattr: false,
         }
     }
@@ -227,7 +226,7 @@ pub fn detect_compression(head: &[u8]) -> Compression {
 }
 
 /// Wraps a buffered reader in the decompressor for `c`.
-pub fn decompressor<'a, R: BufRead + 'a>(r: R, c: Compression) -> io::Result<Box<dyn Read + 'a>> {
+pub fn decompressor<'a, R: BufRead + Send + 'a>(r: R, c: Compression) -> io::Result<Box<dyn Read + Send + 'a>> {
     Ok(match c {
         Compression::None => Box::new(r),
         // Multi-member: pigz and some registries concatenate gzip members.
@@ -237,7 +236,7 @@ pub fn decompressor<'a, R: BufRead + 'a>(r: R, c: Compression) -> io::Result<Box
 }
 
 /// Sniffs the compression of `reader` and returns the decompressed stream.
-fn open_stream<'a, R: Read + 'a>(reader: R) -> io::Result<(Compression, Box<dyn Read + 'a>)> {
+fn open_stream<'a, R: Read + Send + 'a>(reader: R) -> io::Result<(Compression, Box<dyn Read + Send + 'a>)> {
     let mut src = BufReader::with_capacity(INPUT_BUF, reader);
     let mut head = [0u8; 4];
     let mut n = 0;
@@ -255,7 +254,7 @@ fn open_stream<'a, R: Read + 'a>(reader: R) -> io::Result<(Compression, Box<dyn 
 }
 
 /// The diff_id of a (possibly compressed) layer: sha256 of its uncompressed bytes.
-pub fn diff_id_of<R: Read>(reader: R) -> io::Result<Digest> {
+pub fn diff_id_of<R: Read + Send>(reader: R) -> io::Result<Digest> {
     let (_, stream) = open_stream(reader)?;
     let mut h = HashingReader::new(stream);
     let mut buf = vec![0u8; COPY_BUF];
@@ -267,7 +266,7 @@ pub fn diff_id_of<R: Read>(reader: R) -> io::Result<Digest> {
 ///
 /// `target` must exist and be a directory. Nothing is ever written outside
 /// it. Returns what was done and the diff_id of the uncompressed stream.
-pub fn apply_layer<R: Read>(reader: R, target: &Path, opts: &ApplyOptions) -> Result<ApplyStats, ApplyError> {
+pub fn apply_layer<R: Read + Send>(reader: R, target: &Path, opts: &ApplyOptions) -> Result<ApplyStats, ApplyError> {
     let root: OwnedFd = OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC)
@@ -278,53 +277,52 @@ pub fn apply_layer<R: Read>(reader: R, target: &Path, opts: &ApplyOptions) -> Re
     sys::openat2(root.as_fd(), c".", libc::O_PATH, 0, sys::RESOLVE_IN_ROOT).map_err(ApplyError::NoOpenat2)?;
 
     let (compression, stream) = open_stream(reader).map_err(ApplyError::Read)?;
-    let hashing = if opts.hash_in_thread {
-        DiffHasher::Threaded(ThreadedHashingReader::new(stream).map_err(ApplyError::Read)?)
-    } else {
-        DiffHasher::Inline(HashingReader::new(stream))
-    };
-    let mut archive = tar::Archive::new(BufReader::with_capacity(TAR_BUF, hashing));
     let mut ap = Applier::new(root, opts);
+    let (diff_id, tar_size) = if opts.pipelined {
+        let (writer, mut chunks) = crate::chunks::channel_pair();
+        std::thread::scope(|s| {
+            let inflating = std::thread::Builder::new()
+                .name("capsa-inflate".into())
+                .spawn_scoped(s, move || {
+                    let mut h = crate::digest::Hasher::new();
+                    writer.pump(stream, &mut h).map(|()| h.finish())
+                })
+                .map_err(ApplyError::Read)?;
+            // Whatever follows the end-of-archive marker is read too: the diff_id
+            // covers the whole stream.
+            let applied = apply_entries(&mut chunks, &mut ap).and_then(|()| chunks.drain().map_err(ApplyError::Read));
+            // On an error, this stops the inflating thread at its next chunk.
+            drop(chunks);
+            let inflated = inflating.join().unwrap_or_else(|_| Err(io::Error::other("the inflating thread panicked")));
+            applied?;
+            inflated.map_err(ApplyError::Read)
+        })?
+    } else {
+        let mut hashing = HashingReader::new(stream);
+        apply_entries(&mut hashing, &mut ap)?;
+        // Hash whatever follows the end-of-archive marker too: the diff_id
+        // covers the whole stream.
+        io::copy(&mut hashing, &mut io::sink()).map_err(ApplyError::Read)?;
+        let (d, n, _) = hashing.finish();
+        (d, n)
+    };
+    ap.finish()?;
+    Ok(ApplyStats { counts: ap.stats, compression, diff_id, tar_size })
+}
+
+/// Applies every entry of the tar stream `tar` (up to its end-of-archive marker).
+fn apply_entries<R: Read>(tar: R, ap: &mut Applier) -> Result<(), ApplyError> {
+    let mut archive = tar::Archive::new(BufReader::with_capacity(TAR_BUF, tar));
     for e in archive.entries().map_err(ApplyError::Read)? {
         let mut e = e.map_err(ApplyError::Read)?;
         ap.entry(&mut e)?;
     }
-    ap.finish()?;
-    // Hash whatever follows the end-of-archive marker too: the diff_id
-    // covers the whole stream.
-    let mut rest = archive.into_inner();
-    io::copy(&mut rest, &mut io::sink()).map_err(ApplyError::Read)?;
-    let (diff_id, tar_size, _) = rest.into_inner().finish().map_err(ApplyError::Read)?;
-    Ok(ApplyStats { counts: ap.stats, compression, diff_id, tar_size })
-}
-
-/// The diff_id hasher, on this thread or another.
-enum DiffHasher<R> {
-    Inline(HashingReader<R>),
-    Threaded(ThreadedHashingReader<R>),
-}
-
-impl<R: Read> Read for DiffHasher<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            DiffHasher::Inline(h) => h.read(buf),
-            DiffHasher::Threaded(h) => h.read(buf),
-        }
-    }
-}
-
-impl<R: Read> DiffHasher<R> {
-    fn finish(self) -> io::Result<(Digest, u64, R)> {
-        match self {
-            DiffHasher::Inline(h) => Ok(h.finish()),
-            DiffHasher::Threaded(h) => h.finish(),
-        }
-    }
+    Ok(())
 }
 
 /// [`apply_layer`], then checks the diff_id. On mismatch the tree is partial
 /// or wrong: discard `target`.
-pub fn apply_layer_verified<R: Read>(
+pub fn apply_layer_verified<R: Read + Send>(
     reader: R,
     target: &Path,
     opts: &ApplyOptions,
