@@ -89,6 +89,11 @@ fn pull_oci_schema2_multilayer_and_run() {
         let o = reg.capsa(&["image", "pull"], &[&format!("docker://{a}/{tag}")]);
         assert_eq!(o.code, 0, "pull {tag}: {}", o.stderr);
         assert_eq!(o.stdout.trim(), format!("{a}/{tag}"));
+        if tag == "busybox:latest" {
+            // Unpacked while it downloaded: the snapshot is there before any run.
+            assert!(o.stderr.contains("unpacked 1 layer(s) while downloading"), "{}", o.stderr);
+            assert_eq!(reg.count("snapshots"), 1);
+        }
         let o = reg.capsa(&["run"], &["--rm", "-q", &format!("{a}/{tag}"), "echo", "hi"]);
         assert_eq!((o.code, o.stdout.as_str()), (0, "hi\n"), "run {tag}: {}", o.stderr);
     }
@@ -145,6 +150,9 @@ mod fake {
         pub cut_first_layer: bool,
         pub honour_range: bool,
         pub auth: bool,
+        /// Serve the layer gzipped, with its header's mtime changed: the same tar
+        /// inside (the diff_id holds) but not the blob the manifest names.
+        pub tamper_gzip: bool,
     }
 
     struct State {
@@ -178,12 +186,23 @@ mod fake {
                 .status()
                 .unwrap();
             assert!(st.success());
-            let layer = std::fs::read(&tar).unwrap();
+            let mut layer = std::fs::read(&tar).unwrap();
+            let diff_id = Digest::sha256_of(&layer);
+            let mut media_type = "application/vnd.oci.image.layer.v1.tar";
+            if opts.tamper_gzip {
+                let gz = std::process::Command::new("gzip").args(["-n", "-c"]).arg(&tar).output().unwrap();
+                assert!(gz.status.success());
+                layer = gz.stdout;
+                media_type = "application/vnd.oci.image.layer.v1.tar+gzip";
+            }
             let ld = Digest::sha256_of(&layer);
+            if opts.tamper_gzip {
+                layer[4] ^= 1;
+            }
             let arch = capsa_image::oci::Platform::host().architecture;
             let config = serde_json::to_vec(&serde_json::json!({
                 "architecture": arch, "os": "linux", "config": {"Cmd": ["/bin/true"]},
-                "rootfs": {"type": "layers", "diff_ids": [ld.to_string()]}
+                "rootfs": {"type": "layers", "diff_ids": [diff_id.to_string()]}
             }))
             .unwrap();
             let cd = Digest::sha256_of(&config);
@@ -191,8 +210,7 @@ mod fake {
                 "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
                 "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
                            "digest": cd.to_string(), "size": config.len()},
-                "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar",
-                            "digest": ld.to_string(), "size": layer.len()}]
+                "layers": [{"mediaType": media_type, "digest": ld.to_string(), "size": layer.len()}]
             }))
             .unwrap();
             let l = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -337,6 +355,15 @@ impl Local {
     }
 
     /// Unpacks the pulled image (diff_ids checked) and compares the file.
+    /// The pull unpacked the one layer into its snapshot as it downloaded (across
+    /// broken connections too), leaving no temp directory.
+    fn snapshot_matches(&self, want: &[u8]) {
+        let snaps: Vec<_> =
+            fs::read_dir(self.0.path().join("store/snapshots")).unwrap().map(|e| e.unwrap().path()).collect();
+        assert_eq!(snaps.len(), 1, "snapshots after the pull: {snaps:?}");
+        assert!(fs::read(snaps[0].join(fake::FILE)).unwrap() == want, "snapshot file differs");
+    }
+
     fn unpack_matches(&self, addr: &str, want: &[u8]) {
         let dest = self.0.path().join("rootfs");
         let o = self.capsa(&["image", "unpack"], &["-q", &format!("{addr}/x:latest"), dest.to_str().unwrap()]);
@@ -347,30 +374,50 @@ impl Local {
 
 #[test]
 fn pull_resumes_a_broken_layer_download_with_range() {
-    let f = fake::Fake::start(fake::Opts { cut_first_layer: true, honour_range: true, auth: false });
+    let f =
+        fake::Fake::start(fake::Opts { cut_first_layer: true, honour_range: true, auth: false, tamper_gzip: false });
     let l = Local::new();
     let o = l.capsa(&["image", "pull"], &[&format!("docker://{}/x:latest", f.addr)]);
     assert_eq!(o.code, 0, "pull: {}\nlog: {:#?}", o.stderr, f.log());
     let want = format!("range=Some(\"bytes={}-\")", f.layer_size() / 2);
     assert!(f.log().iter().any(|r| r.contains(&want)), "no resume request: {:#?}", f.log());
     assert_eq!(l.verify_blobs(), 3);
+    l.snapshot_matches(&f.content);
     l.unpack_matches(&f.addr, &f.content);
 }
 
 #[test]
+fn a_tampered_layer_leaves_neither_blob_nor_snapshot() {
+    // The tar inside is the right one, so it unpacks (while downloading) and its
+    // diff_id verifies; the blob's digest does not: the pull fails and the
+    // snapshot made meanwhile goes with it.
+    let f =
+        fake::Fake::start(fake::Opts { cut_first_layer: false, honour_range: true, auth: false, tamper_gzip: true });
+    let l = Local::new();
+    let o = l.capsa(&["image", "pull"], &[&format!("docker://{}/x:latest", f.addr)]);
+    assert!(o.code != 0 && o.stderr.contains("digest mismatch"), "pull: {}", o.stderr);
+    assert_eq!(l.verify_blobs(), 0);
+    let snaps = fs::read_dir(l.0.path().join("store/snapshots")).unwrap().count();
+    assert_eq!(snaps, 0, "snapshots left behind");
+}
+
+#[test]
 fn pull_restarts_when_the_server_ignores_range() {
-    let f = fake::Fake::start(fake::Opts { cut_first_layer: true, honour_range: false, auth: false });
+    let f =
+        fake::Fake::start(fake::Opts { cut_first_layer: true, honour_range: false, auth: false, tamper_gzip: false });
     let l = Local::new();
     let o = l.capsa(&["image", "pull"], &[&format!("docker://{}/x:latest", f.addr)]);
     assert_eq!(o.code, 0, "pull: {}\nlog: {:#?}", o.stderr, f.log());
     assert!(f.log().iter().any(|r| r.contains("range=Some(\"bytes=")), "no resume request: {:#?}", f.log());
     assert_eq!(l.verify_blobs(), 3);
+    l.snapshot_matches(&f.content);
     l.unpack_matches(&f.addr, &f.content);
 }
 
 #[test]
 fn pull_with_bearer_token_and_basic_auth() {
-    let f = fake::Fake::start(fake::Opts { cut_first_layer: false, honour_range: true, auth: true });
+    let f =
+        fake::Fake::start(fake::Opts { cut_first_layer: false, honour_range: true, auth: true, tamper_gzip: false });
     let r = format!("docker://{}/x:latest", f.addr);
     // Wrong or no credentials: a clear error, nothing stored.
     for creds in [Some("user:wrong"), None] {
@@ -407,7 +454,8 @@ fn progress_bars_on_a_terminal_plain_lines_otherwise() {
         eprintln!("skipping: needs script (util-linux)");
         return;
     }
-    let f = fake::Fake::start(fake::Opts { cut_first_layer: false, honour_range: true, auth: false });
+    let f =
+        fake::Fake::start(fake::Opts { cut_first_layer: false, honour_range: true, auth: false, tamper_gzip: false });
     let r = format!("docker://{}/x:latest", f.addr);
     let bar = "download 1/1 ";
     // Not a terminal: the plain lines, no bars.

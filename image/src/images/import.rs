@@ -64,14 +64,23 @@ impl ImageStore {
     ) -> Result<ImageRecord, ImageError> {
         let lock = self.lock()?;
         let before: BTreeSet<Digest> = self.blobs.list()?.into_iter().collect();
-        match crate::registry::pull(&self.blobs, name, opts, progress) {
+        // Root's store unpacks the layers as they download (see UnpackWhilePulling).
+        let unpacker = self.rootless.is_none().then(|| super::snapshots::UnpackWhilePulling::new(self));
+        let u = unpacker.as_ref().map(|u| u as &dyn crate::registry::LayerUnpacker);
+        match crate::registry::pull(&self.blobs, name, opts, progress, u) {
             Ok(img) => {
                 progress(&format!("stored {} ({} layers)", img.manifest_descriptor.digest, img.manifest.layers.len()));
+                if let Some(k) = unpacker.as_ref().map(|u| u.count()).filter(|&k| k > 0) {
+                    progress(&format!("unpacked {k} layer(s) while downloading"));
+                }
                 let rec = self.tag_locked(local_name.unwrap_or(&name.to_string()), &img, &format!("docker://{name}"));
                 drop(lock);
                 rec
             }
             Err(e) => {
+                if let Some(u) = &unpacker {
+                    u.discard();
+                }
                 self.rollback(&before);
                 Err(e.into())
             }

@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 
 use crate::apply::{apply_layer_verified, WhiteoutMode};
 use crate::digest::Digest;
+use crate::oci::ImageConfiguration;
+use crate::registry::LayerUnpacker;
 
 use super::{io_err, remove_tree, ImageError, ImageStore, LocalImage, Progress, TMP_PREFIX};
 
@@ -17,6 +19,11 @@ impl ImageStore {
     /// Where the snapshot of chain id `c` lives.
     pub fn snapshot_path(&self, c: &Digest) -> PathBuf {
         self.snapshots_dir().join(c.hex())
+    }
+
+    /// Where the snapshot of chain id `c` is unpacked before it is renamed into place.
+    fn snapshot_tmp(&self, c: &Digest) -> PathBuf {
+        self.snapshots_dir().join(format!("{TMP_PREFIX}{}-{}", std::process::id(), c.hex()))
     }
 
     /// Every complete snapshot, by chain id.
@@ -102,7 +109,7 @@ impl ImageStore {
     /// store's owner: see [`ImageStore::as_owner`]).
     fn unpack_snapshot(&self, img: &LocalImage, i: usize, chain: &Digest, dest: &Path) -> Result<(), ImageError> {
         let layer = &img.manifest.layers[i];
-        let tmp = self.snapshots_dir().join(format!("{TMP_PREFIX}{}-{}", std::process::id(), chain.hex()));
+        let tmp = self.snapshot_tmp(chain);
         let _ = remove_tree(&tmp);
         fs::create_dir(&tmp).map_err(io_err("create snapshot directory", &tmp))?;
         let opts = self.apply_options(WhiteoutMode::Overlay);
@@ -123,5 +130,71 @@ impl ImageStore {
             let _ = remove_tree(&tmp);
         }
         r
+    }
+}
+
+/// Unpacks a pulled image's layers into their snapshots while they download (root's
+/// store: a rootless store unpacks in a forked child, which cannot run beside the
+/// download threads). The store lock is held by the pull. A layer that fails here
+/// is unpacked again from the store by [`ImageStore::ensure_snapshots`], which
+/// reports the error.
+pub(super) struct UnpackWhilePulling<'s> {
+    store: &'s ImageStore,
+    opts: crate::apply::ApplyOptions,
+    /// Snapshots made, removed again if the pull fails.
+    made: std::sync::Mutex<Vec<PathBuf>>,
+}
+
+impl<'s> UnpackWhilePulling<'s> {
+    pub(super) fn new(store: &'s ImageStore) -> Self {
+        UnpackWhilePulling { store, opts: store.apply_options(WhiteoutMode::Overlay), made: Default::default() }
+    }
+
+    /// Removes the snapshots made (the pull failed).
+    pub(super) fn discard(&self) {
+        for p in self.made.lock().map(|m| m.clone()).unwrap_or_default() {
+            let _ = remove_tree(&p);
+        }
+    }
+
+    /// How many layers were unpacked while downloading.
+    pub(super) fn count(&self) -> usize {
+        self.made.lock().map_or(0, |m| m.len())
+    }
+}
+
+impl LayerUnpacker for UnpackWhilePulling<'_> {
+    fn unpack(&self, i: usize, config: &ImageConfiguration, layer: &mut (dyn std::io::Read + Send)) -> bool {
+        let chain = super::chain_ids(&config.rootfs.diff_ids);
+        let (Some(c), Some(diff_id)) = (chain.get(i), config.rootfs.diff_ids.get(i)) else { return false };
+        if self.store.snapshot_path(c).is_dir() {
+            return false;
+        }
+        let tmp = self.store.snapshot_tmp(c);
+        let _ = remove_tree(&tmp);
+        if fs::create_dir(&tmp).is_err() {
+            return false;
+        }
+        match apply_layer_verified(layer, &tmp, &self.opts, diff_id) {
+            Ok(_) => true,
+            Err(e) => {
+                tracing::debug!(layer = i, error = %e, "unpack while downloading failed; the layer is unpacked from the store later");
+                let _ = remove_tree(&tmp);
+                false
+            }
+        }
+    }
+
+    fn commit(&self, i: usize, config: &ImageConfiguration, keep: bool) {
+        let chain = super::chain_ids(&config.rootfs.diff_ids);
+        let Some(c) = chain.get(i) else { return };
+        let (tmp, dest) = (self.store.snapshot_tmp(c), self.store.snapshot_path(c));
+        if keep && !dest.exists() && fs::rename(&tmp, &dest).is_ok() {
+            if let Ok(mut m) = self.made.lock() {
+                m.push(dest);
+            }
+        } else {
+            let _ = remove_tree(&tmp);
+        }
     }
 }

@@ -3,6 +3,7 @@
 
 use std::io::Read;
 
+use crate::chunks::{ChunkWriter, Tee};
 use crate::oci::Descriptor;
 use crate::store::Store;
 
@@ -15,15 +16,18 @@ const BLOB_ATTEMPTS: u32 = 3;
 impl Session<'_> {
     /// Streams a blob into the store, verified.
     pub(super) fn blob(&mut self, store: &Store, d: &Descriptor) -> Result<(), RegistryError> {
-        self.blob_bar(store, d, None)
+        self.blob_bar(store, d, None, None)
     }
 
-    /// [`Session::blob`], advancing `bar` (a terminal progress bar).
+    /// [`Session::blob`], advancing `bar` (a terminal progress bar), and handing
+    /// every byte to `tee` too (a layer unpacked as it downloads; it sees the end
+    /// of the stream when this returns, whether the blob verified or not).
     pub(super) fn blob_bar(
         &mut self,
         store: &Store,
         d: &Descriptor,
         bar: Option<indicatif::ProgressBar>,
+        tee: Option<ChunkWriter>,
     ) -> Result<(), RegistryError> {
         if store.has(&d.digest) {
             return Ok(());
@@ -40,7 +44,12 @@ impl Session<'_> {
             reader: Some(resp.into_reader()),
             last: None,
         };
-        let res = store.put(crate::progress::Counting::new(r, bar.clone()), Some(&d.digest), Some(d.size));
+        let res = match tee {
+            Some(w) => {
+                store.put(crate::progress::Counting::new(Tee::new(r, w), bar.clone()), Some(&d.digest), Some(d.size))
+            }
+            None => store.put(crate::progress::Counting::new(r, bar.clone()), Some(&d.digest), Some(d.size)),
+        };
         if let Some(b) = bar {
             match res {
                 Ok(_) => b.finish_with_message("done"),

@@ -90,13 +90,30 @@ pub struct PullOptions {
     pub identity_token: Option<String>,
 }
 
+/// Unpacks layers while they download, so a pull ends with the image ready to run
+/// (the image store's snapshots). Each layer is handed to [`LayerUnpacker::unpack`]
+/// on a thread of its own, byte by byte as it arrives (still unverified: the
+/// unpacker checks the layer's diff_id, the content store its digest), then
+/// [`LayerUnpacker::commit`] learns whether the blob verified.
+pub trait LayerUnpacker: Sync {
+    /// Unpacks layer `i` of the image configured by `config` from `layer` (its
+    /// compressed bytes) somewhere temporary of its own; true when it did and
+    /// [`LayerUnpacker::commit`] must follow. Errors are its own to report (or not:
+    /// the layer is unpacked again from the store later).
+    fn unpack(&self, i: usize, config: &ImageConfiguration, layer: &mut (dyn std::io::Read + Send)) -> bool;
+    /// After an `unpack` that returned true: keep it (the blob verified and is in
+    /// the store) or discard it.
+    fn commit(&self, i: usize, config: &ImageConfiguration, keep: bool);
+}
+
 /// Pulls `name` into `store` (blobs only; the caller names it). `progress`
-/// gets one line per step.
+/// gets one line per step. With `unpacker`, layers are unpacked as they download.
 pub fn pull(
     store: &Store,
     name: &RegistryName,
     opts: &PullOptions,
     progress: &mut dyn FnMut(&str),
+    unpacker: Option<&dyn LayerUnpacker>,
 ) -> Result<ResolvedImage, RegistryError> {
     let platform = opts.platform.clone().unwrap_or_else(Platform::host);
     let mut s = Session::new(name, opts)?;
@@ -150,13 +167,13 @@ pub fn pull(
         )));
     }
     let n = manifest.layers.len();
-    let mut missing: Vec<(&Descriptor, Option<indicatif::ProgressBar>)> = Vec::new();
+    let mut missing: Vec<(usize, &Descriptor, Option<indicatif::ProgressBar>)> = Vec::new();
     for (i, l) in manifest.layers.iter().enumerate() {
         if store.has(&l.digest) {
             progress(&format!("layer {}/{n} {} already present", i + 1, l.digest));
-        } else if !missing.iter().any(|(m, _)| m.digest == l.digest) {
+        } else if !missing.iter().any(|(_, m, _)| m.digest == l.digest) {
             progress(&format!("downloading layer {}/{n} {} ({} bytes)", i + 1, l.digest, l.size));
-            missing.push((l, crate::progress::layer("download", i + 1, n, &l.digest, l.size)));
+            missing.push((i, l, crate::progress::layer("download", i + 1, n, &l.digest, l.size)));
         }
     }
     // Layers download in parallel (a few connections, each with its own
@@ -168,13 +185,17 @@ pub fn pull(
         let handles: Vec<_> = (0..workers)
             .map(|_| {
                 let mut ws = s.clone();
-                let (next, missing) = (&next, &missing);
+                let (next, missing, config) = (&next, &missing, &config);
                 sc.spawn(move || {
                     let mut errs = Vec::new();
                     loop {
                         let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        let Some((l, bar)) = missing.get(k) else { break };
-                        if let Err(e) = ws.blob_bar(store, l, bar.clone()) {
+                        let Some((i, l, bar)) = missing.get(k) else { break };
+                        let got = match unpacker {
+                            Some(u) => download_unpacking(&mut ws, store, l, bar.clone(), (u, *i, config)),
+                            None => ws.blob_bar(store, l, bar.clone(), None),
+                        };
+                        if let Err(e) = got {
                             errs.push(e);
                             // Stop the others early.
                             next.store(missing.len(), std::sync::atomic::Ordering::Relaxed);
@@ -201,4 +222,27 @@ pub fn pull(
     }
     store.put_bytes(&bytes, Some(&digest))?;
     Ok(ResolvedImage { manifest_descriptor: desc, manifest, manifest_bytes: bytes, config, config_bytes, indexes })
+}
+
+/// Downloads layer `l` into `store` while `u` unpacks it (layer `i` of the image
+/// configured by `config`) on a second thread from the same bytes.
+fn download_unpacking(
+    s: &mut Session<'_>,
+    store: &Store,
+    l: &Descriptor,
+    bar: Option<indicatif::ProgressBar>,
+    (u, i, config): (&dyn LayerUnpacker, usize, &ImageConfiguration),
+) -> Result<(), RegistryError> {
+    let (w, mut r) = crate::chunks::channel_pair();
+    std::thread::scope(|sc| {
+        let unpacking = std::thread::Builder::new()
+            .name("capsa-unpack".into())
+            .spawn_scoped(sc, move || u.unpack(i, config, &mut r))
+            .map_err(|e| RegistryError::Invalid(format!("cannot start an unpacking thread: {e}")))?;
+        let got = s.blob_bar(store, l, bar, Some(w));
+        if unpacking.join().unwrap_or(false) {
+            u.commit(i, config, got.is_ok());
+        }
+        got
+    })
 }
