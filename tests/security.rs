@@ -513,14 +513,21 @@ fn sha256(p: &Path) -> String {
     common::host("sha256sum", &[p.to_str().unwrap()]).ok().stdout.split_whitespace().next().unwrap().to_string()
 }
 
-/// Makes `rootfs` a trap for the runtime binary: the host's ELF loader is copied
-/// in and every shared library the runtime needs is a FIFO, so a runtime binary
-/// exec'd inside the container (`#!/proc/self/exe`, `exec /proc/self/exe`) stays
-/// alive, blocked in the loader's open(), until killed: a process whose
-/// `/proc/<pid>/exe` is the runtime binary as the container reaches it.
+/// Makes `rootfs` a trap for the runtime binary, so that a runtime binary exec'd
+/// inside the container (`#!/proc/self/exe`, `exec /proc/self/exe`) stays alive,
+/// blocked, until killed: a process whose `/proc/<pid>/exe` is the runtime binary
+/// as the container reaches it. A dynamically linked runtime blocks in its
+/// loader: the host's ELF loader is copied in and every shared library it needs
+/// is a FIFO. A statically linked one (capsa's own build) blocks opening its log:
+/// `/trap` is a FIFO and the callers run it as `/proc/self/exe --log /trap`.
 fn trap_rootfs(rootfs: &Path) {
+    common::host("mkfifo", &[rootfs.join("trap").to_str().unwrap()]).ok();
     let rt = common::runtime();
-    let ldd = common::host("ldd", &[rt.to_str().unwrap()]).ok().stdout;
+    let ldd = common::host("ldd", &[rt.to_str().unwrap()]);
+    if ldd.stdout.contains("statically linked") || ldd.stderr.contains("not a dynamic executable") {
+        return;
+    }
+    let ldd = ldd.ok().stdout;
     let mut libs = Vec::new();
     let mut loader = None;
     for l in ldd.lines().map(str::trim) {
@@ -600,10 +607,14 @@ fn shebang_proc_self_exe_entrypoint_cannot_write_runtime() {
     let out = common::host_dir();
     let bin = common::runtime();
     let (sum, ino) = (sha256(&bin), dev_ino(&fs::metadata(&bin).unwrap()));
-    let b =
-        Bundle::new("exe-shebang", &["/entry"]).edit(|c| common::without_ns(c, "pid")).bind(out.path(), "/out", &[]);
+    let b = Bundle::new("exe-shebang", &["/entry", "--log", "/trap"]).edit(|c| common::without_ns(c, "pid")).bind(
+        out.path(),
+        "/out",
+        &[],
+    );
     trap_rootfs(&b.rootfs());
-    fs::write(b.rootfs().join("entry"), "#!/proc/self/exe\n").unwrap();
+    // Run as `/proc/self/exe --log /entry --log /trap`: the last --log counts.
+    fs::write(b.rootfs().join("entry"), "#!/proc/self/exe --log\n").unwrap();
     fs::set_permissions(b.rootfs().join("entry"), fs::Permissions::from_mode(0o755)).unwrap();
     let _c = rt.start_new(&b);
     let init = rt.pid(&b.id).to_string();
@@ -630,8 +641,9 @@ fn exec_of_proc_self_exe_cannot_write_runtime() {
         .bind(out.path(), "/out", &[]);
     trap_rootfs(&b.rootfs());
     let _c = rt.start_new(&b);
-    // -d: the runtime returns once the process runs (blocked in the loader).
-    rt.exec(&b.id, &["-d"], &["/proc/self/exe"]).ok();
+    // -d: the runtime returns once the process runs (blocked in the loader, or
+    // opening its log).
+    rt.exec(&b.id, &["-d"], &["/proc/self/exe", "--log", "/trap"]).ok();
     assert_binary_safe(&verdict(out.path()), &sum, &ino);
 }
 
