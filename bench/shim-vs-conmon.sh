@@ -55,3 +55,5 @@ read -r crss cpss cuss < <(mem "$cp"); read -r srss spss suss < <(mem "$sp")
 printf '%-12s %8s %8s %8s\n' monitor RSS_kB PSS_kB USS_kB
 printf '%-12s %8s %8s %8s\n' conmon "$crss" "$cpss" "$cuss" capsa-shim "$srss" "$spss" "$suss"
 if command -v smem >/dev/null; then smem -P '^(conmon|.*capsa-shim) ' -c 'pid name uss pss rss' -k; fi
+# Target (issue 12): the idle shim's RSS <= 1 MB (1024 kB).
+awk -v r="$srss" 'BEGIN { printf "target: idle capsa-shim RSS <= 1024 kB: %d kB  %s\n", r, (r <= 1024 ? "PASS" : "MISS") }'
