@@ -57,10 +57,7 @@ impl fmt::Display for SysError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.step)?;
         if self.errno != 0 {
-            let msg = std::io::Error::from_raw_os_error(self.errno);
-            let text = msg.to_string();
-            let text = text.split(" (os error").next().unwrap_or(&text);
-            write!(f, ": {} ({})", self.errno_name(), text)?;
+            write!(f, ": {} ({})", self.errno_name(), capsa_fsutil::Errno(self.errno).text())?;
         }
         if let Some(h) = &self.hint {
             if self.errno != 0 {
