@@ -93,14 +93,7 @@ pub fn monotonic_ms() -> u64 {
 /// Field 22 of /proc/<pid>/stat (start time in clock ticks since boot), or None if the
 /// process does not exist or has exited (a zombie not yet reaped by its parent).
 pub fn proc_start_time(pid: i32) -> Option<u64> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // comm may hold spaces and ')': split after the last ')'.
-    let rest = &s[s.rfind(')')? + 2..];
-    if rest.starts_with('Z') || rest.starts_with('X') {
-        return None;
-    }
-    // rest starts at field 3 (state); field 22 is index 19.
-    rest.split(' ').nth(19)?.parse().ok()
+    capsa_fsutil::sys::ProcStat::read(pid).filter(|s| !s.exited()).map(|s| s.start_time)
 }
 
 /// Bind a listening unix socket of `ty` (SOCK_STREAM / SOCK_SEQPACKET) at `path`
