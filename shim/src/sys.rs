@@ -156,10 +156,3 @@ pub fn recv_fd(sock: RawFd) -> io::Result<RawFd> {
 
 /// Mode of the shim's state files (`shim.pid`, `shim.json`, `exit`): root's alone.
 pub const STATE_MODE: u32 = 0o600;
-
-/// Write `data` to `path` atomically and durably (temp file, fsync, rename, fsync the
-/// directory), mode [`STATE_MODE`]. Relative paths are relative to the current directory.
-pub fn write_atomic(path: &str, data: &[u8]) -> io::Result<()> {
-    let d = capsa_fsutil::Durability::Durable;
-    capsa_fsutil::write_atomic(std::path::Path::new(path), data, STATE_MODE, d).map_err(io::Error::from)
-}
