@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::proto::{ContainerConfig, PodSandboxConfig};
-use crate::util::write_atomic;
+use capsa_fsutil::{write_atomic, Durability};
 
 /// A sandbox: a capsa pod named by its id.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -170,7 +170,10 @@ impl State {
     fn write(&self, kind: Kind, id: &str, v: &impl Serialize) -> Result<()> {
         let p = self.path(kind, id);
         let data = serde_json::to_vec(v).map_err(|e| Error::unknown(format!("encode {}: {e}", p.display())))?;
-        write_atomic(&p, &data).map_err(|e| Error::unknown(format!("write {}: {e}", p.display())))
+        // 0666 minus the umask, as before (the directory is 0700). Durable: the records
+        // are loaded again at start-up, after a reboot too.
+        write_atomic(&p, &data, 0o666, Durability::Durable)
+            .map_err(|e| Error::unknown(format!("write {}: {e}", p.display())))
     }
 
     /// Saves (and indexes) a sandbox record.

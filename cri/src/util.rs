@@ -1,6 +1,4 @@
-//! Small helpers: ids, clocks, atomic JSON files.
-
-use std::path::Path;
+//! Small helpers: ids, clocks.
 
 /// A new 64-hex-digit id (256 random bits), as containerd makes them.
 pub fn new_id() -> String {
@@ -52,22 +50,6 @@ pub fn parse_rfc3339(s: &str) -> Option<i64> {
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     let days = era * 146_097 + doe - 719_468;
     Some(((days * 86400 + hh * 3600 + mm * 60 + ss) * 1_000_000_000) + nanos)
-}
-
-/// Writes `data` to `path` atomically (temp file in the same directory, fsync, rename).
-pub fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    let r = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(data)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if r.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    r
 }
 
 #[cfg(test)]

@@ -33,22 +33,30 @@ const TEMP_ATTEMPTS: u32 = 64;
 /// Longest part of the final name kept in the temp name (NAME_MAX is 255).
 const NAME_KEEP: usize = 200;
 
-/// Whether a write must survive a power loss, not only a crash of its writer.
+/// Whether a write must survive a power loss, not only a crash of its writer. Every
+/// caller says which, at the call site; the mode is its other explicit choice.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Durability {
     /// fsync the file before the rename and the directory after: after a power loss
     /// the file is whole (the old or the new one), and the new one once the write
-    /// returned. For what outlives a reboot: the image store, pods, the CNI cache,
-    /// the monitors' exit records.
+    /// returned. For what outlives a reboot, and is read back after one:
+    /// - the image store: `images.json`, a container rootfs's `layers` (prune keeps
+    ///   what it names), the blobs ([`TempFile::persist`]);
+    /// - pod records: `pod.json`, a kept container's `capsa.json` and `config.json`,
+    ///   its `stop` and `lost` markers; the CNI result cache (what `DEL` is given);
+    /// - the monitor's (capsa-shim's) `shim.pid`, `shim.json` and `exit`;
+    /// - capsa-cri's sandbox and container records (loaded again when it starts).
     Durable,
     /// No fsync (runc and crun write their state so): readers and a killed writer
     /// still see the old file or the new, never a mix; after a power loss the file
     /// may be the old one, the new one, or empty. For files that describe kernel
-    /// objects a reboot destroys anyway (the runtime's `--root`: a container's pids,
-    /// cgroups and namespaces; the pid file), and for records that live no longer
-    /// than a process (a `run --rm`'s container). Each fsync was measured at ~0.5 ms on
-    /// an idle ext4 root and ~10-30 ms while other processes write; on tmpfs (/run
-    /// on most hosts) it costs nothing either way.
+    /// objects a reboot destroys anyway (the runtime's `--root`: a container's
+    /// `state.json` with its pids, cgroups and namespaces; the `--pid-file`; the
+    /// compiled seccomp cache, which checks its entries), and for records that live
+    /// no longer than a process (a `run --rm`'s container) or only inform (the exit a
+    /// foreground `run` records for `ps -a`).
+    /// Each fsync was measured at ~0.5 ms on an idle ext4 root and ~10-30 ms while
+    /// other processes write; on tmpfs (/run on most hosts) it costs nothing either way.
     Volatile,
 }
 

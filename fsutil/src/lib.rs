@@ -1,4 +1,5 @@
-//! capsa-fsutil: the few file primitives every capsa crate shares, audited once.
+//! capsa-fsutil: the low-level layer every capsa crate shares, audited once: file
+//! primitives and the few system calls more than one crate makes.
 //!
 //! - [`write_atomic`]: replace a file's content so that readers, and the file
 //!   after a crash, see either the old content or the new, never a mix or an empty
@@ -7,7 +8,9 @@
 //! - [`ensure_dir`]: a directory that is at most as open as asked, narrowing an
 //!   existing one (how stores made by older versions are migrated).
 //! - [`errno_name`]: `EPERM` for 1, for error messages.
+//! - [`Errno`]: an errno shown as `EPERM (Operation not permitted)`.
 //! - [`sock`]: unix sockets at paths longer than `sockaddr_un` holds.
+//! - [`sys`]: `openat2` inside a root, fd passing (SCM_RIGHTS), `/proc/PID/stat`.
 //!
 //! It depends on libc only, so the shim (a tiny binary), the image store and the
 //! runtime can all use it without depending on each other.
@@ -16,10 +19,11 @@ mod atomic;
 mod dir;
 mod errno;
 pub mod sock;
+pub mod sys;
 
 pub use atomic::{write_atomic, Durability, TempFile};
 pub use dir::ensure_dir;
-pub use errno::errno_name;
+pub use errno::{errno_name, Errno};
 
 use std::fmt;
 use std::io;
@@ -46,14 +50,7 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} {}: ", self.step, self.path.display())?;
         match self.source.raw_os_error() {
-            Some(n) => {
-                let text = self.source.to_string();
-                let text = text.split(" (os error").next().unwrap_or(&text);
-                match errno_name(n) {
-                    Some(name) => write!(f, "{name} ({text})"),
-                    None => write!(f, "errno {n} ({text})"),
-                }
-            }
+            Some(n) => write!(f, "{}", Errno(n)),
             None => write!(f, "{}", self.source),
         }
     }

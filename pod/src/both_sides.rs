@@ -490,11 +490,6 @@ fn nspid(status: &str) -> Vec<i32> {
         .unwrap_or_default()
 }
 
-/// The parent pid (field 4 of /proc/PID/stat, after the command in parentheses).
-fn ppid(stat: &str) -> Option<i32> {
-    stat.get(stat.rfind(')')? + 2..)?.split(' ').nth(1)?.parse().ok()
-}
-
 /// The processes `pids` (host pids) in tree order; container pids are counted in the
 /// pid namespace of `init` (the entry of NSpid at the depth of init's own).
 fn processes(init: i32, pids: &[i32]) -> Vec<Process> {
@@ -514,7 +509,7 @@ fn processes(init: i32, pids: &[i32]) -> Vec<Process> {
             Some(Process {
                 host_pid: p,
                 container_pid: level.checked_sub(1).and_then(|i| ns.get(i)).copied(),
-                ppid: ppid(&read(p, "stat"))?,
+                ppid: capsa_fsutil::sys::ProcStat::parse(&read(p, "stat"))?.ppid,
                 depth: 0,
                 command,
             })
@@ -557,7 +552,6 @@ mod tests {
         assert_eq!(link_inode("net:"), None);
         assert_eq!(nspid("Name:\tsh\nNSpid:\t4711\t12\t1\nNSpgid:\t1\n"), [4711, 12, 1]);
         assert_eq!(nspid("Name:\tsh\n"), Vec::<i32>::new());
-        assert_eq!(ppid("4711 (my (odd) cmd) S 4700 4711 1 0"), Some(4700));
     }
 
     #[test]

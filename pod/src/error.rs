@@ -49,11 +49,5 @@ impl From<capsa_fsutil::Error> for PodError {
 /// process environment, `pod.json`, markers): root's alone.
 pub const STATE_MODE: u32 = 0o600;
 
-/// Replaces `path` with `data` atomically and durably (temp file, fsync, rename, fsync
-/// the directory: these records outlive a reboot), mode [`STATE_MODE`].
-pub fn write_state(path: &std::path::Path, data: &[u8]) -> Result<()> {
-    Ok(capsa_fsutil::write_atomic(path, data, STATE_MODE, capsa_fsutil::Durability::Durable)?)
-}
-
 /// Result alias of this crate.
 pub type Result<T, E = PodError> = std::result::Result<T, E>;

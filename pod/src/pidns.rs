@@ -26,15 +26,9 @@ pub struct Holder {
     pub start_time: u64,
 }
 
+/// The start time of `pid`, `None` once it has exited (a zombie counts as exited).
 pub(crate) fn start_time(pid: i32) -> Option<u64> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = &s[s.rfind(')')? + 2..];
-    let f: Vec<&str> = rest.split(' ').collect();
-    // After the comm field: state is field 3, starttime field 22.
-    if f.first() == Some(&"Z") {
-        return None;
-    }
-    f.get(19)?.parse().ok()
+    capsa_fsutil::sys::ProcStat::read(pid).filter(|s| !s.exited()).map(|s| s.start_time)
 }
 
 impl Holder {

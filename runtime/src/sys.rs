@@ -57,10 +57,7 @@ impl fmt::Display for SysError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.step)?;
         if self.errno != 0 {
-            let msg = std::io::Error::from_raw_os_error(self.errno);
-            let text = msg.to_string();
-            let text = text.split(" (os error").next().unwrap_or(&text);
-            write!(f, ": {} ({})", self.errno_name(), text)?;
+            write!(f, ": {} ({})", self.errno_name(), capsa_fsutil::Errno(self.errno).text())?;
         }
         if let Some(h) = &self.hint {
             if self.errno != 0 {
@@ -191,84 +188,6 @@ pub fn dup2(old: RawFd, new: RawFd) -> SysResult<()> {
     Ok(())
 }
 
-/// Room for one SCM_RIGHTS control message carrying one fd (CMSG_SPACE(4) = 24 on
-/// 64-bit Linux), aligned for `struct cmsghdr`.
-#[repr(C, align(8))]
-struct CmsgBuf([u8; 32]);
-
-/// A msghdr over one iovec, with the control buffer when `cbuf` is given.
-fn msghdr(iov: &mut libc::iovec, cbuf: Option<&mut CmsgBuf>) -> libc::msghdr {
-    // SAFETY: msghdr is plain data; zeroed is a valid value.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = iov;
-    msg.msg_iovlen = 1;
-    if let Some(c) = cbuf {
-        msg.msg_control = c.0.as_mut_ptr().cast();
-        msg.msg_controllen = c.0.len();
-    }
-    msg
-}
-
-/// Send `payload` as one message on the unix socket `sock`, with `fd` attached
-/// (SCM_RIGHTS) when given; `what` names the step in errors. The console socket, the
-/// seccomp agent and the bind-source helper all speak this.
-pub fn send_with_fd(sock: RawFd, payload: &[u8], fd: Option<RawFd>, what: impl FnOnce() -> String) -> SysResult<()> {
-    // A stream socket carries no fd without at least one byte of data.
-    let payload = if payload.is_empty() { &[0u8][..] } else { payload };
-    let mut iov = libc::iovec { iov_base: payload.as_ptr().cast_mut().cast(), iov_len: payload.len() };
-    let mut cbuf = CmsgBuf([0; 32]);
-    let mut msg = msghdr(&mut iov, fd.is_some().then_some(&mut cbuf));
-    if let Some(fd) = fd {
-        // SAFETY: CMSG_SPACE is a pure computation; the header it sizes fits in cbuf,
-        // and CMSG_FIRSTHDR points into cbuf, which msg refers to.
-        unsafe {
-            msg.msg_controllen = libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) as usize;
-            let cm = libc::CMSG_FIRSTHDR(&msg);
-            (*cm).cmsg_level = libc::SOL_SOCKET;
-            (*cm).cmsg_type = libc::SCM_RIGHTS;
-            (*cm).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<RawFd>() as u32) as usize;
-            std::ptr::write_unaligned(libc::CMSG_DATA(cm).cast::<RawFd>(), fd);
-        }
-    }
-    // SAFETY: every pointer in msg (payload, iov, cbuf) outlives the call; sendmsg
-    // only reads them.
-    let r = unsafe { libc::sendmsg(sock, &msg, libc::MSG_NOSIGNAL) };
-    if r < 0 {
-        return Err(SysError::last(what()));
-    }
-    Ok(())
-}
-
-/// Receive one message sent with [`send_with_fd`] into `buf`: its length (0 when the
-/// peer is gone) and the fd it carried, if any (close-on-exec).
-pub fn recv_with_fd(sock: RawFd, buf: &mut [u8], what: impl Fn() -> String) -> SysResult<(usize, Option<OwnedFd>)> {
-    let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
-    let mut cbuf = CmsgBuf([0; 32]);
-    let mut msg = msghdr(&mut iov, Some(&mut cbuf));
-    let n = loop {
-        // SAFETY: buf and cbuf outlive the call and msg describes their real sizes.
-        let n = unsafe { libc::recvmsg(sock, &mut msg, libc::MSG_CMSG_CLOEXEC) };
-        if n < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
-            continue;
-        }
-        break n;
-    };
-    if n < 0 {
-        return Err(SysError::last(what()));
-    }
-    // SAFETY: the kernel wrote a valid control message list into cbuf (msg_controllen
-    // says how much); we only read a header inside it and the fd it carries.
-    let fd = unsafe {
-        let cm = libc::CMSG_FIRSTHDR(&msg);
-        if !cm.is_null() && (*cm).cmsg_level == libc::SOL_SOCKET && (*cm).cmsg_type == libc::SCM_RIGHTS {
-            Some(OwnedFd::from_raw_fd(std::ptr::read_unaligned(libc::CMSG_DATA(cm).cast::<RawFd>())))
-        } else {
-            None
-        }
-    };
-    Ok((n as usize, fd))
-}
-
 /// Mark every fd from `first` up close-on-exec: `close_range(CLOSE_RANGE_CLOEXEC)`,
 /// else (kernels before 5.11, or a seccomp profile that denies it) a walk of
 /// `/proc/self/fd` with fcntl. Allocates nothing unless it fails, so it may run
@@ -351,26 +270,5 @@ mod tests {
             libc::close(700);
             libc::close(701);
         }
-    }
-
-    #[test]
-    fn fd_passing_round_trip() {
-        let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
-        let f = std::fs::File::open("/dev/null").unwrap();
-        send_with_fd(a.as_raw_fd(), b"hello", Some(f.as_raw_fd()), || "send".into()).unwrap();
-        send_with_fd(a.as_raw_fd(), b"", None, || "send".into()).unwrap();
-        let mut buf = [0u8; 16];
-        let (n, fd) = recv_with_fd(b.as_raw_fd(), &mut buf, || "recv".into()).unwrap();
-        assert_eq!(&buf[..n], b"hello");
-        let st = |fd: RawFd| {
-            // SAFETY: zeroed stat is a valid out-buffer.
-            let mut st: libc::stat = unsafe { std::mem::zeroed() };
-            // SAFETY: st is valid for writes.
-            assert_eq!(unsafe { libc::fstat(fd, &mut st) }, 0);
-            (st.st_dev, st.st_ino)
-        };
-        assert_eq!(st(fd.unwrap().as_raw_fd()), st(f.as_raw_fd()));
-        let (n, fd) = recv_with_fd(b.as_raw_fd(), &mut buf, || "recv".into()).unwrap();
-        assert_eq!((n, fd.is_none()), (1, true));
     }
 }

@@ -93,14 +93,7 @@ pub fn monotonic_ms() -> u64 {
 /// Field 22 of /proc/<pid>/stat (start time in clock ticks since boot), or None if the
 /// process does not exist or has exited (a zombie not yet reaped by its parent).
 pub fn proc_start_time(pid: i32) -> Option<u64> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // comm may hold spaces and ')': split after the last ')'.
-    let rest = &s[s.rfind(')')? + 2..];
-    if rest.starts_with('Z') || rest.starts_with('X') {
-        return None;
-    }
-    // rest starts at field 3 (state); field 22 is index 19.
-    rest.split(' ').nth(19)?.parse().ok()
+    capsa_fsutil::sys::ProcStat::read(pid).filter(|s| !s.exited()).map(|s| s.start_time)
 }
 
 /// Bind a listening unix socket of `ty` (SOCK_STREAM / SOCK_SEQPACKET) at `path`
@@ -154,39 +147,12 @@ fn sockaddr_un(path: &[u8]) -> io::Result<(libc::sockaddr_un, libc::socklen_t)> 
 
 /// Receive one fd sent with SCM_RIGHTS (the pty master from `runtime create --console-socket`).
 pub fn recv_fd(sock: RawFd) -> io::Result<RawFd> {
-    let mut data = [0u8; 256];
-    let mut iov = libc::iovec { iov_base: data.as_mut_ptr().cast(), iov_len: data.len() };
-    // CMSG_SPACE(sizeof(int)) = 24 on 64-bit; 64 leaves room for a stray second fd.
-    let mut cbuf = [0u64; 8];
-    // SAFETY: msghdr is plain C data: all-zero (null pointers, zero lengths) is a valid value.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = cbuf.as_mut_ptr().cast();
-    msg.msg_controllen = std::mem::size_of_val(&cbuf) as _;
-    // SAFETY: `msg` points to `iov` (over the 256-byte `data`) and to `cbuf` with their true lengths;
-    // all three are live locals for the call.
-    cvt_s(unsafe { libc::recvmsg(sock, &mut msg, libc::MSG_CMSG_CLOEXEC) })?;
-    // SAFETY: CMSG_FIRSTHDR only reads `msg`'s control fields, which describe the live `cbuf`.
-    let cm = unsafe { libc::CMSG_FIRSTHDR(&msg) };
-    // SAFETY: `cm` is non-null (checked first) and points to a cmsghdr inside `cbuf`, which is
-    // 8-byte aligned and was filled by recvmsg.
-    if cm.is_null() || unsafe { (*cm).cmsg_level != libc::SOL_SOCKET || (*cm).cmsg_type != libc::SCM_RIGHTS } {
-        return Err(io::Error::new(io::ErrorKind::InvalidData, "no SCM_RIGHTS fd on the console socket"));
-    }
-    let mut fd: RawFd = -1;
-    // SAFETY: `cm` points into `cbuf`: CMSG_DATA(cm) is 16 bytes past it, so the 4 bytes read stay inside
-    // `cbuf`'s 64; `fd` is a live 4-byte destination that does not overlap `cbuf`.
-    unsafe { std::ptr::copy_nonoverlapping(libc::CMSG_DATA(cm), (&mut fd as *mut RawFd).cast(), 4) };
-    Ok(fd)
+    use std::os::fd::IntoRawFd;
+    // The payload (the pty's name) is not used.
+    let (_, fd) = capsa_fsutil::sys::recv_with_fd(sock, &mut [0u8; 256])?;
+    let fd = fd.ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "no SCM_RIGHTS fd on the console socket"))?;
+    Ok(fd.into_raw_fd())
 }
 
 /// Mode of the shim's state files (`shim.pid`, `shim.json`, `exit`): root's alone.
 pub const STATE_MODE: u32 = 0o600;
-
-/// Write `data` to `path` atomically and durably (temp file, fsync, rename, fsync the
-/// directory), mode [`STATE_MODE`]. Relative paths are relative to the current directory.
-pub fn write_atomic(path: &str, data: &[u8]) -> io::Result<()> {
-    let d = capsa_fsutil::Durability::Durable;
-    capsa_fsutil::write_atomic(std::path::Path::new(path), data, STATE_MODE, d).map_err(io::Error::from)
-}

@@ -3,63 +3,17 @@
 //! Every function takes a directory fd and a single-component name (or a
 //! path resolved by `openat2(RESOLVE_IN_ROOT)`), never a host path string.
 //! Errors come back as [`Errno`], displayed as `ENOENT (No such file or
-//! directory)`, so a failure names what the kernel said.
+//! directory)`, so a failure names what the kernel said. `openat2` itself is
+//! shared with the runtime ([`capsa_fsutil::sys::openat2`]).
 
 use std::ffi::CStr;
-use std::fmt;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
-/// An errno value from a failed syscall.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub struct Errno(pub i32);
-
-impl Errno {
-    /// The calling thread's current errno.
-    pub fn last() -> Errno {
-        Errno(std::io::Error::last_os_error().raw_os_error().unwrap_or(0))
-    }
-
-    /// The symbolic name (`ENOENT`), or `errno N` for uncommon values.
-    pub fn name(self) -> std::borrow::Cow<'static, str> {
-        match capsa_fsutil::errno_name(self.0) {
-            Some(n) => n.into(),
-            None => format!("errno {}", self.0).into(),
-        }
-    }
-}
-
-impl fmt::Display for Errno {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let text = std::io::Error::from_raw_os_error(self.0).to_string();
-        let text = text.split(" (os error").next().unwrap_or(&text);
-        write!(f, "{} ({})", self.name(), text)
-    }
-}
-
-impl fmt::Debug for Errno {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(self, f)
-    }
-}
-
-impl std::error::Error for Errno {}
+pub use capsa_fsutil::sys::{openat2, RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS};
+pub use capsa_fsutil::Errno;
 
 /// Result of a syscall wrapper.
 pub type SysResult<T> = Result<T, Errno>;
-
-/// `openat2` resolve flag: fail on magic links (`/proc/self/fd/N`...).
-pub const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
-/// `openat2` resolve flag: treat the dirfd as `/`; `..` and absolute
-/// symlinks cannot climb above it.
-pub const RESOLVE_IN_ROOT: u64 = 0x10;
-
-/// `struct open_how` (include/uapi/linux/openat2.h).
-#[repr(C)]
-struct OpenHow {
-    flags: u64,
-    mode: u64,
-    resolve: u64,
-}
 
 fn check(ret: libc::c_int) -> SysResult<()> {
     if ret < 0 {
@@ -75,30 +29,6 @@ fn owned(fd: libc::c_long) -> SysResult<OwnedFd> {
     }
     // SAFETY: the kernel just returned this fd to us; nothing else owns it.
     Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
-}
-
-/// `openat2(dirfd, path, how)`, retried on EAGAIN/EINTR (the kernel returns
-/// EAGAIN under RESOLVE_IN_ROOT when a rename raced the lookup).
-pub fn openat2(dirfd: BorrowedFd<'_>, path: &CStr, flags: i32, mode: u32, resolve: u64) -> SysResult<OwnedFd> {
-    let how = OpenHow { flags: (flags | libc::O_CLOEXEC) as u32 as u64, mode: u64::from(mode), resolve };
-    let mut tries = 0;
-    loop {
-        // SAFETY: `path` is NUL-terminated, `how` is a valid open_how and the
-        // size passed is its size; the syscall does not keep the pointers.
-        let fd = unsafe {
-            libc::syscall(
-                libc::SYS_openat2,
-                dirfd.as_raw_fd(),
-                path.as_ptr(),
-                &how as *const OpenHow,
-                std::mem::size_of::<OpenHow>(),
-            )
-        };
-        match owned(fd) {
-            Err(Errno(libc::EAGAIN | libc::EINTR)) if tries < 64 => tries += 1,
-            r => return r,
-        }
-    }
 }
 
 /// `openat(dirfd, name, flags | O_CLOEXEC, mode)`.

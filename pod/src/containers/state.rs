@@ -8,8 +8,9 @@ use serde_json::Value;
 
 use super::meta::read_json;
 use super::{container_dir, load_meta, Meta};
-use crate::error::{write_state, PodError, Result};
+use crate::error::{PodError, Result, STATE_MODE};
 use crate::runtime_cli::Tools;
+use capsa_fsutil::{write_atomic, Durability};
 
 /// A container's state as a user sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -87,7 +88,8 @@ pub fn inspect_state(store: &ImageStore, tools: &Tools, name: &str) -> Result<In
             if !dir.join("lost").exists() {
                 tracing::warn!("the monitor of {name} (pid {pid}) is gone: killing and deleting the container");
                 tools.force_remove(name);
-                let _ = write_state(&dir.join("lost"), format!("{}\n", capsa_runtime::time::now_rfc3339()).as_bytes());
+                let when = format!("{}\n", capsa_runtime::time::now_rfc3339());
+                let _ = write_atomic(&dir.join("lost"), when.as_bytes(), STATE_MODE, Durability::Durable);
             }
             (State::Lost, None, None)
         }

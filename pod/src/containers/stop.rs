@@ -8,8 +8,9 @@ use capsa_image::images::{ImageStore, Lock};
 use capsa_shim::proto::{self, ShimStatus};
 
 use super::{container_dir, inspect_state, shim_dir, Info, State};
-use crate::error::{io, write_state, PodError, Result};
+use crate::error::{io, PodError, Result, STATE_MODE};
 use crate::runtime_cli::Tools;
+use capsa_fsutil::{write_atomic, Durability};
 
 /// Waits until the shim of `name` has exited (true) or `deadline` passes (false).
 fn wait_shim_gone(sd: &Path, deadline: Instant) -> bool {
@@ -56,7 +57,8 @@ pub fn stop_with(store: &ImageStore, tools: &Tools, name: &str, how: Grace) -> R
         return Ok(info);
     }
     let sd = shim_dir(store, name);
-    write_state(&sd.join("stop"), b"")?;
+    // Durable, as the container's other records (the monitor reads it: no restart).
+    write_atomic(&sd.join("stop"), b"", STATE_MODE, Durability::Durable)?;
     let shim_pid = info.shim_pid.unwrap_or(0);
     if info.state == State::Restarting || !tools.exists(name) {
         // Between runs: the shim ends the restart loop on SIGTERM.

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::cni::PortMapping;
 use crate::error::{io, PodError, Result};
 use crate::pidns;
+use capsa_fsutil::Durability;
 
 /// The record of a pod (`pod.json`).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -124,7 +125,9 @@ pub fn load(store: &ImageStore, name: &str) -> Result<PodRecord> {
 }
 
 pub(crate) fn save(dir: &Path, rec: &PodRecord) -> Result<()> {
-    crate::error::write_state(&dir.join("pod.json"), &serde_json::to_vec_pretty(rec).unwrap_or_default())
+    let data = serde_json::to_vec_pretty(rec).unwrap_or_default();
+    // Durable: a pod outlives a reboot.
+    Ok(capsa_fsutil::write_atomic(&dir.join("pod.json"), &data, crate::error::STATE_MODE, Durability::Durable)?)
 }
 
 /// Every pod record, sorted by name.

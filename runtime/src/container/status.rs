@@ -53,11 +53,5 @@ impl Status {
 /// Start time (clock ticks since boot) of a pid and whether it is a zombie/dead,
 /// from `/proc/<pid>/stat`. `None` if the process does not exist.
 pub fn proc_start_time(pid: i32) -> Option<(u64, bool)> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // comm may contain spaces and parens: fields start after the last ')'.
-    let rest = &s[s.rfind(')')? + 2..];
-    let fields: Vec<&str> = rest.split(' ').collect();
-    let state = fields.first()?;
-    let start = fields.get(19)?.parse().ok()?;
-    Some((start, *state == "Z" || *state == "X"))
+    capsa_fsutil::sys::ProcStat::read(pid).map(|s| (s.start_time, s.exited()))
 }

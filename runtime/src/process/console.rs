@@ -36,15 +36,15 @@ pub fn set_size(fd: RawFd, size: ConsoleSize) -> SysResult<()> {
 
 /// Send the pty master `fd` over a unix socket with its name as the payload.
 pub fn send_fd(sock: RawFd, fd: RawFd, name: &str) -> SysResult<()> {
-    crate::sys::send_with_fd(sock, name.as_bytes(), Some(fd), || {
-        "send the pty master over the console socket (SCM_RIGHTS)".into()
-    })
+    capsa_fsutil::sys::send_with_fd(sock, name.as_bytes(), Some(fd))
+        .map_err(|e| SysError::io("send the pty master over the console socket (SCM_RIGHTS)", &e))
 }
 
 /// Receive a pty master sent with [`send_fd`].
 pub fn recv_fd(sock: RawFd) -> SysResult<OwnedFd> {
     let mut name = [0u8; 4096];
-    let (_, fd) = crate::sys::recv_with_fd(sock, &mut name, || "receive the pty master (recvmsg)".into())?;
+    let (_, fd) = capsa_fsutil::sys::recv_with_fd(sock, &mut name)
+        .map_err(|e| SysError::io("receive the pty master (recvmsg)", &e))?;
     fd.ok_or_else(|| SysError::msg("receive the pty master", "no file descriptor in the message"))
 }
 

@@ -69,8 +69,8 @@ pub fn deliver(pid: i32, n: i32, s: &LinuxSeccomp, bundle: &Path, state: &serde_
     };
     let json = serde_json::to_string(&msg).expect("state serializes");
     tracing::debug!("send the seccomp notification fd of pid {pid} to the agent at {}: {json}", path.display());
-    crate::sys::send_with_fd(sock.as_raw_fd(), json.as_bytes(), Some(fd.as_raw_fd()), || {
-        format!("send the seccomp notification fd to the agent at {} (SCM_RIGHTS)", path.display())
+    capsa_fsutil::sys::send_with_fd(sock.as_raw_fd(), json.as_bytes(), Some(fd.as_raw_fd())).map_err(|e| {
+        SysError::io(format!("send the seccomp notification fd to the agent at {} (SCM_RIGHTS)", path.display()), &e)
     })
 }
 

@@ -6,20 +6,10 @@
 //! component at a time with `mkdirat` on an fd, never through a path that could change.
 
 use std::ffi::CString;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::path::{Component, Path, PathBuf};
 
 use crate::sys::{SysError, SysResult};
-
-const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
-const RESOLVE_IN_ROOT: u64 = 0x10;
-
-#[repr(C)]
-struct OpenHow {
-    flags: u64,
-    mode: u64,
-    resolve: u64,
-}
 
 /// Lexically clean a container path: make it relative to the root, drop `.`, and
 /// keep `..` (openat2 clamps it at the root). Used for messages and lookups.
@@ -35,22 +25,24 @@ pub fn rel(path: &str) -> PathBuf {
     out
 }
 
-/// `openat2(root, path, flags, RESOLVE_IN_ROOT)`: open `path` as seen from inside `root`.
+/// `openat2(root, path, flags, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)`: open `path`
+/// as seen from inside `root` ([`capsa_fsutil::sys::openat2`]).
 pub fn open_in_root(root: RawFd, path: &Path, flags: i32) -> SysResult<OwnedFd> {
+    use capsa_fsutil::sys::{openat2, RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS};
     let p = if path.as_os_str().is_empty() { Path::new(".") } else { path };
     let c = crate::sys::cstr(p)?;
-    let how =
-        OpenHow { flags: (flags | libc::O_CLOEXEC) as u64, mode: 0, resolve: RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS };
-    // SAFETY: `c` and `how` live across the call; size matches the struct we pass.
-    let fd = unsafe {
-        libc::syscall(libc::SYS_openat2, root, c.as_ptr(), &how as *const OpenHow, std::mem::size_of::<OpenHow>())
-    };
-    if fd < 0 {
-        let e = SysError::last(format!("openat2 {} (inside the rootfs)", Path::new("/").join(path).display()));
-        return Err(if e.errno == libc::ENOSYS { e.hint("openat2 needs Linux 5.6 (capsa needs 5.8)") } else { e });
-    }
-    // SAFETY: a fresh fd returned by the kernel, owned by nobody else.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+    // SAFETY: `root` is the rootfs fd the caller holds open across this call; the
+    // borrow does not outlive it.
+    let root = unsafe { BorrowedFd::borrow_raw(root) };
+    openat2(root, &c, flags, 0, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS).map_err(|e| {
+        let e =
+            SysError::from_errno(format!("openat2 {} (inside the rootfs)", Path::new("/").join(path).display()), e.0);
+        if e.errno == libc::ENOSYS {
+            e.hint("openat2 needs Linux 5.6 (capsa needs 5.8)")
+        } else {
+            e
+        }
+    })
 }
 
 fn errno_of(e: &SysError) -> i32 {

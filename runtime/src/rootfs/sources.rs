@@ -143,13 +143,14 @@ fn send(sock: RawFd, index: u32, errno: i32, fd: Option<RawFd>) -> SysResult<()>
     let mut data = [0u8; 8];
     data[..4].copy_from_slice(&index.to_le_bytes());
     data[4..].copy_from_slice(&errno.to_le_bytes());
-    crate::sys::send_with_fd(sock, &data, fd, || "sendmsg to the bind-source helper".into())
+    capsa_fsutil::sys::send_with_fd(sock, &data, fd).map_err(|e| SysError::io("sendmsg to the bind-source helper", &e))
 }
 
 /// Receive one packet of [`send`].
 fn recv(sock: RawFd) -> SysResult<(u32, i32, Option<OwnedFd>)> {
     let mut data = [0u8; 8];
-    let (n, fd) = crate::sys::recv_with_fd(sock, &mut data, || "recvmsg from the bind-source helper".into())?;
+    let (n, fd) = capsa_fsutil::sys::recv_with_fd(sock, &mut data)
+        .map_err(|e| SysError::io("recvmsg from the bind-source helper", &e))?;
     if n != data.len() {
         return Err(SysError::msg("bind-source helper", "it exited before answering"));
     }

@@ -16,7 +16,7 @@
 //! File: `CAPSASC1`, u32 key length, key, program (`Program::to_bytes`), u64
 //! FNV-1a of everything before it.
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::Path;
 use std::sync::Mutex;
@@ -143,13 +143,8 @@ fn write(dir: &Path, file: &Path, key: &[u8], prog: &Program) -> std::io::Result
     data.extend_from_slice(key);
     data.extend_from_slice(&prog.to_bytes());
     data.extend_from_slice(&fnv1a(&data).to_ne_bytes());
-    let tmp = dir.join(format!(".{}.{}", file.file_name().and_then(|n| n.to_str()).unwrap_or("x"), std::process::id()));
-    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
-    let done = f.write_all(&data).and_then(|()| std::fs::rename(&tmp, file));
-    if done.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    done
+    // Volatile: a cache (on tmpfs until reboot); a torn entry fails its checksum.
+    capsa_fsutil::write_atomic(file, &data, 0o600, capsa_fsutil::Durability::Volatile).map_err(std::io::Error::from)
 }
 
 #[cfg(test)]

@@ -7,6 +7,8 @@ use crate::config::{backoff_ms, Restart};
 use crate::log::now_string;
 use crate::proto;
 use crate::sys;
+use capsa_fsutil::{write_atomic, Durability};
+use std::path::Path;
 
 /// After the init exits, wait at most this long for its stdio to reach EOF (a process
 /// outside the container's pid namespace may hold the pipes).
@@ -137,7 +139,8 @@ impl Shim {
             now_string(),
             self.restarts
         );
-        if let Err(e) = sys::write_atomic("exit", exit.as_bytes()) {
+        // Durable, as every record of a kept container: whole after a power loss.
+        if let Err(e) = write_atomic(Path::new("exit"), exit.as_bytes(), sys::STATE_MODE, Durability::Durable) {
             eprintln!("capsa-shim: write exit file: {e}");
         }
         broadcast(&mut self.clients, proto::T_EXIT, exit.trim_end().as_bytes());

@@ -19,8 +19,10 @@ use crate::config::Config;
 use crate::log::{LineBuf, LogFile};
 use crate::proto::{self, MAX_CLIENTS, MAX_PACKET};
 use crate::sys;
+use capsa_fsutil::{write_atomic, Durability};
 use std::io;
 use std::os::fd::RawFd;
+use std::path::Path;
 
 /// One container output stream.
 struct Stream {
@@ -80,7 +82,9 @@ impl Shim {
         unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
         // SAFETY: getpid has no preconditions and cannot fail.
         let me = unsafe { libc::getpid() };
-        sys::write_atomic("shim.pid", format!("{me}\n").as_bytes()).map_err(|e| format!("write shim.pid: {e}"))?;
+        // Durable, as every record of a kept container: whole after a power loss.
+        write_atomic(Path::new("shim.pid"), format!("{me}\n").as_bytes(), sys::STATE_MODE, Durability::Durable)
+            .map_err(|e| format!("write shim.pid: {e}"))?;
         let _ = std::fs::remove_file("exit");
         let _ = std::fs::remove_file("stop");
         // Signals arrive on a signalfd, read in the loop.
@@ -155,7 +159,7 @@ impl Shim {
             s.push('"');
         }
         s.push_str("}\n");
-        if let Err(e) = sys::write_atomic("shim.json", s.as_bytes()) {
+        if let Err(e) = write_atomic(Path::new("shim.json"), s.as_bytes(), sys::STATE_MODE, Durability::Durable) {
             eprintln!("capsa-shim: write shim.json: {e}");
         }
     }
