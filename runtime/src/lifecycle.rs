@@ -267,10 +267,10 @@ pub fn check_resources(res: &crate::spec::LinuxResources) -> Result<()> {
             if let Some(list) = v.as_deref().filter(|s| !s.is_empty()) {
                 let online =
                     if f == "cpu.cpus" { "/sys/devices/system/cpu/online" } else { "/sys/devices/system/node/online" };
-                let have = std::fs::read_to_string(online).map(|s| parse_list(s.trim())).unwrap_or(Some(vec![0]));
+                let have = std::fs::read_to_string(online).map(|s| parse_list(s.trim())).unwrap_or(Some(vec![(0, 0)]));
                 match (parse_list(list), have) {
                     (None, _) => return bad(f, format!("{list:?}"), "not a list like 0-2,4"),
-                    (Some(want), Some(have)) if want.iter().any(|c| !have.contains(c)) => {
+                    (Some(want), Some(have)) if !covered(&want, &have) => {
                         return bad(f, format!("{list:?}"), &format!("outside the host's online set ({online})"));
                     }
                     _ => {}
@@ -292,20 +292,72 @@ pub fn check_resources(res: &crate::spec::LinuxResources) -> Result<()> {
     Ok(())
 }
 
-/// Parse a kernel cpu list ("0-2,4").
-fn parse_list(s: &str) -> Option<Vec<u32>> {
+/// Parse a kernel cpu list ("0-2,4") into its ranges (inclusive), without listing
+/// their members: "0-4294967295" is two numbers, not 16 GiB.
+fn parse_list(s: &str) -> Option<Vec<(u32, u32)>> {
     let mut out = Vec::new();
     for part in s.split(',') {
-        match part.split_once('-') {
-            Some((a, b)) => {
-                let (a, b): (u32, u32) = (a.trim().parse().ok()?, b.trim().parse().ok()?);
-                if a > b {
-                    return None;
-                }
-                out.extend(a..=b);
+        let (a, b): (u32, u32) = match part.split_once('-') {
+            Some((a, b)) => (a.trim().parse().ok()?, b.trim().parse().ok()?),
+            None => {
+                let n = part.trim().parse().ok()?;
+                (n, n)
             }
-            None => out.push(part.trim().parse().ok()?),
+        };
+        if a > b {
+            return None;
         }
+        out.push((a, b));
     }
     Some(out)
+}
+
+/// Whether every number in the ranges `want` is in the ranges `have`.
+fn covered(want: &[(u32, u32)], have: &[(u32, u32)]) -> bool {
+    let mut have = have.to_vec();
+    have.sort_unstable();
+    want.iter().all(|&(a, b)| {
+        // The first number from `a` on not covered yet; sorted by start, the ranges
+        // that touch it extend it in one pass.
+        let mut next = u64::from(a);
+        for &(x, y) in &have {
+            if u64::from(x) <= next && next <= u64::from(y) {
+                next = u64::from(y) + 1;
+            }
+        }
+        next > u64::from(b)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_lists() {
+        assert_eq!(parse_list("0-2,4"), Some(vec![(0, 2), (4, 4)]));
+        assert_eq!(parse_list(" 3 "), Some(vec![(3, 3)]));
+        assert_eq!(parse_list("2-1"), None);
+        assert_eq!(parse_list(""), None);
+        assert_eq!(parse_list("0-"), None);
+        let have = parse_list("0-3,6-7,4").unwrap();
+        for ok in ["0", "0-4", "6,7", "3-4,7", "0-4,6-7"] {
+            assert!(covered(&parse_list(ok).unwrap(), &have), "{ok}");
+        }
+        for out in ["5", "0-5", "4-6", "8", "0-7"] {
+            assert!(!covered(&parse_list(out).unwrap(), &have), "{out}");
+        }
+        assert!(covered(&parse_list("0-4294967295").unwrap(), &parse_list("0-4294967295").unwrap()));
+    }
+
+    /// Reached by tests/fuzz_config.rs (cpu_lists_are_checked_cheaply aborted on it):
+    /// `"cpus": "0-4294967295"` made check_resources list 2^32 numbers (16 GiB) before
+    /// comparing them with the host's, and abort on the allocation.
+    #[test]
+    fn huge_cpu_range_is_refused_without_listing_it() {
+        let res: crate::spec::LinuxResources =
+            serde_json::from_str(r#"{"cpu": {"cpus": "0-4294967295", "mems": "0-4294967295"}}"#).unwrap();
+        let e = check_resources(&res).unwrap_err().to_string();
+        assert!(e.contains("linux.resources.cpu.cpus = \"0-4294967295\": outside the host's online set"), "{e}");
+    }
 }

@@ -70,6 +70,16 @@ pub enum PluginFailure {
     BadConfig(String),
 }
 
+impl PluginFailure {
+    /// How a plugin that exited with `status` (not success) failed, from its stdout (a CNI error object,
+    /// ideally: `code`, `msg`, `details`) and its stderr. Never fails: any stdout gives a [`Failed`].
+    ///
+    /// [`Failed`]: PluginFailure::Failed
+    pub fn from_failed_output(stdout: &[u8], status: std::process::ExitStatus, stderr: String) -> PluginFailure {
+        super::exec::plugin_error(stdout, status, stderr)
+    }
+}
+
 fn list_or_none(v: &[String]) -> String {
     if v.is_empty() {
         "none".to_string()

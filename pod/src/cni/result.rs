@@ -24,6 +24,16 @@ pub struct CniResult {
 }
 
 impl CniResult {
+    /// Parses what a plugin printed on stdout after a successful ADD: a JSON object, or `Err` with why not
+    /// (the reason of [`PluginFailure::InvalidOutput`](super::PluginFailure::InvalidOutput)).
+    pub fn from_plugin_output(stdout: &[u8]) -> Result<CniResult, String> {
+        match serde_json::from_slice::<Value>(stdout) {
+            Ok(raw @ Value::Object(_)) => Ok(CniResult { raw }),
+            Ok(_) => Err("not a JSON object".into()),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
     fn ip_entries(&self) -> impl Iterator<Item = &Value> {
         self.raw.get("ips").and_then(Value::as_array).into_iter().flatten()
     }

@@ -248,11 +248,7 @@ impl Cni {
                 stderr: stderr.clone(),
             })
         };
-        match serde_json::from_slice::<Value>(&out.stdout) {
-            Ok(v @ Value::Object(_)) => Ok(Some(v)),
-            Ok(_) => Err(invalid("not a JSON object".into())),
-            Err(e) => Err(invalid(e.to_string())),
-        }
+        CniResult::from_plugin_output(&out.stdout).map(|r| Some(r.raw)).map_err(invalid)
     }
 }
 

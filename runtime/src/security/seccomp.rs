@@ -68,6 +68,9 @@ pub struct LinuxSeccompArg {
 /// Syscalls take at most six arguments.
 const MAX_ARGS: usize = 6;
 
+/// The kernel's MAX_ERRNO: libseccomp takes SCMP_ACT_ERRNO values below it only.
+const MAX_ERRNO: u16 = 4095;
+
 const ARCHES: [(&str, ScmpArch); 23] = [
     ("SCMP_ARCH_X86", ScmpArch::X86),
     ("SCMP_ARCH_X86_64", ScmpArch::X8664),
@@ -136,7 +139,19 @@ fn parse_action(name: &str, errno_ret: Option<u32>, names: Option<&[String]>) ->
         "SCMP_ACT_TRAP" => ScmpAction::Trap,
         "SCMP_ACT_ALLOW" => ScmpAction::Allow,
         "SCMP_ACT_LOG" => ScmpAction::Log,
-        "SCMP_ACT_ERRNO" => return Ok(ScmpAction::Errno(i32::from(code()?))),
+        "SCMP_ACT_ERRNO" => {
+            // libseccomp refuses an errno of MAX_ERRNO (4095) or more (EINVAL from
+            // seccomp_init or seccomp_rule_add, in the child): refuse it here, before fork.
+            let errno = code()?;
+            if errno >= MAX_ERRNO {
+                return Err(SecurityError::Seccomp(format!(
+                    "errnoRet {errno} out of range for SCMP_ACT_ERRNO (max {}) {}",
+                    MAX_ERRNO - 1,
+                    rule_ctx(names)
+                )));
+            }
+            return Ok(ScmpAction::Errno(i32::from(errno)));
+        }
         "SCMP_ACT_TRACE" => return Ok(ScmpAction::Trace(code()?)),
         "SCMP_ACT_NOTIFY" if names.is_none() => {
             return Err(SecurityError::Seccomp("SCMP_ACT_NOTIFY cannot be used as the default action".into()))
@@ -463,6 +478,37 @@ mod tests {
         let flags = ["TSYNC", "LOG", "SPEC_ALLOW"];
         let flags = flags.map(|f| format!("SECCOMP_FILTER_FLAG_{f}")).to_vec();
         build_filter(&LinuxSeccomp { flags: Some(flags), ..base }).unwrap();
+    }
+
+    /// Found by tests/fuzz_config.rs: errnoRet 4095 passed `validate` and then failed in
+    /// libseccomp (EINVAL), in the child, after fork.
+    #[test]
+    fn errno_ret_beyond_libseccomp_is_refused_by_validate() {
+        let errno = |e| rule(&["mount"], "SCMP_ACT_ERRNO", Some(e));
+        for e in [0, 1, 4094] {
+            let p = allow_with(vec![errno(e)]);
+            validate(&p).unwrap();
+            build_filter(&p).unwrap();
+            let d = LinuxSeccomp { default_action: "SCMP_ACT_ERRNO".into(), default_errno_ret: Some(e), ..p };
+            build_filter(&d).unwrap();
+        }
+        for e in [4095, 4096, 65535] {
+            let msg = validate(&allow_with(vec![errno(e)])).unwrap_err().to_string();
+            assert_eq!(
+                msg,
+                format!("seccomp: errnoRet {e} out of range for SCMP_ACT_ERRNO (max 4094) for syscalls [mount]")
+            );
+            let d = LinuxSeccomp {
+                default_action: "SCMP_ACT_ERRNO".into(),
+                default_errno_ret: Some(e),
+                ..allow_with(vec![])
+            };
+            assert!(validate(&d).unwrap_err().to_string().contains("(max 4094) as default action"));
+        }
+        // SCMP_ACT_TRACE takes the whole 16 bits.
+        build_filter(&allow_with(vec![rule(&["mount"], "SCMP_ACT_TRACE", Some(65535))])).unwrap();
+        let e = validate(&allow_with(vec![rule(&["mount"], "SCMP_ACT_TRACE", Some(65536))])).unwrap_err();
+        assert!(e.to_string().contains("errnoRet 65536 out of range (max 65535)"), "{e}");
     }
 
     #[test]
