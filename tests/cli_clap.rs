@@ -71,6 +71,20 @@ fn bash_completion_is_valid_bash_with_every_verb() {
     }
     let (_dir, f) = script(&text);
     syntax_ok("bash", "-n", &f);
+    // And it completes: a subverb, a verb's flags after a global flag, a shell.
+    for (words, want) in [
+        ("capsa pod cr", "create"),
+        ("capsa --root /x logs --t", "--tail --timestamps"),
+        ("capsa completion f", "fish"),
+    ] {
+        let call = format!(
+            "source {}; COMP_WORDS=({words}); COMP_CWORD=$((${{#COMP_WORDS[@]}} - 1)); \
+             _capsa capsa \"${{COMP_WORDS[COMP_CWORD]}}\" \"${{COMP_WORDS[COMP_CWORD-1]}}\"; echo \"${{COMPREPLY[*]}}\"",
+            f.display()
+        );
+        let o = Command::new("bash").arg("-c").arg(&call).output().unwrap();
+        assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), want, "{words}: {}", String::from_utf8_lossy(&o.stderr));
+    }
 }
 
 #[test]
