@@ -221,7 +221,8 @@ mod tests {
     #[test]
     fn one_tree_of_every_verb() {
         // clap's own checks (duplicate flags, operand order...): they run where clap_builder
-        // has debug assertions (CARGO_PROFILE_RELEASE_PACKAGE_CLAP_BUILDER_DEBUG_ASSERTIONS=true).
+        // has debug assertions, as .ci/run builds it for this test binary
+        // (--config 'profile.release.package.clap_builder.debug-assertions=true').
         tree().debug_assert();
         let mut t = tree();
         t.build();
