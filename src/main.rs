@@ -7,6 +7,10 @@ mod cli;
 /// handed to it (`capsa`): see `cli::image`.
 const IMAGE_BUILTIN: bool = false;
 
+/// The parser of the human-facing verbs: none here (no clap in the runtime binary);
+/// capsa-image has it, and `capsa` execs capsa-image for those verbs.
+const HUMAN: Option<cli::HumanParser> = None;
+
 fn main() {
     std::process::exit(cli::main());
 }

@@ -22,10 +22,14 @@ pub const fn flag(long: &'static str, short: Option<char>, value: bool, help: &'
     Flag { long, short, value, help }
 }
 
-/// Parsed flags (by long name) and positionals.
+/// Parsed flags (by long name) and positionals: what this parser makes of a runtime
+/// verb's arguments, and what capsa-image's clap parser hands on for the human-facing
+/// verbs (`cli/human`), so the verbs' code reads one shape.
 #[derive(Default, Debug)]
 pub struct Parsed {
-    flags: HashMap<&'static str, Vec<String>>,
+    /// Every value of each flag given, by long name; a boolean flag's is `"true"`.
+    pub(crate) flags: HashMap<String, Vec<String>>,
+    /// The positional arguments, in order.
     pub pos: Vec<String>,
 }
 
@@ -75,7 +79,7 @@ pub fn parse(args: &[String], defs: &[Flag], stop_at_positional: bool) -> Result
                 name.chars().map(|c| defs.iter().find(|d| d.short == Some(c) && !d.value)).collect();
             if let Some(shorts) = shorts {
                 for d in shorts {
-                    p.flags.entry(d.long).or_default().push("true".into());
+                    p.flags.entry(d.long.to_owned()).or_default().push("true".into());
                 }
                 continue;
             }
@@ -100,7 +104,7 @@ pub fn parse(args: &[String], defs: &[Flag], stop_at_positional: bool) -> Result
         } else {
             inline.unwrap_or_else(|| "true".into())
         };
-        p.flags.entry(def.long).or_default().push(val);
+        p.flags.entry(def.long.to_owned()).or_default().push(val);
     }
     Ok(p)
 }

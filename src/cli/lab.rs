@@ -2,24 +2,15 @@
 //! in `labs/` (one folder each: README.md, README.ko.md, setup.sh, solution.sh,
 //! wrong.sh, check.sh, reset.sh). The driver finds the labs, runs a lab's script
 //! with bash and this capsa, and returns its exit status (`check`: 0 PASS, 1 FAIL).
-//! Linked into `capsa-image` only.
+//! Linked into `capsa-image` only, whose clap parser (`cli/human/lab.rs`) defines the
+//! verbs and their help.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
-const USAGE: &str = "\
-capsa lab list                  the exercises, numbered
-capsa lab show N [--ko]         its README (--ko: in Korean)
-capsa lab start N               prepare it (setup.sh)
-capsa lab check N               verify what you did: PASS or FAIL, with the reason (check.sh)
-capsa lab solve N               do it the right way (solution.sh), to compare
-capsa lab reset N               remove everything the lab made (reset.sh)
-
-N is the lab's number (1 or 01) or its folder name. The labs are found in $CAPSA_LABS,
-else <prefix>/share/capsa/labs beside the installed binaries, else the source tree's labs/.
-Every script runs as root with bash; its scratch files are in /tmp/capsa-lab/<lab>.";
+use super::args::Parsed;
 
 /// Where the labs are.
 fn labs_dir() -> Result<PathBuf> {
@@ -72,19 +63,8 @@ fn title(readme: &Path) -> String {
     line.split_once(": ").map_or(line, |(_, t)| t).to_string()
 }
 
-/// `capsa lab ...`: returns the exit status.
-pub fn main(cargs: &[String]) -> Result<i32> {
-    let (verb, rest) = match cargs.split_first() {
-        None => {
-            println!("{USAGE}");
-            return Ok(2);
-        }
-        Some((v, _)) if v == "--help" || v == "-h" || v == "help" => {
-            println!("{USAGE}");
-            return Ok(0);
-        }
-        Some((v, r)) => (v.as_str(), r),
-    };
+/// `capsa lab VERB [N]`: runs `verb` on its parsed arguments; returns the exit status.
+pub fn main(verb: &str, p: &Parsed) -> Result<i32> {
     let dir = labs_dir()?;
     if verb == "list" {
         for (n, name) in all(&dir)? {
@@ -92,13 +72,13 @@ pub fn main(cargs: &[String]) -> Result<i32> {
         }
         return Ok(0);
     }
-    let Some(arg) = rest.iter().find(|a| !a.starts_with('-')) else {
+    let Some(arg) = p.pos.first() else {
         bail!("lab {verb}: which lab? (capsa lab {verb} N; see 'capsa lab list')");
     };
     let lab = find(&dir, arg)?;
     let script = match verb {
         "show" => {
-            let f = if rest.iter().any(|a| a == "--ko") { "README.ko.md" } else { "README.md" };
+            let f = if p.on("ko") { "README.ko.md" } else { "README.md" };
             let p = dir.join(&lab).join(f);
             print!("{}", std::fs::read_to_string(&p).with_context(|| format!("read {}", p.display()))?);
             return Ok(0);

@@ -14,12 +14,15 @@ use capsa_pod::filter::Filters;
 use capsa_pod::runtime_cli::Tools;
 use capsa_shim::proto::{self, AttachClient};
 
-use super::args::{self, flag, Flag, Parsed};
+use super::args::{flag, Flag, Parsed};
 
-const STORE: Flag =
-    flag("store", None, true, "image and container store (default /var/lib/capsa; rootless: $XDG_DATA_HOME/capsa)");
-const HELP: Flag = flag("help", Some('h'), false, "print help");
+/// The managed containers' verbs (capsa-image parses them with clap: `cli/human`).
+pub const VERBS: &[&str] = &["ps", "logs", "attach", "stop", "rm", "inspect", "stats"];
 
+/// The flags of the managed `ps`, for routing only: `ps` without a container id is
+/// the managed one (`cli::is_managed_ps`), so which flags take a value must be known
+/// in the runtime binary too. capsa-image parses it with clap (`cli/human`), whose
+/// definition a unit test there keeps equal to this table.
 pub const PS: &[Flag] = &[
     flag("all", Some('a'), false, "also stopped containers"),
     flag("format", Some('f'), true, "table or json"),
@@ -30,37 +33,8 @@ pub const PS: &[Flag] = &[
         true,
         "label=KEY, label=KEY=VALUE (all must match), name=SUBSTR or status=STATE (any matches); repeatable",
     ),
-    STORE,
-    HELP,
-];
-pub const LOGS: &[Flag] = &[
-    flag("follow", Some('f'), false, "keep printing new output until the container exits"),
-    flag("tail", Some('n'), true, "only the last N lines"),
-    flag("timestamps", Some('t'), false, "prefix each line with its time (RFC3339Nano)"),
-    STORE,
-    HELP,
-];
-pub const ATTACH: &[Flag] = &[flag("no-stdin", None, false, "do not forward stdin"), STORE, HELP];
-pub const STOP: &[Flag] =
-    &[flag("time", Some('t'), true, "seconds to wait after the stop signal before SIGKILL (default 10)"), STORE, HELP];
-pub const RM: &[Flag] = &[flag("force", Some('f'), false, "kill a running container first"), STORE, HELP];
-pub const INSPECT: &[Flag] = &[
-    flag(
-        "namespaces",
-        None,
-        false,
-        "both sides: namespaces against the host's, cgroup usage against limits, host and container pids \
-         (also runtime and CRI containers, by id under --root)",
-    ),
-    flag("format", Some('f'), true, "with --namespaces: text (default) or json; without: json"),
-    STORE,
-    HELP,
-];
-pub const STATS: &[Flag] = &[
-    flag("format", Some('f'), true, "table or json"),
-    flag("no-stream", None, false, "accepted for docker compatibility (one sample is the default)"),
-    STORE,
-    HELP,
+    flag("store", None, true, "image and container store (default /var/lib/capsa; rootless: $XDG_DATA_HOME/capsa)"),
+    flag("help", Some('h'), false, "print help"),
 ];
 
 /// The store and tools for these verbs.
@@ -382,49 +356,20 @@ pub fn stats(store: &ImageStore, tools: &Tools, p: &Parsed) -> Result<i32> {
     Ok(0)
 }
 
-/// Help text of a managed verb.
-pub fn help(verb: &str) -> Option<(&'static str, &'static str, &'static [Flag])> {
-    Some(match verb {
-        "ps" => (
-            "capsa ps [-a] [--format table|json] [-q] [--filter label=KEY[=VALUE]]...   (runc: capsa ps ID)",
-            "List managed containers.",
-            PS,
-        ),
-        "logs" => ("capsa logs [-f] [--tail N] [-t] NAME", "Print a container's log (stdout and stderr).", LOGS),
-        "attach" => ("capsa attach NAME", "Attach to a running container's output (and stdin with -i).", ATTACH),
-        "stop" => ("capsa stop [-t SECONDS] NAME...", "Stop containers: stop signal, then SIGKILL.", STOP),
-        "rm" => ("capsa rm [-f] NAME...", "Remove stopped containers (-f: running ones too).", RM),
-        "inspect" => (
-            "capsa inspect NAME...   |   capsa [--root R] inspect --namespaces [--format text|json] NAME|ID...",
-            "Print containers' state and configuration as JSON; with --namespaces, what the kernel gave a \
-             running container next to what the host has.",
-            INSPECT,
-        ),
-        "stats" => ("capsa stats [--format table|json] [NAME...]", "Resource usage of running containers.", STATS),
-        _ => return None,
-    })
-}
-
-/// Dispatches a managed verb.
-pub fn main(verb: &str, cargs: &[String], g: &Parsed) -> Result<i32> {
-    let (usage, about, defs) = help(verb).context("not a managed verb")?;
-    let p = args::parse(cargs, defs, false).map_err(|e| anyhow::anyhow!("{verb}: {e} (see 'capsa {verb} --help')"))?;
-    if p.on("help") {
-        print!("{}", args::help(usage, about, defs));
-        return Ok(0);
-    }
+/// Runs a managed verb on its parsed arguments (`p`; `g`: the global flags).
+pub fn main(verb: &str, p: &Parsed, g: &Parsed) -> Result<i32> {
     if verb == "inspect" && p.on("namespaces") {
-        return super::both_sides::main(&p, g);
+        return super::both_sides::main(p, g);
     }
-    let (store, tools) = env(&p, g)?;
+    let (store, tools) = env(p, g)?;
     match verb {
-        "ps" => ps(&store, &tools, &p),
-        "logs" => logs(&store, &tools, &p),
-        "attach" => attach(&store, &tools, &p),
-        "stop" => stop(&store, &tools, &p),
-        "rm" => rm(&store, &tools, &p),
-        "inspect" => inspect(&store, &tools, &p),
-        "stats" => stats(&store, &tools, &p),
-        _ => unreachable!(),
+        "ps" => ps(&store, &tools, p),
+        "logs" => logs(&store, &tools, p),
+        "attach" => attach(&store, &tools, p),
+        "stop" => stop(&store, &tools, p),
+        "rm" => rm(&store, &tools, p),
+        "inspect" => inspect(&store, &tools, p),
+        "stats" => stats(&store, &tools, p),
+        v => bail!("{v}: not a managed verb"),
     }
 }

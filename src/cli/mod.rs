@@ -1,14 +1,14 @@
 //! Command-line parsing (runc's verbs, flags and output shapes) and dispatch.
 
-mod args;
+pub(crate) mod args;
 mod both_sides;
 mod exec;
-mod image;
+pub(crate) mod image;
 mod info;
 mod lab;
 mod lifecycle;
 mod logging;
-mod managed;
+pub(crate) mod managed;
 mod out;
 mod pod;
 mod sealing;
@@ -21,7 +21,8 @@ use anyhow::{bail, Context};
 use args::{flag, Flag, Parsed};
 use capsa_runtime::container::Store;
 
-const GLOBAL: &[Flag] = &[
+/// The global flags (before the verb).
+pub(crate) const GLOBAL: &[Flag] = &[
     flag("root", None, true, "directory for container state (default /run/capsa; rootless: $XDG_RUNTIME_DIR/capsa)"),
     flag("log", None, true, "write log records to this file (default: stderr)"),
     flag("log-format", None, true, "log record format: text or json"),
@@ -34,7 +35,8 @@ const GLOBAL: &[Flag] = &[
     flag("help", Some('h'), false, "print help"),
 ];
 
-const CREATE: &[Flag] = &[
+/// Flags of `create` and runc-mode `run`.
+pub(crate) const CREATE: &[Flag] = &[
     flag("bundle", Some('b'), true, "path to the bundle (the directory holding config.json), default ."),
     flag("pid-file", None, true, "write the container's init pid to this file"),
     flag("console-socket", None, true, "unix socket that receives the pty master (process.terminal)"),
@@ -116,8 +118,10 @@ const EVENTS: &[Flag] = &[
 ];
 const ID_ONLY: &[Flag] = &[flag("help", Some('h'), false, "print help")];
 
-/// (name, usage, about, flags, flags stop at the first positional)
-const COMMANDS: &[(&str, &str, &str, &[Flag], bool)] = &[
+/// Every verb: (name, usage, about, flags, flags stop at the first positional). The
+/// human-facing verbs (managed containers, `pod`, `lab`, `image`, `completion`, `man`)
+/// have no flag table here: capsa-image parses them with clap (`cli/human`).
+pub(crate) const COMMANDS: &[(&str, &str, &str, &[Flag], bool)] = &[
     (
         "create",
         "capsa create [OPTIONS] ID",
@@ -164,24 +168,18 @@ const COMMANDS: &[(&str, &str, &str, &[Flag], bool)] = &[
         false,
     ),
     ("features", "capsa features", "Print the features this runtime supports, as JSON.", ID_ONLY, false),
-    ("logs", "capsa logs [-f] [--tail N] [-t] NAME", "Print a managed container's log.", managed::LOGS, false),
-    ("attach", "capsa attach NAME", "Attach to a managed container's stdio.", managed::ATTACH, false),
-    (
-        "stop",
-        "capsa stop [-t SECONDS] NAME...",
-        "Stop managed containers (stop signal, then SIGKILL).",
-        managed::STOP,
-        false,
-    ),
-    ("rm", "capsa rm [-f] NAME...", "Remove managed containers.", managed::RM, false),
+    ("logs", "capsa logs [-f] [--tail N] [-t] NAME", "Print a managed container's log.", &[], false),
+    ("attach", "capsa attach NAME", "Attach to a managed container's stdio.", &[], false),
+    ("stop", "capsa stop [-t SECONDS] NAME...", "Stop managed containers (stop signal, then SIGKILL).", &[], false),
+    ("rm", "capsa rm [-f] NAME...", "Remove managed containers.", &[], false),
     (
         "inspect",
         "capsa inspect [--namespaces] NAME...",
         "Print managed containers' state as JSON; --namespaces: a container from both sides.",
-        managed::INSPECT,
+        &[],
         false,
     ),
-    ("stats", "capsa stats [NAME...]", "CPU, memory and pids of running managed containers.", managed::STATS, false),
+    ("stats", "capsa stats [NAME...]", "CPU, memory and pids of running managed containers.", &[], false),
     (
         "pod",
         "capsa pod create|ls|inspect|logs|stop|rm|apply|delete ...",
@@ -200,10 +198,28 @@ const COMMANDS: &[(&str, &str, &str, &[Flag], bool)] = &[
         "image",
         "capsa image [--store DIR] import|pull|ls|inspect|rm|prune|unpack|bundle ...",
         "Manage images: the local store, unpack, bundles (see 'capsa image VERB --help').",
-        image::IMAGE_TOP,
+        &[],
         true,
     ),
+    (
+        "completion",
+        "capsa completion bash|zsh|fish",
+        "Print the shell completion script for bash, zsh or fish.",
+        &[],
+        true,
+    ),
+    ("man", "capsa man [VERB [SUBVERB]]", "Print the man page (roff) of capsa, or of one verb.", &[], true),
 ];
+
+/// What capsa-image's clap parser (`cli/human`) made of a human-facing verb's
+/// arguments: the verb's path below `capsa` (`["pod", "create"]`) and its flags and
+/// operands, to run; or `Err(code)` when nothing is left to run (help, a completion
+/// script or a man page was printed), with the exit code.
+pub type HumanArgs = Result<(Vec<String>, Parsed), i32>;
+
+/// The parser of the human-facing verbs: `(verb, its arguments)`. capsa-image has
+/// one (`crate::HUMAN`); the runtime binary has none, and execs capsa-image for them.
+pub type HumanParser = fn(&str, &[String]) -> anyhow::Result<HumanArgs>;
 
 /// Options shared by `create` and `run`.
 pub struct CreateArgs {
@@ -367,10 +383,8 @@ fn run(g: &Parsed, rest: &[String]) -> anyhow::Result<i32> {
         return Ok(0);
     };
     let &(_, use_, about, defs, stop) = COMMANDS.iter().find(|c| c.0 == name).expect("split on a known command");
-    let managed_verb = managed::help(name).is_some() && (name != "ps" || is_managed_ps(cargs));
-    let image_mode = name == "image"
-        || name == "pod"
-        || name == "lab"
+    let managed_verb = managed::VERBS.contains(&name.as_str()) && (name != "ps" || is_managed_ps(cargs));
+    let image_mode = ["image", "pod", "lab", "completion", "man"].contains(&name.as_str())
         || managed_verb
         || (name == "run" && image::is_image_mode(cargs));
     if image_mode && !crate::IMAGE_BUILTIN {
@@ -379,13 +393,21 @@ fn run(g: &Parsed, rest: &[String]) -> anyhow::Result<i32> {
         return image::exec_image_binary(name == "run" && !image::runs_detached(cargs));
     }
     if crate::IMAGE_BUILTIN && image_mode {
-        match name.as_str() {
-            "run" => return image::run(&Store::new(state_root(g)), cargs),
-            "pod" => return pod::main(cargs, g),
-            "lab" => return lab::main(cargs),
-            n if managed_verb => return managed::main(n, cargs, g),
-            _ => {}
+        if name == "run" {
+            return image::run(&Store::new(state_root(g)), cargs);
         }
+        let parse = crate::HUMAN.context("no parser for the human-facing verbs in this binary")?;
+        let (path, p) = match parse(name, cargs)? {
+            Ok(verb) => verb,
+            Err(code) => return Ok(code),
+        };
+        let sub = path.get(1).map_or("", String::as_str);
+        return match name.as_str() {
+            "image" => image::image(sub, &p),
+            "pod" => pod::main(sub, &p, g),
+            "lab" => lab::main(sub, &p),
+            n => managed::main(n, &p, g),
+        };
     }
     let p = args::parse(cargs, defs, stop).map_err(|e| anyhow::anyhow!("{name}: {e} (see 'capsa {name} --help')"))?;
     if p.on("help") && (!stop || p.pos.is_empty()) {
@@ -425,7 +447,6 @@ fn run(g: &Parsed, rest: &[String]) -> anyhow::Result<i32> {
         "features" => info::features(),
         "update" => update::update(&store, &p),
         "events" => update::events(&store, &p),
-        "image" if crate::IMAGE_BUILTIN => image::image(&p),
         _ => unreachable!(),
     }
 }

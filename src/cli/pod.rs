@@ -1,4 +1,5 @@
-//! `capsa pod ...`: pods over capsa-pod (linked into `capsa-image` only).
+//! `capsa pod ...`: pods over capsa-pod (linked into `capsa-image` only, whose clap
+//! parser, `cli/human/pod.rs`, defines the verbs and their flags).
 
 use std::time::Duration;
 
@@ -12,58 +13,7 @@ use capsa_pod::filter::Filters;
 use capsa_pod::pods::{self, NetConfig, PodCreate};
 use capsa_pod::runtime_cli::Tools;
 
-use super::args::{self, flag, Flag, Parsed};
-
-const STORE: Flag =
-    flag("store", None, true, "image and container store (default /var/lib/capsa; rootless: $XDG_DATA_HOME/capsa)");
-const HELP: Flag = flag("help", Some('h'), false, "print help");
-const FILE: Flag = flag("file", Some('f'), true, "the manifest (YAML, one or more v1/Pod documents; - for stdin)");
-
-const CREATE: &[Flag] = &[
-    flag("network", None, true, "bridge (default: capsa's CNI network), none, host, or a network in /etc/capsa/net.d"),
-    flag("publish", Some('p'), true, "publish a port HOSTPORT:PORT[/tcp|udp]; repeatable"),
-    flag("hostname", None, true, "the pod's hostname (default: its name)"),
-    flag("label", Some('l'), true, "KEY=VALUE; repeatable"),
-    STORE,
-    HELP,
-];
-const LS: &[Flag] = &[
-    flag("format", None, true, "table or json"),
-    flag("quiet", Some('q'), false, "names only"),
-    flag("filter", None, true, "label=KEY, label=KEY=VALUE (all must match) or name=SUBSTR; repeatable"),
-    STORE,
-    HELP,
-];
-const LOGS: &[Flag] = &[
-    flag("container", Some('c'), true, "only this container (its manifest name or full name)"),
-    flag("tail", Some('n'), true, "only the last N lines of each container"),
-    flag("timestamps", Some('t'), false, "prefix each line with its time"),
-    flag("follow", Some('f'), false, "follow (needs -c when the pod has several containers)"),
-    STORE,
-    HELP,
-];
-const STOP: &[Flag] = &[flag("time", Some('t'), true, "grace period in seconds (default 10)"), STORE, HELP];
-const RM: &[Flag] = &[flag("force", Some('f'), false, "kill running containers first"), STORE, HELP];
-const APPLY: &[Flag] = &[FILE, flag("quiet", Some('q'), false, "no progress lines"), STORE, HELP];
-const SIMPLE: &[Flag] = &[STORE, HELP];
-
-/// (verb, usage, about, flags)
-const VERBS: &[(&str, &str, &str, &[Flag])] = &[
-    (
-        "create",
-        "capsa pod create [OPTIONS] NAME",
-        "Create a pod: pinned net/ipc/uts namespaces and a CNI network.",
-        CREATE,
-    ),
-    ("ls", "capsa pod ls [--format table|json] [-q] [--filter label=KEY[=VALUE]]...", "List pods.", LS),
-    ("inspect", "capsa pod inspect NAME", "Print a pod, its IP, namespaces and containers as JSON.", SIMPLE),
-    ("check", "capsa pod check NAME", "Ask the CNI plugins to verify the pod's network (CNI CHECK).", SIMPLE),
-    ("logs", "capsa pod logs [-c CONTAINER] [--tail N] [-t] NAME", "Print the logs of a pod's containers.", LOGS),
-    ("stop", "capsa pod stop [-t SECONDS] NAME...", "Stop every container of a pod (the pod stays).", STOP),
-    ("rm", "capsa pod rm [-f] NAME...", "Remove a pod: containers, network, namespaces.", RM),
-    ("apply", "capsa pod apply -f FILE", "Create the pods of a Kubernetes v1/Pod manifest.", APPLY),
-    ("delete", "capsa pod delete -f FILE", "Remove the pods a manifest names.", APPLY),
-];
+use super::args::Parsed;
 
 fn parse_port(s: &str) -> Result<PortMapping> {
     let (spec, proto) = s.split_once('/').unwrap_or((s, "tcp"));
@@ -110,34 +60,13 @@ fn read_manifest(p: &Parsed) -> Result<(String, String)> {
     Ok((f.to_owned(), text))
 }
 
-/// `capsa pod VERB ...`.
-pub fn main(cargs: &[String], g: &Parsed) -> Result<i32> {
-    let Some((verb, rest)) = cargs.split_first() else {
-        let mut s = args::help("capsa pod VERB [ARGS]", "Pods: containers sharing network, ipc and uts.", &[HELP]);
-        s.push_str("\nVerbs:\n");
-        for (v, _, about, _) in VERBS {
-            s.push_str(&format!("  {v:<10} {about}\n"));
-        }
-        print!("{s}");
-        return Ok(2);
-    };
-    let Some(&(_, usage, about, defs)) = VERBS.iter().find(|v| v.0 == verb) else {
-        if verb == "--help" || verb == "-h" {
-            return main(&[], g).map(|_| 0);
-        }
-        bail!("pod: unknown verb {verb:?} (see 'capsa pod --help')");
-    };
-    let p = args::parse(rest, defs, false)
-        .map_err(|e| anyhow::anyhow!("pod {verb}: {e} (see 'capsa pod {verb} --help')"))?;
-    if p.on("help") {
-        print!("{}", args::help(usage, about, defs));
-        return Ok(0);
-    }
-    let (store, tools) = super::managed::env(&p, g)?;
+/// `capsa pod VERB ...`: runs `verb` on its parsed arguments (`g`: the global flags).
+pub fn main(verb: &str, p: &Parsed, g: &Parsed) -> Result<i32> {
+    let (store, tools) = super::managed::env(p, g)?;
     let net = NetConfig::default();
-    match verb.as_str() {
+    match verb {
         "create" => {
-            let name = one(&p, verb)?;
+            let name = one(p, verb)?;
             let ports = p.all("publish").iter().map(|s| parse_port(s)).collect::<Result<Vec<_>>>()?;
             let labels = capsa_pod::filter::parse_labels(&p.all("label"))?;
             let rec = pods::create(
@@ -155,9 +84,9 @@ pub fn main(cargs: &[String], g: &Parsed) -> Result<i32> {
             println!("{}", rec.name);
             Ok(0)
         }
-        "ls" => ls(&store, &tools, &p),
+        "ls" => ls(&store, &tools, p),
         "inspect" => {
-            let name = one(&p, verb)?;
+            let name = one(p, verb)?;
             let rec = pods::load(&store, &name)?;
             let ms = pods::members(&store, &tools, &name)?;
             let ns = pods::pod_dir(&store, &name).join("ns");
@@ -174,16 +103,16 @@ pub fn main(cargs: &[String], g: &Parsed) -> Result<i32> {
             println!("{}", serde_json::to_string_pretty(&v)?);
             Ok(0)
         }
-        "logs" => logs(&store, &tools, &p),
+        "logs" => logs(&store, &tools, p),
         "check" => {
-            let name = one(&p, verb)?;
+            let name = one(p, verb)?;
             pods::check(&store, &net, &name)?;
             println!("{name}: network ok");
             Ok(0)
         }
         "stop" => {
             let secs: u64 = p.get("time").map(|t| t.parse()).transpose().context("--time takes seconds")?.unwrap_or(10);
-            names(&p, verb)?;
+            names(p, verb)?;
             for name in &p.pos {
                 pods::stop(&store, &tools, name, Duration::from_secs(secs))?;
                 println!("{name}");
@@ -191,16 +120,16 @@ pub fn main(cargs: &[String], g: &Parsed) -> Result<i32> {
             Ok(0)
         }
         "rm" => {
-            names(&p, verb)?;
+            names(p, verb)?;
             for name in &p.pos {
                 pods::remove(&store, &tools, &net, name, p.on("force"))?;
                 println!("{name}");
             }
             Ok(0)
         }
-        "apply" => apply(&store, &tools, &net, &p),
+        "apply" => apply(&store, &tools, &net, p),
         "delete" => {
-            let (origin, text) = read_manifest(&p)?;
+            let (origin, text) = read_manifest(p)?;
             let parsed = capsa_pod::manifest::parse_all(&text, &origin)?;
             let pods_in: Vec<_> = parsed.into_iter().map(|x| x.pod).collect();
             for n in capsa_pod::apply::delete(&store, &tools, &net, &pods_in)? {
@@ -208,7 +137,7 @@ pub fn main(cargs: &[String], g: &Parsed) -> Result<i32> {
             }
             Ok(0)
         }
-        _ => unreachable!(),
+        v => bail!("pod: unknown verb {v:?} (see 'capsa pod --help')"),
     }
 }
 

@@ -46,10 +46,9 @@ const SECURITY_OPT: Flag = flag(
      (default: the RuntimeDefault seccomp profile)",
 );
 
-/// Flags of `capsa image` before its verb.
-pub const IMAGE_TOP: &[Flag] = &[STORE, HELP];
-
-const RUN: &[Flag] = &[
+/// Flags of image-mode `run` (hand-parsed: the runtime binary reads them to route
+/// `run`, see [`is_image_mode`] and [`runs_detached`]).
+pub(crate) const RUN: &[Flag] = &[
     flag("rm", None, false, "remove the container (its upper dir and bundle) when it exits"),
     flag("name", None, true, "container name (default: capsa-<random>)"),
     flag("env", Some('e'), true, "set KEY=VALUE (or KEY: from this environment); repeatable"),
@@ -81,52 +80,6 @@ const RUN_USAGE: &str = "capsa run [OPTIONS] IMAGE [COMMAND [ARG...]]   (runc mo
 const RUN_ABOUT: &str = "Run a container from an image in the foreground (image mode of `capsa run`).\n\
 IMAGE is a local name or id, oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:NAME]\n\
 or docker://HOST[:PORT]/NAME[:TAG|@DIGEST] (imported or pulled into the store first).";
-
-const IMPORT: &[Flag] = &[STORE, PLATFORM, QUIET, INSECURE, CREDS, AUTHFILE, HELP];
-const LS: &[Flag] = &[
-    flag("format", Some('f'), true, "table or json"),
-    flag("quiet", Some('q'), false, "print only the names"),
-    STORE,
-    HELP,
-];
-const SIMPLE: &[Flag] = &[STORE, HELP];
-const BUNDLE: &[Flag] = &[
-    flag("env", Some('e'), true, "set KEY=VALUE; repeatable"),
-    flag("entrypoint", None, true, "replace the image's Entrypoint"),
-    flag("workdir", Some('w'), true, "working directory"),
-    flag("user", Some('u'), true, "user[:group]"),
-    flag("tty", Some('t'), false, "process.terminal = true"),
-    SECURITY_OPT,
-    STORE,
-    PLATFORM,
-    QUIET,
-    INSECURE,
-    CREDS,
-    AUTHFILE,
-    HELP,
-];
-
-/// (verb, usage, about, flags)
-const VERBS: &[(&str, &str, &str, &[Flag])] = &[
-    ("import", "capsa image import REF [NAME]", "Copy an image into the local store and name it.", IMPORT),
-    (
-        "pull",
-        "capsa image pull REF [NAME]",
-        "Same as import; REF docker://HOST[:PORT]/NAME[:TAG|@DIGEST] pulls.",
-        IMPORT,
-    ),
-    ("ls", "capsa image ls [--format table|json] [-q]", "List the images of the local store.", LS),
-    ("inspect", "capsa image inspect NAME", "Print an image's manifest, config and snapshots as JSON.", SIMPLE),
-    ("rm", "capsa image rm NAME...", "Remove image names (blobs stay until prune).", SIMPLE),
-    ("prune", "capsa image prune", "Remove unreferenced blobs and snapshots and stopped containers.", SIMPLE),
-    ("unpack", "capsa image unpack REF DEST", "Unpack an image flattened into DEST (like umoci raw unpack).", IMPORT),
-    (
-        "bundle",
-        "capsa image bundle [OPTIONS] REF DIR [CMD...]",
-        "Write an OCI bundle: DIR/config.json + DIR/rootfs.",
-        BUNDLE,
-    ),
-];
 
 /// Replaces this process by `capsa-image` (next to this binary) with the
 /// same arguments.
@@ -172,8 +125,8 @@ pub fn is_image_mode(cargs: &[String]) -> bool {
     }
 }
 
-fn store_at(p: &Parsed, top: Option<&str>) -> Result<ImageStore> {
-    match p.get("store").or(top) {
+fn store_at(p: &Parsed) -> Result<ImageStore> {
+    match p.get("store") {
         Some(r) => open_store(r),
         None => open_store(&default_root().to_string_lossy()),
     }
@@ -264,42 +217,25 @@ pub fn obtain_for_pod(store: &ImageStore, r: &str, quiet: bool) -> Result<LocalI
     Ok(store.get(&name)?)
 }
 
-/// `capsa image VERB ...`.
+/// `capsa image VERB ...`: runs `verb` on its arguments, as capsa-image's clap parser
+/// (`cli/human/image.rs`) made them (a `--store` given before the verb included).
 #[cold]
 #[inline(never)]
-pub fn image(top: &Parsed) -> Result<i32> {
-    let Some((verb, rest)) = top.pos.split_first() else {
-        let mut s = args::help("capsa image [--store DIR] VERB [ARGS]", "Manage the local image store.", IMAGE_TOP);
-        s.push_str("\nVerbs:\n");
-        for (v, _, about, _) in VERBS {
-            s.push_str(&format!("  {v:<10} {about}\n"));
-        }
-        print!("{s}");
-        return Ok(if top.on("help") { 0 } else { 2 });
-    };
-    let Some(&(_, usage, about, defs)) = VERBS.iter().find(|v| v.0 == verb) else {
-        bail!("image: unknown verb {verb:?} (see 'capsa image --help')");
-    };
-    let p = args::parse(rest, defs, verb == "bundle")
-        .map_err(|e| anyhow::anyhow!("image {verb}: {e} (see 'capsa image {verb} --help')"))?;
-    if p.on("help") {
-        print!("{}", args::help(usage, about, defs));
-        return Ok(0);
-    }
-    let store = store_at(&p, top.get("store"))?;
+pub fn image(verb: &str, p: &Parsed) -> Result<i32> {
+    let store = store_at(p)?;
     let quiet = p.on("quiet");
-    match (verb.as_str(), p.pos.as_slice()) {
+    match (verb, p.pos.as_slice()) {
         ("import" | "pull", [r]) | ("import" | "pull", [r, _]) => {
             let iref = ImageRef::parse(r)?;
             let name = p.pos.get(1).map(String::as_str);
             let rec = match &iref {
-                ImageRef::Registry(n) => store.pull(n, &pull_options(&p)?, name, &mut progress(quiet))?,
-                _ => store.import(&iref, name, &platform(&p)?, &mut progress(quiet))?,
+                ImageRef::Registry(n) => store.pull(n, &pull_options(p)?, name, &mut progress(quiet))?,
+                _ => store.import(&iref, name, &platform(p)?, &mut progress(quiet))?,
             };
             println!("{}", rec.name);
             Ok(0)
         }
-        ("ls", []) => ls(&store, &p),
+        ("ls", []) => ls(&store, p),
         ("inspect", [n]) => {
             let img = store.get(n)?;
             let snaps: Vec<_> = img
@@ -330,7 +266,7 @@ pub fn image(top: &Parsed) -> Result<i32> {
             Ok(0)
         }
         ("unpack", [r, dest]) => {
-            let img = obtain(&store, r, &p, quiet)?;
+            let img = obtain(&store, r, p, quiet)?;
             let t = std::time::Instant::now();
             store.unpack(&img, Path::new(dest), &mut progress(quiet))?;
             progress(quiet)(&format!("unpacked {} into {dest} in {:.2}s", img.record.name, t.elapsed().as_secs_f64()));
@@ -342,9 +278,9 @@ pub fn image(top: &Parsed) -> Result<i32> {
             let id: String =
                 id.chars().map(|c| if c.is_ascii_alphanumeric() || "_.-".contains(c) { c } else { '-' }).collect();
             // Options first: a bad one fails before anything is unpacked.
-            let mut o = run_options(&p, &id, cmd)?;
+            let mut o = run_options(p, &id, cmd)?;
             o.id = if id.is_empty() { "capsa".into() } else { id };
-            let img = obtain(&store, r, &p, quiet)?;
+            let img = obtain(&store, r, p, quiet)?;
             let rootfs = dir.join("rootfs");
             store.unpack(&img, &rootfs, &mut progress(quiet))?;
             let spec = bundle::make_spec(capsa_runtime::spec::default_spec(), &img.config, &o, &[rootfs.as_path()])?;
@@ -354,7 +290,7 @@ pub fn image(top: &Parsed) -> Result<i32> {
             println!("{}", dir.display());
             Ok(0)
         }
-        _ => bail!("usage: {usage}"),
+        _ => bail!("image {verb}: unexpected arguments {:?} (see 'capsa image {verb} --help')", p.pos),
     }
 }
 
@@ -441,7 +377,7 @@ fn run_image(runtime: &capsa_runtime::container::Store, cargs: &[String]) -> Res
         bail!("run: --rm with -d is not supported yet: use capsa rm NAME after it exits");
     }
     let quiet = p.on("quiet");
-    let store = store_at(&p, None)?;
+    let store = store_at(&p)?;
     let id = p.get("name").map_or_else(random_name, str::to_owned);
     let opts = run_options(&p, &id, cmd)?;
     let labels = capsa_pod::filter::parse_labels(&p.all("label"))?;
