@@ -733,7 +733,7 @@ fn options() -> impl Strategy<Value = ApplyOptions> {
         security_xattrs: b[2],
         skip_unpermitted_devices: b[3],
         whiteouts: if overlay { WhiteoutMode::Overlay } else { WhiteoutMode::Apply },
-        hash_in_thread: b[4] && b[5],
+        pipelined: b[4] && b[5],
         overlay_userxattr: b[6],
     })
 }
