@@ -23,15 +23,15 @@ use std::io::{self, BufReader, Read, Seek, SeekFrom};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::Path;
 
-use crate::apply::{detect_compression, diff_id_of, Compression};
-use crate::digest::Digest;
+use crate::apply::{detect_compression, Compression};
+use crate::digest::{Digest, HashingReader};
 use crate::layout::{
-    self, normalize_reference, parse_json, read_file_limited, LayoutError, LayoutSource, ResolvedImage,
-    MAX_CONFIG_SIZE, MAX_MANIFEST_SIZE,
+    self, normalize_reference, parse_json, read_file_limited, LayoutError, ResolvedImage, MAX_CONFIG_SIZE,
+    MAX_MANIFEST_SIZE,
 };
 use crate::oci::{self, Descriptor, ImageConfiguration, ImageManifest, Platform};
 use crate::sniff::{describe_start, is_tar_header, printable, TAR_BLOCK};
-use crate::store::Store;
+use crate::source::{ImageSource, ImportPlan, LayerFile};
 
 /// Symlink hops followed when resolving a member name.
 const MAX_LINK_HOPS: usize = 16;
@@ -63,19 +63,6 @@ struct SaveManifestEntry {
     repo_tags: Option<Vec<String>>,
     #[serde(rename = "Layers", default)]
     layers: Vec<String>,
-}
-
-impl LayoutSource for DockerArchive {
-    fn open_file(&self, rel: &str) -> io::Result<Box<dyn Read + '_>> {
-        let (offset, size) = self.lookup(rel)?;
-        Ok(Box::new(BufReader::with_capacity(
-            1 << 20,
-            PreadReader { file: &self.file, pos: offset, end: offset + size },
-        )))
-    }
-    fn exists(&self, rel: &str) -> bool {
-        self.lookup(rel).is_ok()
-    }
 }
 
 /// Reads `[pos, end)` of a file with `pread`, so readers do not share a cursor.
@@ -214,39 +201,11 @@ impl DockerArchive {
         Err(io::Error::new(io::ErrorKind::InvalidData, "too many links"))
     }
 
-    /// Resolves `reference` (or the only image) and copies it into `store`.
-    ///
-    /// The returned image's layers are in the store; with the `manifest.json`
-    /// route the manifest is synthesized (OCI media types) and stored too.
-    pub fn import(
-        &self,
-        store: &Store,
-        reference: Option<&str>,
-        platform: &Platform,
-    ) -> Result<ResolvedImage, LayoutError> {
-        let has_manifest_json = self.exists("manifest.json");
-        if self.exists("index.json") && self.exists("oci-layout") {
-            layout::check_oci_layout_file(self)?;
-            match layout::resolve(self, reference, platform) {
-                Ok(img) => {
-                    layout::import_resolved(self, store, &img)?;
-                    return Ok(img);
-                }
-                Err(LayoutError::NotFound { .. } | LayoutError::Ambiguous { .. }) if has_manifest_json => {}
-                Err(e) => return Err(e),
-            }
-        }
-        if !has_manifest_json {
-            return Err(LayoutError::Invalid(
-                "archive has neither manifest.json nor an OCI index.json \
-                 (docker save from Docker < 1.10 is not supported)"
-                    .into(),
-            ));
-        }
-        self.import_manifest_json(store, reference)
-    }
-
-    fn import_manifest_json(&self, store: &Store, reference: Option<&str>) -> Result<ResolvedImage, LayoutError> {
+    /// The `manifest.json` route: the image's config and layers as named
+    /// there, with an OCI manifest synthesized for them. Each layer is stored
+    /// under its diff_id when uncompressed; a compressed one under the digest
+    /// its name carries (else its hash) and its diff_id checked once copied.
+    fn plan_manifest_json(&self, reference: Option<&str>) -> Result<ImportPlan, LayoutError> {
         let bytes = read_file_limited(self, "manifest.json", MAX_MANIFEST_SIZE)?;
         let entries: Vec<SaveManifestEntry> = parse_json("manifest.json", &bytes)?;
         let tags = |e: &SaveManifestEntry| e.repo_tags.clone().unwrap_or_default();
@@ -284,11 +243,12 @@ impl DockerArchive {
                 entry.layers.len()
             )));
         }
-        store.put_bytes(&config_bytes, Some(&config_digest))?;
 
         let mut layers = Vec::with_capacity(entry.layers.len());
+        let mut files = Vec::with_capacity(entry.layers.len());
         for (path, diff_id) in entry.layers.iter().zip(&config.rootfs.diff_ids) {
-            layers.push(self.import_layer(store, path, diff_id)?);
+            layers.push(self.layer_descriptor(path, diff_id)?);
+            files.push(LayerFile { path: path.clone(), diff_id: Some(diff_id.clone()) });
         }
 
         let manifest = ImageManifest {
@@ -300,58 +260,94 @@ impl DockerArchive {
         };
         let manifest_bytes = serde_json::to_vec(&manifest)
             .map_err(|source| LayoutError::Json { what: "synthesized manifest".into(), source })?;
-        let md = store.put_bytes(&manifest_bytes, None)?;
+        let md = Digest::sha256_of(&manifest_bytes);
         let mut manifest_descriptor = Descriptor::new(oci::MEDIA_TYPE_OCI_MANIFEST, md, manifest_bytes.len() as u64);
         // The image's first RepoTag names it (as index.json's annotation does).
         if let Some(tag) = tags(entry).into_iter().next() {
             manifest_descriptor.annotations.insert(oci::ANNOTATION_CONTAINERD_IMAGE_NAME.to_owned(), tag);
         }
-        Ok(ResolvedImage { manifest_descriptor, manifest, manifest_bytes, config, config_bytes, indexes: Vec::new() })
+        let image =
+            ResolvedImage { manifest_descriptor, manifest, manifest_bytes, config, config_bytes, indexes: Vec::new() };
+        Ok(ImportPlan { image, layers: files })
     }
 
-    /// Stores one layer and checks its uncompressed digest against `diff_id`.
-    fn import_layer(&self, store: &Store, path: &str, diff_id: &Digest) -> Result<Descriptor, LayoutError> {
-        let (_, size) =
-            self.lookup(path).map_err(|source| LayoutError::Io { op: "open layer", path: path.to_owned(), source })?;
-        let named = digest_in_name(path);
-        let digest = store.put(
-            self.open_file(path).map_err(|source| LayoutError::Io {
-                op: "open layer",
-                path: path.to_owned(),
-                source,
-            })?,
-            named.as_ref(),
-            Some(size),
-        )?;
-        let mut blob = store.open(&digest)?;
-        let mut head = [0u8; 4];
-        let n = blob.read(&mut head).map_err(|source| LayoutError::Io {
-            op: "read layer",
-            path: path.to_owned(),
-            source,
-        })?;
-        let compression = detect_compression(&head[..n]);
-        let actual = if compression == Compression::None {
-            digest.clone()
-        } else {
-            diff_id_of(store.open(&digest)?).map_err(|source| LayoutError::Io {
-                op: "decompress layer",
-                path: path.to_owned(),
-                source,
-            })?
+    /// A layer's descriptor: media type from its first bytes; digest its
+    /// diff_id when uncompressed, else the one its name carries, else its hash.
+    fn layer_descriptor(&self, path: &str, diff_id: &Digest) -> Result<Descriptor, LayoutError> {
+        let io_err = |op| move |source| LayoutError::Io { op, path: path.to_owned(), source };
+        let (r, size) = self.open_file(path).map_err(io_err("open layer"))?;
+        let mut head = Vec::with_capacity(4);
+        r.take(4).read_to_end(&mut head).map_err(io_err("read layer"))?;
+        let compression = detect_compression(&head);
+        let digest = match (compression, digest_in_name(path)) {
+            (Compression::None, _) => diff_id.clone(),
+            (_, Some(named)) => named,
+            _ => {
+                let mut h = HashingReader::new(self.open_file(path).map_err(io_err("open layer"))?.0);
+                io::copy(&mut h, &mut io::sink()).map_err(io_err("read layer"))?;
+                h.finish().0
+            }
         };
-        if actual != *diff_id {
-            return Err(LayoutError::Verify {
-                what: format!("layer {path} (uncompressed)"),
-                source: crate::digest::DigestError::Mismatch { expected: diff_id.clone(), actual },
-            });
-        }
         let mt = match compression {
             Compression::None => oci::MEDIA_TYPE_OCI_LAYER,
             Compression::Gzip => oci::MEDIA_TYPE_OCI_LAYER_GZIP,
             Compression::Zstd => oci::MEDIA_TYPE_OCI_LAYER_ZSTD,
         };
         Ok(Descriptor::new(mt, digest, size))
+    }
+}
+
+impl ImageSource for DockerArchive {
+    fn open_file(&self, rel: &str) -> io::Result<(Box<dyn Read + '_>, u64)> {
+        let (offset, size) = self.lookup(rel)?;
+        let r = PreadReader { file: &self.file, pos: offset, end: offset + size };
+        Ok((Box::new(BufReader::with_capacity(1 << 20, r)), size))
+    }
+
+    fn exists(&self, rel: &str) -> bool {
+        self.lookup(rel).is_ok()
+    }
+
+    /// The OCI route when `index.json` names the image (it keeps the original
+    /// manifest digest), else `manifest.json`. With the `manifest.json` route
+    /// the manifest is synthesized (OCI media types).
+    fn plan(&self, reference: Option<&str>, platform: &Platform) -> Result<ImportPlan, LayoutError> {
+        let has_manifest_json = self.exists("manifest.json");
+        if self.exists("index.json") && self.exists("oci-layout") {
+            match layout::plan(self, reference, platform) {
+                Err(LayoutError::NotFound { .. } | LayoutError::Ambiguous { .. }) if has_manifest_json => {}
+                r => return r,
+            }
+        }
+        if !has_manifest_json {
+            return Err(LayoutError::Invalid(
+                "archive has neither manifest.json nor an OCI index.json \
+                 (docker save from Docker < 1.10 is not supported)"
+                    .into(),
+            ));
+        }
+        self.plan_manifest_json(reference)
+    }
+}
+
+/// An OCI image layout packed in a tar (`oci-archive:`): only its
+/// `index.json` is read, never a `manifest.json`.
+pub struct OciArchive(DockerArchive);
+
+impl OciArchive {
+    /// Opens and indexes an archive (decompressing it first if compressed).
+    pub fn open(path: impl AsRef<Path>) -> Result<OciArchive, LayoutError> {
+        DockerArchive::open(path).map(OciArchive)
+    }
+}
+
+impl ImageSource for OciArchive {
+    fn open_file(&self, rel: &str) -> io::Result<(Box<dyn Read + '_>, u64)> {
+        self.0.open_file(rel)
+    }
+
+    fn exists(&self, rel: &str) -> bool {
+        self.0.exists(rel)
     }
 }
 

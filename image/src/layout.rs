@@ -1,8 +1,9 @@
 //! OCI image layouts: `oci-layout`, `index.json`, `blobs/<alg>/<hex>`.
 //!
 //! [`OciLayout`] reads a layout directory; the same resolution code also runs
-//! over the OCI layout inside a Docker 25+ `docker save` archive (see
-//! [`crate::docker_archive`]) through the [`LayoutSource`] trait.
+//! over the OCI layout inside an `oci-archive` or a Docker 25+ `docker save`
+//! archive (see [`crate::docker_archive`]) through the [`ImageSource`] trait,
+//! whose [`ImageSource::import`] copies a resolved image into the store.
 //!
 //! Resolution: `index.json` → the entry whose `org.opencontainers.image.ref.name`
 //! (or `io.containerd.image.name`) matches the reference, or the only entry →
@@ -16,7 +17,8 @@ use std::path::{Path, PathBuf};
 
 use crate::digest::{Digest, DigestError, VerifyingReader};
 use crate::oci::{self, Descriptor, ImageConfiguration, ImageIndex, ImageManifest, Platform};
-use crate::store::{Store, StoreError};
+pub use crate::source::{ImageSource, ImportPlan};
+use crate::store::StoreError;
 
 /// Largest manifest or index accepted (containerd uses the same bound).
 pub const MAX_MANIFEST_SIZE: u64 = 4 << 20;
@@ -97,15 +99,6 @@ pub enum LayoutError {
     Invalid(String),
 }
 
-/// Where layout files come from: a directory, or members of a tar archive.
-pub trait LayoutSource {
-    /// Opens `rel` (a `/`-separated path relative to the layout root).
-    fn open_file(&self, rel: &str) -> io::Result<Box<dyn Read + '_>>;
-
-    /// Whether `rel` exists.
-    fn exists(&self, rel: &str) -> bool;
-}
-
 /// The result of resolving a reference: a manifest, its config and layers.
 #[derive(Debug, Clone)]
 pub struct ResolvedImage {
@@ -146,9 +139,11 @@ pub struct OciLayout {
     root: PathBuf,
 }
 
-impl LayoutSource for OciLayout {
-    fn open_file(&self, rel: &str) -> io::Result<Box<dyn Read + '_>> {
-        Ok(Box::new(File::open(self.root.join(rel))?))
+impl ImageSource for OciLayout {
+    fn open_file(&self, rel: &str) -> io::Result<(Box<dyn Read + '_>, u64)> {
+        let f = File::open(self.root.join(rel))?;
+        let size = f.metadata()?.len();
+        Ok((Box::new(f), size))
     }
     fn exists(&self, rel: &str) -> bool {
         self.root.join(rel).exists()
@@ -188,18 +183,6 @@ impl OciLayout {
         })?;
         Ok(VerifyingReader::new(f, desc.digest.clone(), Some(desc.size)))
     }
-
-    /// Resolves and copies the image (indexes, manifest, config, layers) into `store`.
-    pub fn import(
-        &self,
-        store: &Store,
-        reference: Option<&str>,
-        platform: &Platform,
-    ) -> Result<ResolvedImage, LayoutError> {
-        let img = self.resolve(reference, platform)?;
-        import_resolved(self, store, &img)?;
-        Ok(img)
-    }
 }
 
 /// `blobs/<alg>/<hex>` for a digest (safe: the hex part is validated).
@@ -208,7 +191,7 @@ pub fn blob_path(d: &Digest) -> String {
 }
 
 /// Checks `oci-layout` says `imageLayoutVersion` 1.x.
-pub(crate) fn check_oci_layout_file(src: &dyn LayoutSource) -> Result<(), LayoutError> {
+pub(crate) fn check_oci_layout_file<S: ImageSource + ?Sized>(src: &S) -> Result<(), LayoutError> {
     #[derive(serde::Deserialize)]
     struct OciLayoutFile {
         #[serde(rename = "imageLayoutVersion")]
@@ -222,15 +205,19 @@ pub(crate) fn check_oci_layout_file(src: &dyn LayoutSource) -> Result<(), Layout
     Ok(())
 }
 
-pub(crate) fn read_index_json(src: &dyn LayoutSource) -> Result<ImageIndex, LayoutError> {
+pub(crate) fn read_index_json<S: ImageSource + ?Sized>(src: &S) -> Result<ImageIndex, LayoutError> {
     let bytes = read_file_limited(src, "index.json", MAX_MANIFEST_SIZE)?;
     parse_json("index.json", &bytes)
 }
 
 /// Reads a whole file, refusing more than `limit` bytes.
-pub(crate) fn read_file_limited(src: &dyn LayoutSource, rel: &str, limit: u64) -> Result<Vec<u8>, LayoutError> {
+pub(crate) fn read_file_limited<S: ImageSource + ?Sized>(
+    src: &S,
+    rel: &str,
+    limit: u64,
+) -> Result<Vec<u8>, LayoutError> {
     let io_err = |op| move |source| LayoutError::Io { op, path: rel.to_owned(), source };
-    let r = src.open_file(rel).map_err(io_err("open"))?;
+    let (r, _) = src.open_file(rel).map_err(io_err("open"))?;
     let mut out = Vec::new();
     r.take(limit + 1).read_to_end(&mut out).map_err(io_err("read"))?;
     if out.len() as u64 > limit {
@@ -244,7 +231,7 @@ pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(what: &str, bytes: &[u8
 }
 
 /// Reads a JSON blob named by `desc`, checking size limit, size and digest.
-fn read_blob_verified(src: &dyn LayoutSource, desc: &Descriptor, limit: u64) -> Result<Vec<u8>, LayoutError> {
+fn read_blob_verified<S: ImageSource + ?Sized>(src: &S, desc: &Descriptor, limit: u64) -> Result<Vec<u8>, LayoutError> {
     if desc.size > limit {
         return Err(LayoutError::Invalid(format!(
             "{} ({}): declared size {} exceeds the {limit}-byte limit",
@@ -300,8 +287,8 @@ fn entry_matches(d: &Descriptor, reference: &str) -> bool {
 }
 
 /// Resolves `reference` (or the only image) to a manifest for `platform`.
-pub fn resolve(
-    src: &dyn LayoutSource,
+pub fn resolve<S: ImageSource + ?Sized>(
+    src: &S,
     reference: Option<&str>,
     platform: &Platform,
 ) -> Result<ResolvedImage, LayoutError> {
@@ -325,9 +312,20 @@ pub fn resolve(
     resolve_descriptor(src, top.clone(), platform)
 }
 
+/// [`ImageSource::plan`] for an OCI layout: checks `oci-layout`, resolves
+/// `reference` (or the only image) for `platform` through `index.json`.
+pub fn plan<S: ImageSource + ?Sized>(
+    src: &S,
+    reference: Option<&str>,
+    platform: &Platform,
+) -> Result<ImportPlan, LayoutError> {
+    check_oci_layout_file(src)?;
+    resolve(src, reference, platform).map(ImportPlan::oci)
+}
+
 /// Follows `desc` through nested indexes to a manifest, then reads its config.
-pub(crate) fn resolve_descriptor(
-    src: &dyn LayoutSource,
+pub(crate) fn resolve_descriptor<S: ImageSource + ?Sized>(
+    src: &S,
     mut desc: Descriptor,
     platform: &Platform,
 ) -> Result<ResolvedImage, LayoutError> {
@@ -419,24 +417,6 @@ pub(crate) fn pick_platform<'a>(idx: &'a ImageIndex, want: &Platform) -> Result<
             .map(|d| d.platform.as_ref().map_or("(none)".to_owned(), |p| p.to_string()))
             .collect(),
     })
-}
-
-/// Copies a resolved image's blobs from `src` into `store`, verifying each.
-pub(crate) fn import_resolved(src: &dyn LayoutSource, store: &Store, img: &ResolvedImage) -> Result<(), LayoutError> {
-    for (d, bytes) in &img.indexes {
-        store.put_bytes(bytes, Some(&d.digest))?;
-    }
-    store.put_bytes(&img.manifest_bytes, Some(&img.manifest_descriptor.digest))?;
-    store.put_bytes(&img.config_bytes, Some(&img.manifest.config.digest))?;
-    for l in img.layers() {
-        if store.has(&l.digest) {
-            continue;
-        }
-        let rel = blob_path(&l.digest);
-        let r = src.open_file(&rel).map_err(|source| LayoutError::Io { op: "open layer", path: rel, source })?;
-        store.put(r, Some(&l.digest), Some(l.size))?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]

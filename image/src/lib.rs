@@ -6,7 +6,8 @@
 //! - [`store`]: the content store (`blobs/sha256/<hex>`, verified, atomic);
 //! - [`oci`]: OCI / Docker manifest, index and config types;
 //! - [`layout`]: reading OCI image layouts, resolving a tag and platform;
-//! - [`docker_archive`]: importing `docker save` archives (classic and Docker 25+);
+//! - [`docker_archive`]: `docker save` archives (classic and Docker 25+) and `oci-archive` tars;
+//! - [`source`]: the [`ImageSource`] trait they share, and the import into the store;
 //! - [`reference`]: transport references (`oci:`, `docker-archive:`, `docker://`...);
 //! - [`registry`]: pulling from a registry (distribution API v2);
 //! - [`images`]: the local image store (names, snapshots, prune);
@@ -35,10 +36,12 @@ pub mod rootfs;
 pub mod rootless;
 pub mod seccomp;
 mod sniff;
+pub mod source;
 pub mod store;
 
 pub use apply::{apply_layer, apply_layer_verified, ApplyError, ApplyOptions, ApplyStats};
 pub use digest::Digest;
 pub use docker_archive::DockerArchive;
 pub use layout::{OciLayout, ResolvedImage};
+pub use source::ImageSource;
 pub use store::Store;

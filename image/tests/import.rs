@@ -9,7 +9,7 @@ use std::path::Path;
 use capsa_image::apply::{apply_layer_verified, ApplyOptions};
 use capsa_image::layout::LayoutError;
 use capsa_image::oci::Platform;
-use capsa_image::{DockerArchive, OciLayout, ResolvedImage, Store};
+use capsa_image::{DockerArchive, ImageSource, OciLayout, ResolvedImage, Store};
 use common::{annotate, put_blob, sha, LayerBlob, TarW};
 use serde_json::json;
 
@@ -325,7 +325,6 @@ fn docker25_save_import_uses_the_oci_index() {
         unpack_from_store(&store, &img2, &tmp.path().join(format!("rootfs-{gz}")));
         // The legacy <id>/layer.tar symlinks resolve inside the archive.
         let hex = img.layers()[0].digest.hex().to_owned();
-        use capsa_image::layout::LayoutSource;
         assert!(ar.exists(&format!("{hex}/layer.tar")));
     }
 }

@@ -4,8 +4,9 @@
 use std::cmp::Reverse;
 use std::ffi::{CStr, CString};
 use std::fs::File;
-use std::io::{Read, Write};
+use std::io::{self, Read};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::fs::FileExt;
 
 use tar::EntryType;
 
@@ -22,6 +23,40 @@ pub(super) struct Meta {
     pub(super) uid: u32,
     pub(super) gid: u32,
     pub(super) mtime: (i64, i64),
+}
+
+/// Block size for holes: an all-zero block of file data, aligned in the file, is not written.
+const HOLE_BLOCK: u64 = 4096;
+static ZEROS: [u8; HOLE_BLOCK as usize] = [0; HOLE_BLOCK as usize];
+
+/// Writes `data` at `off` of a new file (`cp --sparse=auto` style), skipping
+/// the parts of it that are all-zero aligned blocks (partial at either end of
+/// `data`), which then read back as zeros from holes. Returns the end of the
+/// last write, `None` when all of `data` was skipped.
+fn write_sparse(f: &File, data: &[u8], off: u64) -> io::Result<Option<u64>> {
+    let mut end = None;
+    // The run of non-zero blocks not yet written, from `run` to `i`.
+    let mut run: Option<usize> = None;
+    let mut i = 0;
+    while i < data.len() {
+        let pos = off + i as u64;
+        let next = (pos / HOLE_BLOCK + 1) * HOLE_BLOCK;
+        let j = data.len().min(i + (next - pos) as usize);
+        if data[i..j] == ZEROS[..j - i] {
+            if let Some(s) = run.take() {
+                f.write_all_at(&data[s..i], off + s as u64)?;
+                end = Some(pos);
+            }
+        } else if run.is_none() {
+            run = Some(i);
+        }
+        i = j;
+    }
+    if let Some(s) = run {
+        f.write_all_at(&data[s..], off + s as u64)?;
+        end = Some(off + data.len() as u64);
+    }
+    Ok(end)
 }
 
 /// Fills `buf` with `bytes` and a NUL and returns it as a C string.
@@ -286,7 +321,10 @@ impl Applier<'_> {
             fd = Some(sys::openat(pfd, name, flags, 0o600)?);
             Ok(())
         })?;
-        let mut f = File::from(fd.expect("set on success"));
+        let f = File::from(fd.expect("set on success"));
+        // The file is new and empty: all-zero blocks are left as holes (a GNU
+        // sparse entry's holes arrive as zeros too), the size set at the end.
+        let (mut size, mut written) = (0u64, 0u64);
         loop {
             let n = match e.read(&mut self.buf) {
                 Ok(0) => break,
@@ -294,8 +332,14 @@ impl Applier<'_> {
                 Err(err) if err.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(err) => return Err(ApplyError::Read(err)),
             };
-            f.write_all(&self.buf[..n]).map_err(|source| ApplyError::Write { entry: self.shown(), source })?;
+            let w = write_sparse(&f, &self.buf[..n], size)
+                .map_err(|source| ApplyError::Write { entry: self.shown(), source })?;
+            written = w.unwrap_or(written);
+            size += n as u64;
             self.stats.file_bytes += n as u64;
+        }
+        if written < size {
+            f.set_len(size).map_err(|source| ApplyError::Write { entry: self.shown(), source })?;
         }
         let fd = f.as_fd();
         // Owner first: chown clears setuid/setgid and security.capability.

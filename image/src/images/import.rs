@@ -5,9 +5,11 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use crate::digest::Digest;
-use crate::layout::{self, LayoutError, ResolvedImage};
+use crate::docker_archive::{DockerArchive, OciArchive};
+use crate::layout::{LayoutError, OciLayout, ResolvedImage};
 use crate::oci::Platform;
 use crate::reference::{self, ImageRef};
+use crate::source::{self, ImageSource};
 
 use super::{ImageError, ImageRecord, ImageStore, Progress};
 
@@ -26,25 +28,18 @@ impl ImageStore {
             return self.get(n).map(|i| i.record);
         }
         // One import at a time; on failure, the blobs this import added are
-        // removed again, so a failed import leaves the store as it was.
+        // removed again (by `source::copy`), so a failed import leaves the
+        // store as it was.
         let lock = self.lock()?;
-        let before: BTreeSet<Digest> = self.blobs.list()?.into_iter().collect();
-        match self.import_locked(r, platform, progress) {
-            // Named before the lock is released: a prune in between would
-            // take the blobs for garbage.
-            Ok((img, default_name)) => {
-                let rec = self.tag_locked(name.unwrap_or(&default_name), &img, &r.to_string());
-                drop(lock);
-                rec
-            }
-            Err(e) => {
-                self.rollback(&before);
-                Err(e)
-            }
-        }
+        let (img, default_name) = self.import_locked(r, platform, progress)?;
+        // Named before the lock is released: a prune in between would take
+        // the blobs for garbage.
+        let rec = self.tag_locked(name.unwrap_or(&default_name), &img, &r.to_string());
+        drop(lock);
+        rec
     }
 
-    /// Removes the blobs not in `before` (a failed import's).
+    /// Removes the blobs not in `before` (a failed pull's).
     fn rollback(&self, before: &BTreeSet<Digest>) {
         for d in self.blobs.list().unwrap_or_default() {
             if !before.contains(&d) {
@@ -93,46 +88,38 @@ impl ImageStore {
         platform: &Platform,
         progress: Progress<'_>,
     ) -> Result<(ResolvedImage, String), ImageError> {
-        let (img, default_name) = match r {
-            ImageRef::OciDir { path, tag } => {
-                let l = layout::OciLayout::open(path)?;
-                let img = l.resolve(tag.as_deref(), platform)?;
-                let have = |d: &Digest| self.blobs.has(d);
-                let stored = have(&img.manifest_descriptor.digest)
-                    && have(&img.manifest.config.digest)
-                    && img.indexes.iter().all(|(d, _)| have(&d.digest))
-                    && img.layers().iter().all(|x| have(&x.digest));
-                if stored {
-                    // Nothing to copy (a repeated `run oci:DIR`): only the name is checked.
-                    return Ok((img, derived_name(path, tag.as_deref())));
-                }
-                progress(&format!("importing OCI layout {}", path.display()));
-                layout::import_resolved(&l, &self.blobs, &img)?;
-                (img, derived_name(path, tag.as_deref()))
-            }
+        let (src, path, tag): (Box<dyn ImageSource>, _, _) = match r {
+            ImageRef::OciDir { path, tag } => (Box::new(OciLayout::open(path)?), path, tag),
             ImageRef::OciArchive { path, tag } => {
                 progress(&format!("importing OCI archive {}", path.display()));
-                let a = crate::docker_archive::DockerArchive::open(path).map_err(|e| named(e, r))?;
-                layout::check_oci_layout_file(&a)?;
-                let img = layout::resolve(&a, tag.as_deref(), platform)?;
-                layout::import_resolved(&a, &self.blobs, &img)?;
-                (img, derived_name(path, tag.as_deref()))
+                (Box::new(OciArchive::open(path).map_err(|e| named(e, r))?), path, tag)
             }
-            ImageRef::DockerArchive { path, name: n } => {
+            ImageRef::DockerArchive { path, name } => {
                 progress(&format!("importing docker archive {}", path.display()));
-                let a = crate::docker_archive::DockerArchive::open(path).map_err(|e| named(e, r))?;
-                let img = a.import(&self.blobs, n.as_deref(), platform)?;
-                let dn = match n {
-                    Some(n) => n.clone(),
-                    None => docker_archive_name(&img).unwrap_or_else(|| derived_name(path, None)),
-                };
-                (img, dn)
+                (Box::new(DockerArchive::open(path).map_err(|e| named(e, r))?), path, name)
             }
             ImageRef::Registry(_) => {
                 return Err(ImageError::Other("registry references are pulled with crate::registry".into()))
             }
             ImageRef::Local(_) => unreachable!("handled by import"),
         };
+        let plan = src.plan(tag.as_deref(), platform)?;
+        let default_name = match r {
+            ImageRef::DockerArchive { name: Some(n), .. } => n.clone(),
+            ImageRef::DockerArchive { name: None, .. } => {
+                docker_archive_name(&plan.image).unwrap_or_else(|| derived_name(path, None))
+            }
+            _ => derived_name(path, tag.as_deref()),
+        };
+        if let ImageRef::OciDir { .. } = r {
+            if plan.is_stored(&self.blobs) {
+                // Nothing to copy (a repeated `run oci:DIR`): only the name is checked.
+                return Ok((plan.image, default_name));
+            }
+            progress(&format!("importing OCI layout {}", path.display()));
+        }
+        source::copy(&*src, &self.blobs, &plan)?;
+        let img = plan.image;
         progress(&format!("stored {} ({} layers)", img.manifest_descriptor.digest, img.manifest.layers.len()));
         Ok((img, default_name))
     }
