@@ -157,7 +157,6 @@ fn setup(a: &InitArgs) -> SysResult<(Prepared, CString, Option<String>)> {
     let mut sync = Sync { chan: a.chan, cgroup_joined: false, cgroupns_done: false, new_cgroupns: a.ns.new_cgroup };
     // Before any user namespace: a helper that opens bind sources as the host's root.
     let mut opener = rootfs::sources::spawn(a.spec, a.bundle)?;
-    let sources;
     if let Some(files) = a.self_join {
         spawn::join_cgroup(files)?;
         sync.cgroup_joined = true;
@@ -165,6 +164,42 @@ fn setup(a: &InitArgs) -> SysResult<(Prepared, CString, Option<String>)> {
     // Before any namespace is joined or made: a lowering needs CAP_SYS_RESOURCE in
     // the host's user namespace (runc writes it at the same point).
     spawn::set_oom_score_adj(a.process.oom_score_adj)?;
+    let sources = enter_namespaces(a, &mut sync, &mut opener)?;
+    if a.ns.new_net {
+        namespaces::loopback_up()?;
+        crate::explain::step(crate::explain::Kind::Network, || {
+            crate::explain::Step::new(
+                "bring up lo in the new network namespace (127.0.0.1 works; nothing else is there)",
+                "ioctl(socket(AF_INET), SIOCSIFFLAGS, {ifr_name: \"lo\", IFF_UP})",
+            )
+        });
+    }
+    set_names(a.spec)?;
+    rootfs::apply_sysctls(a.spec)?;
+    let hook_state = setup_rootfs(a, &mut sync, sources)?;
+
+    // SAFETY: setsid takes no arguments; the init leads a new session.
+    unsafe { libc::setsid() };
+    if a.process.terminal {
+        spawn::attach_terminal(a.console, a.process, true)?;
+    }
+    sync.ensure_cgroup()?;
+    spawn::set_rlimits(a.process)?;
+    let seccomp = a.spec.linux.as_ref().and_then(|l| l.seccomp.as_ref());
+    let prep: Prepared = finalize::prepare(a.process, seccomp)?;
+    let exe = finalize::finalize(a.process, &prep, a.preserve_fds, a.chan)?;
+    Ok((prep, exe, hook_state))
+}
+
+/// Join the namespaces to join, make the new ones (the user namespace first, its id
+/// maps written by the runtime), forking the real init when it needs a new pid
+/// namespace owned by its user namespace; returns the bind sources opened before.
+fn enter_namespaces(
+    a: &InitArgs,
+    sync: &mut Sync,
+    opener: &mut Option<rootfs::sources::Opener>,
+) -> SysResult<Option<rootfs::sources::Sources>> {
+    let sources;
     for j in &a.ns.joins {
         namespaces::setns(j)?;
         if j.typ == "user" {
@@ -197,7 +232,7 @@ fn setup(a: &InitArgs) -> SysResult<(Prepared, CString, Option<String>)> {
         sync.ensure_cgroup()?;
         let flags = a.ns.unshare | if a.ns.new_pid { libc::CLONE_NEWPID } else { 0 };
         namespaces::unshare(flags)?;
-        sources = rootfs::sources::open(&mut opener)?;
+        sources = rootfs::sources::open(opener)?;
         // SAFETY: raw clone without CLONE_VM behaves like fork; the process is
         // single-threaded, so the child may keep running Rust code.
         let pid = unsafe {
@@ -214,19 +249,14 @@ fn setup(a: &InitArgs) -> SysResult<(Prepared, CString, Option<String>)> {
         explain_birth("clone(CLONE_PARENT|SIGCHLD) after unshare(CLONE_NEWPID)", a.ns.new_pid);
     } else {
         namespaces::unshare(a.ns.unshare)?;
-        sources = rootfs::sources::open(&mut opener)?;
+        sources = rootfs::sources::open(opener)?;
     }
-    if a.ns.new_net {
-        namespaces::loopback_up()?;
-        crate::explain::step(crate::explain::Kind::Network, || {
-            crate::explain::Step::new(
-                "bring up lo in the new network namespace (127.0.0.1 works; nothing else is there)",
-                "ioctl(socket(AF_INET), SIOCSIFFLAGS, {ifr_name: \"lo\", IFF_UP})",
-            )
-        });
-    }
-    set_names(a.spec)?;
-    rootfs::apply_sysctls(a.spec)?;
+    Ok(sources)
+}
+
+/// The rootfs, with the runtime's hooks (prestart, createRuntime) and the
+/// createContainer hooks before pivot_root; returns the state for the init's own hooks.
+fn setup_rootfs(a: &InitArgs, sync: &mut Sync, sources: Option<rootfs::sources::Sources>) -> SysResult<Option<String>> {
     let mut hook_state = None;
     let cfg = RootfsConfig {
         spec: a.spec,
@@ -263,17 +293,7 @@ fn setup(a: &InitArgs) -> SysResult<(Prepared, CString, Option<String>)> {
         }
     })?;
 
-    // SAFETY: setsid takes no arguments; the init leads a new session.
-    unsafe { libc::setsid() };
-    if a.process.terminal {
-        spawn::attach_terminal(a.console, a.process, true)?;
-    }
-    sync.ensure_cgroup()?;
-    spawn::set_rlimits(a.process)?;
-    let seccomp = a.spec.linux.as_ref().and_then(|l| l.seccomp.as_ref());
-    let prep: Prepared = finalize::prepare(a.process, seccomp)?;
-    let exe = finalize::finalize(a.process, &prep, a.preserve_fds, a.chan)?;
-    Ok((prep, exe, hook_state))
+    Ok(hook_state)
 }
 
 /// startContainer hooks: after `start`, in the container, as the process's user,
