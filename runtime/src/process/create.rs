@@ -254,7 +254,7 @@ fn spawn_init(
     tracing::debug!(
         "clone the container init (flags: {}{}), then unshare {}",
         if flags != 0 { "CLONE_NEWPID" } else { "none" },
-        if plan.into_cgroup() { "|CLONE_INTO_CGROUP" } else { "" },
+        if plan.clones_into_cgroup() { "|CLONE_INTO_CGROUP" } else { "" },
         namespaces::describe(ns.unshare | if ns.new_user { libc::CLONE_NEWUSER } else { 0 })
     );
     match spawn::spawn(&plan, &parent_chan)? {

@@ -108,7 +108,7 @@ impl<'a> SpawnPlan<'a> {
     }
 
     /// Whether the child is cloned straight into its cgroup2 directory.
-    pub(crate) fn into_cgroup(&self) -> bool {
+    pub(crate) fn clones_into_cgroup(&self) -> bool {
         self.v2_dir.is_some()
     }
 
