@@ -208,6 +208,51 @@ fn oom_score_adj() {
     assert_eq!(run(&b), "500\n");
 }
 
+/// One oom_score_adj policy for `create` and `exec`, runc's: the new process writes
+/// it before joining any namespace, and a failed write fails the spawn. Lowering it
+/// below what a privileged writer set needs CAP_SYS_RESOURCE: where a child of ours
+/// can (as `sh` shows), both give the process the value; where it cannot (root
+/// without CAP_SYS_RESOURCE), both fail with the same error and hint, and a failed
+/// exec leaves the container running.
+#[test]
+fn oom_score_adj_below_ours_same_for_create_and_exec() {
+    if !common::require_root() {
+        return;
+    }
+    let own: i32 = std::fs::read_to_string("/proc/self/oom_score_adj").unwrap().trim().parse().unwrap();
+    if own <= -1000 {
+        return; // nothing lies below
+    }
+    let low = (own - 10).max(-1000);
+    let can = common::host("sh", &["-c", &format!("echo {low} > /proc/self/oom_score_adj")]).success();
+    let failure = format!("write \"{low}\" to /proc/self/oom_score_adj");
+    let check = |what: &str, out: &common::Output, fail_code: i32| {
+        if can {
+            assert_eq!(out.stdout, format!("{low}\n"), "{what}: {out:?}");
+        } else {
+            assert_eq!(out.code, fail_code, "{what}: {out:?}");
+            assert!(out.stderr.contains(&failure), "{what}: {out:?}");
+            assert!(out.stderr.contains("EACCES"), "{what}: {out:?}");
+            assert!(out.stderr.contains("lowering oom_score_adj needs CAP_SYS_RESOURCE"), "{what}: {out:?}");
+        }
+    };
+
+    let rt = Rt::new();
+    let b = Bundle::sh("oom-low", "cat /proc/self/oom_score_adj").edit(|c| c["process"]["oomScoreAdj"] = json!(low));
+    check("create", &rt.run(&b), 1);
+    assert!(rt.try_state(&b.id).is_none(), "a failed create leaves no container");
+
+    let b = Bundle::new("oom-low-exec", &["sleep", "30"]);
+    let _c = rt.start_new(&b);
+    let mut process = b.config["process"].clone();
+    process["args"] = json!(["cat", "/proc/self/oom_score_adj"]);
+    process["oomScoreAdj"] = json!(low);
+    let pf = b.path().join("process.json");
+    std::fs::write(&pf, process.to_string()).unwrap();
+    check("exec", &rt.exec(&b.id, &["--process", pf.to_str().unwrap()], &[]), 255);
+    assert_eq!(rt.status(&b.id), "running", "a failed exec leaves the container running");
+}
+
 fn seccomp(c: &mut Value, syscalls: Value) {
     c["linux"]["seccomp"] = json!({
         "defaultAction": "SCMP_ACT_ALLOW",

@@ -2,9 +2,10 @@
 //! cgroups, apply the process's user, capabilities and seccomp, exec).
 
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::finalize;
+use super::spawn::{self, kill_reap, Born, Forked, SpawnPlan, Terminal};
 use super::sync::{Channel, Msg};
 use crate::cgroups::sub::SubCgroups;
 use crate::container::{Status, Store};
@@ -52,41 +53,14 @@ pub fn exec(store: &Store, id: &str, opts: &ExecOpts) -> Result<Execed> {
     if p.terminal && opts.console_socket.is_none() && opts.detach {
         return Err(Error::msg("exec -t -d needs --console-socket (the pty master is sent there)"));
     }
-    let pid = st.pid.to_string();
-    let mut joins = Vec::new();
-    let mut join_pid = None;
-    for typ in ORDER {
-        let name = namespaces::proc_name(typ);
-        if namespaces::ns_id(&pid, name).is_none() || namespaces::ns_id(&pid, name) == namespaces::ns_id("self", name) {
-            continue;
-        }
-        let path = format!("/proc/{pid}/ns/{name}");
-        let fd = crate::sys::open(std::path::Path::new(&path), libc::O_RDONLY, 0)?;
-        let j = Join { typ: typ.into(), fd, path };
-        if typ == "pid" {
-            join_pid = Some(j);
-        } else {
-            joins.push(j);
-        }
-    }
-    let root =
-        crate::sys::open(std::path::Path::new(&format!("/proc/{pid}/root")), libc::O_RDONLY | libc::O_DIRECTORY, 0)?;
-    let mut tty_pair = None;
-    let console: Option<OwnedFd> = match &opts.console_socket {
-        Some(path) => Some(super::console::connect(path)?),
-        None if p.terminal => {
-            let (a, b) =
-                std::os::unix::net::UnixStream::pair().map_err(|e| SysError::io("socketpair for the terminal", &e))?;
-            tty_pair = Some(OwnedFd::from(b));
-            Some(OwnedFd::from(a))
-        }
-        None => None,
-    };
+    let (mut joins, join_pid) = namespaces_to_join(st.pid)?;
+    let root = crate::sys::open(Path::new(&format!("/proc/{}/root", st.pid)), libc::O_RDONLY | libc::O_DIRECTORY, 0)?;
+    let mut term = Terminal::open(opts.console_socket.as_deref(), p.terminal)?;
     crate::security::seccomp_cache::warm_in(store.root(), st.seccomp.as_ref());
     let (parent_chan, child_chan) = Channel::pair()?;
     // Non-dumpable before joining the pid namespace: the child is born into it,
     // visible to the container, and inherits this (CVE-2019-5736).
-    set_non_dumpable()?;
+    spawn::set_non_dumpable()?;
     // Rootless, the container's pid namespace belongs to its user namespace, where
     // only its owner (us) has the rights setns needs: enter that user namespace
     // first, here, so the child is born into both.
@@ -101,85 +75,26 @@ pub fn exec(store: &Store, id: &str, opts: &ExecOpts) -> Result<Execed> {
     }
     // Like the init, the new process places itself in the container's cgroups (v1
     // `tasks` "0", clone3 into the cgroup2 dir): no migration by pid, no RCU wait.
-    let mut self_join: Vec<(OwnedFd, PathBuf)> = Vec::new();
-    let mut v2_dir: Option<OwnedFd> = None;
-    if let Some(cg) = &cgroup {
-        let (tasks, v2) = cg.self_join_targets();
-        for t in tasks {
-            self_join.push((crate::sys::open(&t, libc::O_WRONLY, 0)?, t));
+    let plan = SpawnPlan::new("fork the exec process", 0, cgroup.as_ref(), true)?;
+    let child = match spawn::spawn(&plan, &parent_chan)? {
+        Forked::Child(born) => {
+            drop(parent_chan);
+            let ctx = ChildCtx { joins: &joins, root: root.as_raw_fd(), console: term.child_fd(), chan: &child_chan };
+            let e = match child_setup(&ctx, &born, st.seccomp.as_ref(), p) {
+                Ok(prep) => finalize::finalize_and_exec(p, &prep, opts.preserve_fds, &child_chan),
+                Err(e) => e,
+            };
+            // write(2): the seccomp filter may already be loaded (see Channel::write).
+            let _ = child_chan.write(&Msg::Error(e));
+            // SAFETY: _exit ends the child without running the parent's destructors.
+            unsafe { libc::_exit(127) };
         }
-        if let Some(d) = v2 {
-            v2_dir = Some(crate::sys::open(&d, libc::O_RDONLY | libc::O_DIRECTORY, 0)?);
-        }
-    }
-    let join_fds: Vec<(RawFd, &std::path::Path)> =
-        self_join.iter().map(|(f, p)| (f.as_raw_fd(), p.as_path())).collect();
-    let mut parent_moves = cgroup.is_some() && v2_dir.is_none() && join_fds.is_empty();
-    let mut child = match &v2_dir {
-        Some(d) => super::create::clone3_into(0, d.as_raw_fd()),
-        None => super::create::clone_raw(0),
+        Forked::Parent(pid) => pid,
     };
-    if child < 0 && v2_dir.is_some() && super::create::clone3_unsupported() {
-        parent_moves = true;
-        child = super::create::clone_raw(0);
-    }
-    if child == 0 {
-        drop(parent_chan);
-        let joined = if parent_moves { None } else { Some(join_fds.as_slice()) };
-        let e = match child_setup(
-            &joins,
-            root.as_raw_fd(),
-            console.as_ref().map(|c| c.as_raw_fd()),
-            &child_chan,
-            joined,
-            st.seccomp.as_ref(),
-            p,
-        ) {
-            Ok(prep) => finalize::finalize_and_exec(p, &prep, opts.preserve_fds, &child_chan),
-            Err(e) => e,
-        };
-        // write(2): the seccomp filter may already be loaded (see Channel::write).
-        let _ = child_chan.write(&Msg::Error(e));
-        // SAFETY: _exit ends the child without running the parent's destructors.
-        unsafe { libc::_exit(127) };
-    }
-    let cloned_into_cgroup = v2_dir.is_some() && !parent_moves;
-    let child = check(child, || "fork the exec process".into()).map_err(|e| {
-        // Cloned into the container's cgroup2 dir, EAGAIN is its pids.max; else the
-        // fork was charged to our own cgroup (or RLIMIT_NPROC).
-        if e.errno == libc::EAGAIN && cloned_into_cgroup {
-            e.hint("the container's cgroup refused a new process: its pids.max is reached")
-        } else {
-            e
-        }
-    })?;
     drop(child_chan);
-    drop(console);
-    drop(self_join);
-    if parent_moves {
-        if let Some(cg) = &cgroup {
-            if let Err(e) = cg.add_pid(child) {
-                kill_reap(child);
-                return Err(e.into());
-            }
-        }
-        parent_chan.send(&Msg::CgroupJoined)?;
-    }
-    // EOF means the child exec'd (the channel is close-on-exec); a message is an error.
-    // A seccomp notification fd on the way goes to the agent (listenerPath).
-    let state = || st.oci(c.status.as_str());
-    let msg = super::seccomp_agent::recv(&parent_chan, child, st.seccomp.as_ref(), &st.bundle, state);
-    match msg.inspect_err(|_| kill_reap(child))? {
-        None => {}
-        Some(Msg::Error(e)) => {
-            kill_reap(child);
-            return Err(Error::Sys(SysError { step: format!("exec in container {id}: {}", e.step), ..e }));
-        }
-        Some(m) => {
-            kill_reap(child);
-            return Err(Error::msg(format!("exec: unexpected message {m:?}")));
-        }
-    }
+    term.close_child();
+    drop(plan);
+    await_exec(id, &c, child, &parent_chan)?;
     if let Some(pf) = &opts.pid_file {
         // runc kills the process when its pid cannot be recorded.
         if let Err(e) = super::create::write_pid_file(pf, child) {
@@ -187,11 +102,50 @@ pub fn exec(store: &Store, id: &str, opts: &ExecOpts) -> Result<Execed> {
             return Err(e);
         }
     }
-    let console_master = match tty_pair {
-        Some(ours) => Some(super::console::recv_fd(ours.as_raw_fd())?),
-        None => None,
-    };
-    Ok(Execed { pid: child, console_master })
+    Ok(Execed { pid: child, console_master: term.master()? })
+}
+
+/// The container's namespaces that are not ours: those to join in the child, and its
+/// pid namespace (joined by the runtime before the clone, so the child is born in it).
+fn namespaces_to_join(pid: i32) -> Result<(Vec<Join>, Option<Join>)> {
+    let pid = pid.to_string();
+    let mut joins = Vec::new();
+    let mut join_pid = None;
+    for typ in ORDER {
+        let name = namespaces::proc_name(typ);
+        if namespaces::ns_id(&pid, name).is_none() || namespaces::ns_id(&pid, name) == namespaces::ns_id("self", name) {
+            continue;
+        }
+        let path = format!("/proc/{pid}/ns/{name}");
+        let fd = crate::sys::open(Path::new(&path), libc::O_RDONLY, 0)?;
+        let j = Join { typ: typ.into(), fd, path };
+        if typ == "pid" {
+            join_pid = Some(j);
+        } else {
+            joins.push(j);
+        }
+    }
+    Ok((joins, join_pid))
+}
+
+/// Wait for the child's verdict: EOF means it exec'd (the channel is close-on-exec);
+/// a message is an error. A seccomp notification fd on the way goes to the agent
+/// (listenerPath).
+fn await_exec(id: &str, c: &crate::lifecycle::Loaded, child: i32, chan: &Channel) -> Result<()> {
+    let st = &c.state;
+    let state = || st.oci(c.status.as_str());
+    let msg = super::seccomp_agent::recv(chan, child, st.seccomp.as_ref(), &st.bundle, state);
+    match msg.inspect_err(|_| kill_reap(child))? {
+        None => Ok(()),
+        Some(Msg::Error(e)) => {
+            kill_reap(child);
+            Err(Error::Sys(SysError { step: format!("exec in container {id}: {}", e.step), ..e }))
+        }
+        Some(m) => {
+            kill_reap(child);
+            Err(Error::msg(format!("exec: unexpected message {m:?}")))
+        }
+    }
 }
 
 /// runc's refusals: stopped (or still creating) and, without `--ignore-paused`,
@@ -208,26 +162,24 @@ fn check_status(id: &str, status: Status, ignore_paused: bool) -> Result<()> {
     }
 }
 
-fn set_non_dumpable() -> SysResult<()> {
-    // SAFETY: prctl with integer arguments.
-    check(unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) }, || "prctl(PR_SET_DUMPABLE, 0)".into())?;
-    Ok(())
-}
-
-fn kill_reap(pid: i32) {
-    // SAFETY: our own child.
-    unsafe {
-        libc::kill(pid, libc::SIGKILL);
-        libc::waitpid(pid, std::ptr::null_mut(), 0);
-    }
-}
-
-fn child_setup(
-    joins: &[Join],
+/// What the child needs from the runtime's side.
+struct ChildCtx<'a> {
+    /// The namespaces to join (the pid namespace aside).
+    joins: &'a [Join],
+    /// The container's root, `/proc/PID/root`.
     root: RawFd,
+    /// What the pty master goes over, for a terminal.
     console: Option<RawFd>,
-    chan: &Channel,
-    self_join: Option<&[(RawFd, &std::path::Path)]>,
+    /// The child's end of the sync channel.
+    chan: &'a Channel,
+}
+
+/// In the child: be in the container's cgroups, set oom_score_adj (before joining
+/// any namespace: see [`spawn::set_oom_score_adj`]), join the namespaces and the
+/// root, then the terminal and rlimits; returns what finalize needs.
+fn child_setup(
+    ctx: &ChildCtx,
+    born: &Born,
     seccomp: Option<&crate::spec::LinuxSeccomp>,
     p: &Process,
 ) -> SysResult<finalize::Prepared> {
@@ -238,36 +190,26 @@ fn child_setup(
         let inside = unsafe { libc::getpid() };
         crate::explain::Step::new(
             format!("The new process: host pid {host}, pid {inside} in the container's pid namespace (joined by the runtime before the fork)"),
-            format!("clone(SIGCHLD) = {host}"),
+            format!("{} = {host}", born.clone_call),
         )
         .field("host_pid", host.parse::<i64>().unwrap_or(0))
         .field("pid", inside)
     });
-    match self_join {
-        Some(files) => {
-            for (fd, path) in files {
-                // SAFETY: a one-byte write from a static buffer to an fd we inherited.
-                if unsafe { libc::write(*fd, b"0".as_ptr().cast(), 1) } != 1 {
-                    return Err(SysError::last(format!(
-                        "join the container's cgroup: write \"0\" to {}",
-                        path.display()
-                    )));
-                }
-                super::init::explain_self_join(path);
-            }
-        }
-        None => match chan.recv()? {
+    match &born.self_join {
+        Some(files) => spawn::join_cgroup(files)?,
+        None => match ctx.chan.recv()? {
             Some(Msg::CgroupJoined) => {}
             other => return Err(SysError::msg("wait for the cgroup join", format!("got {other:?}"))),
         },
     }
-    for j in joins {
+    spawn::set_oom_score_adj(p.oom_score_adj)?;
+    for j in ctx.joins {
         namespaces::setns(j)?;
     }
     // SAFETY: fchdir/chroot on an fd/static string: enter the container's root (also
     // right for --no-pivot containers, whose root is a chroot).
     unsafe {
-        check(libc::fchdir(root), || "chdir to the container's root".into())?;
+        check(libc::fchdir(ctx.root), || "chdir to the container's root".into())?;
         check(libc::chroot(c".".as_ptr()), || "chroot to the container's root".into())?;
     }
     crate::explain::step(crate::explain::Kind::Root, || {
@@ -279,22 +221,8 @@ fn child_setup(
     if p.terminal {
         // SAFETY: setsid takes no arguments.
         unsafe { libc::setsid() };
-        let sock = console.ok_or_else(|| SysError::msg("exec with a terminal", "no console socket"))?;
-        let (master, slave, name) = super::console::open_pty()?;
-        if let Some(size) = p.console_size {
-            super::console::set_size(master.as_raw_fd(), size)?;
-        }
-        super::console::send_fd(sock, master.as_raw_fd(), &name)?;
-        drop(master);
-        for fd in 0..3 {
-            crate::sys::dup2(slave.as_raw_fd(), fd)?;
-        }
-        // SAFETY: ioctl with an integer argument on our stdin.
-        check(unsafe { libc::ioctl(0, libc::TIOCSCTTY, 0) }, || "TIOCSCTTY".into())?;
+        spawn::attach_terminal(ctx.console, p, false)?;
     }
-    crate::security::rlimits::apply(&p.rlimits).map_err(|e| SysError::msg("set rlimits", e.to_string()))?;
-    if let Some(adj) = p.oom_score_adj {
-        let _ = crate::sys::write_file(std::path::Path::new("/proc/self/oom_score_adj"), &adj.to_string());
-    }
+    spawn::set_rlimits(p)?;
     finalize::prepare(p, seccomp)
 }

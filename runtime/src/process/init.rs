@@ -4,10 +4,11 @@
 //! `create`; after `start` only the startContainer hooks and execve remain.
 
 use std::ffi::CString;
-use std::os::fd::{AsFd, AsRawFd, RawFd};
+use std::os::fd::RawFd;
 use std::path::Path;
 
 use super::finalize::{self, Prepared};
+use super::spawn;
 use super::sync::{Channel, Msg};
 use crate::namespaces::{self, NsPlan};
 use crate::rootfs::{self, RootfsConfig, Stage};
@@ -35,18 +36,6 @@ pub struct InitArgs<'a> {
     pub self_join: Option<&'a [(RawFd, &'a Path)]>,
     /// The clone call that made this process, for `--explain` (empty when it is off).
     pub clone_call: String,
-}
-
-/// `--explain`: this process wrote "0" to a v1 `tasks` file (itself into the cgroup).
-pub(super) fn explain_self_join(path: &Path) {
-    crate::explain::step(crate::explain::Kind::Cgroup, || {
-        crate::explain::Step::new(
-            format!("tasks = 0: move this process into the cgroup {}", path.parent().unwrap_or(path).display()),
-            format!("write({}, \"0\")", path.display()),
-        )
-        .field("file", path.display().to_string())
-        .field("value", "0")
-    });
 }
 
 /// `--explain`: this process was just born (cloned, or forked into the new pid
@@ -168,17 +157,49 @@ fn setup(a: &InitArgs) -> SysResult<(Prepared, CString, Option<String>)> {
     let mut sync = Sync { chan: a.chan, cgroup_joined: false, cgroupns_done: false, new_cgroupns: a.ns.new_cgroup };
     // Before any user namespace: a helper that opens bind sources as the host's root.
     let mut opener = rootfs::sources::spawn(a.spec, a.bundle)?;
-    let sources;
     if let Some(files) = a.self_join {
-        for (fd, path) in files {
-            // SAFETY: a one-byte write from a static buffer to an fd we inherited.
-            if unsafe { libc::write(*fd, b"0".as_ptr().cast(), 1) } != 1 {
-                return Err(SysError::last(format!("join our cgroup: write \"0\" to {}", path.display())));
-            }
-            explain_self_join(path);
-        }
+        spawn::join_cgroup(files)?;
         sync.cgroup_joined = true;
     }
+    // Before any namespace is joined or made: a lowering needs CAP_SYS_RESOURCE in
+    // the host's user namespace (runc writes it at the same point).
+    spawn::set_oom_score_adj(a.process.oom_score_adj)?;
+    let sources = enter_namespaces(a, &mut sync, &mut opener)?;
+    if a.ns.new_net {
+        namespaces::loopback_up()?;
+        crate::explain::step(crate::explain::Kind::Network, || {
+            crate::explain::Step::new(
+                "bring up lo in the new network namespace (127.0.0.1 works; nothing else is there)",
+                "ioctl(socket(AF_INET), SIOCSIFFLAGS, {ifr_name: \"lo\", IFF_UP})",
+            )
+        });
+    }
+    set_names(a.spec)?;
+    rootfs::apply_sysctls(a.spec)?;
+    let hook_state = setup_rootfs(a, &mut sync, sources)?;
+
+    // SAFETY: setsid takes no arguments; the init leads a new session.
+    unsafe { libc::setsid() };
+    if a.process.terminal {
+        spawn::attach_terminal(a.console, a.process, true)?;
+    }
+    sync.ensure_cgroup()?;
+    spawn::set_rlimits(a.process)?;
+    let seccomp = a.spec.linux.as_ref().and_then(|l| l.seccomp.as_ref());
+    let prep: Prepared = finalize::prepare(a.process, seccomp)?;
+    let exe = finalize::finalize(a.process, &prep, a.preserve_fds, a.chan)?;
+    Ok((prep, exe, hook_state))
+}
+
+/// Join the namespaces to join, make the new ones (the user namespace first, its id
+/// maps written by the runtime), forking the real init when it needs a new pid
+/// namespace owned by its user namespace; returns the bind sources opened before.
+fn enter_namespaces(
+    a: &InitArgs,
+    sync: &mut Sync,
+    opener: &mut Option<rootfs::sources::Opener>,
+) -> SysResult<Option<rootfs::sources::Sources>> {
+    let sources;
     for j in &a.ns.joins {
         namespaces::setns(j)?;
         if j.typ == "user" {
@@ -211,7 +232,7 @@ fn setup(a: &InitArgs) -> SysResult<(Prepared, CString, Option<String>)> {
         sync.ensure_cgroup()?;
         let flags = a.ns.unshare | if a.ns.new_pid { libc::CLONE_NEWPID } else { 0 };
         namespaces::unshare(flags)?;
-        sources = rootfs::sources::open(&mut opener)?;
+        sources = rootfs::sources::open(opener)?;
         // SAFETY: raw clone without CLONE_VM behaves like fork; the process is
         // single-threaded, so the child may keep running Rust code.
         let pid = unsafe {
@@ -228,34 +249,14 @@ fn setup(a: &InitArgs) -> SysResult<(Prepared, CString, Option<String>)> {
         explain_birth("clone(CLONE_PARENT|SIGCHLD) after unshare(CLONE_NEWPID)", a.ns.new_pid);
     } else {
         namespaces::unshare(a.ns.unshare)?;
-        sources = rootfs::sources::open(&mut opener)?;
+        sources = rootfs::sources::open(opener)?;
     }
-    if a.ns.new_net {
-        namespaces::loopback_up()?;
-        crate::explain::step(crate::explain::Kind::Network, || {
-            crate::explain::Step::new(
-                "bring up lo in the new network namespace (127.0.0.1 works; nothing else is there)",
-                "ioctl(socket(AF_INET), SIOCSIFFLAGS, {ifr_name: \"lo\", IFF_UP})",
-            )
-        });
-    }
-    set_names(a.spec)?;
-    rootfs::apply_sysctls(a.spec)?;
-    if let Some(adj) = a.process.oom_score_adj {
-        crate::sys::write_file(Path::new("/proc/self/oom_score_adj"), &adj.to_string()).map_err(|e| {
-            if e.errno == libc::EACCES {
-                e.hint("lowering oom_score_adj needs CAP_SYS_RESOURCE")
-            } else {
-                e
-            }
-        })?;
-        crate::explain::step(crate::explain::Kind::Process, || {
-            crate::explain::Step::new(
-                format!("oom_score_adj {adj}: how readily the OOM killer picks this process (-1000..1000)"),
-                format!("write(/proc/self/oom_score_adj, \"{adj}\")"),
-            )
-        });
-    }
+    Ok(sources)
+}
+
+/// The rootfs, with the runtime's hooks (prestart, createRuntime) and the
+/// createContainer hooks before pivot_root; returns the state for the init's own hooks.
+fn setup_rootfs(a: &InitArgs, sync: &mut Sync, sources: Option<rootfs::sources::Sources>) -> SysResult<Option<String>> {
     let mut hook_state = None;
     let cfg = RootfsConfig {
         spec: a.spec,
@@ -292,17 +293,7 @@ fn setup(a: &InitArgs) -> SysResult<(Prepared, CString, Option<String>)> {
         }
     })?;
 
-    // SAFETY: setsid takes no arguments; the init leads a new session.
-    unsafe { libc::setsid() };
-    if a.process.terminal {
-        setup_terminal(a)?;
-    }
-    sync.ensure_cgroup()?;
-    crate::security::rlimits::apply(&a.process.rlimits).map_err(|e| SysError::msg("set rlimits", e.to_string()))?;
-    let seccomp = a.spec.linux.as_ref().and_then(|l| l.seccomp.as_ref());
-    let prep: Prepared = finalize::prepare(a.process, seccomp)?;
-    let exe = finalize::finalize(a.process, &prep, a.preserve_fds, a.chan)?;
-    Ok((prep, exe, hook_state))
+    Ok(hook_state)
 }
 
 /// startContainer hooks: after `start`, in the container, as the process's user,
@@ -363,28 +354,4 @@ fn wait_fifo(fd: RawFd) -> SysResult<()> {
         }
         return Err(SysError::last("wait on exec.fifo for `start`"));
     }
-}
-
-/// A pty in the container's devpts: the master goes to the console socket, the slave
-/// becomes stdio, the controlling terminal and /dev/console.
-fn setup_terminal(a: &InitArgs) -> SysResult<()> {
-    let sock = a.console.ok_or_else(|| {
-        SysError::msg("set up the terminal", "process.terminal is true but no --console-socket was given")
-    })?;
-    let (master, slave, name) = super::console::open_pty()?;
-    if let Some(size) = a.process.console_size {
-        super::console::set_size(master.as_raw_fd(), size)?;
-    }
-    super::console::send_fd(sock, master.as_raw_fd(), &name)?;
-    drop(master);
-    crate::rootfs::mount_console(slave.as_fd())?;
-    let s = slave.as_raw_fd();
-    for fd in 0..3 {
-        crate::sys::dup2(s, fd)?;
-    }
-    // SAFETY: ioctl with an integer argument on our stdin.
-    check(unsafe { libc::ioctl(0, libc::TIOCSCTTY, 0) }, || {
-        "make the pty the controlling terminal (TIOCSCTTY)".into()
-    })?;
-    Ok(())
 }

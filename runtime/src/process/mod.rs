@@ -9,5 +9,6 @@ mod idmap;
 pub mod init;
 pub mod seccomp_agent;
 pub mod signal;
+mod spawn;
 pub mod sync;
 pub mod wait;
