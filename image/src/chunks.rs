@@ -25,6 +25,46 @@ const QUEUE: usize = 4;
 /// ended the stream.
 type Msg = io::Result<(Vec<u8>, usize)>;
 
+/// A writer and a reader with a relay between them that hashes every byte on its
+/// way (run [`HashRelay::run`] on a thread of its own): the three stages of a layer
+/// unpack (inflate, hash, apply) then overlap instead of inflate and hash sharing
+/// one thread. Chunks still go back to the writer for reuse.
+pub fn hashed_pair() -> (ChunkWriter, HashRelay, ChunkReader) {
+    let (tx1, rx1) = sync_channel(QUEUE);
+    let (tx2, rx2) = sync_channel(QUEUE);
+    let (free_tx, free) = channel();
+    (
+        ChunkWriter { tx: Some(tx1), free, cur: Vec::new(), len: 0 },
+        HashRelay { rx: rx1, tx: tx2 },
+        ChunkReader { rx: rx2, free: free_tx, cur: Vec::new(), len: 0, pos: 0, done: false },
+    )
+}
+
+/// The middle stage of [`hashed_pair`].
+pub struct HashRelay {
+    rx: Receiver<Msg>,
+    tx: SyncSender<Msg>,
+}
+
+impl HashRelay {
+    /// Hashes and forwards every chunk until the writer ends the stream (or fails,
+    /// which is forwarded too) or the reader goes away; the digest and size of
+    /// what passed.
+    pub fn run(self) -> (crate::digest::Digest, u64) {
+        let mut h = Hasher::new();
+        for msg in self.rx {
+            let stop = msg.is_err();
+            if let Ok((buf, n)) = &msg {
+                h.update(&buf[..*n]);
+            }
+            if self.tx.send(msg).is_err() || stop {
+                break;
+            }
+        }
+        h.finish()
+    }
+}
+
 /// The writing end.
 pub struct ChunkWriter {
     tx: Option<SyncSender<Msg>>,
@@ -96,9 +136,9 @@ impl ChunkWriter {
     }
 
     /// Reads `src` to its end straight into chunks (no extra copy), feeding
-    /// `hasher` with every byte. Stops early, without error, when the reader goes
-    /// away. A read error is handed to the reader and returned.
-    pub fn pump<R: Read>(mut self, mut src: R, hasher: &mut Hasher) -> io::Result<()> {
+    /// `hasher` (if any) with every byte. Stops early, without error, when the
+    /// reader goes away. A read error is handed to the reader and returned.
+    pub fn pump<R: Read>(mut self, mut src: R, mut hasher: Option<&mut Hasher>) -> io::Result<()> {
         self.flush();
         while self.tx.is_some() {
             let mut buf = self.buffer();
@@ -113,7 +153,9 @@ impl ChunkWriter {
             if n == 0 {
                 break;
             }
-            hasher.update(&buf[..n]);
+            if let Some(h) = hasher.as_deref_mut() {
+                h.update(&buf[..n]);
+            }
             if !self.send(buf, n) || n < CHUNK {
                 break;
             }
@@ -265,7 +307,7 @@ mod tests {
         let (got, h) = std::thread::scope(|s| {
             let t = s.spawn(|| {
                 let mut h = Hasher::new();
-                w.pump(&data[..], &mut h).unwrap();
+                w.pump(&data[..], Some(&mut h)).unwrap();
                 h
             });
             (read_all(&mut r), t.join().unwrap())
@@ -274,6 +316,21 @@ mod tests {
         let mut want = Hasher::new();
         want.update(&data);
         assert_eq!(h.finish(), want.finish());
+    }
+
+    #[test]
+    fn a_hash_relay_hashes_what_it_forwards() {
+        let data = data();
+        let (w, relay, mut r) = hashed_pair();
+        let (got, (d, n)) = std::thread::scope(|s| {
+            s.spawn(|| w.pump(&data[..], None).unwrap());
+            let t = s.spawn(|| relay.run());
+            (read_all(&mut r), t.join().unwrap())
+        });
+        assert_eq!(got, data);
+        let mut want = Hasher::new();
+        want.update(&data);
+        assert_eq!((d, n), want.finish());
     }
 
     #[test]
@@ -316,7 +373,7 @@ mod tests {
         }
         let (w, mut r) = channel_pair();
         std::thread::scope(|s| {
-            let t = s.spawn(|| w.pump(Broken(CHUNK + 10), &mut Hasher::new()));
+            let t = s.spawn(|| w.pump(Broken(CHUNK + 10), None));
             let e = r.drain().unwrap_err();
             assert!(e.to_string().contains("corrupt deflate"), "{e}");
             assert!(t.join().unwrap().is_err());
@@ -329,7 +386,7 @@ mod tests {
         let (w, r) = channel_pair();
         drop(r);
         // It returns (does not block on the full queue) once the reader is gone.
-        std::thread::scope(|s| assert!(s.spawn(|| w.pump(&data[..], &mut Hasher::new())).join().unwrap().is_ok()));
+        std::thread::scope(|s| assert!(s.spawn(|| w.pump(&data[..], None)).join().unwrap().is_ok()));
         // A tee whose second consumer is gone goes on reading alone.
         let (w, r) = channel_pair();
         drop(r);

@@ -279,27 +279,28 @@ pub fn apply_layer<R: Read + Send>(reader: R, target: &Path, opts: &ApplyOptions
     let (compression, stream) = open_stream(reader).map_err(ApplyError::Read)?;
     let mut ap = Applier::new(root, opts);
     let (diff_id, tar_size) = if opts.pipelined {
-        let (writer, mut chunks) = crate::chunks::channel_pair();
+        // Three stages, each on its own thread: inflate, hash (the diff_id), apply.
+        let (writer, relay, mut chunks) = crate::chunks::hashed_pair();
         std::thread::scope(|s| {
-            let inflating = std::thread::Builder::new()
-                .name("capsa-inflate".into())
-                .spawn_scoped(s, move || {
-                    let mut h = crate::digest::Hasher::new();
-                    writer.pump(stream, &mut h).map(|()| h.finish())
-                })
-                .map_err(ApplyError::Read)?;
+            let spawn = |name: &str| std::thread::Builder::new().name(name.into());
+            let inflating =
+                spawn("capsa-inflate").spawn_scoped(s, move || writer.pump(stream, None)).map_err(ApplyError::Read)?;
+            let hashing = spawn("capsa-sha256").spawn_scoped(s, move || relay.run()).map_err(ApplyError::Read)?;
             // Whatever follows the end-of-archive marker is read too: the diff_id
             // covers the whole stream.
+            // The chunks are the buffer: no BufReader (one copy less of every byte).
             let applied = apply_entries(&mut chunks, &mut ap).and_then(|()| chunks.drain().map_err(ApplyError::Read));
             // On an error, this stops the inflating thread at its next chunk.
             drop(chunks);
             let inflated = inflating.join().unwrap_or_else(|_| Err(io::Error::other("the inflating thread panicked")));
+            let hashed = hashing.join().map_err(|_| ApplyError::Read(io::Error::other("the hashing thread panicked")));
             applied?;
-            inflated.map_err(ApplyError::Read)
+            inflated.map_err(ApplyError::Read)?;
+            hashed
         })?
     } else {
         let mut hashing = HashingReader::new(stream);
-        apply_entries(&mut hashing, &mut ap)?;
+        apply_entries(BufReader::with_capacity(TAR_BUF, &mut hashing), &mut ap)?;
         // Hash whatever follows the end-of-archive marker too: the diff_id
         // covers the whole stream.
         io::copy(&mut hashing, &mut io::sink()).map_err(ApplyError::Read)?;
@@ -312,7 +313,7 @@ pub fn apply_layer<R: Read + Send>(reader: R, target: &Path, opts: &ApplyOptions
 
 /// Applies every entry of the tar stream `tar` (up to its end-of-archive marker).
 fn apply_entries<R: Read>(tar: R, ap: &mut Applier) -> Result<(), ApplyError> {
-    let mut archive = tar::Archive::new(BufReader::with_capacity(TAR_BUF, tar));
+    let mut archive = tar::Archive::new(tar);
     for e in archive.entries().map_err(ApplyError::Read)? {
         let mut e = e.map_err(ApplyError::Read)?;
         ap.entry(&mut e)?;
