@@ -20,7 +20,9 @@ ADDR=${ADDR:-127.0.0.1:5055}
 CAPSA=${CAPSA:-${CARGO_TARGET_DIR:-$HERE/target}/release/capsa}
 [ -d "$W/layout" ] || { echo "run bench/unpack-minbase.sh first (it builds $W/layout)" >&2; exit 1; }
 [ -x "$CAPSA" ] || { echo "build capsa first: cargo build --release" >&2; exit 1; }
-T=$(mktemp -d /var/tmp/capsa-pull-bench.XXXXXX)
+# Stores on tmpfs: the disk's writeback of earlier runs (~170 MB each) would otherwise
+# stall later ones, whichever tool they belong to.
+T=$(mktemp -d /dev/shm/capsa-pull-bench.XXXXXX)
 export CAPSA_REGISTRY_DIR=$T/registry CAPSA_REGISTRY_ADDR=$ADDR
 cleanup() {
   "$HERE/rootfs-examples/local-registry.sh" stop >/dev/null 2>&1 || true
