@@ -28,6 +28,7 @@ use proptest::prelude::*;
 use proptest::sample::Index;
 use serde_json::{json, Map, Value};
 
+#[path = "../../fuzz/common.rs"]
 mod fuzz_common;
 
 // ---------------------------------------------------------------------------------------------------

@@ -30,6 +30,7 @@ use fuzz_common::{apply_splice, mutate, mutation, splice};
 use proptest::prelude::*;
 use serde_json::{json, Map, Value};
 
+#[path = "../../fuzz/common.rs"]
 mod fuzz_common;
 
 const KEYS: &[&str] = &[

@@ -1,4 +1,4 @@
-//! Shared by the runtime crate's fuzz tests (a copy of `pod/tests/fuzz_common`, kept alike): the proptest
+//! Shared by the crates' fuzz tests (`pod/tests/fuzz_*.rs`, `runtime/tests/fuzz_config.rs`, included by path): the proptest
 //! config (case count from `PROPTEST_CASES`, failures persisted next to the test) and mutations of JSON trees
 //! (values replaced, fields and items removed or added, subtrees copied over others) and of their text.
 #![allow(dead_code)]
