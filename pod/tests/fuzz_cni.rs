@@ -471,9 +471,11 @@ proptest! {
         let types: Vec<&str> = n.plugins.iter().filter_map(|p| p.get("type")?.as_str()).collect();
         let want: Vec<&str> = if m.single { vec![m.plugins[0].as_str()] } else { m.plugins.iter().map(String::as_str).collect() };
         prop_assert_eq!(types, want);
-        // A single plugin config is wrapped into a synthesized list, which keeps no other top-level key.
-        let subnet = m.subnet.clone().filter(|_| m.masquerade == Some(true) && !m.single);
+        // A single plugin config is wrapped into a synthesized list, which keeps capsa's own
+        // list-level key (and takes it from the plugin).
+        let subnet = m.subnet.clone().filter(|_| m.masquerade == Some(true));
         prop_assert_eq!(n.masquerade_subnet(), subnet);
+        prop_assert!(n.plugins.iter().all(|p| p.get("capsaMasquerade").is_none()));
     }
 
     /// Valid network lists mutated in their tree and text: no panic, and the rules of an accepted list hold.

@@ -78,8 +78,15 @@ impl NetworkList {
             Some(Value::Array(p)) => (p.clone(), bytes.to_vec()),
             Some(_) => return Err(bad("\"plugins\" is not an array".into())),
             None if obj.contains_key("type") => {
-                let list = json!({ "cniVersion": cni_version, "name": name, "plugins": [v.clone()] });
-                (vec![v.clone()], serde_json::to_vec(&list).expect("serializing a JSON value cannot fail"))
+                // capsa's own list-level key moves up to the synthesized list: the plugin
+                // never sees it, and `masquerade_subnet` finds it where a conflist has it.
+                let mut plugin = v.clone();
+                let masquerade = plugin.as_object_mut().and_then(|o| o.remove("capsaMasquerade"));
+                let mut list = json!({ "cniVersion": cni_version, "name": name, "plugins": [plugin.clone()] });
+                if let Some(m) = masquerade {
+                    list["capsaMasquerade"] = m;
+                }
+                (vec![plugin], serde_json::to_vec(&list).expect("serializing a JSON value cannot fail"))
             }
             None => {
                 return Err(bad("no \"plugins\" (and not a single plugin config with \"type\")".into()));
@@ -235,6 +242,13 @@ mod tests {
         assert_eq!(n.plugins[0]["bridge"], "b0");
         let again = NetworkList::parse(&n.raw, "raw").unwrap();
         assert_eq!(again.plugins, n.plugins);
+        // capsa's list-level key in a single .conf: honoured, and not handed to the plugin.
+        let conf = br#"{"cniVersion":"1.0.0","name":"m","type":"bridge","capsaMasquerade":true,
+                        "ipam":{"type":"host-local","subnet":"10.77.0.0/24"}}"#;
+        let n = NetworkList::parse(conf, "m.conf").unwrap();
+        assert_eq!(n.masquerade_subnet().as_deref(), Some("10.77.0.0/24"));
+        assert!(n.plugins[0].get("capsaMasquerade").is_none(), "{}", n.plugins[0]);
+        assert_eq!(NetworkList::parse(&n.raw, "raw").unwrap().masquerade_subnet().as_deref(), Some("10.77.0.0/24"));
     }
 
     #[test]
