@@ -186,7 +186,7 @@ impl Drop for ChunkWriter {
 }
 
 /// Reads until `buf` is full or the input ends; the bytes read.
-fn fill<R: Read>(src: &mut R, buf: &mut [u8]) -> io::Result<usize> {
+pub(crate) fn fill<R: Read>(src: &mut R, buf: &mut [u8]) -> io::Result<usize> {
     let mut n = 0;
     while n < buf.len() {
         match src.read(&mut buf[n..]) {

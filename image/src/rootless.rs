@@ -67,15 +67,25 @@ fn user_name(uid: u32) -> Option<String> {
 
 impl Rootless {
     /// The caller, when not root (`None` for root: the system store).
+    ///
+    /// The id files are read once per process and effective ids (a command opens
+    /// the store, picks its root and maps ids: one read serves them all).
     pub fn detect() -> Option<Rootless> {
+        static SEEN: std::sync::Mutex<Option<Rootless>> = std::sync::Mutex::new(None);
         // SAFETY: geteuid/getegid cannot fail.
         let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
         if uid == 0 {
             return None;
         }
+        let mut seen = SEEN.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(r) = seen.as_ref().filter(|r| r.uid == uid && r.gid == gid) {
+            return Some(r.clone());
+        }
         let name = user_name(uid);
         let read = |p: &str, id| std::fs::read_to_string(p).ok().and_then(|t| parse_subid(&t, name.as_deref(), id));
-        Some(Rootless { uid, gid, subuid: read("/etc/subuid", uid), subgid: read("/etc/subgid", gid) })
+        let r = Rootless { uid, gid, subuid: read("/etc/subuid", uid), subgid: read("/etc/subgid", gid) };
+        *seen = Some(r.clone());
+        Some(r)
     }
 
     /// Whether the user has subordinate ranges for both uids and gids.

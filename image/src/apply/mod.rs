@@ -239,15 +239,7 @@ pub fn decompressor<'a, R: BufRead + Send + 'a>(r: R, c: Compression) -> io::Res
 fn open_stream<'a, R: Read + Send + 'a>(reader: R) -> io::Result<(Compression, Box<dyn Read + Send + 'a>)> {
     let mut src = BufReader::with_capacity(INPUT_BUF, reader);
     let mut head = [0u8; 4];
-    let mut n = 0;
-    while n < head.len() {
-        match src.read(&mut head[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
+    let n = crate::chunks::fill(&mut src, &mut head)?;
     let c = detect_compression(&head[..n]);
     let joined = io::Cursor::new(head).take(n as u64).chain(src);
     Ok((c, decompressor(joined, c)?))

@@ -143,11 +143,18 @@ pub(super) struct UnpackWhilePulling<'s> {
     opts: crate::apply::ApplyOptions,
     /// Snapshots made, removed again if the pull fails.
     made: std::sync::Mutex<Vec<PathBuf>>,
+    /// The image's chain ids, computed once (one config per pull).
+    chain: std::sync::OnceLock<Vec<Digest>>,
 }
 
 impl<'s> UnpackWhilePulling<'s> {
     pub(super) fn new(store: &'s ImageStore) -> Self {
-        UnpackWhilePulling { store, opts: store.apply_options(WhiteoutMode::Overlay), made: Default::default() }
+        UnpackWhilePulling {
+            store,
+            opts: store.apply_options(WhiteoutMode::Overlay),
+            made: Default::default(),
+            chain: Default::default(),
+        }
     }
 
     /// Removes the snapshots made (the pull failed).
@@ -155,6 +162,11 @@ impl<'s> UnpackWhilePulling<'s> {
         for p in self.made.lock().map(|m| m.clone()).unwrap_or_default() {
             let _ = remove_tree(&p);
         }
+    }
+
+    /// The chain id of layer `i` of `config`.
+    fn chain_id(&self, config: &ImageConfiguration, i: usize) -> Option<&Digest> {
+        self.chain.get_or_init(|| super::chain_ids(&config.rootfs.diff_ids)).get(i)
     }
 
     /// How many layers were unpacked while downloading.
@@ -165,8 +177,7 @@ impl<'s> UnpackWhilePulling<'s> {
 
 impl LayerUnpacker for UnpackWhilePulling<'_> {
     fn unpack(&self, i: usize, config: &ImageConfiguration, layer: &mut (dyn std::io::Read + Send)) -> bool {
-        let chain = super::chain_ids(&config.rootfs.diff_ids);
-        let (Some(c), Some(diff_id)) = (chain.get(i), config.rootfs.diff_ids.get(i)) else { return false };
+        let (Some(c), Some(diff_id)) = (self.chain_id(config, i), config.rootfs.diff_ids.get(i)) else { return false };
         if self.store.snapshot_path(c).is_dir() {
             return false;
         }
@@ -186,8 +197,7 @@ impl LayerUnpacker for UnpackWhilePulling<'_> {
     }
 
     fn commit(&self, i: usize, config: &ImageConfiguration, keep: bool) {
-        let chain = super::chain_ids(&config.rootfs.diff_ids);
-        let Some(c) = chain.get(i) else { return };
+        let Some(c) = self.chain_id(config, i) else { return };
         let (tmp, dest) = (self.store.snapshot_tmp(c), self.store.snapshot_path(c));
         if keep && !dest.exists() && fs::rename(&tmp, &dest).is_ok() {
             if let Ok(mut m) = self.made.lock() {
