@@ -251,7 +251,9 @@ pub fn update(store: &Store, id: &str, res: &crate::spec::LinuxResources) -> Res
 
 /// Reject limits that can never work, naming the field and value.
 pub fn check_resources(res: &crate::spec::LinuxResources) -> Result<()> {
-    let bad = |f: &str, v: String, why: &str| Err(Error::msg(format!("linux.resources.{f} = {v}: {why}")));
+    let bad = |field: &'static str, value: String, why: &str| {
+        Err(Error::InvalidResource { field, value, why: why.to_string() })
+    };
     if let Some(cpu) = &res.cpu {
         if let Some(q) = cpu.quota {
             if q < -1 || q == 0 {

@@ -74,7 +74,8 @@ pub fn load_bundle(bundle: &Path) -> Result<(Spec, PathBuf, PathBuf)> {
     let spec = spec::load(&cfg)?;
     spec::validate(&spec, &cfg)?;
     if spec.process.is_none() {
-        return Err(Error::msg(format!("{}: process: missing (nothing to run)", cfg.display())));
+        let msg = "missing (nothing to run)".into();
+        return Err(spec::SpecError::Invalid { path: cfg, field: "process".into(), msg }.into());
     }
     let root = &spec.root.as_ref().expect("validated").path;
     let rootfs = bundle.join(root);
@@ -153,7 +154,7 @@ fn check_bundle(opts: &CreateOpts, foreground_tty: bool) -> Result<Loaded> {
             "process.terminal is true: --console-socket is required (the pty master is sent there)",
         ));
     }
-    crate::security::rlimits::validate(&process.rlimits).map_err(|e| Error::msg(e.to_string()))?;
+    crate::security::rlimits::validate(&process.rlimits)?;
     let ns = NsPlan::from_spec(&spec)?;
     if let Some(r) = &spec.linux().resources {
         crate::lifecycle::check_resources(r)?;
@@ -388,7 +389,7 @@ fn expect(got: SysResultMsg, pid: i32, what: &str, want: impl Fn(&Msg) -> bool, 
     match got? {
         Some(Msg::Error(e)) => {
             let hint = died.oom_note().or(e.hint);
-            Err(Error::Sys(SysError { step: format!("container init: {}", e.step), hint, ..e }))
+            Err(Error::Init(SysError { hint, ..e }))
         }
         Some(m) if want(&m) => Ok(m),
         Some(m) => Err(Error::msg(format!("sync with the container init: expected {what}, got {m:?}"))),
@@ -399,11 +400,7 @@ fn expect(got: SysResultMsg, pid: i32, what: &str, want: impl Fn(&Msg) -> bool, 
             // the blocking wait is short.
             let r = unsafe { libc::waitpid(pid, &mut status, 0) };
             let how = if r == pid { describe_status(status) } else { "closed the sync channel".into() };
-            let mut msg = format!("container init (pid {pid}) {how} before it finished setting up");
-            if let Some(note) = died.oom_note() {
-                msg = format!("{msg}: {note}");
-            }
-            Err(Error::msg(msg))
+            Err(Error::InitDied { pid, how, oom: died.oom_note() })
         }
     }
 }

@@ -6,13 +6,13 @@ use std::path::{Path, PathBuf};
 
 use super::finalize;
 use super::spawn::{self, kill_reap, Born, Forked, SpawnPlan, Terminal};
-use super::sync::{Channel, Msg};
+use super::sync::{Channel, ChildError, Msg};
 use crate::cgroups::sub::SubCgroups;
 use crate::container::{Status, Store};
 use crate::error::{Error, Result};
 use crate::namespaces::{self, Join};
 use crate::spec::Process;
-use crate::sys::{check, SysError, SysResult};
+use crate::sys::{check, SysError};
 
 /// Options of `exec`.
 pub struct ExecOpts {
@@ -43,13 +43,13 @@ pub fn exec(store: &Store, id: &str, opts: &ExecOpts) -> Result<Execed> {
     check_status(id, c.status, opts.ignore_paused)?;
     let st = &c.state;
     let cgroup = match (&st.cgroup, opts.sub_cgroups.is_empty()) {
-        (Some(cg), false) => Some(cg.sub_cgroup(&opts.sub_cgroups).map_err(|e| Error::msg(e.to_string()))?),
+        (Some(cg), false) => Some(cg.sub_cgroup(&opts.sub_cgroups)?),
         (None, false) => return Err(Error::msg("--cgroup: the container has no cgroup")),
         (cg, true) => cg.clone(),
     };
     let p = &opts.process;
     crate::explain::set_container(id);
-    crate::security::lsm::check(Some(p), None).map_err(|(field, msg)| Error::msg(format!("{field}: {msg}")))?;
+    crate::security::lsm::check(Some(p), None).map_err(|(field, msg)| Error::InvalidProcess { field, msg })?;
     if p.terminal && opts.console_socket.is_none() && opts.detach {
         return Err(Error::msg("exec -t -d needs --console-socket (the pty master is sent there)"));
     }
@@ -85,7 +85,7 @@ pub fn exec(store: &Store, id: &str, opts: &ExecOpts) -> Result<Execed> {
                 Err(e) => e,
             };
             // write(2): the seccomp filter may already be loaded (see Channel::write).
-            let _ = child_chan.write(&Msg::Error(e));
+            let _ = child_chan.write(&Msg::Error(e.into()));
             // SAFETY: _exit ends the child without running the parent's destructors.
             unsafe { libc::_exit(127) };
         }
@@ -139,7 +139,7 @@ fn await_exec(id: &str, c: &crate::lifecycle::Loaded, child: i32, chan: &Channel
         None => Ok(()),
         Some(Msg::Error(e)) => {
             kill_reap(child);
-            Err(Error::Sys(SysError { step: format!("exec in container {id}: {}", e.step), ..e }))
+            Err(Error::Exec { id: id.into(), error: e })
         }
         Some(m) => {
             kill_reap(child);
@@ -154,10 +154,7 @@ fn check_status(id: &str, status: Status, ignore_paused: bool) -> Result<()> {
     match status {
         Status::Running | Status::Created => Ok(()),
         Status::Paused if ignore_paused => Ok(()),
-        Status::Paused => Err(Error::msg(format!(
-            "container {id:?}: cannot exec in a paused container (use --ignore-paused to override)"
-        ))),
-        Status::Stopped => Err(Error::msg(format!("container {id:?}: cannot exec in a stopped container"))),
+        Status::Paused | Status::Stopped => Err(Error::CannotExec { id: id.into(), status: status.as_str() }),
         s => Err(Error::BadState { id: id.into(), status: s.as_str(), op: "exec (the container must be running)" }),
     }
 }
@@ -182,7 +179,7 @@ fn child_setup(
     born: &Born,
     seccomp: Option<&crate::spec::LinuxSeccomp>,
     p: &Process,
-) -> SysResult<finalize::Prepared> {
+) -> Result<finalize::Prepared, ChildError> {
     finalize::reset_signals();
     crate::explain::step(crate::explain::Kind::Namespace, || {
         let host = std::fs::read_link("/proc/self").map(|p| p.display().to_string()).unwrap_or_default();
@@ -199,7 +196,7 @@ fn child_setup(
         Some(files) => spawn::join_cgroup(files)?,
         None => match ctx.chan.recv()? {
             Some(Msg::CgroupJoined) => {}
-            other => return Err(SysError::msg("wait for the cgroup join", format!("got {other:?}"))),
+            other => return Err(SysError::msg("wait for the cgroup join", format!("got {other:?}")).into()),
         },
     }
     spawn::set_oom_score_adj(p.oom_score_adj)?;

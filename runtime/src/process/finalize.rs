@@ -9,7 +9,7 @@ use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use super::sync::{Channel, Msg};
+use super::sync::{Channel, ChildError, Msg};
 use crate::security::caps::{self, mask_names, CapSets};
 use crate::security::seccomp;
 use crate::spec::{LinuxSeccomp, Process};
@@ -31,7 +31,7 @@ pub struct Prepared {
 
 /// Build argv/envp (with HOME from the container's /etc/passwd), compute the
 /// capability sets and compile the seccomp filter.
-pub fn prepare(p: &Process, seccomp: Option<&LinuxSeccomp>) -> SysResult<Prepared> {
+pub fn prepare(p: &Process, seccomp: Option<&LinuxSeccomp>) -> Result<Prepared, ChildError> {
     let mut env: Vec<String> = p.env.clone();
     if !env.iter().any(|e| e.starts_with("HOME=")) {
         env.push(format!("HOME={}", home_of(p.user.uid).unwrap_or_else(|| "/".into())));
@@ -42,7 +42,7 @@ pub fn prepare(p: &Process, seccomp: Option<&LinuxSeccomp>) -> SysResult<Prepare
         .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
         .to_string();
     if p.args.is_empty() {
-        return Err(SysError::msg("exec", "process.args is empty"));
+        return Err(SysError::msg("exec", "process.args is empty").into());
     }
     let cs = |s: &str| {
         CString::new(s).map_err(|_| SysError::from_errno(format!("argument {s:?} contains a NUL byte"), libc::EINVAL))
@@ -50,11 +50,11 @@ pub fn prepare(p: &Process, seccomp: Option<&LinuxSeccomp>) -> SysResult<Prepare
     let argv = p.args.iter().map(|a| cs(a)).collect::<SysResult<Vec<_>>>()?;
     let envp = env.iter().map(|a| cs(a)).collect::<SysResult<Vec<_>>>()?;
     let caps = match &p.capabilities {
-        Some(c) => Some(CapSets::from_spec(c).map_err(|e| SysError::msg("capabilities", e.to_string()))?),
+        Some(c) => Some(CapSets::from_spec(c).map_err(ChildError::security("capabilities"))?),
         None => None,
     };
     let filter = match seccomp {
-        Some(s) => Some(seccomp::compile(s).map_err(|e| SysError::msg("build the seccomp filter", e.to_string()))?),
+        Some(s) => Some(seccomp::compile(s).map_err(ChildError::security("build the seccomp filter"))?),
         None => None,
     };
     let notify = seccomp.is_some_and(seccomp::uses_notify);
@@ -155,10 +155,10 @@ pub fn check_preserved(n: i32) -> SysResult<()> {
 }
 
 /// Finalize, then exec: for `exec`'d processes, which have nothing to wait for in between.
-pub fn finalize_and_exec(p: &Process, prep: &Prepared, preserve_fds: i32, chan: &Channel) -> SysError {
+pub fn finalize_and_exec(p: &Process, prep: &Prepared, preserve_fds: i32, chan: &Channel) -> ChildError {
     match finalize(p, prep, preserve_fds, chan) {
         Err(e) => e,
-        Ok(exe) => exec(p, prep, &exe, preserve_fds),
+        Ok(exe) => exec(p, prep, &exe, preserve_fds).into(),
     }
 }
 
@@ -194,15 +194,11 @@ pub fn exec_failure_status(e: &SysError) -> i32 {
     }
 }
 
-fn sec(step: &str) -> impl Fn(crate::security::SecurityError) -> SysError + '_ {
-    move |e| SysError { step: format!("{step}: {e}"), errno: 0, hint: None }
-}
-
 /// Load the filter; with user notification, hand its fd to the runtime (which gives
 /// it to the agent) and close ours once the runtime says the agent has it.
-fn load_seccomp(prep: &Prepared, chan: &Channel) -> SysResult<()> {
+fn load_seccomp(prep: &Prepared, chan: &Channel) -> Result<(), ChildError> {
     let Some(f) = &prep.filter else { return Ok(()) };
-    let listener = f.load().map_err(sec("load the seccomp filter"))?;
+    let listener = f.load().map_err(ChildError::security("load the seccomp filter"))?;
     if !prep.notify {
         return Ok(());
     }
@@ -212,9 +208,11 @@ fn load_seccomp(prep: &Prepared, chan: &Channel) -> SysResult<()> {
     chan.write(&Msg::SeccompFd(fd.as_raw_fd()))?;
     match chan.read()? {
         Some(Msg::SeccompDone) => {}
-        Some(Msg::Error(e)) => return Err(e),
+        Some(Msg::Error(e)) => return Err(e.into()),
         other => {
-            return Err(SysError::msg("hand the seccomp notification fd to the runtime", format!("got {other:?}")))
+            return Err(
+                SysError::msg("hand the seccomp notification fd to the runtime", format!("got {other:?}")).into()
+            )
         }
     }
     // Ours is closed here; the agent holds its own copy.
@@ -229,7 +227,7 @@ fn load_seccomp(prep: &Prepared, chan: &Channel) -> SysResult<()> {
 /// 0700 cwd of another uid); bounding set; stdio owner; groups, gid, uid; chdir again
 /// as the user if the first one was refused; capabilities; the executable, as the
 /// user; with no_new_privs, seccomp last. Returns the program to exec.
-pub fn finalize(p: &Process, prep: &Prepared, preserve_fds: i32, chan: &Channel) -> SysResult<CString> {
+pub fn finalize(p: &Process, prep: &Prepared, preserve_fds: i32, chan: &Channel) -> Result<CString, ChildError> {
     // Before any filter: a profile may deny close_range or the /proc walk.
     fd_hygiene(preserve_fds)?;
     if !p.no_new_privileges {
@@ -253,7 +251,7 @@ pub fn finalize(p: &Process, prep: &Prepared, preserve_fds: i32, chan: &Channel)
     } else {
         load_seccomp(prep, chan)?;
     }
-    crate::security::lsm::apply_exec_labels(p).map_err(sec("apply the LSM labels"))?;
+    crate::security::lsm::apply_exec_labels(p).map_err(ChildError::security("apply the LSM labels"))?;
     let cwd = crate::sys::cstr(&p.cwd)?;
     let chdir = || {
         // SAFETY: chdir on a valid C string.
@@ -262,13 +260,13 @@ pub fn finalize(p: &Process, prep: &Prepared, preserve_fds: i32, chan: &Channel)
     let chdir_as_user = match chdir() {
         Ok(_) => false,
         Err(e) if e.errno == libc::EACCES || e.errno == libc::EPERM => true,
-        Err(e) => return Err(e),
+        Err(e) => return Err(e.into()),
     };
     let u = &p.user;
     if let Some(c) = &prep.caps {
-        caps::drop_bounding(c).map_err(sec("drop the capability bounding set"))?;
+        caps::drop_bounding(c).map_err(ChildError::security("drop the capability bounding set"))?;
         narrate_bounding(prep);
-        caps::keep_caps_for_setuid().map_err(sec("keep capabilities across setuid"))?;
+        caps::keep_caps_for_setuid().map_err(ChildError::security("keep capabilities across setuid"))?;
     }
     fix_stdio_owner(u.uid, p.terminal)?;
     // SAFETY: plain credential syscalls with integer/array arguments valid for the call.
@@ -277,7 +275,7 @@ pub fn finalize(p: &Process, prep: &Prepared, preserve_fds: i32, chan: &Channel)
         if libc::setgroups(groups.len(), groups.as_ptr()) < 0 {
             let e = SysError::last(format!("setgroups({:?})", u.additional_gids));
             if e.errno != libc::EPERM || !groups.is_empty() {
-                return Err(e);
+                return Err(e.into());
             }
         }
         check(libc::setresgid(u.gid, u.gid, u.gid), || format!("setresgid({})", u.gid))?;
@@ -289,7 +287,7 @@ pub fn finalize(p: &Process, prep: &Prepared, preserve_fds: i32, chan: &Channel)
     }
     check_cwd(p)?;
     if let Some(c) = &prep.caps {
-        caps::apply_sets(c).map_err(sec("set capabilities"))?;
+        caps::apply_sets(c).map_err(ChildError::security("set capabilities"))?;
         narrate_capset(prep);
     }
     let exe = lookup(&p.args[0], &prep.path_var)?;

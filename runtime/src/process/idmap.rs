@@ -8,8 +8,51 @@
 use std::path::Path;
 use std::process::Command;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::spec::IdMapping;
+
+/// A rootless map that needed `newuidmap`/`newgidmap` and could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum IdMapError {
+    /// The helper is not installed (the uidmap package).
+    #[error(
+        "rootless: {helper} is needed to map more than your own id ({ranges}): install the uidmap package \
+         (apt-get install uidmap), or map only id {own} with size 1"
+    )]
+    HelperMissing {
+        /// `newuidmap` or `newgidmap`.
+        helper: &'static str,
+        /// The ranges asked for, `container host size` separated by ", ".
+        ranges: String,
+        /// The caller's own id, which it may map without a helper.
+        own: u32,
+    },
+    /// The helper could not be started.
+    #[error("rootless: run {helper}: {source}")]
+    Spawn {
+        /// `newuidmap` or `newgidmap`.
+        helper: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The helper ran and refused (usually: ranges not in /etc/subuid or /etc/subgid).
+    #[error(
+        "rootless: {helper} {pid} {ranges}: {status}: {stderr} (the ranges must be yours in /etc/sub{}id)",
+        if *.helper == "newuidmap" { "u" } else { "g" }
+    )]
+    Refused {
+        /// `newuidmap` or `newgidmap`.
+        helper: &'static str,
+        /// The init whose maps were being written.
+        pid: i32,
+        /// The ranges asked for, `container host size` separated by spaces.
+        ranges: String,
+        /// How the helper exited.
+        status: std::process::ExitStatus,
+        /// What it printed on stderr, trimmed.
+        stderr: String,
+    },
+}
 
 /// Only the caller's own id, once: what the kernel allows without a helper.
 fn own_only(m: &[IdMapping], own: u32) -> bool {
@@ -78,27 +121,54 @@ fn write_rootless(pid: i32, uids: &[IdMapping], gids: &[IdMapping]) -> Result<()
         for m in maps {
             cmd.args([m.container_id.to_string(), m.host_id.to_string(), m.size.to_string()]);
         }
-        let out = cmd.output().map_err(|e| {
-            if e.kind() == std::io::ErrorKind::NotFound {
-                Error::msg(format!(
-                    "rootless: {helper} is needed to map more than your own id ({}): install the uidmap package \
-                     (apt-get install uidmap), or map only id {own} with size 1",
-                    text.trim().replace('\n', ", ")
-                ))
+        let out = cmd.output().map_err(|source| {
+            if source.kind() == std::io::ErrorKind::NotFound {
+                IdMapError::HelperMissing { helper, ranges: text.trim().replace('\n', ", "), own }
             } else {
-                Error::msg(format!("rootless: run {helper}: {e}"))
+                IdMapError::Spawn { helper, source }
             }
         })?;
         if !out.status.success() {
-            return Err(Error::msg(format!(
-                "rootless: {helper} {pid} {}: {}: {} (the ranges must be yours in /etc/sub{}id)",
-                text.trim().replace('\n', " "),
-                out.status,
-                String::from_utf8_lossy(&out.stderr).trim(),
-                if file == "uid_map" { "u" } else { "g" }
-            )));
+            return Err(IdMapError::Refused {
+                helper,
+                pid,
+                ranges: text.trim().replace('\n', " "),
+                status: out.status,
+                stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            }
+            .into());
         }
         explain(pid, file, &text, format!("{helper} {pid} {}", text.trim().replace('\n', " ")));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::process::ExitStatusExt;
+
+    #[test]
+    fn helper_errors_read_as_before() {
+        let e = IdMapError::Refused {
+            helper: "newgidmap",
+            pid: 42,
+            ranges: "0 1000 1 1 100000 65536".into(),
+            status: std::process::ExitStatus::from_raw(1 << 8),
+            stderr: "newgidmap: gid range [1-65537) -> [100000-165536) not allowed".into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "rootless: newgidmap 42 0 1000 1 1 100000 65536: exit status: 1: newgidmap: gid range [1-65537) -> \
+             [100000-165536) not allowed (the ranges must be yours in /etc/subgid)"
+        );
+        let e = IdMapError::HelperMissing { helper: "newuidmap", ranges: "0 1000 1, 1 100000 65536".into(), own: 1000 };
+        assert_eq!(
+            e.to_string(),
+            "rootless: newuidmap is needed to map more than your own id (0 1000 1, 1 100000 65536): install the \
+             uidmap package (apt-get install uidmap), or map only id 1000 with size 1"
+        );
+        let e = IdMapError::Spawn { helper: "newuidmap", source: std::io::Error::from_raw_os_error(libc::EACCES) };
+        assert_eq!(e.to_string(), "rootless: run newuidmap: Permission denied (os error 13)");
+    }
 }

@@ -9,7 +9,7 @@ use std::path::Path;
 
 use super::finalize::{self, Prepared};
 use super::spawn;
-use super::sync::{Channel, Msg};
+use super::sync::{Channel, ChildError, Msg};
 use crate::namespaces::{self, NsPlan};
 use crate::rootfs::{self, RootfsConfig, Stage};
 use crate::spec::{Process, Spec};
@@ -105,7 +105,7 @@ pub fn child_main(a: &InitArgs) -> ! {
         Ok(v) => v,
         Err(e) => {
             // write(2): the seccomp filter may already be loaded (see Channel::write).
-            let _ = a.chan.write(&Msg::Error(e));
+            let _ = a.chan.write(&Msg::Error(e.into()));
             // SAFETY: _exit is async-signal-safe and ends this process without running
             // the parent's atexit handlers or destructors (which belong to the parent).
             unsafe { libc::_exit(1) }
@@ -130,7 +130,7 @@ pub fn child_main(a: &InitArgs) -> ! {
 
 /// Everything before `Ready`: namespaces, rootfs (with the runtime's hooks), terminal,
 /// rlimits, then [`finalize::finalize`]. Returns what exec needs and the hooks' state.
-fn setup(a: &InitArgs) -> SysResult<(Prepared, CString, Option<String>)> {
+fn setup(a: &InitArgs) -> Result<(Prepared, CString, Option<String>), ChildError> {
     finalize::reset_signals();
     // SAFETY: prctl with integer arguments. Die if the runtime dies mid-create, and be
     // non-dumpable so the container cannot open /proc/<us>/exe (the runtime binary,

@@ -12,3 +12,5 @@ pub mod signal;
 mod spawn;
 pub mod sync;
 pub mod wait;
+
+pub use idmap::IdMapError;

@@ -274,8 +274,8 @@ pub(crate) fn attach_terminal(sock: Option<RawFd>, p: &Process, console: bool) -
 }
 
 /// In the child: `process.rlimits`.
-pub(crate) fn set_rlimits(p: &Process) -> SysResult<()> {
-    crate::security::rlimits::apply(&p.rlimits).map_err(|e| SysError::msg("set rlimits", e.to_string()))
+pub(crate) fn set_rlimits(p: &Process) -> Result<(), super::sync::ChildError> {
+    crate::security::rlimits::apply(&p.rlimits).map_err(super::sync::ChildError::security("set rlimits"))
 }
 
 /// Non-dumpable before the child is born, possibly into a joined pid namespace where

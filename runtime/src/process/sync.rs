@@ -29,6 +29,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 use serde::{Deserialize, Serialize};
 
+use crate::security::SecurityError;
 use crate::sys::{SysError, SysResult};
 
 /// One message of the protocol.
@@ -45,6 +46,44 @@ pub enum Msg {
     SeccompDone,
     Ready,
     Error(SysError),
+}
+
+/// A failed step of the container's init or of an `exec`'d process, before its execve:
+/// typed on the child's side of the channel. What crosses the channel is its wire form,
+/// a [`SysError`] (`Msg::Error`: the step, errno and hint as text, JSON-encoded), made
+/// by `From<ChildError> for SysError` at the one place each child sends it.
+#[derive(Debug, thiserror::Error)]
+pub enum ChildError {
+    /// A system call (or a logical step) that failed, already in the wire form.
+    #[error(transparent)]
+    Sys(#[from] SysError),
+    /// Capabilities, rlimits, seccomp or LSM labels: `step` is what the child was doing.
+    #[error("{step}: {source}")]
+    Security {
+        /// What the child was doing, e.g. `set capabilities`.
+        step: &'static str,
+        #[source]
+        source: SecurityError,
+    },
+}
+
+impl ChildError {
+    /// `map_err` helper: `.map_err(ChildError::security("set rlimits"))`.
+    pub fn security(step: &'static str) -> impl FnOnce(SecurityError) -> ChildError {
+        move |source| ChildError::Security { step, source }
+    }
+}
+
+impl From<ChildError> for SysError {
+    /// The wire form: a security error becomes its text in the step (no errno: the
+    /// message already names the errno the kernel returned), so the runtime prints
+    /// the same line the child would.
+    fn from(e: ChildError) -> SysError {
+        match e {
+            ChildError::Sys(e) => e,
+            e @ ChildError::Security { .. } => SysError { step: e.to_string(), errno: 0, hint: None },
+        }
+    }
 }
 
 /// One end of the socketpair.
@@ -105,9 +144,7 @@ impl Channel {
             if r == 0 {
                 return Ok(None);
             }
-            return serde_json::from_slice(&buf[..r as usize])
-                .map(Some)
-                .map_err(|e| SysError::msg("decode a sync message", e.to_string()));
+            return decode(&buf[..r as usize]).map(Some);
         }
     }
 
@@ -134,9 +171,42 @@ impl Channel {
             if r == 0 {
                 return Ok(None);
             }
-            return serde_json::from_slice(&buf[..r as usize])
-                .map(Some)
-                .map_err(|e| SysError::msg("decode a sync message", e.to_string()));
+            return decode(&buf[..r as usize]).map(Some);
         }
+    }
+}
+
+/// Decode one packet. The channel is shared by both sides, and the child's errors are
+/// the wire form: a message that does not decode is reported as text, with no errno.
+fn decode(packet: &[u8]) -> SysResult<Msg> {
+    serde_json::from_slice(packet).map_err(|e| SysError::msg("decode a sync message", e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A security error keeps its type (and errno) up to the channel, and crosses it
+    /// as the same text the child printed before.
+    #[test]
+    fn child_error_wire_form() {
+        let err = std::io::Error::from_raw_os_error(libc::EPERM);
+        let e = ChildError::security("set capabilities")(SecurityError::Syscall { op: "capset(...)".into(), err });
+        let ChildError::Security { source, .. } = &e else { panic!("{e:?}") };
+        assert_eq!(source.errno(), Some(libc::EPERM));
+        let text = e.to_string();
+        assert_eq!(text, "set capabilities: capset(...): Operation not permitted (os error 1)");
+        let wire: SysError = e.into();
+        assert_eq!(wire.to_string(), text);
+        let back: Msg = decode(&serde_json::to_vec(&Msg::Error(wire)).unwrap()).unwrap();
+        let Msg::Error(got) = back else { panic!("{back:?}") };
+        assert_eq!(got.to_string(), text);
+        let unknown = ChildError::security("capabilities")(SecurityError::UnknownCapability("CAP_X".into()));
+        assert_eq!(
+            SysError::from(unknown).to_string(),
+            SysError::msg("capabilities", "unknown capability \"CAP_X\"").to_string()
+        );
+        let sys = SysError::from_errno("mount proc", libc::EBUSY);
+        assert_eq!(SysError::from(ChildError::from(sys.clone())).errno, libc::EBUSY);
     }
 }

@@ -382,12 +382,12 @@ mod tests {
     }
 
     /// Reads the Cap* lines of /proc/self/status.
-    fn proc_caps() -> Result<[u64; 5], String> {
-        let status = std::fs::read_to_string("/proc/self/status").map_err(|e| e.to_string())?;
+    fn proc_caps() -> Result<[u64; 5], Box<dyn std::error::Error>> {
+        let status = std::fs::read_to_string("/proc/self/status")?;
         let mut out = [u64::MAX; 5];
         for (i, key) in ["CapInh:", "CapPrm:", "CapEff:", "CapBnd:", "CapAmb:"].iter().enumerate() {
             let line = status.lines().find(|l| l.starts_with(key)).ok_or(format!("no {key}"))?;
-            out[i] = u64::from_str_radix(line[key.len()..].trim(), 16).map_err(|e| e.to_string())?;
+            out[i] = u64::from_str_radix(line[key.len()..].trim(), 16)?;
         }
         Ok(out)
     }
@@ -407,12 +407,12 @@ mod tests {
     fn applies_small_set_in_child() {
         let sets = CapSets::from_spec(&small_set()).unwrap();
         assert_child_ok(|| {
-            drop_bounding(&sets).map_err(|e| e.to_string())?;
-            keep_caps_for_setuid().map_err(|e| e.to_string())?;
-            apply_sets(&sets).map_err(|e| e.to_string())?;
+            drop_bounding(&sets)?;
+            keep_caps_for_setuid()?;
+            apply_sets(&sets)?;
             let [inh, prm, eff, bnd, amb] = proc_caps()?;
             if [inh, prm, eff, bnd, amb] != [0x21; 5] {
-                return Err(format!("inh={inh:#x} prm={prm:#x} eff={eff:#x} bnd={bnd:#x} amb={amb:#x}"));
+                return Err(format!("inh={inh:#x} prm={prm:#x} eff={eff:#x} bnd={bnd:#x} amb={amb:#x}").into());
             }
             Ok(0)
         });
@@ -423,23 +423,23 @@ mod tests {
         let mut sets = CapSets::from_spec(&small_set()).unwrap();
         sets.ambient = 1 << 5; // only CAP_KILL ambient
         assert_child_ok(|| {
-            drop_bounding(&sets).map_err(|e| e.to_string())?;
-            keep_caps_for_setuid().map_err(|e| e.to_string())?;
+            drop_bounding(&sets)?;
+            keep_caps_for_setuid()?;
             // SAFETY: plain syscalls with integer ids in a single-threaded child.
             if unsafe { libc::setresgid(65534, 65534, 65534) } != 0
                 // SAFETY: as above.
                 || unsafe { libc::setresuid(65534, 65534, 65534) } != 0
             {
-                return Err(format!("setres[ug]id: {}", std::io::Error::last_os_error()));
+                return Err(format!("setres[ug]id: {}", std::io::Error::last_os_error()).into());
             }
             let [_, prm, eff, ..] = proc_caps()?;
             if prm & 0x21 != 0x21 || eff != 0 {
-                return Err(format!("after setuid prm={prm:#x} eff={eff:#x}"));
+                return Err(format!("after setuid prm={prm:#x} eff={eff:#x}").into());
             }
-            apply_sets(&sets).map_err(|e| e.to_string())?;
+            apply_sets(&sets)?;
             let [inh, prm, eff, bnd, amb] = proc_caps()?;
             if [inh, prm, eff, bnd, amb] != [0x21, 0x21, 0x21, 0x21, 0x20] {
-                return Err(format!("inh={inh:#x} prm={prm:#x} eff={eff:#x} bnd={bnd:#x} amb={amb:#x}"));
+                return Err(format!("inh={inh:#x} prm={prm:#x} eff={eff:#x} bnd={bnd:#x} amb={amb:#x}").into());
             }
             Ok(0)
         });
@@ -450,10 +450,10 @@ mod tests {
         let mut sets = CapSets::from_spec(&small_set()).unwrap();
         sets.inheritable = 1; // CAP_CHOWN only; CAP_KILL raise must fail softly
         assert_child_ok(|| {
-            apply_sets(&sets).map_err(|e| e.to_string())?;
+            apply_sets(&sets)?;
             let amb = proc_caps()?[4];
             if amb != 1 {
-                return Err(format!("amb={amb:#x}"));
+                return Err(format!("amb={amb:#x}").into());
             }
             Ok(0)
         });
@@ -469,11 +469,11 @@ mod tests {
             unsafe { libc::prctl(libc::PR_CAPBSET_DROP, 24, 0, 0, 0) };
             let sets = CapSets { effective: want, permitted: want, last_cap: last_cap(), ..Default::default() };
             // Permitted may only shrink: remove CAP_SYS_RESOURCE from it first.
-            capset(1, 1, 0).map_err(|e| e.to_string())?;
+            capset(1, 1, 0)?;
             match apply_sets(&sets) {
                 Ok(()) => Err("capset unexpectedly succeeded".into()),
-                Err(e) if e.errno() == Some(libc::EPERM) => Err(e.to_string()),
-                Err(e) => Err(format!("wrong errno: {e}")),
+                Err(e) if e.errno() == Some(libc::EPERM) => Err(e.into()),
+                Err(e) => Err(format!("wrong errno: {e}").into()),
             }
         });
         assert_eq!(outcome, Outcome::Exited(100));

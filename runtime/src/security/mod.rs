@@ -84,10 +84,13 @@ pub(crate) mod testutil {
         Signaled(i32),
     }
 
-    /// Runs `f` in a forked child. `Ok(code)` exits with `code`; `Err(msg)`
-    /// sends `msg` back over a pipe and exits 100; a panic exits 101.
+    /// What a child's test body returns: its exit code, or the error to report.
+    pub type ChildResult = Result<i32, Box<dyn std::error::Error>>;
+
+    /// Runs `f` in a forked child. `Ok(code)` exits with `code`; `Err(e)`
+    /// sends `e`'s text back over a pipe and exits 100; a panic exits 101.
     /// Returns the child's outcome and any message it sent.
-    pub fn in_child<F: FnOnce() -> Result<i32, String>>(f: F) -> (Outcome, String) {
+    pub fn in_child<F: FnOnce() -> ChildResult>(f: F) -> (Outcome, String) {
         let mut fds = [0; 2];
         // SAFETY: fds is a valid, writable array of two c_ints.
         assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
@@ -101,7 +104,8 @@ pub(crate) mod testutil {
             let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
             let code = match res {
                 Ok(Ok(code)) => code,
-                Ok(Err(msg)) => {
+                Ok(Err(e)) => {
+                    let msg = e.to_string();
                     // SAFETY: writing an in-bounds byte buffer to our pipe fd.
                     unsafe { libc::write(fds[1], msg.as_ptr().cast(), msg.len()) };
                     100
@@ -136,7 +140,7 @@ pub(crate) mod testutil {
     }
 
     /// Asserts the child exited 0, showing its message otherwise.
-    pub fn assert_child_ok<F: FnOnce() -> Result<i32, String>>(f: F) {
+    pub fn assert_child_ok<F: FnOnce() -> ChildResult>(f: F) {
         let (outcome, msg) = in_child(f);
         assert_eq!(outcome, Outcome::Exited(0), "child failed: {msg}");
     }

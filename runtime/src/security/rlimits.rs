@@ -166,11 +166,11 @@ mod tests {
     #[test]
     fn applies_in_child() {
         assert_child_ok(|| {
-            apply(&[lim("RLIMIT_NOFILE", 2048, 4096), lim("RLIMIT_CORE", 0, u64::MAX)]).map_err(|e| e.to_string())?;
-            let nofile = prlimit64(libc::RLIMIT_NOFILE as libc::c_int, None).map_err(|e| e.to_string())?;
-            let core = prlimit64(libc::RLIMIT_CORE as libc::c_int, None).map_err(|e| e.to_string())?;
+            apply(&[lim("RLIMIT_NOFILE", 2048, 4096), lim("RLIMIT_CORE", 0, u64::MAX)])?;
+            let nofile = prlimit64(libc::RLIMIT_NOFILE as libc::c_int, None)?;
+            let core = prlimit64(libc::RLIMIT_CORE as libc::c_int, None)?;
             if (nofile.cur, nofile.max) != (2048, 4096) || (core.cur, core.max) != (0, u64::MAX) {
-                return Err(format!("nofile={nofile:?} core={core:?}"));
+                return Err(format!("nofile={nofile:?} core={core:?}").into());
             }
             Ok(0)
         });
@@ -184,11 +184,11 @@ mod tests {
         let (outcome, msg) = in_child(|| {
             // SAFETY: PR_CAPBSET_DROP takes an integer capability number.
             unsafe { libc::prctl(libc::PR_CAPBSET_DROP, 24, 0, 0, 0) };
-            apply(&[lim("RLIMIT_NOFILE", 1024, 4096)]).map_err(|e| e.to_string())?;
+            apply(&[lim("RLIMIT_NOFILE", 1024, 4096)])?;
             match apply(&[lim("RLIMIT_NOFILE", 2048, 8192)]) {
                 Ok(()) => Ok(1), // machine has CAP_SYS_RESOURCE in permitted
-                Err(e) if e.errno() == Some(libc::EPERM) => Err(e.to_string()),
-                Err(e) => Err(format!("unexpected: {e}")),
+                Err(e) if e.errno() == Some(libc::EPERM) => Err(e.into()),
+                Err(e) => Err(format!("unexpected: {e}").into()),
             }
         });
         if outcome == Outcome::Exited(1) {

@@ -542,12 +542,12 @@ mod tests {
         let ctx = build(rule(&["mkdir", "mkdirat"], "SCMP_ACT_ERRNO", Some(38)));
         let path = format!("/tmp/capsa-seccomp-{}\0", std::process::id());
         assert_child_ok(|| {
-            load(&ctx).map_err(|e| e.to_string())?;
+            load(&ctx)?;
             // SAFETY: path is NUL-terminated and outlives the call.
             let r = unsafe { libc::mkdir(path.as_ptr().cast(), 0o700) };
             match (r, errno()) {
                 (-1, 38) => Ok(0),
-                (r, e) => Err(format!("mkdir returned {r}, errno {e}")),
+                (r, e) => Err(format!("mkdir returned {r}, errno {e}").into()),
             }
         });
     }
@@ -556,10 +556,10 @@ mod tests {
     fn kill_process_rule_in_child() {
         let ctx = build(rule(&["getpid"], "SCMP_ACT_KILL_PROCESS", None));
         // Not calling getpid: exits normally.
-        assert_child_ok(|| load(&ctx).map(|()| 0).map_err(|e| e.to_string()));
+        assert_child_ok(|| Ok(load(&ctx).map(|()| 0)?));
         // Calling it: killed by SIGSYS.
         let (outcome, msg) = in_child(|| {
-            load(&ctx).map_err(|e| e.to_string())?;
+            load(&ctx)?;
             // SAFETY: getpid has no preconditions.
             unsafe { libc::getpid() };
             Ok(0)
@@ -592,7 +592,7 @@ mod tests {
             ("x32 syscall 1000", 0x4000_0000 | 1000, [0, 0], Some(libc::ENOSYS)),
         ];
         assert_child_ok(|| {
-            load(&ctx).map_err(|e| e.to_string())?;
+            load(&ctx)?;
             let mut errs = Vec::new();
             for (what, nr, [a, b], want) in cases {
                 // SAFETY: integer args or a valid C string; failures are only inspected.
@@ -602,7 +602,7 @@ mod tests {
                     errs.push(format!("{what}: r={r} errno={got:?}, want {want:?}"));
                 }
             }
-            errs.is_empty().then_some(0).ok_or(errs.join("; "))
+            errs.is_empty().then_some(0).ok_or_else(|| errs.join("; ").into())
         });
     }
 
@@ -615,7 +615,7 @@ mod tests {
             if unsafe { libc::setresuid(65534, 65534, 65534) } != 0 {
                 return Err("setresuid failed".into());
             }
-            Err(load(&ctx).map_or_else(|e| e.to_string(), |()| "loaded".into()))
+            Err(load(&ctx).map_or_else(|e| e.into(), |()| "loaded".into()))
         });
         assert_eq!(outcome, Outcome::Exited(100));
         let want = format!("seccomp(SECCOMP_SET_MODE_FILTER, flags 0x0, {} instructions): ", ctx.len());
