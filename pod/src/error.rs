@@ -47,13 +47,14 @@ pub enum PodError {
         #[source]
         source: serde_json::Error,
     },
-    /// A runtime-library operation (`op`, e.g. `start container`) on container `id`.
+    /// A runtime-library operation (`op`, e.g. `start container`) on container `id`
+    /// (boxed: the runtime's error is large; match `&*source`).
     #[error("{op} {id}: {source}")]
     Runtime {
         op: &'static str,
         id: String,
         #[source]
-        source: capsa_runtime::Error,
+        source: Box<capsa_runtime::Error>,
     },
     /// The processes of container `id` could not be listed from its cgroup.
     #[error("container {id}: list its processes: {source}")]

@@ -131,10 +131,10 @@ fn spawn_shim(
 /// process: a pod saves one process spawn per container on its start path.
 pub fn start(tools: &Tools, name: &str) -> Result<()> {
     let rt = capsa_runtime::container::Store::new(&tools.root);
-    capsa_runtime::lifecycle::start(&rt, name).map_err(|source| PodError::Runtime {
+    capsa_runtime::lifecycle::start(&rt, name).map_err(|e| PodError::Runtime {
         op: "start container",
         id: name.to_owned(),
-        source,
+        source: Box::new(e),
     })
 }
 
