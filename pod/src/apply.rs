@@ -62,16 +62,21 @@ pub fn apply(
     let mut images = Vec::new();
     for (c, init) in &all {
         let what = if *init { "initContainers" } else { "containers" };
-        let img = resolve(&c.image)
-            .map_err(|e| PodError::msg(format!("{origin}: spec.{what} {:?}: image {:?}: {e}", c.name, c.image)))?;
+        let img = resolve(&c.image).map_err(|e| PodError::Member {
+            origin: origin.to_owned(),
+            what,
+            container: c.name.clone(),
+            source: Box::new(PodError::Resolve { image: c.image.clone(), source: Box::new(e) }),
+        })?;
         images.push(img);
     }
     // Seccomp profiles (Localhost files read and checked), before anything is made.
     let mut seccomp = std::collections::BTreeMap::new();
     for (c, init) in &all {
         let what = if *init { "initContainers" } else { "containers" };
-        let s = crate::seccomp::for_manifest(store, c.seccomp.as_ref().or(pod.seccomp.as_ref()))
-            .map_err(|e| PodError::msg(format!("{origin}: spec.{what} {:?}: {e}", c.name)))?;
+        let s = crate::seccomp::for_manifest(store, c.seccomp.as_ref().or(pod.seccomp.as_ref())).map_err(|e| {
+            PodError::Member { origin: origin.to_owned(), what, container: c.name.clone(), source: Box::new(e) }
+        })?;
         seccomp.insert(c.name.clone(), s);
     }
     for (c, _) in &all {
@@ -308,11 +313,7 @@ fn tmpfs(p: &Path, opts: &str) -> Result<()> {
         libc::mount(src.as_ptr(), dst.as_ptr(), ty.as_ptr(), libc::MS_NOSUID | libc::MS_NODEV, data.as_ptr().cast())
     } != 0
     {
-        return Err(PodError::msg(format!(
-            "mount tmpfs ({opts}) on {}: {}",
-            p.display(),
-            std::io::Error::last_os_error()
-        )));
+        return Err(PodError::last_os_error(format!("mount tmpfs ({opts}) on {}", p.display())));
     }
     Ok(())
 }

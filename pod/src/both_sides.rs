@@ -403,7 +403,7 @@ pub fn inspect(l: &Lookup<'_>, name: &str) -> Result<Report> {
         .collect();
     let cgroups = c.state.cgroup.as_ref().map(cgroups);
     let pids = match &c.state.cgroup {
-        Some(m) => m.pids().map_err(|e| PodError::msg(format!("container {id}: list its processes: {e}")))?,
+        Some(m) => m.pids().map_err(|source| PodError::Processes { id: id.clone(), source })?,
         None => vec![pid],
     };
     Ok(Report {

@@ -20,7 +20,7 @@ pub const STATUSES: &[&str] = &["created", "running", "restarting", "exited", "l
 pub fn parse_label(s: &str) -> Result<(String, String)> {
     let (k, v) = s.split_once('=').unwrap_or((s, ""));
     if k.is_empty() || k.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(PodError::msg(format!(
+        return Err(PodError::invalid(format!(
             "--label {s:?}: expected KEY=VALUE (or KEY), with a non-empty key without spaces"
         )));
     }
@@ -49,7 +49,7 @@ impl Filters {
     pub fn parse(specs: &[String], keys: &[&str], verb: &str) -> Result<Filters> {
         let mut f = Filters::default();
         for s in specs {
-            let bad = |why: String| PodError::msg(format!("{verb} --filter {s:?}: {why}"));
+            let bad = |why: String| PodError::invalid(format!("{verb} --filter {s:?}: {why}"));
             let Some((key, value)) = s.split_once('=') else {
                 return Err(bad(format!("expected KEY=VALUE, with KEY one of {}", keys.join(", "))));
             };

@@ -27,7 +27,7 @@ fn cstr(p: &Path) -> CString {
 }
 
 fn errno_err(what: String) -> PodError {
-    PodError::msg(format!("{what}: {}", std::io::Error::last_os_error()))
+    PodError::last_os_error(what)
 }
 
 /// Bind-mounts `src` (a `/proc/PID/ns/*` file) on `dst` (an existing empty file).
@@ -123,12 +123,12 @@ fn check_sysctl(name: &str, kinds: &[&str]) -> Result<()> {
         ""
     };
     if !ok_chars || ns.is_empty() {
-        return Err(PodError::msg(format!(
+        return Err(PodError::invalid(format!(
             "sysctl {name:?} is not namespaced (only net.*, kernel.shm*/msg*/sem, fs.mqueue.*, kernel.hostname/domainname)"
         )));
     }
     if !kinds.contains(&ns) {
-        return Err(PodError::msg(format!(
+        return Err(PodError::invalid(format!(
             "sysctl {name:?} belongs to the {ns} namespace, which this pod shares with the host"
         )));
     }

@@ -57,8 +57,7 @@ pub fn start(dir: &Path, holder_bin: &Path) -> Result<Holder> {
         .spawn(move || {
             // SAFETY: unshare(CLONE_NEWPID) changes only this thread's pid_for_children.
             if unsafe { libc::unshare(libc::CLONE_NEWPID) } != 0 {
-                let e = std::io::Error::last_os_error();
-                let _ = tx.send(Err(PodError::msg(format!("unshare a pid namespace for the pod: {e}"))));
+                let _ = tx.send(Err(PodError::last_os_error("unshare a pid namespace for the pod")));
                 return;
             }
             let spawned = Command::new(&bin)
@@ -83,7 +82,7 @@ pub fn start(dir: &Path, holder_bin: &Path) -> Result<Holder> {
                 }
             }
         })
-        .map_err(|e| PodError::msg(format!("start a thread for the pid namespace holder: {e}")))?;
+        .map_err(|source| PodError::Sys { op: "start a thread for the pid namespace holder".into(), source })?;
     let pid = rx.recv().map_err(|_| PodError::msg("pid namespace holder: the starting thread failed"))??;
     let holder = Holder { pid, start_time: start_time(pid).unwrap_or(0) };
     let pinned = (|| {

@@ -9,8 +9,22 @@ use capsa_image::bundle::{Seccomp, DEFAULT_CAPS};
 use capsa_image::images::ImageStore;
 use capsa_runtime::spec::LinuxSeccomp;
 
-use crate::error::{PodError, Result};
+use crate::error::Result;
 use crate::manifest::SeccompProfile;
+
+/// Why a seccomp profile is refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ProfileError {
+    /// The profile does not read, parse or convert to the OCI form.
+    #[error(transparent)]
+    Convert(#[from] capsa_image::seccomp::SeccompError),
+    /// The converted profile is not a valid OCI `linux.seccomp`.
+    #[error("seccomp profile: {0}")]
+    Decode(#[source] serde_json::Error),
+    /// The runtime refuses it (actions, operators, architectures, flags).
+    #[error(transparent)]
+    Invalid(#[from] capsa_runtime::security::SecurityError),
+}
 
 /// Where manifests' `Localhost` profiles live: `<store>/seccomp/` (the kubelet's is
 /// `/var/lib/kubelet/seccomp/`).
@@ -23,9 +37,10 @@ pub fn profile_dir(store: &ImageStore) -> PathBuf {
 pub fn check(choice: &Seccomp) -> Result<()> {
     let Seccomp::Profile(v) = choice else { return Ok(()) };
     let caps: Vec<String> = DEFAULT_CAPS.iter().map(|c| c.to_string()).collect();
-    let oci = capsa_image::seccomp::from_profile(v, &caps).map_err(|e| PodError::msg(e.to_string()))?;
-    let spec: LinuxSeccomp = serde_json::from_value(oci).map_err(|e| PodError::msg(format!("seccomp profile: {e}")))?;
-    capsa_runtime::security::seccomp::validate(&spec).map_err(|e| PodError::msg(e.to_string()))
+    let oci = capsa_image::seccomp::from_profile(v, &caps).map_err(ProfileError::from)?;
+    let spec: LinuxSeccomp = serde_json::from_value(oci).map_err(ProfileError::Decode)?;
+    capsa_runtime::security::seccomp::validate(&spec).map_err(ProfileError::from)?;
+    Ok(())
 }
 
 /// The profile of a manifest container: its own `seccompProfile`, else the pod's,
@@ -35,8 +50,7 @@ pub fn for_manifest(store: &ImageStore, profile: Option<&SeccompProfile>) -> Res
         None | Some(SeccompProfile::RuntimeDefault) => Ok(Seccomp::Default),
         Some(SeccompProfile::Unconfined) => Ok(Seccomp::Unconfined),
         Some(SeccompProfile::Localhost(rel)) => {
-            let v = capsa_image::seccomp::read_file(&profile_dir(store).join(rel))
-                .map_err(|e| PodError::msg(e.to_string()))?;
+            let v = capsa_image::seccomp::read_file(&profile_dir(store).join(rel)).map_err(ProfileError::from)?;
             let choice = Seccomp::Profile(v);
             check(&choice)?;
             Ok(choice)

@@ -55,7 +55,8 @@ impl NetworkList {
     /// into a one-plugin list. `origin` names the source (e.g. the file path) in errors.
     pub fn parse(bytes: &[u8], origin: &str) -> Result<NetworkList> {
         let bad = |reason: String| CniError::InvalidConfig { origin: origin.to_string(), reason };
-        let v: Value = serde_json::from_slice(bytes).map_err(|e| bad(format!("not valid JSON: {e}")))?;
+        let v: Value = serde_json::from_slice(bytes)
+            .map_err(|source| CniError::ConfigJson { origin: origin.to_string(), source })?;
         let obj = v.as_object().ok_or_else(|| bad("the top level is not a JSON object".into()))?;
         let name = match obj.get("name") {
             Some(Value::String(s)) if !s.is_empty() => s.clone(),

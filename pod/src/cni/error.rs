@@ -12,6 +12,13 @@ pub enum CniError {
     /// A network configuration could not be parsed or is incomplete.
     #[error("invalid CNI network config {origin}: {reason}")]
     InvalidConfig { origin: String, reason: String },
+    /// A network configuration that is not JSON at all.
+    #[error("invalid CNI network config {origin}: not valid JSON: {source}")]
+    ConfigJson {
+        origin: String,
+        #[source]
+        source: serde_json::Error,
+    },
     /// The configuration asks for a `cniVersion` the installed plugins cannot speak.
     #[error(
         "CNI network config {origin} has cniVersion {version}, which is not supported: Debian's \
@@ -42,6 +49,13 @@ pub enum CniError {
     /// A helper command (`ip ...`) failed.
     #[error("`{command}` failed: {detail}")]
     Command { command: String, detail: String },
+    /// A helper command could not be started (`NotFound`: it is not installed).
+    #[error("`{command}` failed: {source}")]
+    Spawn {
+        command: String,
+        #[source]
+        source: io::Error,
+    },
     /// A file or socket operation failed.
     #[error("{context}: {source}")]
     Io { context: String, source: io::Error },

@@ -175,14 +175,15 @@ pub(super) fn run_ip(args: &[&str]) -> Result<String> {
     run_tool("ip", args)
 }
 
-/// Runs `tool args...`; returns stdout, or the exit status and stderr as a [`CniError::Command`].
+/// Runs `tool args...`; returns stdout, or the exit status and stderr as a [`CniError::Command`]
+/// ([`CniError::Spawn`] if it could not be started).
 pub(super) fn run_tool(tool: &str, args: &[&str]) -> Result<String> {
     let command = format!("{tool} {}", args.join(" "));
     let out = Command::new(tool)
         .args(args)
         .stdin(Stdio::null())
         .output()
-        .map_err(|e| CniError::Command { command: command.clone(), detail: e.to_string() })?;
+        .map_err(|source| CniError::Spawn { command: command.clone(), source })?;
     if !out.status.success() {
         let detail = format!("{}: {}", out.status, String::from_utf8_lossy(&out.stderr).trim());
         return Err(CniError::Command { command, detail });

@@ -61,7 +61,7 @@ pub fn log_path(store: &ImageStore, name: &str) -> PathBuf {
 pub const LOG_MAX_SIZE: u64 = 10 << 20;
 
 pub(super) fn write_json(path: &Path, v: &impl Serialize, durability: capsa_fsutil::Durability) -> Result<()> {
-    let data = serde_json::to_vec_pretty(v).map_err(|e| PodError::msg(format!("encode {}: {e}", path.display())))?;
+    let data = serde_json::to_vec_pretty(v).map_err(|source| PodError::Encode { path: path.to_path_buf(), source })?;
     Ok(capsa_fsutil::write_atomic(path, &data, crate::error::STATE_MODE, durability)?)
 }
 
@@ -75,7 +75,7 @@ pub fn load_meta(store: &ImageStore, name: &str) -> Result<Meta> {
             PodError::Io { what: "read", path: p.clone(), source: e }
         }
     })?;
-    serde_json::from_slice(&data).map_err(|e| PodError::msg(format!("{}: {e}", p.display())))
+    serde_json::from_slice(&data).map_err(|source| PodError::Json { path: p, source })
 }
 
 pub(super) fn read_json(p: &Path) -> Option<Value> {
@@ -86,5 +86,5 @@ pub(super) fn read_json(p: &Path) -> Option<Value> {
 pub fn config(store: &ImageStore, name: &str) -> Result<Value> {
     let p = container_dir(store, name).join("config.json");
     let data = std::fs::read(&p).map_err(io("read", &p))?;
-    serde_json::from_slice(&data).map_err(|e| PodError::msg(format!("{}: {e}", p.display())))
+    serde_json::from_slice(&data).map_err(|source| PodError::Json { path: p, source })
 }

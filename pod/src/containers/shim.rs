@@ -131,16 +131,18 @@ fn spawn_shim(
 /// process: a pod saves one process spawn per container on its start path.
 pub fn start(tools: &Tools, name: &str) -> Result<()> {
     let rt = capsa_runtime::container::Store::new(&tools.root);
-    capsa_runtime::lifecycle::start(&rt, name).map_err(|e| PodError::msg(format!("start container {name}: {e}")))
+    capsa_runtime::lifecycle::start(&rt, name).map_err(|e| PodError::Runtime {
+        op: "start container",
+        id: name.to_owned(),
+        source: Box::new(e),
+    })
 }
 
 /// Asks the shim of a running container to reopen its log file at its path (after the
 /// caller renamed it away: kubelet's log rotation, CRI `ReopenContainerLog`).
 pub fn reopen_log(store: &ImageStore, name: &str) -> Result<()> {
     let sd = shim_dir(store, name);
-    let what = |e: std::io::Error| {
-        PodError::msg(format!("container {name}: reopen its log through {}: {e}", sd.join("attach").display()))
-    };
+    let what = |source| PodError::ReopenLog { id: name.to_owned(), path: sd.join("attach"), source };
     let c = proto::AttachClient::connect(&sd).map_err(what)?;
     c.reopen_log(10_000).map_err(what)
 }

@@ -79,7 +79,7 @@ pub fn write_bundle_with(
     let files: Vec<&Path> =
         if overlay.is_some() { layers.iter().map(PathBuf::as_path).collect() } else { vec![rootfs] };
     let mut spec = bundle::make_spec(capsa_runtime::spec::default_spec(), &req.image.config, &req.opts, &files)
-        .map_err(|e| PodError::msg(format!("container {name}: {e}")))?;
+        .map_err(|source| PodError::Bundle { id: name.clone(), source })?;
     if let Some(pj) = &req.pod {
         join_pod(&mut spec, pj);
     }

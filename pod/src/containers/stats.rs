@@ -27,7 +27,8 @@ pub fn stats(tools: &Tools, names: &[String], interval: Duration) -> Result<Vec<
     let rt = capsa_runtime::container::Store::new(&tools.root);
     let mut mgrs = Vec::new();
     for n in names {
-        let st = rt.load(n).map_err(|e| PodError::msg(format!("stats {n}: {e}")))?;
+        let st =
+            rt.load(n).map_err(|e| PodError::Runtime { op: "stats", id: n.clone(), source: Box::new(e.into()) })?;
         let cg = st.cgroup.ok_or_else(|| PodError::msg(format!("stats {n}: the container has no cgroup")))?;
         mgrs.push((n.clone(), cg));
     }

@@ -65,10 +65,10 @@ fn kinds_to_pin(opts: &SandboxOptions, network: &str) -> Result<Vec<String>> {
     match &opts.pin {
         Some(k) => {
             if let Some(bad) = k.iter().find(|k| !netns::KINDS.contains(&k.as_str())) {
-                return Err(PodError::msg(format!("cannot pin a {bad:?} namespace (net, ipc, uts)")));
+                return Err(PodError::invalid(format!("cannot pin a {bad:?} namespace (net, ipc, uts)")));
             }
             if network == "host" && k.iter().any(|k| k == "net") {
-                return Err(PodError::msg("a host-network pod has no network namespace of its own to pin"));
+                return Err(PodError::invalid("a host-network pod has no network namespace of its own to pin"));
             }
             Ok(netns::KINDS.iter().filter(|x| k.iter().any(|k| k == *x)).map(|x| x.to_string()).collect())
         }
@@ -91,13 +91,16 @@ pub fn create_sandbox(
     let network = if req.network.is_empty() { "bridge".to_owned() } else { req.network.clone() };
     let kinds = kinds_to_pin(opts, &network)?;
     if network != "host" && !kinds.iter().any(|k| k == "net") {
-        return Err(PodError::msg(format!(
+        return Err(PodError::invalid(format!(
             "pod {}: network {network} needs the pod's own network namespace",
             req.name
         )));
     }
     if network == "none" && !req.ports.is_empty() {
-        return Err(PodError::msg(format!("pod {}: published ports need a network (not --network none)", req.name)));
+        return Err(PodError::invalid(format!(
+            "pod {}: published ports need a network (not --network none)",
+            req.name
+        )));
     }
     // Ports: not used by another pod, and free on the host.
     let others = list(store)?;

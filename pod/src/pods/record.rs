@@ -77,7 +77,7 @@ pub(crate) fn make_pod_dir(store: &ImageStore, name: &str) -> Result<PathBuf> {
     match std::fs::create_dir(&dir) {
         Ok(()) => Ok(dir),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            Err(PodError::msg(format!("pod {name} already exists")))
+            Err(PodError::AlreadyExists { kind: "pod", name: name.to_owned() })
         }
         Err(e) => Err(io("create", &dir)(e)),
     }
@@ -105,7 +105,7 @@ pub(super) fn check_name(name: &str) -> Result<()> {
     if ok {
         Ok(())
     } else {
-        Err(PodError::msg(format!(
+        Err(PodError::invalid(format!(
             "invalid pod name {name:?}: lowercase letters, digits and '-', starting and ending with a letter or digit, at most 63"
         )))
     }
@@ -121,7 +121,7 @@ pub fn load(store: &ImageStore, name: &str) -> Result<PodRecord> {
             PodError::Io { what: "read", path: p.clone(), source: e }
         }
     })?;
-    serde_json::from_slice(&data).map_err(|e| PodError::msg(format!("{}: {e}", p.display())))
+    serde_json::from_slice(&data).map_err(|source| PodError::Json { path: p, source })
 }
 
 pub(crate) fn save(dir: &Path, rec: &PodRecord) -> Result<()> {

@@ -66,7 +66,7 @@ impl PodNet {
 }
 
 fn pipe() -> Result<(OwnedFd, OwnedFd)> {
-    capsa_image::rootless::pipe().map_err(|e| PodError::msg(format!("pipe: {e}")))
+    capsa_image::rootless::pipe().map_err(|source| PodError::Sys { op: "pipe".into(), source })
 }
 
 /// Starts `shim --pause` in new user (mapped as the store's), net, ipc and uts
