@@ -5,7 +5,7 @@
 //! The daemon keeps its own records ([`state`]) of what kubelet asked; the live state
 //! comes from the pods', containers' and shims' files, so it survives a restart.
 //!
-//! - [`config`]: the configuration file (`/etc/capsa/cri.toml`);
+//! - [`config`]: the configuration file (`/etc/capsa/cri.toml`); [`start_error`]: why the daemon could not start;
 //! - [`server`], [`service`]: the socket and the gRPC services;
 //! - [`sandbox`], [`container`], [`spec`], [`seccomp`]: sandboxes and containers;
 //! - [`image`]: the image service; [`exec`], [`streaming`]: ExecSync, Exec/Attach/PortForward;
@@ -31,6 +31,7 @@ pub mod server;
 pub mod service;
 pub mod shm;
 pub mod spec;
+pub mod start_error;
 pub mod state;
 pub mod stats;
 pub mod status;

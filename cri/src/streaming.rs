@@ -25,6 +25,7 @@ use crate::daemon::Cri;
 use crate::error::{Error, Result};
 use crate::exec::{running, ExecGuard};
 use crate::proto::{AttachRequest, ExecRequest, PortForwardRequest};
+use crate::start_error::StartError;
 
 fn server(cri: &Cri) -> Result<&Arc<Server>> {
     cri.stream.get().ok_or_else(|| Error::unavailable("the streaming server is not running"))
@@ -75,11 +76,10 @@ pub async fn port_forward_url(cri: &Arc<Cri>, r: PortForwardRequest) -> Result<S
 }
 
 /// Starts the streaming server at the configured address.
-pub async fn start(cri: &Arc<Cri>) -> std::result::Result<(), String> {
+pub async fn start(cri: &Arc<Cri>) -> std::result::Result<(), StartError> {
     let backend = Arc::new(CapsaBackend { cri: Arc::downgrade(cri) });
-    let s = Server::start(&cri.cfg.stream.address, backend)
-        .await
-        .map_err(|e| format!("start the streaming server on {}: {e}", cri.cfg.stream.address))?;
+    let addr = &cri.cfg.stream.address;
+    let s = Server::start(addr, backend).await.map_err(|source| StartError::Stream { addr: addr.clone(), source })?;
     tracing::info!("streaming server on {}", s.local_addr());
     let _ = cri.stream.set(s);
     Ok(())
@@ -117,21 +117,53 @@ impl Backend for CapsaBackend {
         let cri = self.cri();
         Box::pin(async move {
             let cri = cri?;
-            let rec = cri.state.sandbox(&id).map_err(|e| e.msg)?;
-            let netns = rec.netns_path.clone();
-            let (tx, rx) = tokio::sync::oneshot::channel();
-            std::thread::Builder::new()
-                .name("port-forward".into())
-                .spawn(move || {
-                    let _ = tx.send(connect_in(&netns, port));
-                })
-                .map_err(|e| format!("start a thread for port-forward: {e}"))?;
-            let s = rx.await.map_err(|_| "port-forward: the connecting thread failed".to_owned())?;
-            let s = s.map_err(|e| format!("connect to 127.0.0.1:{port} in the pod: {e}"))?;
-            s.set_nonblocking(true).map_err(|e| e.to_string())?;
-            tokio::net::TcpStream::from_std(s).map_err(|e| e.to_string())
+            // capsa_stream takes the error as text: the one conversion, here.
+            port_forward(&cri, &id, port).await.map_err(|e| e.to_string())
         })
     }
+}
+
+/// Why a port-forward connection could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum ForwardError {
+    /// The sandbox's record (not found, ...).
+    #[error(transparent)]
+    Sandbox(#[from] Error),
+    /// No thread for the connection.
+    #[error("start a thread for port-forward: {0}")]
+    Thread(#[source] io::Error),
+    /// The connecting thread died without an answer.
+    #[error("port-forward: the connecting thread failed")]
+    ThreadFailed,
+    /// Nothing accepted the connection in the pod (or its netns could not be joined).
+    #[error("connect to 127.0.0.1:{port} in the pod: {source}")]
+    Connect {
+        /// The pod's port.
+        port: u16,
+        /// The OS error (ECONNREFUSED: nothing listens there).
+        #[source]
+        source: io::Error,
+    },
+    /// The connection could not be handed to tokio.
+    #[error(transparent)]
+    Io(#[from] io::Error),
+}
+
+/// A TCP connection to `port` of sandbox `id`, for tokio.
+async fn port_forward(cri: &Cri, id: &str, port: u16) -> std::result::Result<tokio::net::TcpStream, ForwardError> {
+    let rec = cri.state.sandbox(id)?;
+    let netns = rec.netns_path.clone();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("port-forward".into())
+        .spawn(move || {
+            let _ = tx.send(connect_in(&netns, port));
+        })
+        .map_err(ForwardError::Thread)?;
+    let s = rx.await.map_err(|_| ForwardError::ThreadFailed)?;
+    let s = s.map_err(|source| ForwardError::Connect { port, source })?;
+    s.set_nonblocking(true)?;
+    Ok(tokio::net::TcpStream::from_std(s)?)
 }
 
 /// A TCP connection to localhost:`port` made inside the network namespace at `netns`
