@@ -8,7 +8,7 @@
 //! - [`config`]: the configuration file (`/etc/capsa/cri.toml`); [`start_error`]: why the daemon could not start;
 //! - [`server`], [`service`]: the socket and the gRPC services;
 //! - [`sandbox`], [`container`], [`spec`], [`seccomp`]: sandboxes and containers;
-//! - [`image`]: the image service; [`exec`], [`streaming`]: ExecSync, Exec/Attach/PortForward;
+//! - [`image`]: the image service; [`exec`], [`streaming`], [`forward`]: ExecSync, Exec/Attach/PortForward;
 //! - [`stats`], [`events`], [`status`]: stats, container events, runtime status.
 
 /// The generated `runtime.v1` types, clients and servers (from `proto/api.proto`).
@@ -24,6 +24,7 @@ pub mod daemon;
 pub mod error;
 pub mod events;
 pub mod exec;
+pub mod forward;
 pub mod image;
 pub mod sandbox;
 pub mod seccomp;
