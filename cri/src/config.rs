@@ -6,6 +6,37 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+/// Why the configuration could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("read {}: {source}", .path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The text is not valid TOML, or has unknown keys or wrong types.
+    #[error("{origin}: {source}")]
+    Parse {
+        /// The file (or other origin) the text came from.
+        origin: String,
+        /// The parser's error.
+        #[source]
+        source: Box<toml::de::Error>,
+    },
+    /// The values parse but cannot work ([`Config::check`]).
+    #[error("{origin}: {msg}")]
+    Invalid {
+        /// The file the values came from.
+        origin: String,
+        /// What is wrong.
+        msg: String,
+    },
+}
+
 /// The documented default configuration file.
 pub const DEFAULT_TOML: &str = include_str!("../cri.toml");
 
@@ -111,14 +142,15 @@ impl Default for LogConfig {
 
 impl Config {
     /// Parses a configuration file's text; `origin` names it in errors.
-    pub fn parse(text: &str, origin: &str) -> Result<Config, String> {
-        let c: Config = toml::from_str(text).map_err(|e| format!("{origin}: {e}"))?;
-        c.check().map_err(|e| format!("{origin}: {e}"))?;
+    pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
+        let c: Config =
+            toml::from_str(text).map_err(|e| ConfigError::Parse { origin: origin.to_owned(), source: Box::new(e) })?;
+        c.check().map_err(|msg| ConfigError::Invalid { origin: origin.to_owned(), msg })?;
         Ok(c)
     }
 
     /// Reads `path`; a missing file at the default path means the defaults.
-    pub fn load(path: Option<&Path>) -> Result<Config, String> {
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
         let (p, explicit) = match path {
             Some(p) => (p.to_path_buf(), true),
             None => (PathBuf::from(DEFAULT_PATH), false),
@@ -126,7 +158,7 @@ impl Config {
         match std::fs::read_to_string(&p) {
             Ok(t) => Config::parse(&t, &p.display().to_string()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => Ok(Config::default()),
-            Err(e) => Err(format!("read {}: {e}", p.display())),
+            Err(source) => Err(ConfigError::Read { path: p, source }),
         }
     }
 
@@ -214,8 +246,10 @@ mod tests {
         assert_eq!(c.registry.mirrors["docker.io"], vec!["http://127.0.0.1:5000".to_string()]);
         assert_eq!(c.log.format, "json");
         let e = Config::parse("cgroup_driver = \"systemd\"", "t").unwrap_err();
-        assert!(e.contains("not implemented"), "{e}");
-        assert!(Config::parse("bogus = 1", "t").unwrap_err().contains("bogus"));
+        assert!(matches!(&e, ConfigError::Invalid { msg, .. } if msg.contains("not implemented")), "{e}");
+        assert!(e.to_string().starts_with("t: cgroup_driver"), "{e}");
+        let e = Config::parse("bogus = 1", "t").unwrap_err();
+        assert!(matches!(e, ConfigError::Parse { .. }) && e.to_string().contains("bogus"), "{e}");
         assert!(Config::parse("[log]\nlevel = \"loud\"", "t").is_err());
         assert!(Config::parse("state_dir = \"rel\"", "t").is_err());
         assert!(Config::parse("[stream]\naddress = \"nowhere\"", "t").is_err());

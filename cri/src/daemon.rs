@@ -13,6 +13,7 @@ use capsa_pod::runtime_cli::Tools;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::events::Events;
+use crate::start_error::{io, StartError};
 use crate::state::State;
 
 /// Everything a CRI call works with.
@@ -33,13 +34,13 @@ pub struct Cri {
 
 impl Cri {
     /// Opens the store and the records named by `cfg`.
-    pub fn open(cfg: Config) -> Result<Cri, String> {
+    pub fn open(cfg: Config) -> Result<Cri, StartError> {
         for d in [&cfg.store_dir, &cfg.state_dir, &cfg.runtime_root] {
-            std::fs::create_dir_all(d).map_err(|e| format!("create {}: {e}", d.display()))?;
+            std::fs::create_dir_all(d).map_err(io("create", d))?;
         }
-        let store =
-            ImageStore::open(&cfg.store_dir).map_err(|e| format!("open the store {}: {e}", cfg.store_dir.display()))?;
-        let exe = std::env::current_exe().map_err(|e| format!("find capsa-cri's own path: {e}"))?;
+        let store = ImageStore::open(&cfg.store_dir)
+            .map_err(|source| StartError::Store { path: cfg.store_dir.clone(), source })?;
+        let exe = std::env::current_exe().map_err(StartError::OwnPath)?;
         let mut tools = Tools::beside(&exe, cfg.runtime_root.clone());
         if !cfg.runtime_path.is_empty() {
             tools.runtime = PathBuf::from(&cfg.runtime_path);
@@ -49,17 +50,13 @@ impl Cri {
         }
         for (what, p) in [("runtime", &tools.runtime), ("shim", &tools.shim)] {
             if !p.is_file() {
-                return Err(format!(
-                    "the {what} binary {} does not exist (set {what}_path in the config)",
-                    p.display()
-                ));
+                return Err(StartError::MissingBinary { what, path: p.clone() });
             }
         }
         let cni = Cni { plugin_dirs: cfg.cni.bin_dirs.clone(), cache_dir: cfg.cni.cache_dir.clone(), ..Cni::new() };
         // The network is the node's: its bridge outlives the pods (as with containerd).
         let net = NetConfig { conf_dir: cfg.cni.conf_dir.clone(), cni, keep_shared: true };
-        let state =
-            State::open(&cfg.state_dir).map_err(|e| format!("open the records in {}: {e}", cfg.state_dir.display()))?;
+        let state = State::open(&cfg.state_dir).map_err(io("open the records in", &cfg.state_dir))?;
         Ok(Cri {
             cfg,
             store,

@@ -5,10 +5,10 @@
 //! The daemon keeps its own records ([`state`]) of what kubelet asked; the live state
 //! comes from the pods', containers' and shims' files, so it survives a restart.
 //!
-//! - [`config`]: the configuration file (`/etc/capsa/cri.toml`);
+//! - [`config`]: the configuration file (`/etc/capsa/cri.toml`); [`start_error`]: why the daemon could not start;
 //! - [`server`], [`service`]: the socket and the gRPC services;
 //! - [`sandbox`], [`container`], [`spec`], [`seccomp`]: sandboxes and containers;
-//! - [`image`]: the image service; [`exec`], [`streaming`]: ExecSync, Exec/Attach/PortForward;
+//! - [`image`]: the image service; [`exec`], [`streaming`], [`forward`]: ExecSync, Exec/Attach/PortForward;
 //! - [`stats`], [`events`], [`status`]: stats, container events, runtime status.
 
 /// The generated `runtime.v1` types, clients and servers (from `proto/api.proto`).
@@ -24,6 +24,7 @@ pub mod daemon;
 pub mod error;
 pub mod events;
 pub mod exec;
+pub mod forward;
 pub mod image;
 pub mod sandbox;
 pub mod seccomp;
@@ -31,6 +32,7 @@ pub mod server;
 pub mod service;
 pub mod shm;
 pub mod spec;
+pub mod start_error;
 pub mod state;
 pub mod stats;
 pub mod status;

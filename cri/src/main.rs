@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use capsa_cri::config::{self, Config};
+use capsa_cri::start_error::{self, StartError};
 
 const USAGE: &str = "\
 usage: capsa-cri [--config FILE] [--listen ADDR] [--log-level LEVEL]
@@ -63,7 +64,10 @@ fn init_logs(cfg: &Config) {
     }
 }
 
-fn run() -> Result<(), String> {
+/// What `run` fails with: a [`capsa_cri::start_error::StartError`], or a message.
+type BoxError = Box<dyn std::error::Error>;
+
+fn run() -> Result<(), BoxError> {
     let Some((path, listen, level)) = parse()? else { return Ok(()) };
     let mut cfg = Config::load(path.as_deref())?;
     if let Some(l) = listen {
@@ -76,7 +80,7 @@ fn run() -> Result<(), String> {
     init_logs(&cfg);
     if !cfg.explain.is_empty() {
         if let Some(dir) = cfg.explain.split_once(':').map(|(_, p)| std::path::Path::new(p)).and_then(|p| p.parent()) {
-            std::fs::create_dir_all(dir).map_err(|e| format!("explain: create {}: {e}", dir.display()))?;
+            std::fs::create_dir_all(dir).map_err(start_error::io("explain: create", dir))?;
         }
         // Before any thread: the runtime and shim processes the daemon spawns inherit
         // it, and the daemon narrates its own steps (namespace pins, CNI) too.
@@ -94,12 +98,13 @@ fn run() -> Result<(), String> {
         .max_blocking_threads(64)
         .thread_keep_alive(std::time::Duration::from_secs(10))
         .build()
-        .map_err(|e| format!("start the async runtime: {e}"))?;
+        .map_err(StartError::AsyncRuntime)?;
     rt.block_on(async move {
         let listener = capsa_cri::server::bind(&cfg.listen_path(), &cfg.socket_group)?;
         let cri = Arc::new(capsa_cri::daemon::Cri::open(cfg)?);
         capsa_cri::server::serve(cri, listener).await
-    })
+    })?;
+    Ok(())
 }
 
 fn main() {

@@ -12,6 +12,7 @@ use crate::daemon::Cri;
 use crate::proto::image_service_server::ImageServiceServer;
 use crate::proto::runtime_service_server::RuntimeServiceServer;
 use crate::service::Service;
+use crate::start_error::{io, StartError};
 
 /// kubelet's gRPC message size limit (16 MiB), both ways.
 pub const MAX_MESSAGE: usize = 16 << 20;
@@ -19,42 +20,41 @@ pub const MAX_MESSAGE: usize = 16 << 20;
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 
 /// A gid from a group name or number.
-fn group_id(g: &str) -> Result<u32, String> {
+fn group_id(g: &str) -> Result<u32, StartError> {
     if let Ok(n) = g.parse() {
         return Ok(n);
     }
-    let groups = std::fs::read_to_string("/etc/group").map_err(|e| format!("read /etc/group: {e}"))?;
+    let groups = std::fs::read_to_string("/etc/group").map_err(io("read", Path::new("/etc/group")))?;
     groups
         .lines()
         .find_map(|l| {
             let f: Vec<&str> = l.split(':').collect();
             (f.len() >= 3 && f[0] == g).then(|| f[2].parse().ok()).flatten()
         })
-        .ok_or_else(|| format!("socket_group {g:?}: no such group in /etc/group"))
+        .ok_or_else(|| StartError::NoGroup(g.to_owned()))
 }
 
 /// Binds the socket: a stale socket file (no daemon answering) is replaced; one that
 /// answers means another daemon is running there.
-pub fn bind(path: &Path, group: &str) -> Result<UnixListener, String> {
+pub fn bind(path: &Path, group: &str) -> Result<UnixListener, StartError> {
     if let Some(d) = path.parent() {
-        std::fs::create_dir_all(d).map_err(|e| format!("create {}: {e}", d.display()))?;
+        std::fs::create_dir_all(d).map_err(io("create", d))?;
     }
     if path.exists() {
         if std::os::unix::net::UnixStream::connect(path).is_ok() {
-            return Err(format!("{}: another daemon is listening there", path.display()));
+            return Err(StartError::InUse(path.to_path_buf()));
         }
-        std::fs::remove_file(path).map_err(|e| format!("remove stale socket {}: {e}", path.display()))?;
+        std::fs::remove_file(path).map_err(io("remove stale socket", path))?;
     }
-    let l = UnixListener::bind(path).map_err(|e| format!("listen on {}: {e}", path.display()))?;
+    let l = UnixListener::bind(path).map_err(io("listen on", path))?;
     let mode = if group.is_empty() {
         0o600
     } else {
         let gid = group_id(group)?;
-        std::os::unix::fs::chown(path, Some(0), Some(gid)).map_err(|e| format!("chown {}: {e}", path.display()))?;
+        std::os::unix::fs::chown(path, Some(0), Some(gid)).map_err(io("chown", path))?;
         0o660
     };
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
-        .map_err(|e| format!("chmod {}: {e}", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(io("chmod", path))?;
     Ok(l)
 }
 
@@ -72,10 +72,10 @@ async fn terminated() {
 }
 
 /// Serves until SIGTERM/SIGINT.
-pub async fn serve(cri: Arc<Cri>, listener: UnixListener) -> Result<(), String> {
+pub async fn serve(cri: Arc<Cri>, listener: UnixListener) -> Result<(), StartError> {
     let path = cri.cfg.listen_path();
     let c = cri.clone();
-    tokio::task::spawn_blocking(move || c.events.load(&c)).await.map_err(|e| format!("load container states: {e}"))?;
+    tokio::task::spawn_blocking(move || c.events.load(&c)).await.map_err(StartError::Load)?;
     tokio::spawn(crate::events::monitor(cri.clone()));
     crate::streaming::start(&cri).await?;
     let svc = Service { cri: cri.clone() };
@@ -98,7 +98,7 @@ pub async fn serve(cri: Arc<Cri>, listener: UnixListener) -> Result<(), String> 
             stop2.notify_one();
         });
     let r = tokio::select! {
-        r = server => r.map_err(|e| format!("gRPC server: {e}")),
+        r = server => r.map_err(StartError::Grpc),
         _ = async { stop.notified().await; tokio::time::sleep(SHUTDOWN_GRACE).await } => Ok(()),
     };
     let _ = std::fs::remove_file(&path);

@@ -103,10 +103,10 @@ fn read_dir_json<T: for<'de> Deserialize<'de>>(dir: &Path) -> Vec<(PathBuf, T)> 
         if p.extension().and_then(|x| x.to_str()) != Some("json") {
             continue;
         }
-        match std::fs::read(&p)
-            .map_err(|e| e.to_string())
-            .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
-        {
+        let read = || -> std::result::Result<T, Box<dyn std::error::Error>> {
+            Ok(serde_json::from_slice(&std::fs::read(&p)?)?)
+        };
+        match read() {
             Ok(v) => out.push((p, v)),
             Err(e) => tracing::warn!("skipping unreadable record {}: {e}", p.display()),
         }

@@ -5,8 +5,8 @@
 //! - exec: `capsa exec` as a subprocess (never a fork of this multi-threaded daemon);
 //!   with a tty it is given `--console-socket` and the pty master comes back over it;
 //! - attach: the container's shim, over its attach socket (`capsa_shim::proto`);
-//! - port-forward: a TCP connection made from a thread that joined the sandbox's
-//!   network namespace (setns is per thread), handed to tokio.
+//! - port-forward: a TCP connection made inside the sandbox's network namespace
+//!   ([`crate::forward`]), handed to tokio.
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -25,6 +25,7 @@ use crate::daemon::Cri;
 use crate::error::{Error, Result};
 use crate::exec::{running, ExecGuard};
 use crate::proto::{AttachRequest, ExecRequest, PortForwardRequest};
+use crate::start_error::StartError;
 
 fn server(cri: &Cri) -> Result<&Arc<Server>> {
     cri.stream.get().ok_or_else(|| Error::unavailable("the streaming server is not running"))
@@ -75,11 +76,10 @@ pub async fn port_forward_url(cri: &Arc<Cri>, r: PortForwardRequest) -> Result<S
 }
 
 /// Starts the streaming server at the configured address.
-pub async fn start(cri: &Arc<Cri>) -> std::result::Result<(), String> {
+pub async fn start(cri: &Arc<Cri>) -> std::result::Result<(), StartError> {
     let backend = Arc::new(CapsaBackend { cri: Arc::downgrade(cri) });
-    let s = Server::start(&cri.cfg.stream.address, backend)
-        .await
-        .map_err(|e| format!("start the streaming server on {}: {e}", cri.cfg.stream.address))?;
+    let addr = &cri.cfg.stream.address;
+    let s = Server::start(addr, backend).await.map_err(|source| StartError::Stream { addr: addr.clone(), source })?;
     tracing::info!("streaming server on {}", s.local_addr());
     let _ = cri.stream.set(s);
     Ok(())
@@ -101,7 +101,8 @@ impl Backend for CapsaBackend {
         let cri = self.cri();
         Box::pin(async move {
             let cri = cri?;
-            exec(cri, req, io).await.map_err(|e| e.msg)
+            // capsa_stream takes the error as text: the one conversion, here.
+            exec(cri, req, io).await.map_err(|e| e.to_string())
         })
     }
 
@@ -109,7 +110,7 @@ impl Backend for CapsaBackend {
         let cri = self.cri();
         Box::pin(async move {
             let cri = cri?;
-            attach(cri, req, io).await.map_err(|e| e.msg)
+            attach(cri, req, io).await.map_err(|e| e.to_string())
         })
     }
 
@@ -117,37 +118,44 @@ impl Backend for CapsaBackend {
         let cri = self.cri();
         Box::pin(async move {
             let cri = cri?;
-            let rec = cri.state.sandbox(&id).map_err(|e| e.msg)?;
-            let netns = rec.netns_path.clone();
-            let (tx, rx) = tokio::sync::oneshot::channel();
-            std::thread::Builder::new()
-                .name("port-forward".into())
-                .spawn(move || {
-                    let _ = tx.send(connect_in(&netns, port));
-                })
-                .map_err(|e| format!("start a thread for port-forward: {e}"))?;
-            let s = rx.await.map_err(|_| "port-forward: the connecting thread failed".to_owned())?;
-            let s = s.map_err(|e| format!("connect to 127.0.0.1:{port} in the pod: {e}"))?;
-            s.set_nonblocking(true).map_err(|e| e.to_string())?;
-            tokio::net::TcpStream::from_std(s).map_err(|e| e.to_string())
+            // capsa_stream takes the error as text: the one conversion, here.
+            crate::forward::port_forward(&cri, &id, port).await.map_err(|e| e.to_string())
         })
     }
 }
 
-/// A TCP connection to localhost:`port` made inside the network namespace at `netns`
-/// (the calling thread joins it: call from a thread of its own).
-fn connect_in(netns: &str, port: u16) -> io::Result<std::net::TcpStream> {
-    if !netns.is_empty() {
-        let f = std::fs::File::open(netns)?;
-        // SAFETY: setns on this thread only (it ends after the connect); the fd is a netns file.
-        if unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
-    }
-    std::net::TcpStream::connect_timeout(
-        &(std::net::Ipv4Addr::LOCALHOST, port).into(),
-        std::time::Duration::from_secs(10),
-    )
+/// Why an exec or attach session failed: its text goes to the client (kubelet,
+/// crictl) over the stream, so no gRPC code is chosen for it.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    /// The container (not found, not running) or the request.
+    #[error(transparent)]
+    Cri(#[from] Error),
+    /// A step of the session failed.
+    #[error("{what}: {source}")]
+    Io {
+        /// The step (`run capsa exec`, `attach: the client left`...).
+        what: &'static str,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// A step on a socket path failed (the exec's console socket, the shim's attach socket).
+    #[error("{what} {}: {source}", .path.display())]
+    Path {
+        /// The step.
+        what: &'static str,
+        /// The socket.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// `map_err` helper: `.map_err(session("run capsa exec"))`.
+fn session(what: &'static str) -> impl FnOnce(io::Error) -> SessionError {
+    move |source| SessionError::Io { what, source }
 }
 
 /// Copies `r` into `w` until EOF; a failed write means the client left.
@@ -164,7 +172,7 @@ async fn pump(mut r: impl AsyncRead + Unpin, mut w: impl AsyncWrite + Unpin) -> 
     }
 }
 
-async fn exec(cri: Arc<Cri>, req: capsa_stream::ExecRequest, io: StreamIo) -> Result<i32> {
+async fn exec(cri: Arc<Cri>, req: capsa_stream::ExecRequest, io: StreamIo) -> Result<i32, SessionError> {
     let c = cri.clone();
     let id = req.container_id.clone();
     let rec = crate::daemon::blocking(&cri, move |cri| running(cri, &id)).await?;
@@ -184,12 +192,12 @@ fn exit_code(st: std::process::ExitStatus) -> i32 {
     st.code().unwrap_or_else(|| 128 + st.signal().unwrap_or(0))
 }
 
-async fn exec_pipes(mut cmd: tokio::process::Command, io: StreamIo, mut guard: ExecGuard) -> Result<i32> {
+async fn exec_pipes(mut cmd: tokio::process::Command, io: StreamIo, mut guard: ExecGuard) -> Result<i32, SessionError> {
     cmd.stdin(if io.stdin.is_some() { Stdio::piped() } else { Stdio::null() })
         .stdout(if io.stdout.is_some() { Stdio::piped() } else { Stdio::null() })
         .stderr(if io.stderr.is_some() { Stdio::piped() } else { Stdio::null() })
         .kill_on_drop(true);
-    let mut child = cmd.spawn().map_err(|e| Error::unknown(format!("run capsa exec: {e}")))?;
+    let mut child = cmd.spawn().map_err(session("run capsa exec"))?;
     let stdin_task = match (io.stdin, child.stdin.take()) {
         (Some(from), Some(to)) => Some(tokio::spawn(async move {
             let _ = pump(from, to).await;
@@ -213,7 +221,7 @@ async fn exec_pipes(mut cmd: tokio::process::Command, io: StreamIo, mut guard: E
         // The client left: the command goes too (nothing is left running).
         guard.kill();
     }
-    let st = child.wait().await.map_err(|e| Error::unknown(format!("wait for capsa exec: {e}")))?;
+    let st = child.wait().await.map_err(session("wait for capsa exec"))?;
     guard.armed = false;
     if let Some(t) = stdin_task {
         t.abort();
@@ -328,7 +336,7 @@ async fn exec_tty(
     args: &[String],
     io: StreamIo,
     mut guard: ExecGuard,
-) -> Result<i32> {
+) -> Result<i32, SessionError> {
     let sock: PathBuf = guard.pid_file.with_extension("sock");
     let _ = std::fs::remove_file(&sock);
     // (state_dir/exec/<64-hex>.sock can be longer than a socket address holds)
@@ -337,14 +345,14 @@ async fn exec_tty(
             l.set_nonblocking(true)?;
             tokio::net::UnixListener::from_std(l)
         })
-        .map_err(|e| Error::unknown(format!("console socket {}: {e}", sock.display())))?;
+        .map_err(|source| SessionError::Path { what: "console socket", path: sock.clone(), source })?;
     let _rm = RemoveOnDrop(sock.clone());
     // As containerd: an exec with a terminal gets TERM=xterm.
     cmd.arg("-t").arg("--env").arg("TERM=xterm").arg("--console-socket").arg(&sock).arg(id).args(args);
     cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).kill_on_drop(true);
-    let mut child = cmd.spawn().map_err(|e| Error::unknown(format!("run capsa exec: {e}")))?;
+    let mut child = cmd.spawn().map_err(session("run capsa exec"))?;
     let master = tokio::select! {
-        m = receive_master(listener) => m.map_err(|e| Error::unknown(format!("receive the exec's terminal: {e}")))?,
+        m = receive_master(listener) => m.map_err(session("receive the exec's terminal"))?,
         st = child.wait() => {
             let mut msg = String::new();
             if let Some(mut e) = child.stderr.take() {
@@ -352,10 +360,11 @@ async fn exec_tty(
             }
             let _ = st;
             guard.armed = false;
-            return Err(Error::unknown(format!("exec in container {id}: {}", msg.trim().trim_start_matches("capsa: "))));
+            let msg = msg.trim().trim_start_matches("capsa: ");
+            return Err(Error::unknown(format!("exec in container {id}: {msg}")).into());
         }
     };
-    let pty = Pty::new(master).map_err(|e| Error::unknown(format!("the exec's terminal: {e}")))?;
+    let pty = Pty::new(master).map_err(session("the exec's terminal"))?;
     let _ = cri;
     let StreamIo { stdin, stdout, resize, .. } = io;
     let input = async {
@@ -400,7 +409,7 @@ async fn exec_tty(
     if r.is_err() {
         guard.kill();
     }
-    let st = child.wait().await.map_err(|e| Error::unknown(format!("wait for capsa exec: {e}")))?;
+    let st = child.wait().await.map_err(session("wait for capsa exec"))?;
     guard.armed = false;
     Ok(exit_code(st))
 }
@@ -479,14 +488,15 @@ impl ShimConn {
     }
 }
 
-async fn attach(cri: Arc<Cri>, req: capsa_stream::AttachRequest, io: StreamIo) -> Result<()> {
+async fn attach(cri: Arc<Cri>, req: capsa_stream::AttachRequest, io: StreamIo) -> Result<(), SessionError> {
     let id = req.container_id.clone();
     let rec = crate::daemon::blocking(&cri, move |c| running(c, &id)).await?;
     if req.stdin && !rec.config.stdin {
-        return Err(Error::invalid("attach: the container was not created with stdin"));
+        return Err(Error::invalid("attach: the container was not created with stdin").into());
     }
     let sd = capsa_pod::containers::shim_dir(&cri.store, &rec.id);
-    let conn = ShimConn::connect(&sd).map_err(|e| Error::unknown(format!("attach to {}: {e}", sd.display())))?;
+    let conn =
+        ShimConn::connect(&sd).map_err(|source| SessionError::Path { what: "attach to", path: sd.clone(), source })?;
     let stdin_once = rec.config.stdin_once;
     let StreamIo { stdin, mut stdout, mut stderr, resize } = io;
     let input = async {
@@ -547,5 +557,5 @@ async fn attach(cri: Arc<Cri>, req: capsa_stream::AttachRequest, io: StreamIo) -
         _ = input => Ok(()),
         _ = sizes => Ok(()),
     };
-    r.map_err(|e| Error::unknown(format!("attach: the client left: {e}")))
+    r.map_err(session("attach: the client left"))
 }

@@ -60,7 +60,7 @@ impl ContainerRootfs {
                 .run_mapped(&format!("remove {}", self.dir.display()), || {
                     remove_tree(&self.dir).map_err(|e| e.to_string())
                 })
-                .or_else(|e| remove_tree(&self.dir).map_err(|_| io::Error::other(e.to_string()))),
+                .or_else(|e| remove_tree(&self.dir).map_err(|_| io::Error::other(e))),
             _ => remove_tree(&self.dir),
         }
     }

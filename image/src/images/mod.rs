@@ -149,8 +149,10 @@ impl ImageStore {
             Some(r) if r.has_ranges() && p.exists() => {
                 let what = format!("remove {}", p.display());
                 // Mapping can fail (newuidmap missing): what is the user's own still goes.
+                // The child's error comes back as text (a process boundary); the
+                // mapped attempt's error is the one kept when both fail.
                 r.run_mapped(&what, || remove_tree(p).map_err(|e| e.to_string()))
-                    .or_else(|e| remove_tree(p).map_err(|_| io::Error::other(e.to_string())))
+                    .or_else(|e| remove_tree(p).map_err(|_| io::Error::other(e)))
             }
             _ => remove_tree(p),
         }
@@ -177,8 +179,10 @@ impl ImageStore {
     /// store, else as root of the user's namespace ([`crate::rootless::Rootless::run_mapped`]).
     pub(crate) fn as_owner(&self, what: &str, f: impl FnOnce() -> Result<(), ImageError>) -> Result<(), ImageError> {
         match &self.rootless {
-            Some(r) => r.run_mapped(what, || f().map_err(|e| e.to_string())),
-            None => f(),
+            // In a forked child, whose error comes back as text.
+            Some(r) if r.has_ranges() => r.run_mapped(what, || f().map_err(|e| e.to_string())),
+            // In this process: the error keeps its variant (NotFound, Io...).
+            _ => f(),
         }
     }
 

@@ -120,7 +120,7 @@ fn run_daemon(cfg: Config, sync_w: RawFd) -> i32 {
     }
     let mut shim = match Shim::new(cfg) {
         Ok(s) => s,
-        Err(e) => return fail(sync_w, e),
+        Err(e) => return fail(sync_w, e.to_string()),
     };
     match shim.start_container() {
         Ok(pid) => {
@@ -129,6 +129,7 @@ fn run_daemon(cfg: Config, sync_w: RawFd) -> i32 {
             unsafe { libc::close(sync_w) };
         }
         Err(e) => {
+            let e = e.to_string();
             shim.write_shim_json("failed", Some(&e));
             shim.cleanup_sockets();
             return fail(sync_w, e);

@@ -9,6 +9,7 @@
 
 mod attach;
 mod daemon;
+mod error;
 mod exit;
 mod runtime;
 mod stdio;
@@ -20,6 +21,7 @@ use crate::log::{LineBuf, LogFile};
 use crate::proto::{self, MAX_CLIENTS, MAX_PACKET};
 use crate::sys;
 use capsa_fsutil::{write_atomic, Durability};
+use error::StartError;
 use std::io;
 use std::os::fd::RawFd;
 use std::path::Path;
@@ -77,14 +79,14 @@ pub struct Shim {
 }
 
 impl Shim {
-    fn new(cfg: Config) -> Result<Shim, String> {
+    fn new(cfg: Config) -> Result<Shim, StartError> {
         // SAFETY: prctl(PR_SET_CHILD_SUBREAPER) takes integer arguments only.
         unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
         // SAFETY: getpid has no preconditions and cannot fail.
         let me = unsafe { libc::getpid() };
         // Durable, as every record of a kept container: whole after a power loss.
         write_atomic(Path::new("shim.pid"), format!("{me}\n").as_bytes(), sys::STATE_MODE, Durability::Durable)
-            .map_err(|e| format!("write shim.pid: {e}"))?;
+            .map_err(StartError::PidFile)?;
         let _ = std::fs::remove_file("exit");
         let _ = std::fs::remove_file("stop");
         // Signals arrive on a signalfd, read in the loop.
@@ -100,19 +102,19 @@ impl Shim {
             libc::signalfd(-1, &set, libc::SFD_NONBLOCK | libc::SFD_CLOEXEC)
         };
         if sigfd < 0 {
-            return Err(format!("signalfd: {}", io::Error::last_os_error()));
+            return Err(StartError::os("signalfd")(io::Error::last_os_error()));
         }
         let attach_l = sys::unix_listen(b"attach", libc::SOCK_SEQPACKET)
-            .map_err(|e| format!("attach socket {}/attach: {e}", cfg.state_dir.display()))?;
+            .map_err(StartError::at("attach socket", cfg.state_dir.join("attach")))?;
         sys::set_nonblock(attach_l).ok();
         let console_l = if cfg.terminal {
             sys::unix_listen(b"console.sock", libc::SOCK_STREAM)
-                .map_err(|e| format!("console socket {}/console.sock: {e}", cfg.state_dir.display()))?
+                .map_err(StartError::at("console socket", cfg.state_dir.join("console.sock")))?
         } else {
             -1
         };
         let log = LogFile::open(&cfg.log_path.to_string_lossy(), cfg.log_max_size)
-            .map_err(|e| format!("log file {}: {e}", cfg.log_path.display()))?;
+            .map_err(StartError::at("log file", &cfg.log_path))?;
         let my_start_time = sys::proc_start_time(me).unwrap_or(0);
         Ok(Shim {
             cfg,

@@ -1,6 +1,7 @@
 //! The container through the runtime CLI: `create` (receiving the pty master on the
 //! console socket), `start` and `delete`.
 
+use super::error::StartError;
 use super::exit::{oom_kills, oom_source};
 use super::{Phase, Shim};
 use crate::config::Config;
@@ -31,7 +32,7 @@ fn runtime_error() -> String {
 
 impl Shim {
     /// `runtime create` with our stdio, then `runtime start`. Returns the init's pid.
-    pub(super) fn start_container(&mut self) -> Result<i32, String> {
+    pub(super) fn start_container(&mut self) -> Result<i32, StartError> {
         let _ = std::fs::remove_file("init.pid");
         let null = || Stdio::null();
         let mut cmd = runtime_cmd(&self.cfg);
@@ -41,8 +42,8 @@ impl Shim {
             cmd.arg("--console-socket").arg("console.sock");
             cmd.stdin(null()).stdout(null()).stderr(null());
         } else {
-            let (or, ow) = sys::pipe().map_err(|e| format!("pipe: {e}"))?;
-            let (er, ew) = sys::pipe().map_err(|e| format!("pipe: {e}"))?;
+            let (or, ow) = sys::pipe().map_err(StartError::os("pipe"))?;
+            let (er, ew) = sys::pipe().map_err(StartError::os("pipe"))?;
             out_r = or;
             err_r = er;
             // Stdio::from takes ownership: the write ends close when `cmd` is dropped.
@@ -50,7 +51,7 @@ impl Shim {
             // closed elsewhere: the OwnedFds take sole ownership.
             cmd.stdout(unsafe { OwnedFd::from_raw_fd(ow) }).stderr(unsafe { OwnedFd::from_raw_fd(ew) });
             if self.cfg.stdin {
-                let (ir, iw) = sys::pipe().map_err(|e| format!("pipe: {e}"))?;
+                let (ir, iw) = sys::pipe().map_err(StartError::os("pipe"))?;
                 in_w = iw;
                 // SAFETY: `ir` is a fresh pipe end from sys::pipe, owned by nothing else and never closed
                 // elsewhere: the OwnedFd takes sole ownership.
@@ -61,7 +62,7 @@ impl Shim {
         }
         cmd.arg(&self.cfg.id);
         let res = self.run_create(cmd);
-        let fail = |mut fds: [RawFd; 3], e: String| {
+        let fail = |mut fds: [RawFd; 3], e: StartError| {
             for fd in fds.iter_mut() {
                 sys::close(fd);
             }
@@ -75,7 +76,7 @@ impl Shim {
             Some(p) => p,
             None => {
                 self.delete_container();
-                return fail([out_r, err_r, in_w], "runtime create wrote no pid file".into());
+                return fail([out_r, err_r, in_w], StartError::NoPidFile);
             }
         };
         let oom = oom_source(pid).map(|p| {
@@ -92,8 +93,10 @@ impl Shim {
             Ok(s) if s.success() => {}
             other => {
                 let e = match other {
-                    Ok(s) => format!("runtime start {}: {s}: {}", self.cfg.id, runtime_error()),
-                    Err(e) => format!("run {}: {e}", self.cfg.runtime.display()),
+                    Ok(status) => {
+                        StartError::Runtime { step: "start", id: self.cfg.id.clone(), status, log: runtime_error() }
+                    }
+                    Err(e) => StartError::at("run", &self.cfg.runtime)(e),
                 };
                 self.delete_container();
                 return fail([out_r, err_r, in_w], e);
@@ -127,8 +130,8 @@ impl Shim {
 
     /// Spawn `runtime create`; with a terminal, accept the pty master on the console
     /// socket while it runs. Returns the master fd if one was received.
-    fn run_create(&mut self, mut cmd: Command) -> Result<Option<RawFd>, String> {
-        let mut child = cmd.spawn().map_err(|e| format!("run {}: {e}", self.cfg.runtime.display()))?;
+    fn run_create(&mut self, mut cmd: Command) -> Result<Option<RawFd>, StartError> {
+        let mut child = cmd.spawn().map_err(StartError::at("run", &self.cfg.runtime))?;
         // `--explain` of the `run -d` that started us narrates the first create only:
         // its path names the caller's stderr, gone (or another process's) by a restart.
         std::env::remove_var("CAPSA_EXPLAIN");
@@ -166,24 +169,21 @@ impl Shim {
                 match child.try_wait() {
                     Ok(Some(s)) => break s,
                     Ok(None) => {}
-                    Err(e) => return Err(format!("wait for runtime create: {e}")),
+                    Err(e) => return Err(StartError::os("wait for runtime create")(e)),
                 }
             }
         } else {
-            child.wait().map_err(|e| format!("wait for runtime create: {e}"))?
+            child.wait().map_err(StartError::os("wait for runtime create"))?
         };
         if !status.success() {
             if let Some(mut m) = master {
                 sys::close(&mut m);
             }
-            return Err(format!("runtime create {}: {status}: {}", self.cfg.id, runtime_error()));
+            return Err(StartError::Runtime { step: "create", id: self.cfg.id.clone(), status, log: runtime_error() });
         }
         if self.cfg.terminal && master.is_none() {
             self.delete_container();
-            return Err(
-                "runtime create sent no pty master on the console socket (is process.terminal true in config.json?)"
-                    .into(),
-            );
+            return Err(StartError::NoPtyMaster);
         }
         Ok(master)
     }
