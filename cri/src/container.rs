@@ -447,8 +447,10 @@ pub fn update_resources(cri: &Cri, rec: &ContainerRecord, res: &LinuxContainerRe
     let parsed: capsa_runtime::spec::LinuxResources =
         serde_json::from_value(v).map_err(|e| Error::invalid(format!("resources: {e}")))?;
     let rt = capsa_runtime::container::Store::new(&cri.tools.root);
-    capsa_runtime::lifecycle::update(&rt, &rec.id, &parsed)
-        .map_err(|e| Error::unknown(format!("failed to update resources of container {:?}: {e}", rec.id)))?;
+    capsa_runtime::lifecycle::update(&rt, &rec.id, &parsed).map_err(|e| {
+        let code = crate::error::runtime_code(&e);
+        Error::new(code, format!("failed to update resources of container {:?}: {e}", rec.id))
+    })?;
     let mut r = rec.clone();
     r.config.linux.get_or_insert_with(Default::default).resources = Some(res.clone());
     cri.state.put_container(&r)

@@ -61,27 +61,81 @@ impl From<Error> for Status {
 
 impl From<capsa_pod::PodError> for Error {
     fn from(e: capsa_pod::PodError) -> Error {
-        use capsa_image::images::ImageError;
-        use capsa_pod::PodError;
-        let code = match &e {
-            PodError::NotFound { .. } | PodError::Image(ImageError::NotFound(_)) => Code::NotFound,
-            _ => Code::Unknown,
-        };
-        Error::new(code, e.to_string())
+        Error::new(pod_code(&e), e.to_string())
     }
 }
 
 impl From<capsa_image::images::ImageError> for Error {
     fn from(e: capsa_image::images::ImageError) -> Error {
-        use capsa_image::images::ImageError;
-        let code = match &e {
-            ImageError::NotFound(_) => Code::NotFound,
-            ImageError::Reference(_) => Code::InvalidArgument,
-            _ => Code::Unknown,
-        };
-        Error::new(code, e.to_string())
+        Error::new(image_code(&e), e.to_string())
+    }
+}
+
+/// The gRPC code of a pod error, read from its variant (never from its text).
+pub fn pod_code(e: &capsa_pod::PodError) -> Code {
+    use capsa_pod::PodError;
+    match e {
+        PodError::NotFound { .. } => Code::NotFound,
+        PodError::AlreadyExists { .. } => Code::AlreadyExists,
+        PodError::Invalid(_) | PodError::Manifest(_) | PodError::Seccomp(_) => Code::InvalidArgument,
+        PodError::Image(e) => image_code(e),
+        PodError::Resolve { source, .. } | PodError::Member { source, .. } => pod_code(source),
+        PodError::Runtime { source, .. } => runtime_code(source),
+        _ => Code::Unknown,
+    }
+}
+
+/// The gRPC code of an image error: a name that is not there (locally or in the
+/// registry: HTTP 404) is `NotFound`, a malformed reference `InvalidArgument`.
+pub fn image_code(e: &capsa_image::images::ImageError) -> Code {
+    use capsa_image::images::ImageError;
+    use capsa_image::registry::RegistryError;
+    match e {
+        ImageError::NotFound(_) | ImageError::Registry(RegistryError::Status { status: 404, .. }) => Code::NotFound,
+        ImageError::Reference(_) => Code::InvalidArgument,
+        _ => Code::Unknown,
+    }
+}
+
+/// The gRPC code of a runtime error: unknown or taken container ids, and values
+/// the runtime refuses before it touches the kernel.
+pub fn runtime_code(e: &capsa_runtime::Error) -> Code {
+    use capsa_runtime::container::StoreError;
+    use capsa_runtime::Error as E;
+    match e {
+        E::Store(StoreError::NotFound(_)) => Code::NotFound,
+        E::Store(StoreError::Exists(_)) => Code::AlreadyExists,
+        E::Store(StoreError::BadId(_)) | E::Spec(_) | E::InvalidResource { .. } | E::InvalidProcess { .. } => {
+            Code::InvalidArgument
+        }
+        _ => Code::Unknown,
     }
 }
 
 /// Result of a CRI call.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use capsa_pod::PodError;
+
+    #[test]
+    fn codes_come_from_the_variant() {
+        let taken = PodError::AlreadyExists { kind: "pod", name: "web".into() };
+        assert_eq!(Error::from(taken).code, Code::AlreadyExists);
+        assert_eq!(Error::from(PodError::Invalid("no image".into())).code, Code::InvalidArgument);
+        let gone = capsa_runtime::Error::Store(capsa_runtime::container::StoreError::NotFound("c1".into()));
+        let wrapped = PodError::Runtime { op: "start", id: "c1".into(), source: Box::new(gone) };
+        assert_eq!(Error::from(wrapped).code, Code::NotFound);
+        let bad =
+            capsa_runtime::Error::InvalidResource { field: "cpu.period", value: "5".into(), why: "too small".into() };
+        assert_eq!(runtime_code(&bad), Code::InvalidArgument);
+        // Boxed causes are followed: a member whose image is missing is NotFound.
+        let missing = PodError::NotFound { kind: "image", name: "busybox".into() };
+        let resolve = PodError::Resolve { image: "busybox".into(), source: Box::new(missing) };
+        assert_eq!(Error::from(resolve).code, Code::NotFound);
+        // Text alone never decides: a message that says "not found" stays Unknown.
+        assert_eq!(Error::from(PodError::Msg("layer not found".into())).code, Code::Unknown);
+    }
+}

@@ -220,6 +220,7 @@ pub fn pull(cri: &Cri, image: &str, auth: Option<&AuthConfig>) -> Result<String>
     sources.push((name.clone(), reg.insecure.contains(&name.host)));
     let local = name.to_string();
     let mut errors = Vec::new();
+    let mut all_missing = true;
     for (src, http) in sources {
         let mut o = opts.clone();
         o.insecure = http;
@@ -234,12 +235,13 @@ pub fn pull(cri: &Cri, image: &str, auth: Option<&AuthConfig>) -> Result<String>
             }
             Err(e) => {
                 tracing::warn!("pull {image} from {}: {e}", src.host);
+                all_missing &= crate::error::image_code(&e) == tonic::Code::NotFound;
                 errors.push(format!("{}: {e}", src.host));
             }
         }
     }
-    let code =
-        if errors.iter().all(|e| e.contains("not found")) { tonic::Code::NotFound } else { tonic::Code::Unknown };
+    // NotFound only when every mirror said so (HTTP 404), as containerd.
+    let code = if all_missing { tonic::Code::NotFound } else { tonic::Code::Unknown };
     Err(Error::new(code, format!("failed to pull image {image:?}: {}", errors.join("; "))))
 }
 
