@@ -73,11 +73,15 @@ impl From<capsa_image::images::ImageError> for Error {
 
 /// The gRPC code of a pod error, read from its variant (never from its text).
 pub fn pod_code(e: &capsa_pod::PodError) -> Code {
+    use capsa_pod::seccomp::ProfileError;
     use capsa_pod::PodError;
     match e {
         PodError::NotFound { .. } => Code::NotFound,
         PodError::AlreadyExists { .. } => Code::AlreadyExists,
-        PodError::Invalid(_) | PodError::Manifest(_) | PodError::Seccomp(_) => Code::InvalidArgument,
+        // A profile that does not convert may also be one that does not read: Unknown.
+        PodError::Invalid(_)
+        | PodError::Manifest(_)
+        | PodError::Seccomp(ProfileError::Decode(_) | ProfileError::Invalid(_)) => Code::InvalidArgument,
         PodError::Image(e) => image_code(e),
         PodError::Resolve { source, .. } | PodError::Member { source, .. } => pod_code(source),
         PodError::Runtime { source, .. } => runtime_code(source),
@@ -101,13 +105,16 @@ pub fn image_code(e: &capsa_image::images::ImageError) -> Code {
 /// the runtime refuses before it touches the kernel.
 pub fn runtime_code(e: &capsa_runtime::Error) -> Code {
     use capsa_runtime::container::StoreError;
+    use capsa_runtime::spec::SpecError;
     use capsa_runtime::Error as E;
     match e {
         E::Store(StoreError::NotFound(_)) => Code::NotFound,
         E::Store(StoreError::Exists(_)) => Code::AlreadyExists,
-        E::Store(StoreError::BadId(_)) | E::Spec(_) | E::InvalidResource { .. } | E::InvalidProcess { .. } => {
-            Code::InvalidArgument
-        }
+        // A config.json that does not read or parse is the daemon's fault: Unknown.
+        E::Store(StoreError::BadId(_))
+        | E::Spec(SpecError::Invalid { .. })
+        | E::InvalidResource { .. }
+        | E::InvalidProcess { .. } => Code::InvalidArgument,
         _ => Code::Unknown,
     }
 }

@@ -313,7 +313,7 @@ fn tmpfs(p: &Path, opts: &str) -> Result<()> {
         libc::mount(src.as_ptr(), dst.as_ptr(), ty.as_ptr(), libc::MS_NOSUID | libc::MS_NODEV, data.as_ptr().cast())
     } != 0
     {
-        return Err(PodError::last_os_error(format!("mount tmpfs ({opts}) on {}", p.display())));
+        return Err(PodError::last_os_error(format_args!("mount tmpfs ({opts}) on {}", p.display())));
     }
     Ok(())
 }

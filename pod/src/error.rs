@@ -119,8 +119,11 @@ impl PodError {
     }
 
     /// A failed system call, `op`, with the errno of this thread's last one.
-    pub fn last_os_error(op: impl Into<String>) -> Self {
-        PodError::Sys { op: op.into(), source: std::io::Error::last_os_error() }
+    /// errno is read before `op` is formatted (formatting allocates, and that may
+    /// set errno): pass `format_args!`, not `format!`.
+    pub fn last_os_error(op: impl std::fmt::Display) -> Self {
+        let source = std::io::Error::last_os_error();
+        PodError::Sys { op: op.to_string(), source }
     }
 }
 

@@ -26,7 +26,7 @@ fn cstr(p: &Path) -> CString {
     CString::new(p.as_os_str().as_bytes()).unwrap_or_default()
 }
 
-fn errno_err(what: String) -> PodError {
+fn errno_err(what: std::fmt::Arguments<'_>) -> PodError {
     PodError::last_os_error(what)
 }
 
@@ -39,7 +39,7 @@ fn mount(src: &Path, dst: &Path, flags: libc::c_ulong) -> Result<()> {
     let (s, d) = (cstr(src), cstr(dst));
     // SAFETY: both strings are valid NUL-terminated paths; no fstype/data.
     if unsafe { libc::mount(s.as_ptr(), d.as_ptr(), std::ptr::null(), flags, std::ptr::null()) } != 0 {
-        return Err(errno_err(format!("mount {} on {} (flags {flags:#x})", src.display(), dst.display())));
+        return Err(errno_err(format_args!("mount {} on {} (flags {flags:#x})", src.display(), dst.display())));
     }
     capsa_runtime::explain::step(capsa_runtime::explain::Kind::Mount, || {
         let what = if src.starts_with("/proc/thread-self/ns") {
@@ -92,7 +92,7 @@ pub fn pin_with(dir: &Path, kinds: &[&str], hostname: &str, sysctls: &[(String, 
     let d = cstr(dir);
     // SAFETY: a propagation change on our own bind mount; `d` is a NUL-terminated path, no fstype/data.
     if unsafe { libc::mount(std::ptr::null(), d.as_ptr(), std::ptr::null(), libc::MS_SHARED, std::ptr::null()) } != 0 {
-        let e = errno_err(format!("make {} a shared mount", dir.display()));
+        let e = errno_err(format_args!("make {} a shared mount", dir.display()));
         unpin(dir);
         return Err(e);
     }
@@ -155,7 +155,7 @@ fn pin_in_thread(dir: &Path, kinds: &[String], hostname: &str, sysctls: &[(Strin
     // SAFETY: unshare of net/ipc/uts changes only this thread's namespaces; the
     // thread ends right after pinning them.
     if unsafe { libc::unshare(flags) } != 0 {
-        return Err(errno_err("unshare the pod's namespaces".into()));
+        return Err(errno_err(format_args!("unshare the pod's namespaces")));
     }
     capsa_runtime::explain::step(capsa_runtime::explain::Kind::Namespace, || {
         let (call, names) = capsa_runtime::explain::clone_flags(flags);
@@ -175,7 +175,7 @@ fn pin_in_thread(dir: &Path, kinds: &[String], hostname: &str, sysctls: &[(Strin
     if kinds.iter().any(|k| k == "uts") {
         // SAFETY: pointer/length of a live byte slice.
         if unsafe { libc::sethostname(hostname.as_ptr().cast(), hostname.len()) } != 0 {
-            return Err(errno_err(format!("sethostname {hostname:?} in the pod's uts namespace")));
+            return Err(errno_err(format_args!("sethostname {hostname:?} in the pod's uts namespace")));
         }
         capsa_runtime::explain::step(capsa_runtime::explain::Kind::Name, || {
             capsa_runtime::explain::Step::new(
@@ -205,7 +205,7 @@ fn loopback_up() -> Result<()> {
     // SAFETY: plain socket creation; the fd is closed below.
     let s = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
     if s < 0 {
-        return Err(errno_err("socket for SIOCSIFFLAGS".into()));
+        return Err(errno_err(format_args!("socket for SIOCSIFFLAGS")));
     }
     // SAFETY: ifreq is plain data; zeroed is a valid value.
     let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
@@ -221,7 +221,7 @@ fn loopback_up() -> Result<()> {
             libc::ioctl(s, libc::SIOCSIFFLAGS, &ifr)
         }
     };
-    let err = (r != 0).then(|| errno_err("bring lo up (SIOCSIFFLAGS) in the pod's network namespace".into()));
+    let err = (r != 0).then(|| errno_err(format_args!("bring lo up (SIOCSIFFLAGS) in the pod's network namespace")));
     // SAFETY: closing the socket opened above.
     unsafe { libc::close(s) };
     err.map_or(Ok(()), Err)
