@@ -22,7 +22,7 @@ use std::os::fd::{FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::images::ImageError;
+use crate::images::error::{io_error, ImageError};
 
 /// A subordinate id range: `count` ids from `start`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -175,7 +175,7 @@ pub fn check_owner(root: &Path) -> Result<(), ImageError> {
     let md = match std::fs::metadata(root) {
         Ok(m) => m,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(crate::images::io_error("inspect the store", root, e)),
+        Err(e) => return Err(io_error("inspect the store", root, e)),
     };
     let me = euid();
     if md.uid() != me {

@@ -75,7 +75,7 @@ pub fn apply(
     for (c, init) in &all {
         let what = if *init { "initContainers" } else { "containers" };
         let s = crate::seccomp::for_manifest(store, c.seccomp.as_ref().or(pod.seccomp.as_ref())).map_err(|e| {
-            PodError::Member { origin: origin.to_owned(), what, container: c.name.clone(), source: Box::new(e) }
+            PodError::Member { origin: origin.to_owned(), what, container: c.name.clone(), source: Box::new(e.into()) }
         })?;
         seccomp.insert(c.name.clone(), s);
     }

@@ -9,7 +9,6 @@ use capsa_image::bundle::{Seccomp, DEFAULT_CAPS};
 use capsa_image::images::ImageStore;
 use capsa_runtime::spec::LinuxSeccomp;
 
-use crate::error::Result;
 use crate::manifest::SeccompProfile;
 
 /// Why a seccomp profile is refused.
@@ -34,23 +33,23 @@ pub fn profile_dir(store: &ImageStore) -> PathBuf {
 
 /// Checks that a chosen profile converts for the default capabilities and that the
 /// runtime accepts it (actions, operators, architectures, flags).
-pub fn check(choice: &Seccomp) -> Result<()> {
+pub fn check(choice: &Seccomp) -> Result<(), ProfileError> {
     let Seccomp::Profile(v) = choice else { return Ok(()) };
     let caps: Vec<String> = DEFAULT_CAPS.iter().map(|c| c.to_string()).collect();
-    let oci = capsa_image::seccomp::from_profile(v, &caps).map_err(ProfileError::from)?;
+    let oci = capsa_image::seccomp::from_profile(v, &caps)?;
     let spec: LinuxSeccomp = serde_json::from_value(oci).map_err(ProfileError::Decode)?;
-    capsa_runtime::security::seccomp::validate(&spec).map_err(ProfileError::from)?;
+    capsa_runtime::security::seccomp::validate(&spec)?;
     Ok(())
 }
 
 /// The profile of a manifest container: its own `seccompProfile`, else the pod's,
 /// else RuntimeDefault. `Localhost` files are read (and checked) now.
-pub fn for_manifest(store: &ImageStore, profile: Option<&SeccompProfile>) -> Result<Seccomp> {
+pub fn for_manifest(store: &ImageStore, profile: Option<&SeccompProfile>) -> Result<Seccomp, ProfileError> {
     match profile {
         None | Some(SeccompProfile::RuntimeDefault) => Ok(Seccomp::Default),
         Some(SeccompProfile::Unconfined) => Ok(Seccomp::Unconfined),
         Some(SeccompProfile::Localhost(rel)) => {
-            let v = capsa_image::seccomp::read_file(&profile_dir(store).join(rel)).map_err(ProfileError::from)?;
+            let v = capsa_image::seccomp::read_file(&profile_dir(store).join(rel))?;
             let choice = Seccomp::Profile(v);
             check(&choice)?;
             Ok(choice)

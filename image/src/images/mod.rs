@@ -35,7 +35,7 @@ use crate::digest::Digest;
 use crate::oci::{ImageConfiguration, ImageManifest};
 use crate::store::Store;
 
-mod error;
+pub(crate) mod error;
 mod fsops;
 mod import;
 mod lock;

@@ -90,7 +90,26 @@ impl PluginFailure {
     ///
     /// [`Failed`]: PluginFailure::Failed
     pub fn from_failed_output(stdout: &[u8], status: std::process::ExitStatus, stderr: String) -> PluginFailure {
-        super::exec::plugin_error(stdout, status, stderr)
+        #[derive(serde::Deserialize)]
+        struct ErrObj {
+            code: Option<u64>,
+            msg: Option<String>,
+            details: Option<String>,
+        }
+        match serde_json::from_slice::<ErrObj>(stdout) {
+            Ok(e) if e.msg.is_some() || e.code.is_some() => PluginFailure::Failed {
+                code: e.code,
+                msg: e.msg.filter(|m| !m.is_empty()).unwrap_or_else(|| format!("plugin failed ({status})")),
+                details: e.details.unwrap_or_default(),
+                stderr,
+            },
+            _ => {
+                let text = String::from_utf8_lossy(stdout).trim().to_string();
+                let msg =
+                    if text.is_empty() { format!("plugin failed ({status})") } else { format!("{status}: {text}") };
+                PluginFailure::Failed { code: None, msg, details: String::new(), stderr }
+            }
+        }
     }
 }
 

@@ -8,7 +8,6 @@ use std::process::{Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::config::NetworkList;
@@ -57,29 +56,6 @@ pub(super) fn child_path() -> String {
         }
     }
     dirs.join(":")
-}
-
-/// Turns a failed plugin's stdout (a CNI error object, ideally) into a [`PluginFailure::Failed`].
-pub(super) fn plugin_error(stdout: &[u8], status: ExitStatus, stderr: String) -> PluginFailure {
-    #[derive(Deserialize)]
-    struct ErrObj {
-        code: Option<u64>,
-        msg: Option<String>,
-        details: Option<String>,
-    }
-    match serde_json::from_slice::<ErrObj>(stdout) {
-        Ok(e) if e.msg.is_some() || e.code.is_some() => PluginFailure::Failed {
-            code: e.code,
-            msg: e.msg.filter(|m| !m.is_empty()).unwrap_or_else(|| format!("plugin failed ({status})")),
-            details: e.details.unwrap_or_default(),
-            stderr,
-        },
-        _ => {
-            let text = String::from_utf8_lossy(stdout).trim().to_string();
-            let msg = if text.is_empty() { format!("plugin failed ({status})") } else { format!("{status}: {text}") };
-            PluginFailure::Failed { code: None, msg, details: String::new(), stderr }
-        }
-    }
 }
 
 /// Runs `path` with exactly `env`, feeding `stdin`, reading stdout and stderr fully; kills it after `timeout`.

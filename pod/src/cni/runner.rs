@@ -12,7 +12,7 @@ use super::attachment::{capability_args, format_cni_args, Attachment};
 use super::cache::Cached;
 use super::config::{version_at_least, NetworkList};
 use super::error::{io_err, CniError, PluginFailure, Result};
-use super::exec::{child_path, plugin_error, plugin_stdin, run_with_timeout};
+use super::exec::{child_path, plugin_stdin, run_with_timeout};
 use super::result::CniResult;
 use super::DEFAULT_PLUGIN_TIMEOUT;
 
@@ -205,7 +205,7 @@ impl Cni {
         let out = run_with_timeout(&path, &env, stdin, self.timeout).map_err(fail)?;
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
         if !out.status.success() {
-            return Err(fail(plugin_error(&out.stdout, out.status, stderr)));
+            return Err(fail(PluginFailure::from_failed_output(&out.stdout, out.status, stderr)));
         }
         capsa_runtime::explain::step(capsa_runtime::explain::Kind::Network, || {
             let what = match (op, ty) {
