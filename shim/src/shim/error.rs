@@ -1,5 +1,5 @@
 //! Why the shim could not set itself up or start the container. Hand-written (no
-//! `thiserror`): the shim stays a small binary with libc as its only dependency.
+//! `thiserror`): the shim stays a small binary with no dependency beyond libc.
 //! The text goes to the launcher over the sync pipe, to `shim.json` and to the log.
 
 use std::fmt;
